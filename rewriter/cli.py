@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import sys
 import tempfile
@@ -33,6 +34,8 @@ examples:
   tfdowngrade verify out/ --against in/ --to 2.3
   tfdowngrade inspect in/ --to 2.3              tags, signatures, ops the target lacks
   tfdowngrade rules list                        every rule: id, since, ops, exactness
+  tfdowngrade in/ out/ --to tfjs-node@4.22      a consumer instead of a release (see: tfdowngrade targets)
+  tfdowngrade targets [--json]                  every consumer, its TF release, and where that comes from
   tfdowngrade rules check my-rule.yaml          validate a rule file
 
 exit codes:
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
     from rewriter.parity import ParityOptions
     from rewriter.report import Report
 
-SUBCOMMANDS = ("convert", "check", "verify", "inspect", "rules")
+SUBCOMMANDS = ("convert", "check", "verify", "inspect", "rules", "targets")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,13 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"tfdowngrade {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{convert,check,verify,inspect,rules}")
+    sub = parser.add_subparsers(dest="command", metavar="{convert,check,verify,inspect,rules,targets}")
 
     convert = sub.add_parser("convert", help="convert IN to OUT (the default command)", epilog=EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     convert.add_argument("input", type=Path, metavar="IN")
     convert.add_argument("output", type=Path, metavar="OUT")
-    convert.add_argument("--to", required=True, help="target release, e.g. 2.3 or 2.3.4")
+    convert.add_argument("--to", required=True,
+                         help="target release, e.g. 2.3 or 2.3.4, or a consumer, e.g. tfjs-node@4.22 (tfdowngrade targets)")
     convert.add_argument("--force", action="store_true", help="replace OUT if it exists and is not empty")
     convert.add_argument("--no-verify", action="store_true", help="skip parity in the target runtime (the report says so)")
     convert.add_argument("--allow-lossy", action="append", default=[], metavar="RULE_ID",
@@ -128,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("rule_id")
     rule_check = rules_sub.add_parser("check", help="validate rule files")
     rule_check.add_argument("files", type=Path, nargs="+")
+
+    targets = sub.add_parser("targets", help="consumers --to accepts (tfjs-node@4.22, ...) and their TF releases")
+    targets.add_argument("--json", action="store_true", help="print JSON (for CI)")
     return parser
 
 
@@ -240,6 +247,28 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_targets(args: argparse.Namespace) -> int:
+    from rewriter import consumers
+    from rewriter.releases import known_releases, parse_release
+
+    known = set(known_releases())
+    rows = consumers.to_json()
+    for row in rows:
+        tf = row["tensorflow"]
+        row["supported"] = True if tf == "X.Y" else parse_release(tf) in known
+    if args.json:
+        print(json.dumps({"releases": [r.key for r in sorted(known)], "consumers": rows}, indent=1))
+        return EXIT_OK
+    print("releases: " + ", ".join(r.key for r in sorted(known)))
+    print(f"{'--to':<22} {'TensorFlow':<11} source")
+    for row in rows:
+        source = row["source"]
+        mark = "" if row["supported"] else "  (no registry for this release yet)"
+        checked = "" if row["verified"] else "  [not read from the consumer's files]"
+        print(f"{row['name']:<22} {row['tensorflow']:<11} {source['repo']}: {source['path']}{checked}{mark}")
+    return EXIT_OK
+
+
 def _cmd_rules(args: argparse.Namespace) -> int:
     from rewriter.rule_loader import load_rules, parse_rule_text
 
@@ -294,7 +323,7 @@ def _run(argv: list[str]) -> int:
         raise BadInput("tfdowngrade rules: say list, show ID or check FILE")
     handler = {
         "convert": _cmd_convert, "check": _cmd_check, "verify": _cmd_verify,
-        "inspect": _cmd_inspect, "rules": _cmd_rules,
+        "inspect": _cmd_inspect, "rules": _cmd_rules, "targets": _cmd_targets,
     }[args.command]
     return handler(args)
 

@@ -22,6 +22,8 @@ share the op rules' story: an id, a description of why the rewrite is exact, `si
         - {field: registered_name, present: true}    # set / non-empty
         - {field: user_object.identifier, in: [...]} # dotted paths into sub-messages; enums by name
         - {field: dependencies, subset_of: children} # every element of a repeated field is in another
+        - {field: experimental_type, mentions: [TFT_SHAPE_TENSOR]}  # an enum value of one of these
+                                                     # names anywhere in the field's sub-message tree
         - {needed_by_signatures: false}              # SavedObject only, see below
         - {not: {...}} / {any: [...]} / {all: [...]}
     rewrite:                              # or `refuse: "message for the user"`
@@ -68,7 +70,7 @@ from rewriter.savedmodel_io import KERAS_METADATA_PB, SAVED_MODEL_PB, SavedModel
 FILES = (SAVED_MODEL_PB, "checkpoint", KERAS_METADATA_PB)
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 INDEX = "variables/variables.index"
-VALUE_TESTS = ("equals", "in", "not_in", "present", "subset_of")
+VALUE_TESTS = ("equals", "in", "not_in", "present", "subset_of", "mentions")
 
 
 # --- the rule model ------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def _condition(path: str, cond: Any) -> Any:
     tests = [t for t in VALUE_TESTS if t in cond]
     if len(tests) != 1:
         raise _fail(path, cond, f"a field condition takes exactly one of {list(VALUE_TESTS)}")
-    if tests[0] in ("in", "not_in") and not isinstance(cond[tests[0]], list):
+    if tests[0] in ("in", "not_in", "mentions") and not isinstance(cond[tests[0]], list):
         raise _fail(path, cond, f"{tests[0]} takes a list")
     return dict(cond)
 
@@ -387,6 +389,8 @@ def _holds(cond: Any, msg: message.Message, ctx: _GraphContext | None, node_id: 
     name = cond["field"]
     if "present" in cond:
         return _present(msg, name) == cond["present"]
+    if "mentions" in cond:
+        return _mentions(msg, name, frozenset(cond["mentions"]))
     value = _value(msg, name)
     if "equals" in cond:
         return value is not _MISSING and value == cond["equals"]
@@ -399,6 +403,34 @@ def _holds(cond: Any, msg: message.Message, ctx: _GraphContext | None, node_id: 
     theirs = [] if other is _MISSING else list(other)
     keys = {_key(x) for x in theirs}
     return all(_key(x) in keys for x in mine)
+
+
+def _mentions(msg: message.Message, dotted: str, names: frozenset[str]) -> bool:
+    """Does an enum field with a value named in `names` occur at `dotted` or anywhere below it?"""
+    found = _resolve(msg, dotted)
+    if found is None or not _present(*found):
+        return False
+    holder, name = found
+    fd = holder.DESCRIPTOR.fields_by_name[name]
+    values = list(getattr(holder, name)) if _repeated(fd) else [getattr(holder, name)]
+    return any(_mentions_in(fd, v, names) for v in values)
+
+
+def _mentions_in(fd: Any, value: Any, names: frozenset[str]) -> bool:
+    if fd.enum_type is not None:
+        known = fd.enum_type.values_by_number.get(value)
+        return known is not None and known.name in names
+    if fd.message_type is None or fd.message_type.GetOptions().map_entry:
+        return False
+    for sub_fd, sub_value in value.ListFields():
+        if sub_fd.message_type is not None and sub_fd.message_type.GetOptions().map_entry:
+            items = list(sub_value.values())
+            sub_fd = sub_fd.message_type.fields_by_name["value"]
+        else:
+            items = list(sub_value) if _repeated(sub_fd) else [sub_value]
+        if any(_mentions_in(sub_fd, item, names) for item in items):
+            return True
+    return False
 
 
 def _key(item: Any) -> Any:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -50,6 +50,9 @@ class Release:
 
     major: int
     minor: int
+    # The consumer the user named (`--to tfjs-node@4.22`), for reports; not part of equality or
+    # order: the release is what every rule, registry and runtime is keyed on.
+    consumer: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -58,9 +61,23 @@ class Release:
     def __str__(self) -> str:
         return self.key
 
+    def describe(self) -> str:
+        """'2.9', or '2.9 (tfjs-node@4.22)' when the user named a consumer."""
+        return f"{self.key} ({self.consumer})" if self.consumer else self.key
+
 
 def parse_release(text: str) -> Release:
-    """Parse '2.3', '2.3.4' or 'v2.3' into a Release; raise BadInput on anything else."""
+    """Parse '2.3', '2.3.4' or 'v2.3' into a Release; raise BadInput on anything else.
+
+    A consumer (`tfjs-node@4.22`, `jetpack@4.6:tf2`; rewriter/consumers.py) gives the release it runs,
+    carrying the consumer's name for the report.
+    """
+    from rewriter import consumers
+
+    if consumers.is_consumer_target(text):
+        found = consumers.resolve(text)
+        release = parse_release(found.tensorflow)
+        return Release(release.major, release.minor, consumer=found.name)
     match = _RELEASE_RE.match(str(text))
     if not match:
         raise BadInput(f"--to {text!r} is not a TensorFlow release: write it as 2.3 or 2.3.4")

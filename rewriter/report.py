@@ -45,7 +45,8 @@ class Report:
             rules = {rule.id: rule for rule in plan.rules}
             data.update({
                 "source": {"release": str(plan.source_release), "version": plan.source_version},
-                "target": {"release": str(plan.target)},
+                "target": {"release": str(plan.target),
+                           **({"consumer": plan.target.consumer} if plan.target.consumer else {})},
                 "rules_applied": [
                     {**app.to_json(), "exact": rules[app.rule].exact} for app in plan.applications
                 ],
@@ -77,7 +78,7 @@ class Report:
         if self.output_dir:
             lines.append(f"- output: `{self.output_dir}`")
         if plan is not None:
-            lines.append(f"- source: TensorFlow {plan.source_version}; target: TensorFlow {plan.target}")
+            lines.append(f"- source: TensorFlow {plan.source_version}; target: TensorFlow {plan.target.describe()}")
         lines.append(f"- exit code: {self.exit_code}" + (f" ({self.error})" if self.error else ""))
         lines.append("")
         if plan is not None:
@@ -170,7 +171,7 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
     plan = report.plan
     if plan is not None:
         counts = Counter(app.rule for app in plan.applications)
-        print(f"TensorFlow {plan.source_version} -> {plan.target}: {sum(counts.values())} rewrite(s)", file=stream)
+        print(f"TensorFlow {plan.source_version} -> {plan.target.describe()}: {sum(counts.values())} rewrite(s)", file=stream)
         for rule, n in sorted(counts.items()):
             print(f"  {rule}: {n}", file=stream)
         if plan.refusals:

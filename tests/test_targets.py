@@ -1,0 +1,132 @@
+"""Intermediate targets and consumer names (issue 11).
+
+- The full-type rules (rules/object-graph/full-type.yaml): each group's `since` is the first
+  release whose schema has its FullTypeId values, and the `mentions:` condition finds a value
+  anywhere in a FullTypeDef tree.
+- Consumers (`--to tfjs-node@4.22`): names resolve to the release their own files name; bad
+  names are one clear line; `tfdowngrade targets --json` lists them with their sources.
+- Real runtimes: the bundled example, every fixture, a Keras-3 LSTM and a StringLookup model
+  convert to 2.7 and 2.9 (they were refused on TFT_SHAPE_TENSOR) and match in the real
+  TF 2.7.4 and 2.9.3. One test process converts in-process (TF imported once); each parity check
+  runs the target runtime in its own subprocess as every conversion does.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tensorflow.core.framework import full_type_pb2, node_def_pb2
+
+from conftest import ROOT, fixture_dir, run_cli
+from rewriter.errors import BadInput
+from rewriter.object_graph import _holds, load_object_graph_rules, parse_object_graph_rules_text
+from rewriter.releases import Release, parse_release
+from rewriter.schema_check import first_release_with
+
+FULL_TYPE_RULES = [r for r in load_object_graph_rules() if r.source.split(":")[0].endswith("full-type.yaml")]
+
+
+def test_full_type_rules_since_is_the_release_that_added_their_values() -> None:
+    assert FULL_TYPE_RULES
+    for rule in FULL_TYPE_RULES:
+        values = [f for f in rule.handles_fields if f.startswith("tensorflow.FullTypeId.")]
+        assert values, rule.id
+        firsts = {first_release_with("schema-enum", v, Release(2, 6)) for v in values}
+        assert firsts == {rule.since.key}, (rule.id, firsts)
+        mentioned = {name for cond in rule.where for name in cond.get("mentions", [])}
+        assert mentioned == {v.rpartition(".")[2] for v in values}, rule.id
+
+
+def _node(type_ids: list[int]) -> node_def_pb2.NodeDef:
+    node = node_def_pb2.NodeDef(name="n", op="Shape")
+    inner = node.experimental_type
+    inner.type_id = full_type_pb2.TFT_PRODUCT
+    for type_id in type_ids:
+        inner = inner.args.add()
+        inner.type_id = type_id
+    return node
+
+
+def test_mentions_finds_a_value_at_any_depth_and_only_that_value() -> None:
+    cond = {"field": "experimental_type", "mentions": ["TFT_SHAPE_TENSOR"]}
+    deep = _node([full_type_pb2.TFT_ARRAY, full_type_pb2.TFT_SHAPE_TENSOR, full_type_pb2.TFT_INT32])
+    assert _holds(cond, deep, None, None)
+    assert not _holds(cond, _node([full_type_pb2.TFT_ARRAY, full_type_pb2.TFT_INT32]), None, None)
+    assert not _holds(cond, node_def_pb2.NodeDef(name="bare"), None, None)
+
+
+def test_mentions_takes_a_list() -> None:
+    from rewriter.errors import RuleFileError
+
+    text = ("id: x\ndescription: d\nsince: '2.12'\nexact: true\nhandles: {fields: []}\n"
+            "match: {message: tensorflow.NodeDef, where: [{field: experimental_type, mentions: TFT_X}]}\n"
+            "rewrite: {drop_fields: [experimental_type]}\n")
+    with pytest.raises(RuleFileError, match="mentions takes a list"):
+        parse_object_graph_rules_text(text, "r.yaml")
+
+
+@pytest.mark.parametrize("name, release", [
+    ("tfjs-node@4.22", "2.9"), ("tfjs-node@4.22.0", "2.9"), ("tfjs-node@3.12", "2.7"),
+    ("tf-java@0.4", "2.7"), ("tf-java@0.5", "2.10"), ("tf-java@1.0", "2.16"),
+    ("jetpack@4.6:tf2", "2.7"), ("jetpack@4.6:tf1", "1.15"), ("serving@2.5", "2.5"),
+])
+def test_consumer_names_resolve_to_their_release(name: str, release: str) -> None:
+    resolved = parse_release(name)
+    assert resolved == parse_release(release)
+    assert resolved.consumer is not None and name.startswith(resolved.consumer.split("@")[0])
+    assert release in resolved.describe() and resolved.consumer in resolved.describe()
+
+
+@pytest.mark.parametrize("name, says", [
+    ("jetpack@4.6", "say which: jetpack@4.6:tf1 (TF 1.15.5), jetpack@4.6:tf2 (TF 2.7.0)"),
+    ("nosuch@1.0", "unknown consumer 'nosuch'"),
+    ("tfjs-node@9.9", "tfjs-node 9.9 is not listed"),
+    ("tfjs-node@x", "is not a consumer"),
+])
+def test_bad_consumer_names_are_bad_input(name: str, says: str) -> None:
+    with pytest.raises(BadInput, match=None) as error:
+        parse_release(name)
+    assert says in str(error.value)
+
+
+def test_targets_command_lists_every_consumer_with_its_source() -> None:
+    result = run_cli("targets", "--json")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    by_name = {row["name"]: row for row in data["consumers"]}
+    assert by_name["tfjs-node@4.22"]["tensorflow"] == "2.9.1"
+    assert by_name["tfjs-node@4.22"]["source"]["repo"] == "tensorflow/tfjs"
+    assert by_name["jetpack@4.6:tf2"]["tensorflow"] == "2.7.0"
+    assert all(row["source"]["repo"] and row["source"]["path"] for row in data["consumers"])
+    assert "2.9" in data["releases"]
+    text = run_cli("targets")
+    assert text.code == 0 and "tfjs-node@4.22" in text.stdout and "tensorflow/tfjs" in text.stdout
+
+
+# --- the real TF 2.7.4 and 2.9.3 runtimes ----------------------------------------------------
+MODELS = {
+    "keras_cnn": ROOT / "golden" / "examples" / "keras_cnn",
+    **{name: fixture_dir(name) for name in sorted(p.name for p in (ROOT / "golden" / "fixtures").iterdir())},
+    "keras2_string_lookup": ROOT / "golden" / "keras2" / "keras2_string_lookup" / "saved_model",
+}
+
+
+@pytest.mark.parametrize("target", ["2.7", "2.9"])
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_model_converts_and_matches_in_the_real_runtime(model: str, target: str, tmp_path: Path) -> None:
+    from rewriter import api
+
+    report = api.convert(MODELS[model], tmp_path / "out", to=target)
+    assert report.parity is not None and report.parity.ok, report.to_json().get("parity")
+    assert report.parity.target_version.startswith(target + ".")
+
+
+def test_tfjs_node_converts_the_example_and_its_report_names_tf_2_9(tmp_path: Path) -> None:
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    result = run_cli(MODELS["keras_cnn"], out, "--to", "tfjs-node@4.22", "--report", report)
+    assert result.code == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert data["target"] == {"release": "2.9", "consumer": "tfjs-node@4.22"}
+    assert data["parity"]["runtime"]["version"].startswith("2.9.")
+    assert "2.9 (tfjs-node@4.22)" in result.stdout
