@@ -41,10 +41,21 @@ FIRST, LAST = (2, 3), (2, 21)
 PROJECTS = ["tensorflow-cpu", "tensorflow"]  # preferred first: the CPU build is smaller
 CAPI_LIB = "tensorflow/python/_pywrap_tensorflow_internal.so"
 VERSION_H = "tensorflow/include/tensorflow/core/public/version.h"
+# TF 1.15 (NOTES §8): only `tensorflow` (no -cpu), cp37, and the package lives in tensorflow_core/.
+TF1_RELEASES = [Release(1, 15)]
+
+
+def wheel_layout(release: Release) -> tuple[str, str]:
+    """(the C API library, version.h) inside the release's wheel."""
+    if release.major == 1:
+        return CAPI_LIB.replace("tensorflow/", "tensorflow_core/", 1), VERSION_H.replace("tensorflow/", "tensorflow_core/", 1)
+    return CAPI_LIB, VERSION_H
 
 
 def wheel_target(release: Release) -> tuple[str, list[str]]:
-    """(python version, platforms) of the wheels we use for a release (NOTES §2)."""
+    """(python version, platforms) of the wheels we use for a release (NOTES §2, §8)."""
+    if release.major == 1:
+        return "3.7", ["manylinux2010_x86_64"]
     if release.minor <= 11:  # the cp38 builds; 2.9+ are manylinux2014
         return "3.8", ["manylinux2010_x86_64", "manylinux2014_x86_64"]
     return "3.11", ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_27_x86_64"]
@@ -69,7 +80,8 @@ def _version_key(text: str) -> tuple[int, ...]:
 def newest_patch(release: Release) -> tuple[str, str]:
     """(project, version) of the newest patch of a minor on PyPI, preferring tensorflow-cpu."""
     python_version, platforms = wheel_target(release)
-    for project in PROJECTS:
+    # tensorflow-cpu 1.15 stops at 1.15.0; the 1.15.5 fixes are in `tensorflow` only (NOTES §8).
+    for project in (["tensorflow"] if release.major == 1 else PROJECTS):
         proc = _pip("index", "versions", project, *_target_args(python_version, platforms))
         match = re.search(r"Available versions: (.*)", proc.stdout)
         if not match:
@@ -96,16 +108,18 @@ def download(project: str, version: str, release: Release, dest: Path) -> Path:
     return wheels[0]
 
 
-def graph_def_versions(wheel: Path) -> dict[str, int]:
+def graph_def_versions(wheel: Path, version_h: str = VERSION_H) -> dict[str, int]:
     with zipfile.ZipFile(wheel) as zf:
-        text = zf.read(VERSION_H).decode()
+        # 1.15's headers are data files: <name>-<version>.data/purelib/tensorflow_core/include/...
+        member = next((n for n in zf.namelist() if n == version_h or n.endswith(f".data/purelib/{version_h}")), version_h)
+        text = zf.read(member).decode()
     out = {}
     for key, macro in (("producer", "TF_GRAPH_DEF_VERSION"),
                        ("min_consumer", "TF_GRAPH_DEF_VERSION_MIN_CONSUMER"),
                        ("min_producer", "TF_GRAPH_DEF_VERSION_MIN_PRODUCER")):
         match = re.search(rf"^#define {macro} (\d+)", text, re.M)
         if not match:
-            raise SystemExit(f"{wheel.name}: {macro} not found in {VERSION_H}")
+            raise SystemExit(f"{wheel.name}: {macro} not found in {version_h}")
         out[key] = int(match.group(1))
     return out
 
@@ -168,11 +182,12 @@ def generate(release: Release, download_dir: Path, out_dir: Path, keep: bool) ->
     sha = fetch.sha256_of(wheel)
     python_version = wheel_target(release)[0]
     platform = wheel.name[:-4].split("-")[-1].split(".")[0]
+    capi_lib, version_h = wheel_layout(release)
     with tempfile.TemporaryDirectory(prefix=f"gen-{release}-") as tmp:
         lib_dir = Path(tmp)
-        members = unpack.dependency_closure(wheel, CAPI_LIB, lib_dir)
+        members = unpack.dependency_closure(wheel, capi_lib, lib_dir)
         layout = string_layout(lib_dir, members)
-        fetch.build_runtime_dir(wheel, release, version, sha, members, CAPI_LIB, layout, lib_dir)
+        fetch.build_runtime_dir(wheel, release, version, sha, members, capi_lib, layout, lib_dir)
         handle = fetch.RuntimeHandle(release, version, sha, lib_dir)
         runtime = TargetRuntime(handle)
         loaded = runtime.version()
@@ -186,7 +201,7 @@ def generate(release: Release, download_dir: Path, out_dir: Path, keep: bool) ->
     (out_dir / ops_file).write_bytes(gzip_bytes(ops))
     entry: dict[str, Any] = {
         "version": version,
-        **graph_def_versions(wheel),
+        **graph_def_versions(wheel, version_h),
         "op_count": op_count,
         "ops_file": ops_file,
         "ops_sha256": hashlib.sha256(ops).hexdigest(),
@@ -199,7 +214,7 @@ def generate(release: Release, download_dir: Path, out_dir: Path, keep: bool) ->
             "platform": platform,
         },
         "capi_libs": members,
-        "capi_lib": CAPI_LIB,
+        "capi_lib": capi_lib,
         "string_layout": layout,
     }
     if not keep:
@@ -211,7 +226,7 @@ def generate(release: Release, download_dir: Path, out_dir: Path, keep: bool) ->
 
 
 def all_releases() -> list[Release]:
-    return [Release(2, m) for m in range(FIRST[1], LAST[1] + 1)]
+    return [*TF1_RELEASES, *(Release(2, m) for m in range(FIRST[1], LAST[1] + 1))]
 
 
 def main(argv: list[str] | None = None) -> int:
