@@ -5,10 +5,11 @@
   anywhere in a FullTypeDef tree.
 - Consumers (`--to tfjs-node@4.22`): names resolve to the release their own files name; bad
   names are one clear line; `tfdowngrade targets --json` lists them with their sources.
-- Real runtimes: the bundled example, every fixture, a Keras-3 LSTM and a StringLookup model
-  convert to 2.7 and 2.9 (they were refused on TFT_SHAPE_TENSOR) and match in the real
-  TF 2.7.4 and 2.9.3. One test process converts in-process (TF imported once); each parity check
-  runs the target runtime in its own subprocess as every conversion does.
+- Real runtimes: a Keras-3 LSTM and a StringLookup model (both were refused on TFT_SHAPE_TENSOR)
+  convert to 2.7 and 2.9 and match in the real TF 2.7.4 and 2.9.3; the bundled example in 2.7,
+  2.9 (as tfjs-node@4.22) and 1.15.5. The slow tier runs every model in every release 1.15 ... 2.21.
+  Conversions run in-process (TF imported once); each parity check runs the target runtime in its
+  own subprocess as every conversion does.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tensorflow.core.framework import full_type_pb2, node_def_pb2
 from conftest import ROOT, fixture_dir, run_cli
 from rewriter.errors import BadInput
 from rewriter.object_graph import _holds, load_object_graph_rules, parse_object_graph_rules_text
-from rewriter.releases import Release, parse_release
+from rewriter.releases import Release, known_releases, parse_release
 from rewriter.schema_check import first_release_with
 
 FULL_TYPE_RULES = [r for r in load_object_graph_rules() if r.source.split(":")[0].endswith("full-type.yaml")]
@@ -112,14 +113,32 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize("target", ["2.7", "2.9"])
-@pytest.mark.parametrize("model", sorted(MODELS))
-def test_model_converts_and_matches_in_the_real_runtime(model: str, target: str, tmp_path: Path) -> None:
+# Main suite: the models that were refused on TFT_SHAPE_TENSOR (the LSTM, a Keras-2 StringLookup
+# model) in 2.7 and 2.9, and the bundled example in 1.15 and 2.7 (2.9: the tfjs-node test below).
+MAIN = [("keras3_lstm", "2.7"), ("keras3_lstm", "2.9"), ("keras2_string_lookup", "2.7"),
+        ("keras2_string_lookup", "2.9"), ("keras_cnn", "2.7"), ("keras_cnn", "1.15"), ("tf_module", "1.15")]
+# Slow tier: every model in every release with a shipped registry (1.15 ... 2.21).
+SLOW = [(model, release.key) for release in known_releases() for model in sorted(MODELS)
+        if (model, release.key) not in MAIN]
+
+
+def _converts_and_matches(model: str, target: str, out: Path) -> None:
     from rewriter import api
 
-    report = api.convert(MODELS[model], tmp_path / "out", to=target)
+    report = api.convert(MODELS[model], out, to=target)
     assert report.parity is not None and report.parity.ok, report.to_json().get("parity")
     assert report.parity.target_version.startswith(target + ".")
+
+
+@pytest.mark.parametrize("model, target", MAIN)
+def test_model_converts_and_matches_in_the_real_runtime(model: str, target: str, tmp_path: Path) -> None:
+    _converts_and_matches(model, target, tmp_path / "out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, target", SLOW)
+def test_every_release_model_converts_and_matches(model: str, target: str, tmp_path: Path) -> None:
+    _converts_and_matches(model, target, tmp_path / "out")
 
 
 def test_tfjs_node_converts_the_example_and_its_report_names_tf_2_9(tmp_path: Path) -> None:
