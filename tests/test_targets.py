@@ -149,3 +149,20 @@ def test_tfjs_node_converts_the_example_and_its_report_names_tf_2_9(tmp_path: Pa
     assert data["target"] == {"release": "2.9", "consumer": "tfjs-node@4.22"}
     assert data["parity"]["runtime"]["version"].startswith("2.9.")
     assert "2.9 (tfjs-node@4.22)" in result.stdout
+
+
+def test_check_to_1_15_names_the_op_the_node_and_the_release_that_added_it(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def f(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.math.erfinv(x)}
+
+    model = Model()
+    tf.saved_model.save(model, str(tmp_path / "in"), signatures={"serving_default": model.f})
+    result = run_cli("check", tmp_path / "in", "--to", "jetpack@4.6:tf1")
+    assert result.code == 1, result.stderr
+    text = result.stdout + result.stderr
+    assert "node 'Erfinv'" in text or "'Erfinv'" in text
+    assert "op 'Erfinv' is not registered in TensorFlow 1.15 (added in TensorFlow 2.3)" in text
