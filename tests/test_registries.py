@@ -22,8 +22,9 @@ PRODUCERS = {
     "2.3": 440, "2.4": 561, "2.5": 716, "2.6": 808, "2.7": 898, "2.8": 987, "2.9": 1087,
     "2.10": 1205, "2.11": 1286, "2.12": 1395, "2.13": 1482, "2.14": 1575, "2.15": 1645,
     "2.16": 1766, "2.17": 1882, "2.18": 1994, "2.19": 2129, "2.20": 2288, "2.21": 2474,
+    "1.15": 134,  # tensorflow==1.15.5's version.h (NOTES §8)
 }
-ALL = sorted(PRODUCERS, key=lambda k: int(k.split(".")[1]))
+ALL = sorted(PRODUCERS, key=lambda k: tuple(int(p) for p in k.split(".")))
 
 
 def _tool() -> ModuleType:
@@ -38,7 +39,7 @@ def _ops_bytes(key: str) -> bytes:
     return gzip.decompress((REGISTRY_DIR / _table()["releases"][key]["ops_file"]).read_bytes())
 
 
-def test_every_release_from_2_3_to_2_21_is_shipped() -> None:
+def test_every_release_1_15_and_2_3_to_2_21_is_shipped() -> None:
     assert [r.key for r in known_releases()] == ALL
     assert _table()["format"] == 1
 
@@ -65,16 +66,22 @@ def test_registry_is_sorted_canonical_and_counted(key: str) -> None:
 
 @pytest.mark.parametrize("key", ALL)
 def test_release_entry_matches_notes_and_wheel_rules(key: str) -> None:
-    info = release_info(Release(2, int(key.split(".")[1])))
+    major, minor = (int(p) for p in key.split("."))
+    info = release_info(Release(major, minor))
     assert info["producer"] == PRODUCERS[key]
     assert info["min_consumer"] == 0 and info["min_producer"] == 0
     assert info["version"].startswith(key + ".")
     wheel = info["wheel"]
     assert len(wheel["sha256"]) == 64 and wheel["size"] > 50_000_000
     assert wheel["filename"].startswith(wheel["project"].replace("-", "_") + "-" + info["version"])
-    assert wheel["python_version"] == ("3.8" if int(key.split(".")[1]) <= 11 else "3.11")
     assert wheel["platform"] in wheel["filename"]
     assert info["capi_lib"] == info["capi_libs"][0]
+    if major == 1:  # tensorflow==1.15.5, cp37, the package in tensorflow_core/ (NOTES §8)
+        assert wheel["python_version"] == "3.7" and wheel["project"] == "tensorflow"
+        assert "tensorflow_core/libtensorflow_framework.so.1" in info["capi_libs"]
+        assert info["string_layout"] == "legacy"
+        return
+    assert wheel["python_version"] == ("3.8" if minor <= 11 else "3.11")
     assert "tensorflow/libtensorflow_framework.so.2" in info["capi_libs"]
     assert info["string_layout"] == ("legacy" if key == "2.3" else "tstring")
 
