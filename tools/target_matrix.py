@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     table = ["| model | " + " | ".join(releases) + " |", "|---|" + "---|" * len(releases)]
     table += [f"| {name} | " + " | ".join(c.replace("|", "/") for c in cells) + " |" for name, cells in rows]
     table.append("")
-    table.append(f"Written by `tools/target_matrix.py --releases {args.releases}` in {time.time() - started:.0f} s.")
+    command = f"tools/target_matrix.py --releases {args.releases}" + (f" --models {args.models}" if args.models else "")
+    table.append(f"Written by `{command}` in {time.time() - started:.0f} s.")
     text = args.doc.read_text("utf-8")
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
