@@ -105,7 +105,8 @@ def resolve(text: str) -> ConsumerRelease:
         if variants and not variant:
             raise BadInput(f"--to {text!r}: {name} {version} ships more than one TensorFlow; say which: "
                            + ", ".join(f"{name}@{k} (TF {versions[k]['tensorflow']})" for k in variants))
-        known = ", ".join(sorted(versions, key=_version_key))
+        listed = sorted(versions, key=_version_key)
+        known = ", ".join(listed) if len(listed) <= 8 else f"{listed[0]} ... {listed[-1]}; see `tfdowngrade targets`"
         raise BadInput(f"--to {text!r}: {name} {key} is not listed (known: {known})")
     info = versions[key]
     return ConsumerRelease(name, key, info["tensorflow"], info.get("note"), entry["source"], bool(entry["verified"]))
