@@ -149,6 +149,12 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return ["convert", *argv]
 
 
+def finish_progress() -> None:
+    from rewriter.progress import finish
+
+    finish()
+
+
 def _progress(quiet: bool) -> Callable[[str], None]:
     from rewriter.progress import step_reporter
 
@@ -185,9 +191,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                 progress=_progress(args.quiet), report=report,
             )
         except TfDowngradeError:
+            finish_progress()
             if report.plan is not None or report.parity is not None:
                 print_summary(report)
             raise
+        finish_progress()  # the last step's line before the summary, not after it
         print_summary(report)
         print(f"wrote {args.output}")
     return EXIT_OK
@@ -261,6 +269,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     report = Report("verify", args.against, args.output)
     with _reported(report, args):
         report.parity = api.verify(args.output, args.against, args.to, _parity_from(args), _progress(args.quiet))
+        finish_progress()
         print_summary(report)
         if not report.parity.ok:
             raise ParityFailed(_parity_failure(report.parity))

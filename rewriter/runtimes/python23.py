@@ -229,8 +229,11 @@ def ensure_py23_env(cache_dir: str | os.PathLike[str] | None = None) -> Py23Env:
     """
     from rewriter.runtimes.py23env import build
 
+    from rewriter.progress import activity
+
     try:
-        env_json = build.ensure(cache_dir)
+        with activity("TensorFlow 2.3.4's Python environment (built once, about 30 s)"):
+            env_json = build.ensure(cache_dir)
     except build.BuildError as e:
         raise Py23EnvError(f"building the TF 2.3.4 Python env failed: {e}") from e
     except OSError as e:
