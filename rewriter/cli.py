@@ -247,6 +247,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         planned = api.check(args.input, args.to, allow_lossy=args.allow_lossy, rules_dir=args.rules_dir,
                             progress=_progress(args.quiet))
         report.plan = planned
+        finish_progress()
         counts = Counter(app.rule for app in planned.applications)
         print(f"TensorFlow {planned.source_version} -> {planned.target}: "
               f"{len(planned.before)} problem(s) found before rewriting, {sum(counts.values())} rewrite(s) planned")

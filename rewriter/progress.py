@@ -48,7 +48,9 @@ def _progress() -> Any:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         _live = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=30),
-                         _detail_column_class()(), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                         _detail_column_class()(), TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                         # stdout (the summary, maybe redirected to a file) is never routed to stderr
+                         redirect_stdout=False)
         _live.start()
     return _live
 

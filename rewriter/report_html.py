@@ -184,7 +184,9 @@ def _grade(output: dict[str, Any]) -> tuple[str, str]:
 
 def _rewrites(report: "Report") -> str:
     plan = report.plan
-    applications = list(plan.applications) if plan is not None else []
+    if plan is None:
+        return f"<p>Not part of this report ({_e(report.command)} rewrites nothing).</p>"
+    applications = list(plan.applications)
     if not applications:
         return "<p>No rewrite: the model needed none for this target.</p>"
     by_rule: dict[str, list[Any]] = defaultdict(list)

@@ -310,7 +310,7 @@ def _convert_one(version: Version, out_root: Path, staging_root: Path, child_arg
 def convert_repository(args: argparse.Namespace, progress: Callable[[str], None] | None = None,
                        quiet: bool = False, stream: TextIO = sys.stdout) -> tuple[int, dict[str, Any]]:
     """Convert every version (of the shard); print one summary table; return (worst exit code, report)."""
-    from rewriter.progress import tracker
+    from rewriter.progress import finish, tracker
 
     say = progress or (lambda _: None)
     versions = discover(args.input)
@@ -354,6 +354,7 @@ def convert_repository(args: argparse.Namespace, progress: Callable[[str], None]
                    for status in STATUS.values() if any(STATUS.get(o.exit_code) == status for o in outcomes)},
         "versions": [o.to_json() for o in outcomes],
     }
+    finish()  # the live bar ends before the table is printed
     print_table(outcomes, stream)
     return worst, report
 
