@@ -91,8 +91,12 @@ def _numeric_versions(base: Path) -> list[Path]:
 
 def is_repository(path: Path) -> bool:
     """True if IN is a repository (not one SavedModel): a config file, or a folder of models."""
-    if path.is_file():
-        return True
+    if path.is_file():  # a models.config (any name, as TF Serving's --model_config_file); else not ours
+        try:
+            with open(path, "rb") as fh:
+                return b"model_config_list" in fh.read(1 << 20)
+        except OSError:
+            return False
     if not path.is_dir() or _is_saved_model(path):
         return False
     return bool(_numeric_versions(path)) or any(
