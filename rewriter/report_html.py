@@ -188,7 +188,8 @@ def _rewrites(report: "Report") -> str:
         return f"<p>Not part of this report ({_e(report.command)} rewrites nothing).</p>"
     applications = list(plan.applications)
     if not applications:
-        return "<p>No rewrite: the model needed none for this target.</p>"
+        return ("<p>No graph rewrite was applied.</p>" if plan.refusals
+                else "<p>No graph rewrite: the model's graphs needed none for this target.</p>")
     by_rule: dict[str, list[Any]] = defaultdict(list)
     for app in applications:
         by_rule[app.rule].append(app)
@@ -243,7 +244,10 @@ def _changes(app: Any) -> str:
 def _parity(data: dict[str, Any]) -> str:
     parity = data.get("parity") or {}
     if not isinstance(parity, dict) or "outputs" not in parity:
-        return f"<p>Parity was not run: {_e((parity or {}).get('skipped', 'not run'))}.</p>"
+        why = (parity or {}).get("skipped", "not run") if isinstance(parity, dict) else "not run"
+        if why == "not run" and data.get("exit_code") == 1:
+            why = "the conversion was refused, so there is no output to run"
+        return f"<p>Parity was not run: {_e(why)}.</p>"
     runtime = parity.get("runtime") or {}
     ok = parity.get("ok")
     out = [f'<p>Judged by <b>TensorFlow {_e(runtime.get("version", "?"))}</b> (its C++ loader, the real runtime; '
@@ -332,7 +336,10 @@ def render(report: "Report") -> str:
         ("notes", "Notes", ("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>") if notes else "<p>None.</p>"),
     ]
     body = "".join(f'<section id="{sid}"><h2>{title}</h2>{content}</section>' for sid, title, content in sections)
-    title = f"tfdowngrade report: {Path(str(data.get('input') or 'model')).name}"
+    source_path = Path(str(data.get("input") or "model"))
+    # ".../my_model/saved_model" says less than "my_model/saved_model"
+    shown = "/".join(source_path.parts[-2:]) if source_path.name == "saved_model" else source_path.name
+    title = f"tfdowngrade report: {shown}"
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -105,3 +105,21 @@ def test_html_report_of_a_refusal(chromium: str, tmp_path: Path) -> None:
     assert refusals.count("<li>") == 5  # every refusal, each with its rule's guidance
     assert "Re-export" in refusals or "re-export" in refusals
     assert "Parity was not run" in dom.stdout
+
+
+def test_error_histogram_bins_errors_by_their_bound() -> None:
+    import numpy as np
+
+    from rewriter.error_distribution import RATIO_EDGES, error_histogram
+
+    expected = np.array([1.0, 1.0, 1.0, 2.0, -3.0])
+    # bound = 1e-6 + 1e-5 * |expected|: 1.1e-5 for 1.0
+    actual = np.array([1.0, 1.0 + 5e-7, 1.0 + 1e-4, 2.0 + 1e-9, -3.0 - 1.0])
+    hist = error_histogram(expected, actual, rtol=1e-5, atol=1e-6)
+    assert hist["equal"] == 1 and hist["edges"] == RATIO_EDGES
+    counts = dict(zip([*RATIO_EDGES, "inf"], hist["counts"]))
+    assert counts[1e-4] == 1  # 1e-9 / 2.1e-5: far inside
+    assert counts[1e-1] == 1  # 5e-7 / 1.1e-5 = 0.045
+    assert counts[10.0] == 1  # 1e-4 / 1.1e-5 = 9.1: out of tolerance
+    assert counts["inf"] == 1  # 1 / 3.1e-5
+    assert sum(hist["counts"]) + hist["equal"] == expected.size
