@@ -296,6 +296,8 @@ def _parity(data: dict[str, Any]) -> str:
 
 
 def _refusals(data: dict[str, Any]) -> str:
+    if "refusals" not in data:  # no plan: verify compares an existing pair
+        return "<p>Not part of this report.</p>"
     refusals = data.get("refusals") or []
     if not refusals:
         return "<p>None: everything the target lacks has an exact rewrite.</p>"
