@@ -111,3 +111,26 @@ def test_layouts_and_shards(tmp_path: Path) -> None:
 def test_shard_of_one_saved_model_is_bad_input(tmp_path: Path) -> None:
     result = run_cli(fixture_dir("int_output"), tmp_path / "o", "--to", "2.3", "--shard", "0/2")
     assert result.code == 2 and "--shard needs a repository" in result.stderr
+
+
+def test_models_config_through_the_cli(tmp_path: Path) -> None:
+    """OUT/<name>/<version> for the version the policy serves (latest by default); an existing
+    version is left alone (exit 2 for it) unless --force."""
+    for version in ("1", "2"):
+        shutil.copytree(fixture_dir("int_output"), tmp_path / "store" / "m" / version)
+    config = tmp_path / "serving.conf"
+    config.write_text("model_config_list { config { name: 'served' base_path: 'store/m' "
+                      "model_platform: 'tensorflow' } }\n")
+    out, report_path = tmp_path / "out", tmp_path / "r.json"
+    result = run_cli(config, out, "--to", "2.3", "--no-verify", "--report", report_path)
+    assert result.code == 0, result.stderr
+    assert sorted(str(p.relative_to(out)) for p in out.iterdir()) == ["served"]
+    assert sorted(p.name for p in (out / "served").iterdir()) == ["2"]
+    written = (out / "served" / "2" / "saved_model.pb").read_bytes()
+
+    again = run_cli(config, out, "--to", "2.3", "--no-verify", "--report", report_path)
+    assert again.code == 2
+    entry = json.loads(report_path.read_text())["versions"][0]
+    assert entry["key"] == "served/2" and "exists" in entry["error"]
+    assert (out / "served" / "2" / "saved_model.pb").read_bytes() == written
+    assert run_cli(config, out, "--to", "2.3", "--no-verify", "--force").code == 0
