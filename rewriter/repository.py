@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -62,7 +62,6 @@ class Outcome:
     error: str | None
     report: dict[str, Any] | None
     kept_unverified: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -325,8 +324,11 @@ def convert_repository(args: argparse.Namespace, progress: Callable[[str], None]
         versions = [v for v in versions if in_shard(v, index, count)]
     jobs = max(1, int(getattr(args, "jobs", None) or 1))
     out_root: Path = args.output
-    if out_root.resolve() == Path(args.input).resolve() or Path(args.input).resolve() in out_root.resolve().parents:
-        raise BadInput(f"OUT {out_root} must not be inside IN {args.input}")
+    out_resolved = out_root.resolve()
+    inputs = [Path(args.input).resolve()] if Path(args.input).is_dir() else []
+    for source in [*inputs, *(v.source.resolve() for v in versions)]:
+        if out_resolved == source or source in out_resolved.parents or out_resolved in source.parents:
+            raise BadInput(f"OUT {out_root} and IN {source} must not contain one another")
     if out_root.exists() and not out_root.is_dir():
         raise BadInput(f"OUT {out_root} exists and is not a folder")
     say(f"{len(versions)} of {total} SavedModel(s) to convert"

@@ -227,9 +227,8 @@ def ensure_py23_env(cache_dir: str | os.PathLike[str] | None = None) -> Py23Env:
 
     `cache_dir` defaults to $TFDOWNGRADE_PY23_DIR or ~/.cache/tfdowngrade/py23env.
     """
-    from rewriter.runtimes.py23env import build
-
     from rewriter.progress import activity
+    from rewriter.runtimes.py23env import build
 
     try:
         with activity("TensorFlow 2.3.4's Python environment (built once, about 30 s)"):
