@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import networkx as nx
-from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
-from tensorflow.core.framework.node_def_pb2 import NodeDef
+from rewriter.protos import function_pb2, graph_pb2, node_def_pb2
+from rewriter.protos.node_def_pb2 import NodeDef
 
 NodeKey = "str | tuple[str, str]"
 

@@ -6,10 +6,10 @@ from typing import Iterator
 
 import networkx as nx
 
-from tensorflow.core.framework import op_def_pb2
-from tensorflow.core.framework.op_def_pb2 import OpDef
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
-from tensorflow.core.protobuf.saved_object_graph_pb2 import SavedObjectGraph
+from rewriter.protos import op_def_pb2
+from rewriter.protos.op_def_pb2 import OpDef
+from rewriter.protos import meta_graph_pb2, saved_model_pb2
+from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 
 from rewriter.errors import BadInput
 from rewriter.graph_model import (

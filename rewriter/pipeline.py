@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tensorflow.core.framework import op_def_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import op_def_pb2
+from rewriter.protos import saved_model_pb2
 
 from rewriter import __version__, normalize, object_graph, schema_check
 from rewriter.errors import BadInput, Refused
@@ -238,7 +238,7 @@ def _write_fingerprint(directory: Path, target: Release) -> str | None:
     against the target's schema before OUT is renamed into place. Returns why it was omitted, if it was."""
     from tensorflow.python.saved_model import pywrap_saved_model
 
-    from tensorflow.core.protobuf import fingerprint_pb2
+    from rewriter.protos import fingerprint_pb2
 
     fingerprint = fingerprint_pb2.FingerprintDef()
     try:

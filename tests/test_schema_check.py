@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tensorflow.core.framework import types_pb2
-from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
+from rewriter.protos import types_pb2
+from rewriter.protos import saved_model_pb2, trackable_object_graph_pb2
 
 from conftest import fixture_dir
 from rewriter import bundle_index
