@@ -1,12 +1,13 @@
 """A whole SavedModel as scopes: each MetaGraphDef's graph plus every function of its library."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import networkx as nx
 
 from rewriter.protos import op_def_pb2
+from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.protos import meta_graph_pb2, saved_model_pb2
 from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
@@ -181,9 +182,56 @@ def external_names(meta_graph: meta_graph_pb2.MetaGraphDef) -> set[str]:
     return names
 
 
-def write_back(proto: saved_model_pb2.SavedModel, models: list[MetaGraphScopes]) -> None:
-    """Put every scope back into its MetaGraphDef (in place)."""
+def write_back(proto: saved_model_pb2.SavedModel, models: list[MetaGraphScopes], touched: set[str] | None = None) -> None:
+    """Put the scopes back into their MetaGraphDefs (in place).
+
+    `touched`: the where() of every scope a rewrite may have changed; the others are left as
+    they are in `proto` (from which they were built: an untouched scope serializes to the same
+    bytes, so rebuilding it is only work). None: every scope.
+    """
     for model in models:
         meta_graph = proto.meta_graphs[model.index]
+        library_protos = meta_graph.graph_def.library.function
+        names_kept = [f.signature.name for f in library_protos] == [scope.name for scope in model.functions]
+        if touched is not None and names_kept and model.graph.where() not in touched:
+            for position, scope in enumerate(model.functions):
+                if scope.where() in touched:
+                    library_protos[position].CopyFrom(function_from_scope(scope))
+            continue
         library = [function_from_scope(scope) for scope in model.functions]
         meta_graph.graph_def.CopyFrom(graph_def_from_scope(model.graph, library))
+
+
+@dataclass
+class ProtoScope:
+    """A graph or function as validator.validate_scopes reads it (where(), nodes() in order, and
+    data_inputs()), straight from the NodeDefs of a proto: no networkx graph to build."""
+
+    label: str
+    node_defs: list[NodeDef]
+    _by_name: dict[str, NodeDef] | None = field(default=None, repr=False)
+
+    def where(self) -> str:
+        return self.label
+
+    def nodes(self) -> Iterator[tuple[str, NodeDef]]:
+        for node in self.node_defs:
+            yield node.name, node
+
+    def data_inputs(self, name: str) -> list[tuple[str, str]]:
+        if self._by_name is None:
+            self._by_name = {node.name: node for node in self.node_defs}
+        return [(text, "") for text in self._by_name[name].input if not text.startswith("^")]
+
+
+def proto_scopes(proto: saved_model_pb2.SavedModel) -> list[tuple[int, list[ProtoScope], dict[str, OpDef]]]:
+    """Per MetaGraphDef: its index, its graph and functions as ProtoScopes (labelled as Scope.where()
+    labels them), and the signatures of its library."""
+    result = []
+    for index, meta_graph in enumerate(proto.meta_graphs):
+        label = meta_graph_label(meta_graph, index)
+        library = meta_graph.graph_def.library.function
+        scopes = [ProtoScope(f"graph {label}", list(meta_graph.graph_def.node))]
+        scopes += [ProtoScope(f"function {f.signature.name}", list(f.node_def)) for f in library]
+        result.append((index, scopes, {f.signature.name: f.signature for f in library}))
+    return result
