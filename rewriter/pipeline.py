@@ -14,12 +14,22 @@ from pathlib import Path
 from typing import Callable
 
 from rewriter.protos import op_def_pb2
+from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.protos import saved_model_pb2
 
 from rewriter import __version__, normalize, object_graph, schema_check
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
-from rewriter.model import MetaGraphScopes, ProtoScope, build_scopes, external_names, proto_scopes, write_back
+from rewriter.model import (
+    MetaGraphScopes,
+    ProtoScope,
+    build_scopes,
+    external_names,
+    fill_skeleton,
+    proto_scopes,
+    skeleton_of,
+    write_back,
+)
 from rewriter.python_loader_caveats import python_loader_caveats
 from rewriter.registry import OpRegistry, load_registry, newest_registry
 from rewriter.releases import Release, known_releases, release_of_producer
@@ -115,8 +125,11 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     if target > source_release:
         raise BadInput(f"--to {target} is newer than the release that wrote the model ({source_version}); nothing to downgrade")
     rules = load_rules(options.rules_dir)
-    proto = copy.deepcopy(files.proto)
-    models = build_scopes(proto)
+    # The graph model reads IN's proto (never changing it); the output starts as IN's proto without
+    # its graphs, which the scopes fill in after the rules (so each constant is copied only once).
+    models = build_scopes(files.proto)
+    skeleton = skeleton_of(files.proto)
+    proto = skeleton if skeleton is not None else copy.deepcopy(files.proto)
     source_registry, target_registry = _registry_for(source_release), load_registry(target)
     lookups, libraries = _lookups(models, source_registry, target_registry)
     scopes = [scope for model in models for scope in model.scopes]
@@ -127,7 +140,11 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy)
     # Only scopes a rule changed (or failed while changing: rule-error) are serialized again.
     touched = {a.where for a in outcome.applications} | {f.where for f in outcome.findings}
-    write_back(proto, models, touched)
+    if skeleton is not None:
+        fill_skeleton(proto, files.proto, models, touched)
+    else:
+        write_back(proto, models, touched)
+    del models, scopes  # the graph model's copies of the nodes are not needed any more
     say("applying object-graph rules")
     og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy)
@@ -184,21 +201,21 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
 
     What the validator says of a node depends only on the node (with its inputs), the registry,
     the names of the functions of its MetaGraphDef's library and, if the node calls one, that
-    function's signature. So a node whose serialized bytes are those of the same node in the input,
+    function's signature. So a node equal to the same node in the input,
     in a MetaGraphDef whose library has the same function names, and whose op is not a function
     whose signature changed, gets its findings from the pass over the input; every other node
     (what the rules, the normalization or anything else changed or added) is validated again.
     The whole model is compared, not only what the rules report they touched, so no change can
-    slip through unvalidated. Comparing bytes is done by protobuf in C; the validator runs in
+    slip through unvalidated. Comparing nodes is done by protobuf in C; the validator runs in
     Python on the changed nodes only. tests/test_build_once.py compares it with a full pass.
     """
-    old_nodes: dict[NodeKey, bytes] = {}
+    old_nodes: dict[NodeKey, NodeDef] = {}
     old_signatures: dict[int, dict[str, bytes]] = {}
     for index, scopes, signatures in proto_scopes(original):
         old_signatures[index] = _signature_bytes(signatures)
         for scope in scopes:
             for name, node in scope.nodes():
-                old_nodes[(index, scope.where(), name)] = node.SerializeToString(deterministic=True)
+                old_nodes[(index, scope.where(), name)] = node
     findings: list[Finding] = []
     for index, scopes, signatures in proto_scopes(output):
         old_library, new_library = old_signatures.get(index, {}), _signature_bytes(signatures)
@@ -207,7 +224,7 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
         for scope in scopes:
             where = scope.where()
             unchanged = [same_names and node.op not in resigned
-                         and old_nodes.get((index, where, node.name)) == node.SerializeToString(deterministic=True)
+                         and old_nodes.get((index, where, node.name)) == node
                          for node in scope.node_defs]
             changed = ProtoScope(where, [node for node, same in zip(scope.node_defs, unchanged) if not same])
             fresh: dict[str, list[Finding]] = {}

@@ -5,12 +5,14 @@ These follow TensorFlow's own tensor_util.MakeNdarray and make_tensor_proto(valu
 constant is the same TensorProto, byte for byte, whether or not TensorFlow is imported
 (tests/test_tensors.py compares the two). dtypes numpy lacks (bfloat16, float8, int4, the quantized
 ones) go to TensorFlow's functions, imported only then: they are rare in rules and constants.
+bfloat16 is numpy's through ml_dtypes (what TensorFlow itself uses for it).
 """
 from __future__ import annotations
 
 import numbers
 from typing import Any, Iterator
 
+import ml_dtypes
 import numpy as np
 
 from rewriter.protos import tensor_pb2, types_pb2
@@ -18,6 +20,7 @@ from rewriter.protos import tensor_pb2, types_pb2
 # DataType -> numpy dtype, and the TensorProto field that holds its values when not tensor_content.
 _NUMPY: dict[int, tuple[Any, str]] = {
     types_pb2.DT_HALF: (np.float16, "half_val"),
+    types_pb2.DT_BFLOAT16: (ml_dtypes.bfloat16, "half_val"),
     types_pb2.DT_FLOAT: (np.float32, "float_val"),
     types_pb2.DT_DOUBLE: (np.float64, "double_val"),
     types_pb2.DT_INT8: (np.int8, "int_val"),
@@ -37,10 +40,12 @@ _NUMPY: dict[int, tuple[Any, str]] = {
 _CONTENT = {
     types_pb2.DT_HALF, types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_INT32, types_pb2.DT_UINT8,
     types_pb2.DT_INT16, types_pb2.DT_INT8, types_pb2.DT_INT64, types_pb2.DT_UINT32, types_pb2.DT_UINT64,
+    types_pb2.DT_BFLOAT16,
 }
 _INTEGER = {types_pb2.DT_INT8, types_pb2.DT_INT16, types_pb2.DT_INT32, types_pb2.DT_INT64,
             types_pb2.DT_UINT8, types_pb2.DT_UINT16, types_pb2.DT_UINT32, types_pb2.DT_UINT64}
-_FLOAT = {types_pb2.DT_HALF, types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE}
+_FLOAT = {types_pb2.DT_HALF, types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_BFLOAT16}
+_HALF_BITS = {types_pb2.DT_HALF, types_pb2.DT_BFLOAT16}  # held as uint16 bit patterns in half_val
 
 
 def numpy_dtype(dtype: int) -> Any | None:
@@ -54,9 +59,9 @@ def limits(dtype: int) -> tuple[Any, Any] | None:
     if dtype in _INTEGER:
         info: Any = np.iinfo(_NUMPY[dtype][0])
     elif dtype in _FLOAT:
-        info = np.finfo(_NUMPY[dtype][0])
+        info = ml_dtypes.finfo(_NUMPY[dtype][0])
     else:
-        from tensorflow.python.framework import dtypes  # bfloat16 & co.: TensorFlow's own table
+        from tensorflow.python.framework import dtypes  # float8 & co.: TensorFlow's own table
 
         tf_dtype = dtypes.as_dtype(dtype)
         if not (tf_dtype.is_floating or tf_dtype.is_integer):
@@ -69,9 +74,11 @@ def make_ndarray(tensor: Any) -> np.ndarray:
     """tensor_util.MakeNdarray."""
     entry = _NUMPY.get(tensor.dtype)
     if entry is None:
+        from tensorflow.core.framework import tensor_pb2 as tf_tensor_pb2
         from tensorflow.python.framework import tensor_util
 
-        return np.asarray(tensor_util.MakeNdarray(tensor))
+        # TensorFlow's own message class (ours is another class: see rewriter/protos).
+        return np.asarray(tensor_util.MakeNdarray(tf_tensor_pb2.TensorProto.FromString(tensor.SerializeToString())))
     dtype, field = entry
     shape = [d.size for d in tensor.tensor_shape.dim]
     num_elements = int(np.prod(shape, dtype=np.int64))
@@ -84,8 +91,8 @@ def make_ndarray(tensor: Any) -> np.ndarray:
             last = strings[-1] if strings else ""
             strings.extend([last] * padding)
         return np.array(strings, dtype=dtype).reshape(shape)
-    if tensor.dtype == types_pb2.DT_HALF:
-        values = np.fromiter(tensor.half_val, dtype=np.uint16).view(np.float16)
+    if tensor.dtype in _HALF_BITS:
+        values = np.fromiter(tensor.half_val, dtype=np.uint16).view(dtype)
     elif field in ("scomplex_val", "dcomplex_val"):
         parts = iter(getattr(tensor, field))
         values = np.array([complex(re, im) for re, im in zip(parts, parts)], dtype=dtype)
@@ -140,7 +147,8 @@ def make_tensor_proto(values: Any, dtype: int, shape: list[int] | None = None) -
     if entry is None:
         from tensorflow.python.framework import dtypes, tensor_util
 
-        return tensor_util.make_tensor_proto(values, dtype=dtypes.as_dtype(dtype), shape=shape)
+        made = tensor_util.make_tensor_proto(values, dtype=dtypes.as_dtype(dtype), shape=shape)
+        return tensor_pb2.TensorProto.FromString(made.SerializeToString())
     np_dtype, field = entry
     if shape is not None and np.prod(shape, dtype=np.int64) == 0:
         array = np.empty(shape, dtype=np_dtype)
@@ -174,7 +182,7 @@ def make_tensor_proto(values: Any, dtype: int, shape: list[int] | None = None) -
         proto.string_val.extend(x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in flat)
         return proto
     flat_array = array.ravel()
-    if dtype == types_pb2.DT_HALF:
+    if dtype in _HALF_BITS:
         proto.half_val.extend(flat_array.view(np.uint16).tolist())
     elif field in ("scomplex_val", "dcomplex_val"):
         getattr(proto, field).extend(v.item() for x in flat_array for v in (x.real, x.imag))

@@ -17,6 +17,8 @@ CASES = [
     ("DT_UINT64", 5, None), ("DT_BOOL", [True, False], None), ("DT_BOOL", True, [3]),
     ("DT_COMPLEX64", [1 + 2j], None), ("DT_COMPLEX128", 1j, [2]), ("DT_STRING", "abc", None),
     ("DT_STRING", [b"a", "b"], None), ("DT_FLOAT", [], [0, 3]), ("DT_INT32", [], None),
+    ("DT_BFLOAT16", 1.5, None), ("DT_BFLOAT16", [1.0, -2.5, 3.0], None), ("DT_BFLOAT16", -3.3895313892515355e38, [2]),
+    ("DT_FLOAT8_E4M3FN", [1.0, 2.0], None),  # no numpy dtype: TensorFlow's functions, our class
 ]
 
 
@@ -27,6 +29,7 @@ def test_same_tensor_proto_and_array_as_tensorflow(dtype: str, value: object, sh
     enum = types_pb2.DataType.Value(dtype)
     theirs = tensor_util.make_tensor_proto(value, dtype=dtypes.as_dtype(enum), shape=shape)
     ours = tensors.make_tensor_proto(value, enum, shape)
+    assert isinstance(ours, tensor_pb2.TensorProto)
     assert ours.SerializeToString(deterministic=True) == theirs.SerializeToString(deterministic=True)
     expected = tensor_util.MakeNdarray(theirs)
     got = tensors.make_ndarray(ours)
@@ -57,7 +60,7 @@ def test_short_typed_fields_are_padded_with_their_last_value() -> None:
 def test_limits_are_tensorflows() -> None:
     from tensorflow.python.framework import dtypes
 
-    for name in ("DT_FLOAT", "DT_HALF", "DT_DOUBLE", "DT_INT8", "DT_INT32", "DT_INT64", "DT_UINT8", "DT_UINT64"):
+    for name in ("DT_FLOAT", "DT_HALF", "DT_BFLOAT16", "DT_DOUBLE", "DT_INT8", "DT_INT32", "DT_INT64", "DT_UINT8", "DT_UINT64"):
         enum = types_pb2.DataType.Value(name)
         assert tensors.limits(enum) == (dtypes.as_dtype(enum).min, dtypes.as_dtype(enum).max), name
     assert tensors.limits(types_pb2.DT_STRING) is None
