@@ -141,6 +141,17 @@ def _assert_compatible(values: Any, dtype: int) -> None:
             raise TypeError(f"Expected {name}, but got {value} of type '{type(value).__name__}'.")
 
 
+def _is_array_like(value: Any) -> bool:
+    """tensor_util._is_array_like: numpy values and buffers (but not bytes)."""
+    if callable(getattr(value, "__array__", None)) or isinstance(getattr(value, "__array_interface__", None), dict):
+        return True
+    try:
+        memoryview(value)
+    except TypeError:
+        return False
+    return not isinstance(value, bytes)
+
+
 def make_tensor_proto(values: Any, dtype: int, shape: list[int] | None = None) -> Any:
     """tensor_util.make_tensor_proto(values, dtype=dtype, shape=shape)."""
     entry = _NUMPY.get(dtype)
@@ -150,7 +161,11 @@ def make_tensor_proto(values: Any, dtype: int, shape: list[int] | None = None) -
         made = tensor_util.make_tensor_proto(values, dtype=dtypes.as_dtype(dtype), shape=shape)
         return tensor_pb2.TensorProto.FromString(made.SerializeToString())
     np_dtype, field = entry
-    if shape is not None and np.prod(shape, dtype=np.int64) == 0:
+    if _is_array_like(values):
+        values = np.asarray(values)
+    if isinstance(values, (np.ndarray, np.generic)):  # numpy values are cast, not type-checked
+        array = values.astype(np_dtype)
+    elif shape is not None and np.prod(shape, dtype=np.int64) == 0:
         array = np.empty(shape, dtype=np_dtype)
     else:
         _assert_compatible(values, dtype)

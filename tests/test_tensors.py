@@ -18,7 +18,9 @@ CASES = [
     ("DT_COMPLEX64", [1 + 2j], None), ("DT_COMPLEX128", 1j, [2]), ("DT_STRING", "abc", None),
     ("DT_STRING", [b"a", "b"], None), ("DT_FLOAT", [], [0, 3]), ("DT_INT32", [], None),
     ("DT_BFLOAT16", 1.5, None), ("DT_BFLOAT16", [1.0, -2.5, 3.0], None), ("DT_BFLOAT16", -3.3895313892515355e38, [2]),
-    ("DT_FLOAT8_E4M3FN", [1.0, 2.0], None),  # no numpy dtype: TensorFlow's functions, our class
+    ("DT_FLOAT8_E4M3FN", [1.0, 2.0], None),
+    ("DT_FLOAT", np.float32(2.5), None), ("DT_INT32", np.array([[1, 2], [3, 4]]), None), ("DT_HALF", np.float64(1.5), [3]),
+    ("DT_STRING", np.array([b"x", b"yz"]), None),  # no numpy dtype: TensorFlow's functions, our class
 ]
 
 
@@ -60,6 +62,13 @@ def test_short_typed_fields_are_padded_with_their_last_value() -> None:
 def test_limits_are_tensorflows() -> None:
     from tensorflow.python.framework import dtypes
 
+    from rewriter.attr_values import tensor_from_plain
+
+    # A rule's {limit: lowest} of the matched dtype: TF's min is a numpy (or ml_dtypes) scalar.
+    for name in ("DT_FLOAT", "DT_HALF", "DT_BFLOAT16", "DT_INT8"):
+        lowest = tensors.limits(types_pb2.DataType.Value(name))
+        assert lowest is not None
+        tensor_from_plain({"dtype": name, "value": lowest[0]})
     for name in ("DT_FLOAT", "DT_HALF", "DT_BFLOAT16", "DT_DOUBLE", "DT_INT8", "DT_INT32", "DT_INT64", "DT_UINT8", "DT_UINT64"):
         enum = types_pb2.DataType.Value(name)
         assert tensors.limits(enum) == (dtypes.as_dtype(enum).min, dtypes.as_dtype(enum).max), name
