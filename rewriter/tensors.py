@@ -12,7 +12,6 @@ from __future__ import annotations
 import numbers
 from typing import Any, Iterator
 
-import ml_dtypes
 import numpy as np
 
 from rewriter.protos import tensor_pb2, types_pb2
@@ -20,7 +19,7 @@ from rewriter.protos import tensor_pb2, types_pb2
 # DataType -> numpy dtype, and the TensorProto field that holds its values when not tensor_content.
 _NUMPY: dict[int, tuple[Any, str]] = {
     types_pb2.DT_HALF: (np.float16, "half_val"),
-    types_pb2.DT_BFLOAT16: (ml_dtypes.bfloat16, "half_val"),
+    types_pb2.DT_BFLOAT16: ("bfloat16", "half_val"),  # ml_dtypes.bfloat16: imported when needed (0.1 s)
     types_pb2.DT_FLOAT: (np.float32, "float_val"),
     types_pb2.DT_DOUBLE: (np.float64, "double_val"),
     types_pb2.DT_INT8: (np.int8, "int_val"),
@@ -48,18 +47,29 @@ _FLOAT = {types_pb2.DT_HALF, types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.
 _HALF_BITS = {types_pb2.DT_HALF, types_pb2.DT_BFLOAT16}  # held as uint16 bit patterns in half_val
 
 
+def _entry(dtype: int) -> tuple[Any, str] | None:
+    entry = _NUMPY.get(dtype)
+    if entry is not None and isinstance(entry[0], str):
+        import ml_dtypes
+
+        return getattr(ml_dtypes, entry[0]), entry[1]
+    return entry
+
+
 def numpy_dtype(dtype: int) -> Any | None:
     """The numpy dtype of a DataType, if numpy has it natively (else None)."""
-    entry = _NUMPY.get(dtype)
+    entry = _entry(dtype)
     return entry[0] if entry is not None else None
 
 
 def limits(dtype: int) -> tuple[Any, Any] | None:
     """(lowest, highest) of an integer or floating DataType, as TF's DType.min/max; None otherwise."""
     if dtype in _INTEGER:
-        info: Any = np.iinfo(_NUMPY[dtype][0])
+        info: Any = np.iinfo(numpy_dtype(dtype))
     elif dtype in _FLOAT:
-        info = ml_dtypes.finfo(_NUMPY[dtype][0])
+        import ml_dtypes
+
+        info = ml_dtypes.finfo(numpy_dtype(dtype))
     else:
         from tensorflow.python.framework import dtypes  # float8 & co.: TensorFlow's own table
 
@@ -72,7 +82,7 @@ def limits(dtype: int) -> tuple[Any, Any] | None:
 
 def make_ndarray(tensor: Any) -> np.ndarray:
     """tensor_util.MakeNdarray."""
-    entry = _NUMPY.get(tensor.dtype)
+    entry = _entry(tensor.dtype)
     if entry is None:
         from tensorflow.core.framework import tensor_pb2 as tf_tensor_pb2
         from tensorflow.python.framework import tensor_util
@@ -154,7 +164,7 @@ def _is_array_like(value: Any) -> bool:
 
 def make_tensor_proto(values: Any, dtype: int, shape: list[int] | None = None) -> Any:
     """tensor_util.make_tensor_proto(values, dtype=dtype, shape=shape)."""
-    entry = _NUMPY.get(dtype)
+    entry = _entry(dtype)
     if entry is None:
         from tensorflow.python.framework import dtypes, tensor_util
 
