@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import networkx as nx
-from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
-from tensorflow.core.framework.node_def_pb2 import NodeDef
+from rewriter.protos import function_pb2, graph_pb2, node_def_pb2
+from rewriter.protos.node_def_pb2 import NodeDef
 
 NodeKey = "str | tuple[str, str]"
 
@@ -237,6 +237,15 @@ def function_from_scope(scope: Scope) -> function_pb2.FunctionDef:
     del function.signature.control_output[:]
     function.signature.control_output.extend(kept)
     return function
+
+
+def fill_nodes(nodes: Any, scope: Scope) -> None:
+    """Append the scope's nodes to a repeated NodeDef field in place (one copy of each NodeDef,
+    made where it stays: protobuf's arenas keep a temporary copy's memory until its root goes)."""
+    for name, stored in scope.nodes():
+        node = nodes.add()
+        node.CopyFrom(stored)
+        node.input.extend(_input_text(src, data["port"]) for src, data in scope.in_edges(name))
 
 
 def function_library(graph_def: graph_pb2.GraphDef) -> list[function_pb2.FunctionDef]:

@@ -56,7 +56,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 from google.protobuf import descriptor, message
-from tensorflow.core.protobuf import saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
+from rewriter.protos import saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
 
 from rewriter import bundle_index, keras_config
 from rewriter.errors import BadInput, RuleFileError

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from rewriter.protos import meta_graph_pb2, saved_model_pb2
 
 from rewriter.attr_values import type_name
 from rewriter.errors import BadInput, RuntimeUnavailable

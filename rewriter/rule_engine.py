@@ -9,11 +9,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from tensorflow.core.framework import node_def_pb2, op_def_pb2
-from tensorflow.core.framework.op_def_pb2 import OpDef
-from tensorflow.core.framework.node_def_pb2 import NodeDef
+from rewriter.protos import node_def_pb2, op_def_pb2
+from rewriter.protos.op_def_pb2 import OpDef
+from rewriter.protos.node_def_pb2 import NodeDef
 
-from rewriter import attr_values, static_shapes
+from rewriter import attr_values, static_shapes, tensors
 from rewriter.findings import Finding
 from rewriter.graph_model import ARG, CONTROL_RET, RET, Scope
 from rewriter.registry import OpRegistry, attr_or_default
@@ -533,8 +533,6 @@ class Rewriter:
 
     def _const_tensor(self, rule: Rule, spec: _ConstSpec, binding: dict[str, str]) -> Any:
         """The tensor of a const node whose dtype or value comes from the match."""
-        from tensorflow.python.framework import dtypes
-
         dtype = spec.dtype
         if isinstance(dtype, dict):
             dtype = attr_values.to_plain(self._attr_value(rule, "Const", "dtype", dtype, binding))
@@ -545,10 +543,10 @@ class Rewriter:
             if content is None:
                 raise RuleApplicationError(f"rule {rule.id}: {binding[node_key]} has no attr {attr} to copy")
         elif isinstance(content, dict):
-            tf_dtype = dtypes.as_dtype(attr_values.type_enum(str(dtype)))
-            if not (tf_dtype.is_floating or tf_dtype.is_integer):
+            bounds = tensors.limits(attr_values.type_enum(str(dtype)))
+            if bounds is None:
                 raise RuleApplicationError(f"rule {rule.id}: {dtype} has no {content['limit']} value")
-            content = tf_dtype.min if content["limit"] == "lowest" else tf_dtype.max
+            content = bounds[0] if content["limit"] == "lowest" else bounds[1]
         plain = {"dtype": dtype, "value": content}
         if spec.shape is not None:
             plain["shape"] = list(spec.shape)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from google.protobuf import message, text_format
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import saved_model_pb2
 
 from rewriter.errors import BadInput
 

@@ -32,7 +32,7 @@ def test_fixture_converts_and_matches_in_tf_2_3(name: str, converted) -> None:
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_output_is_stamped_for_the_target(name: str, converted) -> None:
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     out, _, _ = converted[name]
     proto = saved_model_pb2.SavedModel()
@@ -150,7 +150,7 @@ def test_fingerprinting_failure_omits_fingerprint_and_says_so(tmp_path: Path) ->
     """TF's fingerprinting rejects functions not named like TF's own (found by fuzzing); TF still
     loads such a model, so the output is written without fingerprint.pb and the report says why."""
     from google.protobuf import text_format
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     source = tmp_path / "in"
     shutil.copytree(fixture_dir("int_output"), source)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tensorflow.core.framework import function_pb2, graph_pb2, types_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import function_pb2, graph_pb2, types_pb2
+from rewriter.protos import saved_model_pb2
 
 from rewriter.errors import RuntimeUnavailable
 from rewriter.releases import Release, release_info
@@ -116,7 +116,7 @@ def _saved_model(extra: Any = None) -> Any:
 
 
 def _tensor_attr(value: np.ndarray) -> Any:
-    from tensorflow.core.framework import attr_value_pb2, tensor_pb2
+    from rewriter.protos import attr_value_pb2, tensor_pb2
 
     attr = attr_value_pb2.AttrValue()
     tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32)
@@ -126,7 +126,7 @@ def _tensor_attr(value: np.ndarray) -> Any:
 
 
 def _int_attr(value: int) -> Any:
-    from tensorflow.core.framework import attr_value_pb2
+    from rewriter.protos import attr_value_pb2
 
     return attr_value_pb2.AttrValue(i=value)
 
@@ -324,7 +324,7 @@ def test_missing_tag_is_a_load_error(rt23: TargetRuntime, model_dir: Path) -> No
 
 
 def _shape_attr() -> Any:
-    from tensorflow.core.framework import attr_value_pb2
+    from rewriter.protos import attr_value_pb2
 
     attr = attr_value_pb2.AttrValue()
     attr.shape.SetInParent()
@@ -431,7 +431,7 @@ def _function_model(tmp_path: Path) -> Path:
 
 
 def _type_list(*dtypes: int) -> Any:
-    from tensorflow.core.framework import attr_value_pb2
+    from rewriter.protos import attr_value_pb2
 
     attr = attr_value_pb2.AttrValue()
     attr.list.type.extend(dtypes)
@@ -439,7 +439,7 @@ def _type_list(*dtypes: int) -> Any:
 
 
 def _func(name: str) -> Any:
-    from tensorflow.core.framework import attr_value_pb2
+    from rewriter.protos import attr_value_pb2
 
     attr = attr_value_pb2.AttrValue()
     attr.func.name = name

@@ -102,7 +102,7 @@ KNOWN_GAPS: frozenset[str] = frozenset()
 
 # --------------------------------------------------------------------------------------- #
 def _type_name(value: int) -> str:
-    from tensorflow.core.framework import types_pb2
+    from rewriter.protos import types_pb2
 
     return str(types_pb2.DataType.Name(value))
 

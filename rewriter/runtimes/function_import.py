@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, op_def_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import function_pb2, graph_pb2, node_def_pb2, op_def_pb2
+from rewriter.protos import saved_model_pb2
 
 from rewriter.releases import Release, release_info
 from rewriter.registry import OpRegistry, load_registry
