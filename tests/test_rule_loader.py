@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from rewriter.errors import RuleFileError
+from rewriter.rule_conditions import AttrRef, Compare
 from rewriter.rule_loader import load_rules, parse_rule_text
 
 GOOD = """\
@@ -215,5 +216,5 @@ rewrite:
     one: {const: {dtype: DT_INT32, value: 1}}
   remove: [node]""")
     (rule,) = parse_rule_text(text, "rules/x.yaml")
-    assert rule.where[2] == {"compare": ["node.strides[1]", "<=", "node.ksize[1]"]}
+    assert rule.where[2] == Compare(AttrRef("node", "strides", 1), "<=", AttrRef("node", "ksize", 1))
     assert rule.rewrite is not None and [n.key for n in rule.rewrite.nodes] == ["pads", "low", "one"]
