@@ -121,12 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--to", help="also list the ops and attrs this release lacks")
 
     rules = sub.add_parser("rules", help="list, show or check rules")
-    rules_sub = rules.add_subparsers(dest="rules_command", metavar="{list,show,check}")
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="{list,show,check,explain}")
     rules_sub.add_parser("list", help="every rule: id, since, ops/attrs, exact")
     show = rules_sub.add_parser("show", help="one rule in full")
     show.add_argument("rule_id")
     rule_check = rules_sub.add_parser("check", help="validate rule files")
     rule_check.add_argument("files", type=Path, nargs="+")
+    explain = rules_sub.add_parser("explain", help="why a graph rule does or does not match each candidate node of IN")
+    explain.add_argument("rule_id", metavar="RULE_ID")
+    explain.add_argument("input", type=Path, metavar="IN")
+    explain.add_argument("--to", help="also say whether the rule is used for this target")
+    explain.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     return parser
 
 
@@ -242,6 +247,18 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_rules(args: argparse.Namespace) -> int:
     from rewriter.rule_loader import load_rules, parse_rule_text
 
+    if args.rules_command == "explain":
+        from rewriter.releases import parse_release
+        from rewriter.rule_explain import explain_text
+
+        target = None
+        if args.to:
+            try:
+                target = parse_release(args.to)
+            except Exception:
+                raise BadInput(f"--to {args.to!r} is not a release like 2.3") from None
+        print(explain_text(args.rule_id, args.input, target, args.rules_dir), end="")
+        return EXIT_OK
     if args.rules_command == "check":
         for path in args.files:
             try:
@@ -290,7 +307,7 @@ def _run(argv: list[str]) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     if args.command == "rules" and args.rules_command is None:
-        raise BadInput("tfdowngrade rules: say list, show ID or check FILE")
+        raise BadInput("tfdowngrade rules: say list, show ID, check FILE or explain ID IN")
     handler = {
         "convert": _cmd_convert, "check": _cmd_check, "verify": _cmd_verify,
         "inspect": _cmd_inspect, "rules": _cmd_rules,
