@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--no-verify", action="store_true", help="skip parity in the target runtime (the report says so)")
     convert.add_argument("--allow-lossy", action="append", default=[], metavar="RULE_ID",
                          help="allow a rule that is not exact (repeatable); the report records it")
+    convert.add_argument("--strict", action="store_true",
+                         help="refuse narrowing rules too (exact wherever the output runs, but failing loudly on "
+                              "inputs the source handles; by default they apply with a warning)")
     convert.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     _report_options(convert)
     _parity_options(convert)
@@ -106,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("input", type=Path, metavar="IN")
     check.add_argument("--to", required=True)
     check.add_argument("--allow-lossy", action="append", default=[], metavar="RULE_ID")
+    check.add_argument("--strict", action="store_true", help="refuse narrowing rules too (see convert --strict)")
     check.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     _report_options(check)
 
@@ -170,7 +174,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             api.convert(
                 args.input, args.output, args.to, force=args.force, verify_parity=not args.no_verify,
                 allow_lossy=args.allow_lossy, rules_dir=args.rules_dir, parity=_parity_from(args),
-                progress=_progress(args.quiet), report=report,
+                progress=_progress(args.quiet), report=report, strict=args.strict,
             )
         except TfDowngradeError:
             if report.plan is not None or report.parity is not None:
@@ -207,13 +211,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report.parity_skipped = "check does not run the model"
     with _reported(report, args):
         planned = api.check(args.input, args.to, allow_lossy=args.allow_lossy, rules_dir=args.rules_dir,
-                            progress=_progress(args.quiet))
+                            progress=_progress(args.quiet), strict=args.strict)
         report.plan = planned
         counts = Counter(app.rule for app in planned.applications)
         print(f"TensorFlow {planned.source_version} -> {planned.target}: "
               f"{len(planned.before)} problem(s) found before rewriting, {sum(counts.values())} rewrite(s) planned")
         for rule, n in sorted(counts.items()):
             print(f"  {rule}: {n}")
+        for note in planned.notes:
+            if note.startswith("warning: narrowing rule"):
+                print(note)
         if planned.refusals:
             print(f"{len(planned.refusals)} problem(s) without an exact older form:")
             print_findings(planned.refusals)
@@ -277,7 +284,7 @@ def _cmd_rules(args: argparse.Namespace) -> int:
         raise BadInput(f"no rule {args.rule_id!r} (see `tfdowngrade rules list`)")
     rows = [("id", "since", "kind", "handles")]
     for rule in sorted(rules, key=lambda r: (r.since, r.id)):
-        kind = "refusal" if rule.refuse else ("exact" if rule.exact else "lossy")
+        kind = "refusal" if rule.refuse else rule.exactness
         handles = ", ".join(rule.handles_ops + rule.handles_attrs + rule.handles_types)
         rows.append((rule.id, str(rule.since), kind, handles))
     # The last column (often long) is not padded, so the table stays as narrow as its ids.

@@ -46,6 +46,7 @@ class Options:
     allow_lossy: frozenset[str] = frozenset()
     rules_dir: Path | None = None
     force: bool = False
+    strict: bool = False  # refuse narrowing rules (exact wherever they run, failing loudly on some inputs)
 
 
 @dataclass
@@ -124,13 +125,14 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     before = validate_scopes(scopes, target_registry, libraries)
     externals = {id(model.graph): external_names(proto.meta_graphs[model.index]) for model in models}
     say("applying rules")
-    outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy)
+    outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy, options.strict)
     write_back(proto, models)
     say("applying object-graph rules")
     og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy)
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)
+    notes.extend(narrowing_warnings(outcome.applications, rules))
     # The post-condition: rebuild scopes from the rewritten proto, so we validate what we write.
     rebuilt = build_scopes(proto)
     _, rebuilt_libraries = _lookups(rebuilt, source_registry, target_registry)
@@ -156,6 +158,17 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
         files=files,
         object_graph=og,
     )
+
+
+def narrowing_warnings(applications: list[Application], rules: list[Rule]) -> list[str]:
+    """One warning per narrowing rule applied: which inputs the output fails on."""
+    by_id = {rule.id: rule for rule in rules}
+    counts: dict[str, int] = {}
+    for app in applications:
+        if by_id[app.rule].exactness == "narrowing":
+            counts[app.rule] = counts.get(app.rule, 0) + 1
+    return [f"warning: narrowing rule {rule_id} applied {n} time(s): the output computes the same values wherever it "
+            f"runs, but fails on {by_id[rule_id].fails_on} (--strict refuses it)" for rule_id, n in sorted(counts.items())]
 
 
 def _object_graph_rules_dir(rules_dir: Path | None) -> Path | None:

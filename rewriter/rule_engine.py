@@ -608,8 +608,10 @@ def apply_rules(
     lookups: dict[int, OpLookup],
     external_names: dict[int, set[str]],
     allow_lossy: set[str] | frozenset[str] = frozenset(),
+    strict: bool = False,
 ) -> RuleOutcome:
-    """Apply every rule for `target` until none applies; then collect refusals.
+    """Apply every rule for `target` until none applies; then collect refusals. With `strict`,
+    narrowing rules refuse instead of applying.
 
     `lookups[id(scope)]` and `external_names[id(scope)]` give each scope its op lookup and the
     names referenced from outside it.
@@ -635,6 +637,14 @@ def apply_rules(
                     if fresh != binding or not matcher.conditions_hold(rule, binding):
                         continue
                     root = scope.node_def(binding[rule.root.name])
+                    if rule.exactness == "narrowing" and strict:
+                        findings[(rule.id, scope.where(), root.name)] = Finding(
+                            "narrowing", scope.where(), root.name, root.op,
+                            f"rule {rule.id} rewrites this exactly wherever the output runs, but the output fails "
+                            f"on {rule.fails_on} --strict refuses that; convert without --strict to accept it.",
+                            rule=rule.id, since=str(rule.since),
+                        )
+                        continue
                     if not rule.exact and rule.id not in allow_lossy:
                         findings[(rule.id, scope.where(), root.name)] = Finding(
                             "lossy", scope.where(), root.name, root.op,

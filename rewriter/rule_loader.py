@@ -6,6 +6,9 @@ The rule format (docs/writing-rules.md has the full guide):
     description: why the rewrite is exact
     since: "2.10"                       # first release with what it handles; applies when --to is older
     exact: true                         # false: lossy, applied only with --allow-lossy ID
+    # or exactness: exact | narrowing | lossy; narrowing (same values wherever the output runs, a
+    # loud error on some inputs) needs fails_on: "which inputs fail, and how"; it applies by
+    # default with a warning, and --strict refuses it
     handles: {ops: [DisableCopyOnRead], attrs: ["VarHandleOp.debug_name"],
               types: ["AddV2.T:DT_UINT32"]}  # a type an attr's allowed list gained (docs/coverage.md)
                                         # or types: {ops: [A, B], attr: T, in: [DT_X, DT_Y]}
@@ -175,6 +178,8 @@ class Rule:
     notes: str = ""
     fixture: str | None = None
     handles_types: tuple[str, ...] = ()
+    exactness: str = "exact"  # one of EXACTNESS; `exact` is False only for lossy
+    fails_on: str | None = None  # a narrowing rule: the inputs on which the output fails loudly
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -412,7 +417,12 @@ class _TensorAttr:
         return hash(self.tensor.SerializeToString())
 
 
-TOP_KEYS = {"id", "description", "since", "exact", "handles", "match", "rewrite", "refuse", "notes", "fixture"}
+TOP_KEYS = {"id", "description", "since", "exact", "exactness", "fails_on", "handles", "match", "rewrite", "refuse",
+            "notes", "fixture"}
+# exact: the same values everywhere; narrowing: the same values wherever the output runs, and a loud
+# error on the inputs `fails_on` names (applied by default with a warning, refused by --strict);
+# lossy: other values (applied only with --allow-lossy ID).
+EXACTNESS = ("exact", "narrowing", "lossy")
 
 
 def parse_rule(data: Any, path: str) -> Rule:
@@ -429,6 +439,18 @@ def parse_rule(data: Any, path: str) -> Rule:
     exact = data.get("exact", True)
     if not isinstance(exact, bool):
         raise checker.fail(data, "exact must be true or false")
+    if "exact" in data and "exactness" in data:
+        raise checker.fail(data, "write exactness: (exact, narrowing or lossy) or exact: (true or false), not both")
+    exactness = data.get("exactness", "exact" if exact else "lossy")
+    if exactness not in EXACTNESS:
+        raise checker.fail(data, f"exactness must be one of {', '.join(EXACTNESS)}, got {exactness!r}")
+    fails_on = data.get("fails_on")
+    if (exactness == "narrowing") != (fails_on is not None):
+        raise checker.fail(data, "a narrowing rule names the inputs it fails on (fails_on: ...), and only it does")
+    if fails_on is not None and not (isinstance(fails_on, str) and fails_on.strip()):
+        raise checker.fail(data, "fails_on: must say which inputs fail, and how")
+    if exactness != "exact" and "rewrite" not in data:
+        raise checker.fail(data, f"a refusal has no exactness; {exactness} is for rewrites")
     handles = data.get("handles") or {}
     checker.keys(handles, {"ops", "attrs", "types"}, set(), "handles")
     types_spec = handles.get("types")
@@ -459,7 +481,7 @@ def parse_rule(data: Any, path: str) -> Rule:
         id=str(data["id"]),
         description=" ".join(str(data["description"]).split()),
         since=since,
-        exact=exact,
+        exact=exactness != "lossy",
         handles_ops=handles_ops,
         handles_attrs=_str_list(checker, handles, handles.get("attrs"), "handles.attrs"),
         patterns=patterns,
@@ -470,6 +492,8 @@ def parse_rule(data: Any, path: str) -> Rule:
         notes=str(data.get("notes", "")),
         fixture=data.get("fixture"),
         handles_types=handles_types,
+        exactness=exactness,
+        fails_on=" ".join(fails_on.split()) if fails_on else None,
     )
 
 
