@@ -528,8 +528,16 @@ def parse_rule_text(text: str, path: str) -> list[Rule]:
 
 
 def builtin_rules_dir() -> Path:
-    """rules/ of the source tree (the package is installed in editable mode from it)."""
-    return Path(str(resources.files("rewriter"))).parent / "rules"
+    """The rules the package ships: rules/ of the source tree, which the wheel installs as the data
+    package tfdowngrade_rules (an editable install maps that name back to rules/)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("tfdowngrade_rules")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        if Path(location).is_dir():
+            return Path(location)
+    return Path(str(resources.files("rewriter"))).parent / "rules"  # a source tree run without installing
 
 
 def load_rules(directory: Path | None = None) -> list[Rule]:
