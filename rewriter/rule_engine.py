@@ -127,9 +127,10 @@ class OpIndex:
     def names(self, ops: tuple[str, ...]) -> list[str]:
         """Nodes of these ops that are still in the scope, in the scope's node order (the order
         a full scan visits them in, so rewrites happen in the same order as before)."""
-        nodes = self.scope.graph.nodes
-        found = [name for op in ops for name in self.by_op.get(op, ()) if name in nodes and nodes[name]["def"].op == op]
-        return sorted(set(found), key=lambda name: (nodes[name]["order"], name))
+        scope = self.scope
+        found = [name for op in ops for name in self.by_op.get(op, ())
+                 if scope.has_node(name) and scope.node_def(name).op == op]
+        return sorted(set(found), key=scope.order_key)
 
 
 class Matcher:
@@ -149,7 +150,7 @@ class Matcher:
 
     def bind_explained(self, rule: Rule, root_name: str) -> tuple[dict[str, str] | None, str]:
         """The binding, or None and which part of the pattern did not match."""
-        if root_name not in self.scope.graph:
+        if not self.scope.has_node(root_name):
             return None, f"{root_name} is no longer in the graph"
         patterns = {p.name: p for p in rule.patterns}
         binding = {rule.root.name: root_name}
@@ -223,7 +224,7 @@ class Matcher:
         Identity nodes that are likewise only returned (a resource creator function's shape)."""
         if not self.scope.is_function:
             return False
-        readers = [(dst, data) for dst, data in self.scope.out_edges(name) if data["port"] is not None]
+        readers = self.scope.readers(name)
         if not readers:
             return False
         for dst, _ in readers:
@@ -237,7 +238,7 @@ class Matcher:
     def reader_ops(self, name: str) -> list[str]:
         """The op of every node reading a data output of the node ("_Retval" for a return value)."""
         return [("_Retval" if isinstance(dst, tuple) else self.scope.node_def(str(dst)).op)
-                for dst, data in self.scope.out_edges(name) if data["port"] is not None]
+                for dst, _ in self.scope.readers(name)]
 
     def conditions_hold(self, rule: Rule, binding: dict[str, str]) -> bool:
         return all(cond.failure(self, binding) is None for cond in rule.where)
@@ -320,7 +321,7 @@ class Rewriter:
             changed = True
         for key in spec.remove_if_unused:
             name = binding[key]
-            if name in scope.graph and not scope.out_edges(name):
+            if scope.has_node(name) and not scope.out_edges(name):
                 self._remove(name, [], rule)
                 app.removed.append(name)
                 changed = True
@@ -392,8 +393,7 @@ class Rewriter:
         src, data = edges[in_index]
         if src == target[0] and data["port"] == target[1]:
             return False
-        _remove_edge(scope, src, name, data)
-        scope.add_edge(target[0], name, target[1], data["index"])
+        scope.rewire(src, name, data, target[0], target[1])
         return True
 
     def _edit_attrs(self, rule: Rule, binding: dict[str, str], app: Application) -> bool:
@@ -536,8 +536,7 @@ class Rewriter:
                 continue
             if dst in added:
                 continue  # a node this rewrite added reads the old output on purpose (e.g. a Cast of it)
-            _remove_edge(scope, name, dst, data)
-            scope.add_edge(target[0], dst, target[1], data["index"])
+            scope.rewire(name, dst, data, target[0], target[1])
             moved = True
         return moved
 
@@ -558,13 +557,13 @@ class Rewriter:
             # graph.has_edge is O(1); listing dst's inputs per removed node was O(n^2) on the
             # wide NoOps of save functions (one control input per variable).
             for anchor in anchors:
-                if anchor != dst and not scope.graph.has_edge(anchor, dst):
+                if anchor != dst and not scope.has_edge(anchor, dst):
                     scope.add_edge(anchor, dst, None, scope.next_input_index(dst))
-        scope.graph.remove_node(name)
+        scope.remove_node(name)
 
     def _repoint_control_ret(self, control_ret: tuple[str, str], name: str, anchors: list[object]) -> None:
         scope = self.scope
-        scope.graph.remove_node(control_ret)
+        scope.remove_node(control_ret)
         if not anchors:
             return  # nothing left to wait for: the control output goes with the node
         if len(anchors) == 1:
@@ -585,13 +584,6 @@ def _anchors(scope: Scope, name: str) -> list[object]:
         if isinstance(src, str) and src not in found:
             found.append(src)
     return found
-
-
-def _remove_edge(scope: Scope, src: object, dst: object, data: dict) -> None:
-    for key, edge in list(scope.graph.get_edge_data(src, dst).items()):
-        if edge is data or (edge["index"] == data["index"] and edge["port"] == data["port"]):
-            scope.graph.remove_edge(src, dst, key)
-            return
 
 
 # --- the fixpoint -------------------------------------------------------------------------
