@@ -48,7 +48,11 @@ The rule format (docs/writing-rules.md has the full guide):
         - {readers: node, in: [StatefulPartitionedCall, PartitionedCall]}
                                                  # every node reading node's outputs has one of these ops
                                                  # (and there is one; a function return is "_Retval")
+        - {axis_size: "node.input[0]", axis: "node.input[1]", range: [1, 32768]}
+                                                 # the recorded size along the axis a Const input holds
         - {any: [...]} / {all: [...]} / {not: {...}}
+        (each kind is one class in rewriter/rule_conditions.py; families and fragments, which
+        expand into such rules before they are checked, are in rewriter/rule_expand.py)
     rewrite:                            # or `refuse: "message for the user"`
       drop_attrs: [node.debug_name]
       set_attrs: {"node.attr": value}
