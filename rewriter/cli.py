@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--no-verify", action="store_true", help="skip parity in the target runtime (the report says so)")
     convert.add_argument("--allow-lossy", action="append", default=[], metavar="RULE_ID",
                          help="allow a rule that is not exact (repeatable); the report records it")
+    convert.add_argument("--strict", action="store_true",
+                         help="refuse narrowing rules too (exact wherever the output runs, but failing loudly on "
+                              "inputs the source handles; by default they apply with a warning)")
     convert.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     _report_options(convert)
     _parity_options(convert)
@@ -107,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("input", type=Path, metavar="IN")
     check.add_argument("--to", required=True)
     check.add_argument("--allow-lossy", action="append", default=[], metavar="RULE_ID")
+    check.add_argument("--strict", action="store_true", help="refuse narrowing rules too (see convert --strict)")
     check.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     _report_options(check)
 
@@ -122,12 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--to", help="also list the ops and attrs this release lacks")
 
     rules = sub.add_parser("rules", help="list, show or check rules")
-    rules_sub = rules.add_subparsers(dest="rules_command", metavar="{list,show,check}")
-    rules_sub.add_parser("list", help="every rule: id, since, ops/attrs, exact")
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="{list,show,check,explain}")
+    rules_sub.add_parser("list", help="every rule of every kind: id, since, kind, exactness, what it handles")
     show = rules_sub.add_parser("show", help="one rule in full")
     show.add_argument("rule_id")
-    rule_check = rules_sub.add_parser("check", help="validate rule files")
-    rule_check.add_argument("files", type=Path, nargs="+")
+    rule_check = rules_sub.add_parser("check", help="validate rule files (graph, object-graph and Keras-config) "
+                                                   "against rules/rule.schema.json and their parsers")
+    rule_check.add_argument("files", type=Path, nargs="*", metavar="FILE_OR_DIR",
+                            help="rule files, or folders of them (default: every rule under rules/)")
+    explain = rules_sub.add_parser("explain", help="why a graph rule does or does not match each candidate node of IN")
+    explain.add_argument("rule_id", metavar="RULE_ID")
+    explain.add_argument("input", type=Path, metavar="IN")
+    explain.add_argument("--to", help="also say whether the rule is used for this target")
+    explain.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     return parser
 
 
@@ -166,7 +177,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             api.convert(
                 args.input, args.output, args.to, force=args.force, verify_parity=not args.no_verify,
                 allow_lossy=args.allow_lossy, rules_dir=args.rules_dir, parity=_parity_from(args),
-                progress=_progress(args.quiet), report=report,
+                progress=_progress(args.quiet), report=report, strict=args.strict,
             )
         except TfDowngradeError:
             if report.plan is not None or report.parity is not None:
@@ -203,13 +214,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report.parity_skipped = "check does not run the model"
     with _reported(report, args):
         planned = api.check(args.input, args.to, allow_lossy=args.allow_lossy, rules_dir=args.rules_dir,
-                            progress=_progress(args.quiet))
+                            progress=_progress(args.quiet), strict=args.strict)
         report.plan = planned
         counts = Counter(app.rule for app in planned.applications)
         print(f"TensorFlow {planned.source_version} -> {planned.target}: "
               f"{len(planned.before)} problem(s) found before rewriting, {sum(counts.values())} rewrite(s) planned")
         for rule, n in sorted(counts.items()):
             print(f"  {rule}: {n}")
+        for note in planned.notes:
+            if note.startswith("warning: narrowing rule"):
+                print(note)
         if planned.refusals:
             print(f"{len(planned.refusals)} problem(s) without an exact older form:")
             print_findings(planned.refusals)
@@ -241,47 +255,43 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules(args: argparse.Namespace) -> int:
-    from rewriter.rule_loader import load_rules, parse_rule_text
-
-    if args.rules_command == "check":
-        for path in args.files:
-            try:
-                text = path.read_text("utf-8")
-            except OSError as error:
-                raise BadInput(f"{path}: {error.strerror}") from None
-            rules = parse_rule_text(text, str(path))
-            print(f"{path}: ok ({', '.join(rule.id for rule in rules)})")
-        return EXIT_OK
-    rules = load_rules()
-    if args.rules_command == "show":
-        for rule in rules:
-            if rule.id == args.rule_id:
-                print(_rule_text(rule.source), end="")
-                return EXIT_OK
-        raise BadInput(f"no rule {args.rule_id!r} (see `tfdowngrade rules list`)")
-    rows = [("id", "since", "kind", "handles")]
-    for rule in sorted(rules, key=lambda r: (r.since, r.id)):
-        kind = "refusal" if rule.refuse else ("exact" if rule.exact else "lossy")
-        handles = ", ".join(rule.handles_ops + rule.handles_attrs + rule.handles_types)
-        rows.append((rule.id, str(rule.since), kind, handles))
-    # The last column (often long) is not padded, so the table stays as narrow as its ids.
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
-    return EXIT_OK
-
-
-def _rule_text(source: str) -> str:
-    """The YAML document of one rule: from its first line (source is "rules/x.yaml:LINE") to the next `---`."""
     from rewriter.rule_loader import builtin_rules_dir
 
-    name, line = source.rsplit(":", 1)
-    lines = (builtin_rules_dir() / Path(name).name).read_text("utf-8").splitlines(keepends=True)
-    start = max(int(line) - 1, 0)
-    while start > 0 and lines[start - 1].strip() not in ("---", "") and not lines[start - 1].startswith("#"):
-        start -= 1
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].rstrip() == "---"), len(lines))
-    return "".join(lines[start:end])
+    if args.rules_command == "explain":
+        from rewriter.releases import parse_release
+        from rewriter.rule_explain import explain_text
+
+        target = None
+        if args.to:
+            try:
+                target = parse_release(args.to)
+            except Exception:
+                raise BadInput(f"--to {args.to!r} is not a release like 2.3") from None
+        print(explain_text(args.rule_id, args.input, target, args.rules_dir), end="")
+        return EXIT_OK
+    from rewriter import rule_catalog
+
+    if args.rules_command == "check":
+        files = rule_catalog.rule_files(args.files or [builtin_rules_dir()])
+        if not files:
+            raise BadInput(f"no rule files (*.yaml) in {', '.join(map(str, args.files))}")
+        for path in files:
+            print(f"{path}: ok ({', '.join(rule_catalog.check_file(path))})")
+        return EXIT_OK
+    if args.rules_command == "show":
+        text = rule_catalog.show(args.rule_id)
+        if text is None:
+            raise BadInput(f"no rule {args.rule_id!r} (see `tfdowngrade rules list`)")
+        print(text, end="")
+        return EXIT_OK
+    rows = [("id", "since", "kind", "exactness", "handles")]
+    for header in rule_catalog.all_headers():
+        rows.append((header.id, str(header.since), header.kind, header.exactness, ", ".join(header.handles)))
+    # The last column (often long) is not padded, so the table stays as narrow as its ids.
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    return EXIT_OK
 
 
 def _run(argv: list[str]) -> int:
@@ -291,7 +301,7 @@ def _run(argv: list[str]) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     if args.command == "rules" and args.rules_command is None:
-        raise BadInput("tfdowngrade rules: say list, show ID or check FILE")
+        raise BadInput("tfdowngrade rules: say list, show ID, check FILE or explain ID IN")
     handler = {
         "convert": _cmd_convert, "check": _cmd_check, "verify": _cmd_verify,
         "inspect": _cmd_inspect, "rules": _cmd_rules,

@@ -56,6 +56,7 @@ class Options:
     allow_lossy: frozenset[str] = frozenset()
     rules_dir: Path | None = None
     force: bool = False
+    strict: bool = False  # refuse narrowing rules (exact wherever they run, failing loudly on some inputs)
 
 
 @dataclass
@@ -137,7 +138,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     before, before_by_node = _validate_per_node(models, target_registry, libraries)
     externals = {id(model.graph): external_names(proto.meta_graphs[model.index]) for model in models}
     say("applying rules")
-    outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy)
+    outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy, options.strict)
     # Only scopes a rule changed (or failed while changing: rule-error) are serialized again.
     touched = {a.where for a in outcome.applications} | {f.where for f in outcome.findings}
     if skeleton is not None:
@@ -150,6 +151,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy)
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)
+    notes.extend(narrowing_warnings(outcome.applications, rules))
     # The post-condition: the validator on what we write (see _validate_output).
     after = _validate_output(files.proto, proto, before_by_node, target_registry)
     refusals = _refusals(outcome.findings, after, rules, target)
@@ -234,6 +236,17 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
             for node, same in zip(scope.node_defs, unchanged):
                 findings.extend(before_by_node.get((index, where, node.name), ()) if same else fresh.get(node.name, ()))
     return findings
+
+
+def narrowing_warnings(applications: list[Application], rules: list[Rule]) -> list[str]:
+    """One warning per narrowing rule applied: which inputs the output fails on."""
+    by_id = {rule.id: rule for rule in rules}
+    counts: dict[str, int] = {}
+    for app in applications:
+        if by_id[app.rule].exactness == "narrowing":
+            counts[app.rule] = counts.get(app.rule, 0) + 1
+    return [f"warning: narrowing rule {rule_id} applied {n} time(s): the output computes the same values wherever it "
+            f"runs, but fails on {by_id[rule_id].fails_on} (--strict refuses it)" for rule_id, n in sorted(counts.items())]
 
 
 def _object_graph_rules_dir(rules_dir: Path | None) -> Path | None:

@@ -47,7 +47,15 @@ class Report:
                 "source": {"release": str(plan.source_release), "version": plan.source_version},
                 "target": {"release": str(plan.target)},
                 "rules_applied": [
-                    {**app.to_json(), "exact": rules[app.rule].exact} for app in plan.applications
+                    {**app.to_json(), "exact": rules[app.rule].exact, "exactness": rules[app.rule].exactness,
+                     **({"fails_on": rules[app.rule].fails_on} if rules[app.rule].fails_on else {})}
+                    for app in plan.applications
+                ],
+                # narrowing rules applied: the output fails loudly on these inputs (--strict refuses them)
+                "narrowing": [
+                    {"rule": rule_id, "fails_on": rules[rule_id].fails_on,
+                     "applications": sum(app.rule == rule_id for app in plan.applications)}
+                    for rule_id in sorted({app.rule for app in plan.applications if rules[app.rule].fails_on})
                 ],
                 "rule_counts": dict(sorted(Counter(app.rule for app in plan.applications).items())),
                 "object_graph_rules_applied": [
@@ -94,6 +102,13 @@ class Report:
                 lines += [f"| `{rule}` | {n} |" for rule, n in sorted(og_counts.items())]
             if self.lossy_allowed:
                 lines += ["", f"**Lossy rules allowed by the user:** {', '.join(self.lossy_allowed)}"]
+            rules = {rule.id: rule for rule in plan.rules}
+            narrowing = sorted({app.rule for app in plan.applications if rules[app.rule].fails_on})
+            if narrowing:
+                lines += ["", "## Narrowing rules applied", "",
+                          "The output computes the same values wherever it runs, and fails loudly on these inputs "
+                          "(`--strict` refuses such rules):", ""]
+                lines += [f"- `{rule_id}`: fails on {rules[rule_id].fails_on}" for rule_id in narrowing]
             if plan.refusals:
                 lines += ["", "## Refusals", ""]
                 lines += [f"- {f.line()}" for f in plan.refusals]
@@ -173,6 +188,9 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
         print(f"TensorFlow {plan.source_version} -> {plan.target}: {sum(counts.values())} rewrite(s)", file=stream)
         for rule, n in sorted(counts.items()):
             print(f"  {rule}: {n}", file=stream)
+        for note in plan.notes:
+            if note.startswith("warning: narrowing rule"):
+                print(f"{red}{note}{reset}", file=stream)
         if plan.refusals:
             print(f"{red}{len(plan.refusals)} refusal(s):{reset}", file=stream)
             print_findings(plan.refusals, stream)
