@@ -69,7 +69,7 @@ def _parity_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--atol", type=float, help="absolute tolerance for every float dtype")
     group.add_argument("--runtime-dir", type=Path, help="cache of target runtimes (default ~/.cache/tfdowngrade/runtimes, or $TFDOWNGRADE_RUNTIME_DIR)")
     group.add_argument("--offline", action="store_true", help="never download: use the cached runtime or fail with exit 4")
-    group.add_argument("--timeout", type=float, default=600.0, help="seconds the target runtime may take (default 600)")
+    group.add_argument("--timeout", type=float, default=600.0, help="seconds the target runtime may spend on one step: loading, one signature, one function import (default 600)")
     group.add_argument("--python-loader", action="store_true",
                        help="also load OUT with TensorFlow 2.3's own Python API (tf.saved_model.load) and compare "
                             "every signature; --to 2.3 only. Builds that environment on first use (about 30 s, "
