@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import datetime
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -36,11 +37,13 @@ examples:
   tfdowngrade rules check my-rule.yaml          validate a rule file
 
 exit codes:
-  0  converted (and parity matched, unless --no-verify)
+  0  converted (and parity matched, unless --no-verify); OUT appears only on exit 0
   1  refused: something has no exact older form (nothing written)
   2  bad input or usage
-  3  parity failed in the target runtime (the output is written; see the report)
-  4  the target runtime cannot be obtained
+  3  parity failed in the target runtime: nothing is written to OUT; the unverified
+     output is kept at OUT.unverified (the error line and the report name it)
+  4  the target runtime cannot be obtained or cannot start: nothing is written to OUT;
+     the unverified output is kept at OUT.unverified
   5  internal error (one line and a log file path; please report it)
 """
 if TYPE_CHECKING:
@@ -66,7 +69,7 @@ def _parity_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--atol", type=float, help="absolute tolerance for every float dtype")
     group.add_argument("--runtime-dir", type=Path, help="cache of target runtimes (default ~/.cache/tfdowngrade/runtimes, or $TFDOWNGRADE_RUNTIME_DIR)")
     group.add_argument("--offline", action="store_true", help="never download: use the cached runtime or fail with exit 4")
-    group.add_argument("--timeout", type=float, default=600.0, help="seconds the target runtime may take (default 600)")
+    group.add_argument("--timeout", type=float, default=600.0, help="seconds the target runtime may spend on one step: loading, one signature, one function import (default 600)")
     group.add_argument("--python-loader", action="store_true",
                        help="also load OUT with TensorFlow 2.3's own Python API (tf.saved_model.load) and compare "
                             "every signature; --to 2.3 only. Builds that environment on first use (about 30 s, "
@@ -199,6 +202,11 @@ def _reported(report: "Report", args: argparse.Namespace) -> Iterator[None]:
     except Exception as error:  # a bug: main() logs it; the report must not claim success
         report.exit_code, report.error = EXIT_INTERNAL, f"internal error: {type(error).__name__}"
         raise
+    except (KeyboardInterrupt, _Terminated):  # the report must not claim success either
+        interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
+        report.exit_code = 130 if interrupted else 128 + signal.SIGTERM
+        report.error = "interrupted" if interrupted else "terminated"
+        raise
     finally:
         if getattr(args, "report", None):
             report.write_json(args.report)
@@ -317,7 +325,20 @@ def _log_internal_error() -> Path:
     return path
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised as an exception so that cleanup runs (the temporary output is removed and
+    the runtime worker killed) before we exit 143, as a shell reports a SIGTERM death."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (main() called from a thread): keep the default
+        pass
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's start-up chatter is not ours to print
     silence_tensorflow_import()  # ... nor what TF 2.16+ prints before it reads that level
     try:
@@ -334,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tfdowngrade: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("tfdowngrade: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except SystemExit as exit_:
         return int(exit_.code or 0) if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     except ModuleNotFoundError as error:

@@ -41,7 +41,9 @@ from rewriter.savedmodel_io import (
     check_output_location,
     read_saved_model,
     serialize,
-    write_saved_model,
+    StagedOutput,
+    publish,
+    stage_saved_model,
 )
 from rewriter.validator import validate_scopes
 
@@ -273,7 +275,16 @@ def _refusals(rule_findings: list[Finding], after: list[Finding], rules: list[Ru
 
 
 def write(plan_result: Plan, output_dir: Path, force: bool, progress: Progress | None = None) -> dict[str, str]:
-    """Write the planned output atomically; refuse if the plan has refusals."""
+    """Write the planned output atomically to OUT, unverified; refuse if the plan has refusals.
+    (Conversion with parity uses stage(), proves the staged folder, then publishes it.)"""
+    staged = stage(plan_result, output_dir, force, progress)
+    publish(staged)
+    return staged.actions
+
+
+def stage(plan_result: Plan, output_dir: Path, force: bool, progress: Progress | None = None) -> StagedOutput:
+    """Build the planned output in a temporary folder beside OUT (see savedmodel_io.StagedOutput);
+    refuse if the plan has refusals."""
     if not plan_result.ok:
         raise Refused(
             f"{len(plan_result.refusals)} problem(s) have no exact older form; nothing was written",
@@ -305,12 +316,13 @@ def write(plan_result: Plan, output_dir: Path, force: bool, progress: Progress |
                     omitted.append(reason)
 
             finalize = _chain(finalize, fingerprint)
-    actions = write_saved_model(files, output_dir, serialize(proto), replaced, force, finalize)
+    staged = stage_saved_model(files, output_dir, serialize(proto), replaced, force, finalize)
+    actions = staged.actions
     if omitted:
         actions[FINGERPRINT_PB] = f"omitted: TensorFlow's fingerprinting failed ({omitted[0]}); TensorFlow loads a model without it"
     for name in og.rewritten if og is not None else []:
         actions[name] = "written"
-    return actions
+    return staged
 
 
 def _chain(first: Callable[[Path], None] | None, then: Callable[[Path], None]) -> Callable[[Path], None]:

@@ -29,6 +29,10 @@ class Report:
     exit_code: int = 0
     error: str | None = None
     lossy_allowed: list[str] = field(default_factory=list)
+    # What is at OUT: "verified", "unverified (--no-verify)", "not written"; None before writing.
+    output_state: str | None = None
+    # Where an output that failed parity (or could not be judged) was kept instead of OUT.
+    unverified_output: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         plan = self.plan
@@ -40,6 +44,8 @@ class Report:
             "output": str(self.output_dir) if self.output_dir else None,
             "exit_code": self.exit_code,
             "error": self.error,
+            "output_state": self.output_state,
+            "unverified_output": str(self.unverified_output) if self.unverified_output else None,
         }
         if plan is not None:
             rules = {rule.id: rule for rule in plan.rules}
@@ -83,7 +89,10 @@ class Report:
         if self.input_dir:
             lines.append(f"- input: `{self.input_dir}`")
         if self.output_dir:
-            lines.append(f"- output: `{self.output_dir}`")
+            state = f" ({self.output_state})" if self.output_state else ""
+            lines.append(f"- output: `{self.output_dir}`{state}")
+        if self.unverified_output:
+            lines.append(f"- unverified output kept at: `{self.unverified_output}`")
         if plan is not None:
             lines.append(f"- source: TensorFlow {plan.source_version}; target: TensorFlow {plan.target}")
         lines.append(f"- exit code: {self.exit_code}" + (f" ({self.error})" if self.error else ""))
