@@ -66,6 +66,11 @@ def _parity_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--runtime-dir", type=Path, help="cache of target runtimes (default ~/.cache/tfdowngrade/runtimes, or $TFDOWNGRADE_RUNTIME_DIR)")
     group.add_argument("--offline", action="store_true", help="never download: use the cached runtime or fail with exit 4")
     group.add_argument("--timeout", type=float, default=600.0, help="seconds the target runtime may take (default 600)")
+    group.add_argument("--source-runtime", default="auto", metavar="auto|installed|VERSION",
+                       help="where the source runs: 'installed' = the installed TensorFlow's Python API; a release "
+                            "such as 2.21 = that release's real runtime (its C API, fetched and cached like the "
+                            "target's); 'auto' (default) = the installed TensorFlow if it is at least the release "
+                            "that wrote the model, else that release's runtime")
     group.add_argument("--python-loader", action="store_true",
                        help="also load OUT with TensorFlow 2.3's own Python API (tf.saved_model.load) and compare "
                             "every signature; --to 2.3 only. Builds that environment on first use (about 30 s, "
@@ -150,7 +155,7 @@ def _parity_from(args: argparse.Namespace) -> "ParityOptions":
         tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()), seed=args.seed, inputs_file=args.inputs,
         expected_file=args.expected,
         rtol=args.rtol, atol=args.atol, runtime_dir=args.runtime_dir, offline=args.offline, timeout=args.timeout,
-        python_loader=args.python_loader,
+        python_loader=args.python_loader, source_runtime=args.source_runtime,
     )
 
 
