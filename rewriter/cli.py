@@ -39,7 +39,7 @@ exit codes:
   1  refused: something has no exact older form (nothing written)
   2  bad input or usage
   3  parity failed in the target runtime (the output is written; see the report)
-  4  the target runtime cannot be obtained
+  4  a runtime (the target's, or the source's with --source-runtime) cannot be obtained
   5  internal error (one line and a log file path; please report it)
 """
 if TYPE_CHECKING:
@@ -150,6 +150,9 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
 def _parity_from(args: argparse.Namespace) -> "ParityOptions":
     from rewriter.parity import ParityOptions
+    from rewriter.runtimes.source_runtime import parse_choice
+
+    parse_choice(args.source_runtime)  # a malformed or unknown release is a usage error: before reading IN
 
     return ParityOptions(
         tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()), seed=args.seed, inputs_file=args.inputs,

@@ -505,8 +505,8 @@ def test_tstring_release_strings_and_function_import(key: str, model_dir: Path,
     imports = runtime.import_functions(_function_model(tmp_path))
     assert list(imports)[:2] == ["good_square", "good_calls_and_unpacks"]  # library order
     assert imports["good_calls_and_unpacks"] is None
-    # DisableCopyOnRead arrived in 2.10 (NOTES §5). VarHandleOp.debug_name arrived in 2.15, but from
-    # 2.12 on TF_GraphImportGraphDef no longer rejects an attr the OpDef lacks (measured: a made-up
-    # attr imports too), so the import judges it only before 2.12.
+    # DisableCopyOnRead arrived in 2.10 (NOTES §5). VarHandleOp.debug_name arrived in 2.15, but
+    # TF_GraphImportGraphDef of 2.12..2.21 does not reject an attr the OpDef lacks (measured: a
+    # made-up attr imports too; 2.4 rejects it), so there this import cannot judge it.
     assert (imports["bad_unknown_op"] is None) == (release.minor >= 10)
     assert (imports["bad_new_attr"] is None) == (release.minor >= 12)

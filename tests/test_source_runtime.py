@@ -180,3 +180,4 @@ def test_parity_with_a_c_api_source_never_imports_tensorflows_python_api(convert
         capture_output=True, text=True, cwd=ROOT, timeout=1800)
     assert proc.stdout.strip().splitlines()[-1].startswith("EXIT 5"), proc.stdout + proc.stderr
     assert "has no attribute 'saved_model'" in proc.stderr
+
