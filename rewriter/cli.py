@@ -39,7 +39,7 @@ exit codes:
   1  refused: something has no exact older form (nothing written)
   2  bad input or usage
   3  parity failed in the target runtime (the output is written; see the report)
-  4  a runtime (the target's, or the source's with --source-runtime) cannot be obtained
+  4  the target runtime (or the source's, see --source-runtime) cannot be obtained
   5  internal error (one line and a log file path; please report it)
 """
 if TYPE_CHECKING:
