@@ -199,7 +199,7 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
     if parity.source_runtime is not None:
         from rewriter.runtimes.source_runtime import TARGET_DESCRIBE
 
-        print(f"parity: source ran in {parity.source_runtime.describe()}; output in "
+        print(f"parity: source: {parity.source_runtime.describe()}; output: "
               f"{TARGET_DESCRIBE.format(version=parity.target_version)}", file=stream)
     if parity.load_error:
         print(f"{red}parity: TensorFlow {parity.target_version} could not load the output: {parity.load_error}{reset}", file=stream)

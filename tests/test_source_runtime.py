@@ -111,8 +111,8 @@ def test_keras_cnn_source_in_tf_2_21_c_api_matches_in_tf_2_3(converted_with_capi
     assert (target["version"], target["api"]) == ("2.3.4", "c")
     # each report names both runtimes
     assert f"TensorFlow {source['version']}'s C API" in markdown and "TensorFlow 2.3.4's C API" in markdown
-    assert f"source ran in TensorFlow {source['version']}'s C API" in stdout
-    assert "output in TensorFlow 2.3.4's C API" in stdout
+    assert f"source: TensorFlow {source['version']}'s C API" in stdout
+    assert "output: TensorFlow 2.3.4's C API" in stdout
 
 
 def test_verify_auto_uses_the_installed_tf_that_wrote_the_model(converted_with_capi_source, tmp_path: Path) -> None:
@@ -124,7 +124,16 @@ def test_verify_auto_uses_the_installed_tf_that_wrote_the_model(converted_with_c
     source = json.loads((tmp_path / "r.json").read_text())["parity"]["source_runtime"]
     assert (source["kind"], source["api"], source["version"]) == (KIND_INSTALLED, "python", tf.__version__)
     assert source["reason"].startswith("auto: the installed TensorFlow")
-    assert f"installed TensorFlow {tf.__version__}, Python API" in result.stdout
+    assert f"source: the installed TensorFlow {tf.__version__}, Python API" in result.stdout
+
+
+def test_source_runtime_unavailable_offline_exits_4_and_says_whose(converted_with_capi_source, tmp_path: Path) -> None:
+    empty_cache = tmp_path / "cache"
+    empty_cache.mkdir()
+    result = run_cli("verify", converted_with_capi_source[0], "--against", KERAS_CNN, "--to", "2.3",
+                     "--source-runtime", "2.21", "--offline", "--runtime-dir", empty_cache)
+    assert result.code == 4 and "Traceback" not in result.stderr
+    assert "the source's runtime (--source-runtime 2.21)" in result.stderr and "offline" in result.stderr
 
 
 # A process where only TensorFlow's generated protos can be imported (what the vendored protos

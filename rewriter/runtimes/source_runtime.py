@@ -179,10 +179,14 @@ def resolve(choice_text: str, source_proto: Any, *, cache_dir: Path | None = Non
     if decision.kind == KIND_INSTALLED:
         assert installed is not None
         return SourceRuntime(KIND_INSTALLED, installed, decision.reason, notes=list(decision.notes))
+    from rewriter.errors import RuntimeUnavailable
     from rewriter.runtimes import obtain_runtime
 
     assert decision.release is not None
-    handle = obtain_runtime(decision.release, cache_dir=cache_dir, offline=offline, progress=progress)
+    try:
+        handle = obtain_runtime(decision.release, cache_dir=cache_dir, offline=offline, progress=progress)
+    except RuntimeUnavailable as error:
+        raise RuntimeUnavailable(f"the source's runtime ({decision.reason}): {error}") from None
     notes = list(decision.notes) + [
         "the source ran in a C++ loader (TF_LoadSessionFromSavedModel, as TF Serving loads it), not through "
         "tf.saved_model.load: a source that only TensorFlow's Python loader can run is reported as not compared "
@@ -191,7 +195,7 @@ def resolve(choice_text: str, source_proto: Any, *, cache_dir: Path | None = Non
 
 
 def expected_file(path: Path) -> SourceRuntime:
-    return SourceRuntime(KIND_EXPECTED, "", f"not run: outputs read from --expected {path}")
+    return SourceRuntime(KIND_EXPECTED, "", f"not run, its outputs read from --expected {path}")
 
 
 def run_in_capi(runtime: SourceRuntime, source_dir: Path, tags: list[str], meta_graph: Any,
