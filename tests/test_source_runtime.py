@@ -190,3 +190,45 @@ def test_parity_with_a_c_api_source_never_imports_tensorflows_python_api(convert
     assert proc.stdout.strip().splitlines()[-1].startswith("EXIT 5"), proc.stdout + proc.stderr
     assert "has no attribute 'saved_model'" in proc.stderr
 
+
+
+_COUNTER_MODEL = """
+import sys, tensorflow as tf
+class Counter(tf.Module):
+    def __init__(self):
+        self.count = tf.Variable(0.0)
+    @tf.function(input_signature=[tf.TensorSpec([2], tf.float32, name="x")])
+    def step(self, x):
+        self.count.assign_add(1.0)
+        return {"y": x * self.count}
+m = Counter()
+tf.saved_model.save(m, sys.argv[1], signatures={"serving_default": m.step})
+"""
+
+
+def test_capi_source_calls_see_one_session(tmp_path: Path) -> None:
+    """CapiSource.call replays the earlier calls in each new worker, so a model with state sees
+    what one loaded session would; a refused call is an error and leaves the history alone."""
+    import numpy as np
+
+    from rewriter.parity import select_meta_graph
+    from rewriter.runtimes.source_runtime import CapiSource, SourceCallError, resolve
+    from rewriter.savedmodel_io import read_saved_model
+
+    model = tmp_path / "counter"
+    made = subprocess.run([sys.executable, "-c", _COUNTER_MODEL, str(model)], capture_output=True, text=True,
+                          timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    proto = read_saved_model(model).proto
+    side = resolve("2.21", proto)
+    assert side.kind == KIND_CAPI and side.version.startswith("2.21.")
+    source = CapiSource(side, model, ["serve"], select_meta_graph(proto, ["serve"]), timeout=600)
+    x = np.array([1.0, 2.0], np.float32)
+    wrong = np.array([1, 2], np.int32)  # the session refuses a feed of the wrong dtype
+    batch = source.run_batch([("serving_default", {"x": x}), ("serving_default", {"x": wrong}),
+                              ("serving_default", {"x": x})])
+    assert batch[0]["y"].tolist() == [1.0, 2.0] and isinstance(batch[1], str) and batch[2]["y"].tolist() == [2.0, 4.0]
+    assert source.call("serving_default", {"x": x})["y"].tolist() == [1.0, 2.0]
+    with pytest.raises(SourceCallError):
+        source.call("serving_default", {"x": wrong})
+    assert source.call("serving_default", {"x": x})["y"].tolist() == [2.0, 4.0]

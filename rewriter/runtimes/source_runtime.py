@@ -198,40 +198,87 @@ def expected_file(path: Path) -> SourceRuntime:
     return SourceRuntime(KIND_EXPECTED, "", f"not run, its outputs read from --expected {path}")
 
 
+class SourceCallError(Exception):
+    """A signature call the source runtime refused; str() is the runtime's own message."""
+
+
+class CapiSource:
+    """The source's signatures, called in a release's C API as if in ONE loaded session.
+
+    Each batch runs in a fresh worker (client.py: one TF library per process, one
+    TF_LoadSessionFromSavedModel, the calls in order by the SignatureDef's tensor names). `call`
+    serves callers that decide the next call from the last result (try another input strategy,
+    run again to see if the model is deterministic): its worker first replays the earlier
+    successful calls, so a model with state (counters, RNG) sees what one session would have."""
+
+    def __init__(self, runtime: SourceRuntime, source_dir: Path, tags: list[str], meta_graph: Any,
+                 timeout: float) -> None:
+        from rewriter.runtimes import TargetRuntime
+
+        self.runtime = runtime
+        self.where = f"TensorFlow {runtime.version}'s C++ loader"
+        self._worker = TargetRuntime(runtime.handle, timeout=timeout)
+        self._dir, self._tags, self._meta_graph = source_dir, list(tags), meta_graph
+        self._history: list[tuple[str, dict[str, np.ndarray]]] = []
+        self.load_error: str | None = None
+
+    def run_batch(self, batch: list[tuple[str, dict[str, np.ndarray]]]) -> list[dict[str, np.ndarray] | str]:
+        """Each (signature, inputs by input name) in order in one session: its outputs by output
+        name, or the reason it failed (for all of them the load error, if the source does not load)."""
+        from rewriter.runtimes import SignatureCall
+
+        results: list[dict[str, np.ndarray] | str] = []
+        pending: list[tuple[int, Any, dict[str, str]]] = []  # (index in batch, call, tensor -> output name)
+        for index, (key, arrays) in enumerate(batch):
+            signature = self._meta_graph.signature_def[key] if key in self._meta_graph.signature_def else None
+            unknown = sorted(set(arrays) - set(signature.inputs)) if signature is not None else []
+            if signature is None or unknown:
+                results.append(f"the source's signature {key} has no input {unknown[0]!r}" if signature is not None
+                               else f"the source has no signature {key!r}")
+                continue
+            outputs = sorted(signature.outputs)
+            feeds = {signature.inputs[name].name: value for name, value in arrays.items()}
+            # the label only has to be unique: the worker runs by tensor names, in this order
+            call = SignatureCall(f"{index}:{key}", feeds, [signature.outputs[name].name for name in outputs])
+            pending.append((index, call, {signature.outputs[name].name: name for name in outputs}))
+            results.append("")
+        if not pending:
+            return results
+        run = self._worker.run_savedmodel(self._dir, self._tags, [call for _, call, _ in pending])
+        self.load_error = run.load_error
+        for index, call, output_names in pending:
+            if run.load_error:
+                results[index] = f"does not load: {run.load_error}"
+            elif call.key in run.errors:
+                results[index] = (run.errors[call.key].strip().splitlines() or [""])[0]
+            else:
+                got = run.outputs.get(call.key, {})
+                results[index] = {output_names[tensor]: value for tensor, value in got.items()}
+        return results
+
+    def call(self, key: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One call after the earlier successful ones; SourceCallError if the source refuses it."""
+        result = self.run_batch(self._history + [(key, arrays)])[-1]
+        if isinstance(result, str):
+            raise SourceCallError(result)
+        self._history.append((key, arrays))
+        return result
+
+
 def run_in_capi(runtime: SourceRuntime, source_dir: Path, tags: list[str], meta_graph: Any,
                 inputs: dict[str, dict[str, np.ndarray]], timeout: float) -> dict[str, dict[str, Any]]:
-    """Run each signature of the source in the C-API runtime of `runtime`, by the tensor names of
-    the source's own SignatureDefs. Returns signature -> output name -> array, or {"__error__": why}
-    for a signature that did not run (as parity.run_source does)."""
-    from rewriter.runtimes import SignatureCall, TargetRuntime
-
-    worker = TargetRuntime(runtime.handle, timeout=timeout)
-    calls, names = [], {}
+    """Run each signature of the source once, in one session of the C-API runtime of `runtime`.
+    Returns signature -> output name -> array, or {"__error__": why} for a signature that did not
+    run (as parity.run_source does)."""
+    source = CapiSource(runtime, source_dir, tags, meta_graph, timeout)
+    keys = list(inputs)
     results: dict[str, dict[str, Any]] = {}
-    for key, arrays in inputs.items():
-        if key not in meta_graph.signature_def:
-            results[key] = {"__error__": f"the source has no signature {key!r}"}
-            continue
-        signature = meta_graph.signature_def[key]
-        missing = sorted(set(arrays) - set(signature.inputs))
-        if missing:
-            results[key] = {"__error__": f"the source's signature {key} has no input {missing[0]!r}"}
-            continue
-        feeds = {signature.inputs[name].name: value for name, value in arrays.items()}
-        outputs = sorted(signature.outputs)
-        names[key] = {signature.outputs[name].name: name for name in outputs}
-        calls.append(SignatureCall(key, feeds, [signature.outputs[name].name for name in outputs]))
-    where = f"TensorFlow {runtime.version}'s C++ loader"
-    run = worker.run_savedmodel(source_dir, tags, calls)
-    for call in calls:
-        if run.load_error:
-            results[call.key] = {"__error__": f"the source does not load in {where}: {run.load_error}"}
-        elif call.key in run.errors:
-            first = (run.errors[call.key].strip().splitlines() or [""])[0]
-            results[call.key] = {"__error__": f"the source fails in {where} on the parity inputs ({first}); "
-                                              "pass valid inputs with --inputs"}
+    for key, result in zip(keys, source.run_batch([(key, inputs[key]) for key in keys])):
+        if not isinstance(result, str):
+            results[key] = result
+        elif source.load_error:
+            results[key] = {"__error__": f"the source does not load in {source.where}: {source.load_error}"}
         else:
-            got = run.outputs.get(call.key, {})
-            results[call.key] = {names[call.key][tensor]: value for tensor, value in got.items()}
+            results[key] = {"__error__": f"the source fails in {source.where} on the parity inputs ({result}); "
+                                         "pass valid inputs with --inputs"}
     return results
-
