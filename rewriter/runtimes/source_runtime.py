@@ -277,7 +277,8 @@ def run_in_capi(runtime: SourceRuntime, source_dir: Path, tags: list[str], meta_
         if not isinstance(result, str):
             results[key] = result
         elif source.load_error:
-            results[key] = {"__error__": f"the source does not load in {source.where}: {source.load_error}"}
+            first = (source.load_error.strip().splitlines() or [""])[0]
+            results[key] = {"__error__": f"the source does not load in {source.where}: {first}"}
         else:
             results[key] = {"__error__": f"the source fails in {source.where} on the parity inputs ({result}); "
                                          "pass valid inputs with --inputs"}
