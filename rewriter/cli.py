@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from rewriter import __version__
+from rewriter.quiet_import import silence_tensorflow_import
 from rewriter.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -316,6 +317,7 @@ def _log_internal_error() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's start-up chatter is not ours to print
+    silence_tensorflow_import()  # ... nor what TF 2.16+ prints before it reads that level
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except Refused as error:
