@@ -42,6 +42,9 @@ PYTHON_LOADER_RELEASE = Release(2, 3)  # the one TF Python environment we build 
 
 
 def _check_parity_options(options: ParityOptions, target: Release) -> None:
+    from rewriter.runtimes.source_runtime import check_choice
+
+    check_choice(options.source_runtime)  # a bad --source-runtime is bad input, before anything is written
     if options.python_loader and target != PYTHON_LOADER_RELEASE:
         raise BadInput(f"--python-loader judges with TensorFlow {PYTHON_LOADER_RELEASE}'s Python API only; "
                        f"the target is {target}")
@@ -73,7 +76,8 @@ def verify(
     options: ParityOptions = ParityOptions(),
     progress: Progress | None = None,
 ) -> ParityReport:
-    """Run OUT in the real target runtime and IN in the installed TensorFlow; compare every output."""
+    """Run OUT in the real target runtime and IN in the source runtime (options.source_runtime); compare
+    every output."""
     _check_parity_options(options, _release(to))
     return _verify(Path(output_dir), Path(against), _release(to), options, progress)
 

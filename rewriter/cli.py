@@ -42,7 +42,7 @@ exit codes:
   2  bad input or usage
   3  parity failed in the target runtime: nothing is written to OUT; the unverified
      output is kept at OUT.unverified (the error line and the report name it)
-  4  the target runtime cannot be obtained or cannot start: nothing is written to OUT;
+  4  the target runtime (or the source's, see --source-runtime) cannot be obtained or cannot start: nothing is written to OUT;
      the unverified output is kept at OUT.unverified
   5  internal error (one line and a log file path; please report it)
 """
@@ -70,6 +70,11 @@ def _parity_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--runtime-dir", type=Path, help="cache of target runtimes (default ~/.cache/tfdowngrade/runtimes, or $TFDOWNGRADE_RUNTIME_DIR)")
     group.add_argument("--offline", action="store_true", help="never download: use the cached runtime or fail with exit 4")
     group.add_argument("--timeout", type=float, default=600.0, help="seconds the target runtime may spend on one step: loading, one signature, one function import (default 600)")
+    group.add_argument("--source-runtime", default="auto", metavar="auto|installed|VERSION",
+                       help="where the source runs: 'installed' = the installed TensorFlow's Python API; a release "
+                            "such as 2.21 = that release's real runtime (its C API, fetched and cached like the "
+                            "target's); 'auto' (default) = the installed TensorFlow if it is at least the release "
+                            "that wrote the model, else that release's runtime")
     group.add_argument("--python-loader", action="store_true",
                        help="also load OUT with TensorFlow 2.3's own Python API (tf.saved_model.load) and compare "
                             "every signature; --to 2.3 only. Builds that environment on first use (about 30 s, "
@@ -160,12 +165,15 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
 def _parity_from(args: argparse.Namespace) -> "ParityOptions":
     from rewriter.parity import ParityOptions
+    from rewriter.runtimes.source_runtime import parse_choice
+
+    parse_choice(args.source_runtime)  # a malformed or unknown release is a usage error: before reading IN
 
     return ParityOptions(
         tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()), seed=args.seed, inputs_file=args.inputs,
         expected_file=args.expected,
         rtol=args.rtol, atol=args.atol, runtime_dir=args.runtime_dir, offline=args.offline, timeout=args.timeout,
-        python_loader=args.python_loader,
+        python_loader=args.python_loader, source_runtime=args.source_runtime,
     )
 
 

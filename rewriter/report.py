@@ -129,6 +129,7 @@ class Report:
             lines.append(f"Skipped: {self.parity_skipped or 'not run'}.")
         else:
             lines.append(f"Target runtime: TensorFlow {parity.target_version} (wheel sha256 `{parity.runtime_sha256[:16]}…`), seed {parity.seed}.")
+            lines += _runtimes_markdown(parity)
             if parity.load_error:
                 lines.append(f"\n**The target failed to load the model:** {parity.load_error}")
             for name, error in sorted(parity.function_errors.items()):
@@ -158,6 +159,20 @@ class Report:
 
     def write_markdown(self, path: Path) -> None:
         _atomic_write(path, self.markdown())
+
+
+def _runtimes_markdown(parity: ParityReport) -> list[str]:
+    """Which runtime judged which side (README: "Which runtime judged which side")."""
+    from rewriter.runtimes.source_runtime import TARGET_DESCRIBE
+
+    source = parity.source_runtime
+    lines = ["", "| side | runtime | why |", "|---|---|---|"]
+    if source is not None:
+        lines.append(f"| source (IN) | {source.describe()} | {source.reason} |")
+    lines.append(f"| output (OUT) | {TARGET_DESCRIBE.format(version=parity.target_version)} | the target |")
+    if source is not None and source.notes:
+        lines += [""] + [f"- {note}" for note in source.notes]
+    return lines
 
 
 def _source_session_note(key: str, error: str) -> str:
@@ -208,6 +223,11 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
         if report.parity_skipped:
             print(f"parity: skipped ({report.parity_skipped})", file=stream)
         return
+    if parity.source_runtime is not None:
+        from rewriter.runtimes.source_runtime import TARGET_DESCRIBE
+
+        print(f"parity: source: {parity.source_runtime.describe()}; output: "
+              f"{TARGET_DESCRIBE.format(version=parity.target_version)}", file=stream)
     if parity.load_error:
         print(f"{red}parity: TensorFlow {parity.target_version} could not load the output: {parity.load_error}{reset}", file=stream)
     for name, error in sorted(parity.function_errors.items()):
