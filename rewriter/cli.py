@@ -29,7 +29,10 @@ from rewriter.errors import (
 EPILOG = """\
 examples:
   tfdowngrade in/ out/ --to 2.3                 convert, then prove parity in the real TF 2.3.4
-  tfdowngrade in/ out/ --to 2.3 --report r.json --report-md r.md
+  tfdowngrade in/ out/ --to 2.3 --report r.json --report-md r.md --report-html r.html
+  tfdowngrade models/ out/ --to 2.3 --jobs 2    a serving base path, a folder of SavedModels or a
+                                                models.config: every version, same layout under out/
+  tfdowngrade models.config out/ --to 2.3 --shard 0/4 --report shard0.json
   tfdowngrade check in/ --to 2.3                what would be rewritten, and what has no rule
   tfdowngrade verify out/ --against in/ --to 2.3
   tfdowngrade inspect in/ --to 2.3              tags, signatures, ops the target lacks
@@ -45,6 +48,7 @@ exit codes:
   4  the target runtime (or the source's, see --source-runtime) cannot be obtained or cannot start: nothing is written to OUT;
      the unverified output is kept at OUT.unverified
   5  internal error (one line and a log file path; please report it)
+  for a repository: the worst code of its versions (the JSON report has each version's)
 """
 if TYPE_CHECKING:
     from rewriter.parity import ParityOptions
@@ -84,7 +88,10 @@ def _parity_options(parser: argparse.ArgumentParser) -> None:
 def _report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, help="write a JSON report (for CI) here")
     parser.add_argument("--report-md", type=Path, help="write a Markdown summary here")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--report-html", type=Path, help="write a self-contained HTML report here (rewrite "
+                        "pictures, parity grades and error histograms; no network needed to view it)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines or bars (bars are drawn "
+                        "only when stderr is a terminal)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="refuse narrowing rules too (exact wherever the output runs, but failing loudly on "
                               "inputs the source handles; by default they apply with a warning)")
     convert.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
+    repository = convert.add_argument_group("repositories (IN is a serving base path, a folder of SavedModels "
+                                            "or a models.config)")
+    repository.add_argument("--jobs", type=int, default=1, metavar="N", help="convert N versions at once (default 1)")
+    repository.add_argument("--shard", metavar="I/N", help="convert only shard I of N (0 <= I < N): a deterministic "
+                            "share, for spreading a registry over the machines of a batch system")
     _report_options(convert)
     _parity_options(convert)
 
@@ -157,10 +169,16 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return ["convert", *argv]
 
 
+def finish_progress() -> None:
+    from rewriter.progress import finish
+
+    finish()
+
+
 def _progress(quiet: bool) -> Callable[[str], None]:
-    if quiet:
-        return lambda _: None
-    return lambda message: print(f"tfdowngrade: {message}", file=sys.stderr, flush=True)
+    from rewriter.progress import step_reporter
+
+    return step_reporter(quiet)
 
 
 def _parity_from(args: argparse.Namespace) -> "ParityOptions":
@@ -181,7 +199,12 @@ def _parity_from(args: argparse.Namespace) -> "ParityOptions":
 def _cmd_convert(args: argparse.Namespace) -> int:
     from rewriter import api
     from rewriter.report import Report, print_summary
+    from rewriter.repository import is_repository
 
+    if is_repository(args.input):
+        return _cmd_convert_repository(args)
+    if args.shard:
+        raise BadInput(f"--shard needs a repository; {args.input} is one SavedModel")
     report = Report("convert", args.input, args.output)
     with _reported(report, args):
         try:
@@ -191,12 +214,28 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                 progress=_progress(args.quiet), report=report, strict=args.strict,
             )
         except TfDowngradeError:
+            finish_progress()
             if report.plan is not None or report.parity is not None:
                 print_summary(report)
             raise
+        finish_progress()  # the last step's line before the summary, not after it
         print_summary(report)
         print(f"wrote {args.output}")
     return EXIT_OK
+
+
+def _cmd_convert_repository(args: argparse.Namespace) -> int:
+    from rewriter.repository import convert_repository, write_report
+
+    if args.report_md or args.report_html:
+        raise BadInput("for a repository, --report (JSON, one entry per version) is the report; "
+                       "convert one version to get its Markdown or HTML report")
+    if args.jobs < 1:
+        raise BadInput("--jobs must be at least 1")
+    worst, report = convert_repository(args, _progress(args.quiet), args.quiet)
+    if args.report:
+        write_report(report, args.report)
+    return worst
 
 
 @contextlib.contextmanager
@@ -220,6 +259,10 @@ def _reported(report: "Report", args: argparse.Namespace) -> Iterator[None]:
             report.write_json(args.report)
         if getattr(args, "report_md", None):
             report.write_markdown(args.report_md)
+        if getattr(args, "report_html", None):
+            from rewriter.report_html import write_html
+
+            write_html(report, args.report_html)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -232,6 +275,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         planned = api.check(args.input, args.to, allow_lossy=args.allow_lossy, rules_dir=args.rules_dir,
                             progress=_progress(args.quiet), strict=args.strict)
         report.plan = planned
+        finish_progress()
         counts = Counter(app.rule for app in planned.applications)
         print(f"TensorFlow {planned.source_version} -> {planned.target}: "
               f"{len(planned.before)} problem(s) found before rewriting, {sum(counts.values())} rewrite(s) planned")
@@ -257,6 +301,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     report = Report("verify", args.against, args.output)
     with _reported(report, args):
         report.parity = api.verify(args.output, args.against, args.to, _parity_from(args), _progress(args.quiet))
+        finish_progress()
         print_summary(report)
         if not report.parity.ok:
             raise ParityFailed(_parity_failure(report.parity))
@@ -311,8 +356,11 @@ def _cmd_rules(args: argparse.Namespace) -> int:
 
 
 def _run(argv: list[str]) -> int:
+    from rewriter import progress
+
     parser = build_parser()
     args = parser.parse_args(_normalize_argv(argv))
+    progress.configure(getattr(args, "quiet", False))
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -350,7 +398,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's start-up chatter is not ours to print
     silence_tensorflow_import()  # ... nor what TF 2.16+ prints before it reads that level
     try:
-        return _run(list(sys.argv[1:] if argv is None else argv))
+        try:
+            return _run(list(sys.argv[1:] if argv is None else argv))
+        finally:
+            from rewriter.progress import finish
+
+            finish()  # before any error line, so it is not drawn over
     except Refused as error:
         print(f"tfdowngrade: refused: {error}", file=sys.stderr)
         from rewriter.report import print_findings

@@ -21,6 +21,7 @@ import numpy as np
 from rewriter.protos import meta_graph_pb2, saved_model_pb2
 
 from rewriter.attr_values import type_name
+from rewriter.error_distribution import error_histogram
 from rewriter.errors import BadInput, RuntimeUnavailable
 from rewriter.runtimes.source_runtime import KIND_CAPI, KIND_INSTALLED, TARGET_DESCRIBE
 
@@ -61,6 +62,7 @@ class OutputResult:
     max_rel_error: float | None = None
     worst_index: list[int] | None = None
     message: str = ""
+    error_histogram: dict[str, Any] | None = None  # rewriter/error_distribution.py (HTML report)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
@@ -362,6 +364,7 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
             worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
             result.max_abs_error, result.max_rel_error = float(diff.max()), float(rel.max())
             result.worst_index = [int(i) for i in worst]
+        result.error_histogram = error_histogram(exp[finite], act[finite], rtol, atol)
         inf_same = np.array_equal(np.isinf(exp) & finite, np.isinf(act) & finite)
         if not inf_same or not np.allclose(act[finite], exp[finite], rtol=rtol, atol=atol):
             result.status = "mismatch"

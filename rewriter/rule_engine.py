@@ -20,6 +20,7 @@ from rewriter.registry import OpRegistry, attr_or_default
 from rewriter.releases import Release
 from rewriter.rule_conditions import AttrRef, InputRef, OutputRef
 from rewriter.rule_loader import INPUT_REF_RE, OUTPUT_REF_RE, Rule, _ConstSpec, _TensorAttr
+from rewriter.subgraph import snapshot
 
 MAX_PASSES = 50
 
@@ -41,6 +42,9 @@ class Application:
     dropped_attrs: list[str] = field(default_factory=list)
     set_attrs: list[str] = field(default_factory=list)
     retyped: list[str] = field(default_factory=list)
+    # The touched part of the graph before and after (rewriter/subgraph.py), for the HTML report.
+    graph_before: Any = field(default=None, repr=False, compare=False)
+    graph_after: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -287,6 +291,7 @@ class Rewriter:
         scope, spec = self.scope, rule.rewrite
         assert spec is not None
         app = Application(rule.id, scope.where(), dict(binding), {n: scope.node_def(n).op for n in binding.values()})
+        app.graph_before = snapshot(scope, binding.values())
         # A node a signature (or the saver) names by its tensor names cannot simply go: it is
         # replaced by an IdentityN of the same name that forwards what replaced each output.
         named_types = {binding[key]: self._forwardable(rule, binding, key) for key in spec.remove
@@ -325,6 +330,8 @@ class Rewriter:
                 self._remove(name, [], rule)
                 app.removed.append(name)
                 changed = True
+        if changed:
+            app.graph_after = snapshot(scope, [*binding.values(), *app.added], keep=app.graph_before.members)
         return app if changed else None
 
     def _forwardable(self, rule: Rule, binding: dict[str, str], key: str) -> list[int]:

@@ -18,6 +18,8 @@ pip, after the same sha256 check.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -76,17 +79,36 @@ def sha256_of(path: Path) -> str:
 
 
 def pip_download(project: str, version: str, python_version: str, platform: str,
-                 dest: Path) -> Path:
-    """`pip download` one wheel into dest; returns its path. RuntimeUnavailable on failure."""
+                 dest: Path, on_bytes: Callable[[int], None] | None = None) -> Path:
+    """`pip download` one wheel into dest; returns its path. RuntimeUnavailable on failure.
+
+    on_bytes(n) is called a few times a second with the bytes pip has written so far: pip
+    downloads into its temporary folder, which TMPDIR puts under dest's parent, then copies.
+    """
     cmd = [
         sys.executable, "-m", "pip", "download", f"{project}=={version}",
         "--no-deps", "--only-binary=:all:", "--implementation", "cp",
         "--python-version", python_version, "--platform", platform,
         "--disable-pip-version-check", "--no-input", "-d", str(dest),
     ]
+    pip_tmp = dest.parent / "pip-tmp"
+    pip_tmp.mkdir(exist_ok=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT,
-                              stdin=subprocess.DEVNULL)
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err_out:
+            child = subprocess.Popen(cmd, stdout=out, stderr=err_out, text=True, stdin=subprocess.DEVNULL,
+                                     env={**os.environ, "TMPDIR": str(pip_tmp)})
+            deadline = time.monotonic() + PIP_TIMEOUT
+            while child.poll() is None:
+                if time.monotonic() > deadline:
+                    child.kill()
+                    child.wait()
+                    raise subprocess.TimeoutExpired(cmd, PIP_TIMEOUT)
+                if on_bytes is not None:
+                    on_bytes(_bytes_under(pip_tmp) + _bytes_under(dest))
+                time.sleep(0.2)
+            out.seek(0)
+            err_out.seek(0)
+            proc = subprocess.CompletedProcess(cmd, child.returncode, out.read(), err_out.read())
     except (OSError, subprocess.TimeoutExpired) as err:
         raise RuntimeUnavailable(f"cannot download {project}=={version}: {err}") from err
     wheels = sorted(dest.glob("*.whl"))
@@ -106,6 +128,15 @@ def manifest(lib_dir: Path, members: list[str]) -> dict[str, dict[str, Any]]:
     """Size, sha256 and stat key of each unpacked file, for runtime.json."""
     return {name: {"size": (lib_dir / name).stat().st_size, "sha256": sha256_of(lib_dir / name),
                    "stat": _stat_key(lib_dir / name)} for name in members}
+
+
+def _bytes_under(folder: Path) -> int:
+    total = 0
+    for base, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(base, name))
+    return total
 
 
 def write_marker(lib_dir: Path, data: dict[str, Any]) -> None:
@@ -182,8 +213,22 @@ def _get_wheel(info: dict[str, Any], tmp: Path, say: Callable[[str], None]) -> P
         f"({wheel_info['size'] / 1e6:.0f} MB) with pip")
     dl = tmp / "download"
     dl.mkdir()
-    return pip_download(wheel_info["project"], info["version"], wheel_info["python_version"],
-                        wheel_info["platform"], dl)
+    from rewriter.progress import transfer
+
+    with transfer(f"{wheel_info['project']}=={info['version']}", wheel_info["size"]) as update:
+        return pip_download(wheel_info["project"], info["version"], wheel_info["python_version"],
+                            wheel_info["platform"], dl, on_bytes=update)
+
+
+def _lock_release(root: Path, release: Release, say: Callable[[str], None]) -> int:
+    """An exclusive flock on <root>/.lock-<release>, waited for if another process holds it."""
+    fd = os.open(root / f".lock-{release.key}", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say(f"waiting for another process preparing the TensorFlow {release} runtime in {root}")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def obtain_runtime(release: Release, cache_dir: Path | None = None, offline: bool = False,
@@ -212,10 +257,20 @@ def obtain_runtime(release: Release, cache_dir: Path | None = None, offline: boo
             f"again (run once with network, or delete {final} and set {ENV_CACHE} to a prepared cache)")
     if problem != ABSENT:
         say(f"the cached {name} in {final} cannot be trusted ({problem}): fetching it again")
+    lock_fd = -1
     try:
         root.mkdir(parents=True, exist_ok=True)
+        # One builder per release at a time (parallel jobs, two CI runs on one cache): the others
+        # wait here, then find the runtime the first one finished. The rename below keeps the
+        # cache whole even without the lock; the lock saves N downloads of the same wheel.
+        lock_fd = _lock_release(root, release, say)
+        if _cached(final, info):
+            os.close(lock_fd)
+            return RuntimeHandle(release, info["version"], sha, final)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{release.key}-", dir=root))
     except OSError as err:
+        if lock_fd >= 0:
+            os.close(lock_fd)
         raise RuntimeUnavailable(f"cannot create the runtime cache {root}: {err}") from err
     try:
         wheel = _get_wheel(info, tmp, say)
@@ -243,6 +298,7 @@ def obtain_runtime(release: Release, cache_dir: Path | None = None, offline: boo
         raise RuntimeUnavailable(f"cannot prepare the {name} in {root}: {err}") from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        os.close(lock_fd)  # releases the lock
     if not _cached(final, info):
         raise RuntimeUnavailable(f"the {name} in {final} is incomplete after unpacking")
     return RuntimeHandle(release, info["version"], sha, final)
