@@ -141,9 +141,18 @@ def _bytes_under(folder: Path) -> int:
 
 
 def write_marker(lib_dir: Path, data: dict[str, Any]) -> None:
-    tmp = lib_dir / (MARKER + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), "utf-8")
-    os.replace(tmp, lib_dir / MARKER)
+    # A temporary name of our own: two processes re-stamping a shared cache's manifest at once
+    # (cache_problem) must not write into the same temporary file.
+    fd, name = tempfile.mkstemp(prefix=MARKER + ".", suffix=".tmp", dir=lib_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True))
+        os.chmod(name, 0o644)
+        os.replace(name, lib_dir / MARKER)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
 
 
 def build_runtime_dir(wheel: Path, release: Release, version: str, sha256: str,
