@@ -41,7 +41,9 @@ from rewriter.savedmodel_io import (
     check_output_location,
     read_saved_model,
     serialize,
-    write_saved_model,
+    StagedOutput,
+    publish,
+    stage_saved_model,
 )
 from rewriter.validator import validate_scopes
 
@@ -56,6 +58,7 @@ class Options:
     allow_lossy: frozenset[str] = frozenset()
     rules_dir: Path | None = None
     force: bool = False
+    strict: bool = False  # refuse narrowing rules (exact wherever they run, failing loudly on some inputs)
 
 
 @dataclass
@@ -137,7 +140,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     before, before_by_node = _validate_per_node(models, target_registry, libraries)
     externals = {id(model.graph): external_names(proto.meta_graphs[model.index]) for model in models}
     say("applying rules")
-    outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy)
+    outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy, options.strict)
     # Only scopes a rule changed (or failed while changing: rule-error) are serialized again.
     touched = {a.where for a in outcome.applications} | {f.where for f in outcome.findings}
     if skeleton is not None:
@@ -150,6 +153,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy)
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)
+    notes.extend(narrowing_warnings(outcome.applications, rules))
     # The post-condition: the validator on what we write (see _validate_output).
     after = _validate_output(files.proto, proto, before_by_node, target_registry)
     refusals = _refusals(outcome.findings, after, rules, target)
@@ -236,6 +240,17 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
     return findings
 
 
+def narrowing_warnings(applications: list[Application], rules: list[Rule]) -> list[str]:
+    """One warning per narrowing rule applied: which inputs the output fails on."""
+    by_id = {rule.id: rule for rule in rules}
+    counts: dict[str, int] = {}
+    for app in applications:
+        if by_id[app.rule].exactness == "narrowing":
+            counts[app.rule] = counts.get(app.rule, 0) + 1
+    return [f"warning: narrowing rule {rule_id} applied {n} time(s): the output computes the same values wherever it "
+            f"runs, but fails on {by_id[rule_id].fails_on} (--strict refuses it)" for rule_id, n in sorted(counts.items())]
+
+
 def _object_graph_rules_dir(rules_dir: Path | None) -> Path | None:
     """--rules DIR may hold object-graph rules in DIR/object-graph; otherwise the built-in ones."""
     if rules_dir is not None and (rules_dir / "object-graph").is_dir():
@@ -260,7 +275,16 @@ def _refusals(rule_findings: list[Finding], after: list[Finding], rules: list[Ru
 
 
 def write(plan_result: Plan, output_dir: Path, force: bool, progress: Progress | None = None) -> dict[str, str]:
-    """Write the planned output atomically; refuse if the plan has refusals."""
+    """Write the planned output atomically to OUT, unverified; refuse if the plan has refusals.
+    (Conversion with parity uses stage(), proves the staged folder, then publishes it.)"""
+    staged = stage(plan_result, output_dir, force, progress)
+    publish(staged)
+    return staged.actions
+
+
+def stage(plan_result: Plan, output_dir: Path, force: bool, progress: Progress | None = None) -> StagedOutput:
+    """Build the planned output in a temporary folder beside OUT (see savedmodel_io.StagedOutput);
+    refuse if the plan has refusals."""
     if not plan_result.ok:
         raise Refused(
             f"{len(plan_result.refusals)} problem(s) have no exact older form; nothing was written",
@@ -292,12 +316,13 @@ def write(plan_result: Plan, output_dir: Path, force: bool, progress: Progress |
                     omitted.append(reason)
 
             finalize = _chain(finalize, fingerprint)
-    actions = write_saved_model(files, output_dir, serialize(proto), replaced, force, finalize)
+    staged = stage_saved_model(files, output_dir, serialize(proto), replaced, force, finalize)
+    actions = staged.actions
     if omitted:
         actions[FINGERPRINT_PB] = f"omitted: TensorFlow's fingerprinting failed ({omitted[0]}); TensorFlow loads a model without it"
     for name in og.rewritten if og is not None else []:
         actions[name] = "written"
-    return actions
+    return staged
 
 
 def _chain(first: Callable[[Path], None] | None, then: Callable[[Path], None]) -> Callable[[Path], None]:
