@@ -6,6 +6,7 @@ the API chain the two.
 from __future__ import annotations
 
 import copy
+import gc
 import functools
 import hashlib
 import uuid
@@ -147,7 +148,10 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
         fill_skeleton(proto, files.proto, models, touched)
     else:
         write_back(proto, models, touched)
-    del models, scopes  # the graph model's copies of the nodes are not needed any more
+    # The graph model's copies of the nodes are not needed any more. Its objects refer to each other
+    # (scope <-> index), so only the cycle collector frees them: now, not at some later allocation.
+    del models, scopes
+    gc.collect()
     say("applying object-graph rules")
     og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy)
