@@ -13,7 +13,7 @@ from tensorflow.core.framework import node_def_pb2, op_def_pb2
 from tensorflow.core.framework.op_def_pb2 import OpDef
 from tensorflow.core.framework.node_def_pb2 import NodeDef
 
-from rewriter import attr_values, static_shapes
+from rewriter import attr_values, rule_repeat, static_shapes
 from rewriter.findings import Finding
 from rewriter.graph_model import ARG, CONTROL_RET, RET, Scope
 from rewriter.registry import OpRegistry, attr_or_default
@@ -240,7 +240,16 @@ class Matcher:
         return True
 
     def conditions_hold(self, rule: Rule, binding: dict[str, str]) -> bool:
+        if "counts" in rule.extra and self.counts(rule, binding) is None:
+            return False
         return all(self.condition(cond, binding) for cond in rule.where)
+
+    def counts(self, rule: Rule, binding: dict[str, str]) -> dict[str, int] | None:
+        """match.counts for this match (rewriter/rule_repeat.py); None if one is not known."""
+        if "counts" not in rule.extra:
+            return {}
+        return rule_repeat.evaluate(rule.extra["counts"], lambda ref: self.static_shape(binding, ref),
+                                    lambda ref: self.attr_plain(binding, ref)[1])
 
     def condition(self, cond: dict, binding: dict[str, str]) -> bool:
         if "any" in cond:
@@ -727,7 +736,7 @@ def apply_rules(
                         )
                         continue
                     try:
-                        application = rewriter.apply(rule, binding)
+                        application = rewriter.apply(rule_repeat.for_counts(rule, matcher.counts(rule, binding)), binding)
                     except RuleApplicationError as error:
                         findings[(rule.id, scope.where(), root.name)] = Finding(
                             "rule-error", scope.where(), root.name, root.op, str(error), rule=rule.id

@@ -985,6 +985,33 @@ def write_grouped_conv(export: Path) -> tuple[Inputs, str]:
         "keras.export.ExportArchive.")
 
 
+def write_grouped_conv_split(export: Path) -> tuple[Inputs, str]:
+    """Keras 3 Conv2D layers with 1 < groups < channels, exported with model.export(): one
+    Conv2D per group after the rewrite (rules/grouped-conv-split.yaml)."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((7, 7, 4), name="image")
+    two_groups = keras.layers.Conv2D(6, 3, padding="same", groups=2, name="two_groups")(inputs)  # filter [3,3,2,6]
+    strided = keras.layers.Conv2D(4, 3, strides=2, padding="valid", groups=2, name="strided")(two_groups)  # [3,3,3,4]
+    dilated = keras.layers.Conv2D(4, 2, dilation_rate=2, padding="same", groups=2, name="dilated")(strided)  # [2,2,2,4]
+    model = keras.Model(inputs, {"two_groups": two_groups, "out": dilated})
+    rng = np.random.default_rng(12)
+    # Small dyadic weights and inputs: every product and sum is exact in float32, so the outputs
+    # cannot depend on the order a kernel adds them in, and any difference is the rule's.
+    model.set_weights([(rng.integers(-4, 5, w.shape) / 4).astype(np.float32) for w in model.get_weights()])
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", lambda image: model(image),
+                         input_signature=[_spec([None, 7, 7, 4], tf.float32, "image")])
+    archive.write_out(str(export), verbose=False)
+    image = (rng.integers(-8, 9, (2, 7, 7, 4)) / 8).astype(np.float32)
+    return {"serving_default": {"image": image}}, (
+        "Keras 3 Conv2D layers with 2 groups of 2 and 3 input channels (same padding; stride 2, "
+        "valid; dilation 2), in a function Keras marks jit_compile; exported with "
+        "keras.export.ExportArchive.")
+
+
 def build_mixed_switch_tensor_array() -> Built:
     import tensorflow as tf
 
@@ -1314,7 +1341,8 @@ FIXTURES: dict[str, Callable[[], Built]] = {
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
 V1_FIXTURES: dict[str, Callable[[Path], tuple[Inputs, str]]] = {"v1_defaults": write_v1_defaults,
                                                                 "mixed_rng_keras": write_mixed_rng_keras,
-                                                                "grouped_conv": write_grouped_conv}
+                                                                "grouped_conv": write_grouped_conv,
+                                                                "grouped_conv_split": write_grouped_conv_split}
 # Fixtures whose signatures cannot run in the source either (stand-in bytes): no outputs recorded.
 NOT_RUNNABLE = {"xla_call_module", "rng_threefry", "refusals_misc", "new_ops_refused", "fft_nd_refused",
                 "conv_pool_refused"}  # ThreeFry: the CPU kernel rejects its 1-element counter
