@@ -19,6 +19,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from rewriter import __version__, normalize, object_graph, schema_check
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
+from rewriter.graph_model import Scope
 from rewriter.model import MetaGraphScopes, build_scopes, external_names, write_back
 from rewriter.python_loader_caveats import python_loader_caveats
 from rewriter.registry import OpRegistry, load_registry, newest_registry
@@ -134,8 +135,9 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     # The post-condition: rebuild scopes from the rewritten proto, so we validate what we write.
     rebuilt = build_scopes(proto)
     _, rebuilt_libraries = _lookups(rebuilt, source_registry, target_registry)
-    after = validate_scopes([s for m in rebuilt for s in m.scopes], target_registry, rebuilt_libraries)
-    refusals = _refusals(outcome.findings, after, rules, target)
+    rebuilt_scopes = [s for m in rebuilt for s in m.scopes]
+    after = validate_scopes(rebuilt_scopes, target_registry, rebuilt_libraries)
+    refusals = _refusals(outcome.findings, after, rules, target, _data_readers(rebuilt_scopes))
     if files.has_fingerprint and target < FINGERPRINT_SINCE:
         notes.append(f"{FINGERPRINT_PB} dropped: TensorFlow {target} does not read it")
     notes.extend(python_loader_caveats(proto, target))
@@ -165,10 +167,41 @@ def _object_graph_rules_dir(rules_dir: Path | None) -> Path | None:
     return None
 
 
-def _refusals(rule_findings: list[Finding], after: list[Finding], rules: list[Rule], target: Release) -> list[Finding]:
+Located = tuple[str, str]  # (scope.where(), node name)
+
+
+def _data_readers(scopes: list[Scope]) -> dict[Located, list[Located | None]]:
+    """Each node's data readers; None for a function's return value or anything not a node."""
+    readers: dict[Located, list[Located | None]] = {}
+    for scope in scopes:
+        where = scope.where()
+        for name, _ in scope.nodes():
+            readers[(where, name)] = [(where, dst) if isinstance(dst, str) else None
+                                      for dst, data in scope.out_edges(name) if data["port"] is not None]
+    return readers
+
+
+def _covered_by_refusals(refused: set[Located], readers: dict[Located, list[Located | None]]) -> set[Located]:
+    """Nodes that only feed refused nodes (directly, or through nodes that do): the refusal of
+    their readers already says what stops the conversion, so they need no finding of their own
+    (StatelessRandomGetKeyCounter feeding a refused StatelessRandomGammaV3: one problem, one finding)."""
+    covered = set(refused)
+    changed = True
+    while changed:
+        changed = False
+        for node, read_by in readers.items():
+            if node not in covered and read_by and all(r is not None and r in covered for r in read_by):
+                covered.add(node)
+                changed = True
+    return covered
+
+
+def _refusals(rule_findings: list[Finding], after: list[Finding], rules: list[Rule], target: Release,
+              readers: dict[Located, list[Located | None]] | None = None) -> list[Finding]:
     """Rule refusals first; then what the validator still rejects, explained as 'no rule'."""
     refusals = list(rule_findings)
-    covered = {(f.where, f.node) for f in refusals}
+    covered = _covered_by_refusals({(f.where, f.node) for f in refusals if f.kind == "refused"}, readers or {})
+    covered |= {(f.where, f.node) for f in refusals}
     for finding in after:
         if (finding.where, finding.node) in covered:
             continue

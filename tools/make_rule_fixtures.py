@@ -137,6 +137,31 @@ def build_stateless_rng() -> Built:
     )
 
 
+def build_stateless_gamma() -> Built:
+    """tf.random.stateless_gamma as TF 2.21 writes it (StatelessRandomGammaV3 fed by
+    StatelessRandomGetKeyCounter), in float16/32/64 with alpha 1 (the exponential branch), < 1
+    and > 1, and int32 and int64 seeds."""
+    import tensorflow as tf
+
+    class Gamma(tf.Module):
+        @tf.function(input_signature=[_spec([2], tf.int32, "seed"), _spec([2], tf.int64, "seed64"),
+                                      _spec([4], tf.float32, "alpha")])
+        def call(self, seed: Any, seed64: Any, alpha: Any) -> Any:
+            return {
+                "float32": tf.random.stateless_gamma([3, 4], seed=seed, alpha=alpha),
+                "float64": tf.random.stateless_gamma([2, 4], seed=seed64, alpha=tf.cast(alpha, tf.float64),
+                                                     beta=2.0, dtype=tf.float64),
+                "float16": tf.random.stateless_gamma([5], seed=seed, alpha=0.5, dtype=tf.float16),
+            }
+
+    module = Gamma()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"seed": np.array([7, -3], np.int32),
+                                      "seed64": np.array([2**40 + 5, -(2**33)], np.int64),
+                                      "alpha": np.array([1.0, 0.3, 2.5, 7.0], np.float32)}},
+                 "tf.random.stateless_gamma with int32 and int64 seeds, float16/32/64, alpha 1, < 1 and > 1.")
+
+
 def build_rng_raw_alg() -> Built:
     import tensorflow as tf
 
@@ -1310,6 +1335,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
     "rng_raw_alg": build_rng_raw_alg,
+    "stateless_gamma": build_stateless_gamma,
     "rng_threefry": build_rng_threefry,
     "rng_philox": build_rng_philox,
     "rng_computed_key": build_rng_computed_key,
