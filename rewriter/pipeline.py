@@ -34,7 +34,7 @@ from rewriter.savedmodel_io import (
     serialize,
     write_saved_model,
 )
-from rewriter.validator import validate_scopes
+from rewriter.validator import malformed_attrs, validate_scopes
 
 Progress = Callable[[str], None]
 # fingerprint.pb appeared with TF 2.12; older releases neither read nor write it.
@@ -122,6 +122,12 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     lookups, libraries = _lookups(models, source_registry, target_registry)
     scopes = [scope for model in models for scope in model.scopes]
     say(f"checking {len(scopes)} graphs against TensorFlow {target}'s registry")
+    malformed = malformed_attrs(scopes, source_registry, libraries)
+    if malformed:
+        first = malformed[0]
+        more = f" (and {len(malformed) - 1} more)" if len(malformed) > 1 else ""
+        raise BadInput(f"saved_model.pb: {first.where}, node {first.node!r} ({first.op}): {first.message}{more}: "
+                       "a malformed model, which no TensorFlow release loads")
     before = validate_scopes(scopes, target_registry, libraries)
     externals = {id(model.graph): external_names(proto.meta_graphs[model.index]) for model in models}
     say("applying rules")
