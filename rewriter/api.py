@@ -42,12 +42,15 @@ def check(
     allow_lossy: Iterable[str] = (),
     rules_dir: str | Path | None = None,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> Plan:
-    """Plan a conversion without writing: rewrites by rule, and what has no rule (plan.refusals)."""
+    """Plan a conversion without writing: rewrites by rule, and what has no rule (plan.refusals).
+    `strict` refuses what is otherwise written with a warning (unreadable Keras metadata left out)."""
     options = Options(
         target=_release(to),
         allow_lossy=frozenset(allow_lossy),
         rules_dir=Path(rules_dir) if rules_dir else None,
+        strict=strict,
     )
     return plan(Path(input_dir), options, progress)
 
@@ -76,6 +79,7 @@ def convert(
     parity: ParityOptions = ParityOptions(),
     progress: Progress | None = None,
     report: Report | None = None,
+    strict: bool = False,
 ) -> Report:
     """Convert IN to OUT for release `to`, then prove parity in the real target runtime.
 
@@ -85,7 +89,7 @@ def convert(
     """
     result = report or Report("convert", Path(input_dir), Path(output_dir))
     result.lossy_allowed = sorted(allow_lossy)
-    planned = check(input_dir, to, allow_lossy=allow_lossy, rules_dir=rules_dir, progress=progress)
+    planned = check(input_dir, to, allow_lossy=allow_lossy, rules_dir=rules_dir, progress=progress, strict=strict)
     result.plan = planned
     assert planned.files is not None
     # An unknown --tags or a --python-loader the target cannot have is bad input, before writing.

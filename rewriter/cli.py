@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--no-verify", action="store_true", help="skip parity in the target runtime (the report says so)")
     convert.add_argument("--allow-lossy", action="append", default=[], metavar="RULE_ID",
                          help="allow a rule that is not exact (repeatable); the report records it")
+    convert.add_argument("--strict", action="store_true",
+                         help="refuse what is otherwise written with a warning (Keras metadata the target cannot read)")
     convert.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     _report_options(convert)
     _parity_options(convert)
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("input", type=Path, metavar="IN")
     check.add_argument("--to", required=True)
     check.add_argument("--allow-lossy", action="append", default=[], metavar="RULE_ID")
+    check.add_argument("--strict", action="store_true", help="as for convert")
     check.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     _report_options(check)
 
@@ -165,7 +168,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             api.convert(
                 args.input, args.output, args.to, force=args.force, verify_parity=not args.no_verify,
                 allow_lossy=args.allow_lossy, rules_dir=args.rules_dir, parity=_parity_from(args),
-                progress=_progress(args.quiet), report=report,
+                progress=_progress(args.quiet), report=report, strict=args.strict,
             )
         except TfDowngradeError:
             if report.plan is not None or report.parity is not None:
@@ -202,7 +205,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report.parity_skipped = "check does not run the model"
     with _reported(report, args):
         planned = api.check(args.input, args.to, allow_lossy=args.allow_lossy, rules_dir=args.rules_dir,
-                            progress=_progress(args.quiet))
+                            progress=_progress(args.quiet), strict=args.strict)
         report.plan = planned
         counts = Counter(app.rule for app in planned.applications)
         print(f"TensorFlow {planned.source_version} -> {planned.target}: "

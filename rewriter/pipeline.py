@@ -47,6 +47,9 @@ class Options:
     allow_lossy: frozenset[str] = frozenset()
     rules_dir: Path | None = None
     force: bool = False
+    # Refuse what would otherwise be written with a warning (Keras metadata the target's Keras
+    # cannot read is left out by default).
+    strict: bool = False
 
 
 @dataclass
@@ -135,7 +138,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     write_back(proto, models)
     say("applying object-graph rules")
     og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
-    og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy)
+    og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy, strict=options.strict)
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)
     # The post-condition: rebuild scopes from the rewritten proto, so we validate what we write.
