@@ -16,7 +16,7 @@ from typing import Callable
 from tensorflow.core.framework import op_def_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
-from rewriter import __version__, normalize, object_graph, schema_check
+from rewriter import __version__, normalize, object_graph, schema_check, training_paths
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
 from rewriter.graph_model import Scope
@@ -146,7 +146,21 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     _, rebuilt_libraries = _lookups(rebuilt, source_registry, target_registry)
     rebuilt_scopes = [s for m in rebuilt for s in m.scopes]
     after = validate_scopes(rebuilt_scopes, target_registry, rebuilt_libraries)
-    refusals = _refusals(outcome.findings, after, rules, target, _data_readers(rebuilt_scopes))
+    rule_findings = outcome.findings
+    if not options.strict:
+        # Functions only a training-mode path runs: stubbed with an error naming tfdowngrade
+        # (rewriter/training_paths.py), so their problems no longer stop the model.
+        candidates = [f for f in outcome.findings if f.kind in ("refused", "lossy")] + after
+        stubbed = training_paths.stub_unreached(proto, candidates, target)
+        if stubbed.functions:
+            rule_findings = [f for f in outcome.findings
+                             if not (f.where.startswith("function ") and f.where[len("function "):] in stubbed.functions)]
+            notes.extend(stubbed.notes)
+            rebuilt = build_scopes(proto)
+            _, rebuilt_libraries = _lookups(rebuilt, source_registry, target_registry)
+            rebuilt_scopes = [s for m in rebuilt for s in m.scopes]
+            after = validate_scopes(rebuilt_scopes, target_registry, rebuilt_libraries)
+    refusals = _refusals(rule_findings, after, rules, target, _data_readers(rebuilt_scopes))
     if files.has_fingerprint and target < FINGERPRINT_SINCE:
         notes.append(f"{FINGERPRINT_PB} dropped: TensorFlow {target} does not read it")
     notes.extend(python_loader_caveats(proto, target))
