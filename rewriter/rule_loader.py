@@ -587,6 +587,7 @@ def parse_rule(data: Any, path: str) -> Rule:
     conditions = tuple(_parse_condition(checker, cond, names) for cond in where)
     # match.counts and repeated rewrite nodes: rewriter/rule_repeat.py expands the template
     extra: dict = {}
+    rewrite: Rewrite | None = None
     if "counts" in data["match"]:
         extra["counts"] = rule_repeat.parse_counts(data["match"]["counts"], names, checker.fail)
     if "rewrite" in data and rule_repeat.uses_repetition(data["rewrite"]):
@@ -594,8 +595,8 @@ def parse_rule(data: Any, path: str) -> Rule:
             raise checker.fail(data["rewrite"], "repeat/each/count in a rewrite need match.counts")
         extra["rewrite_template"] = data["rewrite"]
         rewrite = _parse_rewrite(checker, rule_repeat.expand(data["rewrite"], {n: 2 for n in extra["counts"]}, checker.fail), names)
-    else:
-        rewrite = _parse_rewrite(checker, data["rewrite"], names) if "rewrite" in data else None
+    elif "rewrite" in data:
+        rewrite = _parse_rewrite(checker, data["rewrite"], names)
     refuse = data.get("refuse")
     if refuse is not None and not (isinstance(refuse, str) and refuse.strip()):
         raise checker.fail(data, "refuse: must be a message for the user")
