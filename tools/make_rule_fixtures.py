@@ -556,6 +556,41 @@ def build_new_ops() -> Built:
                  "computed range), tf.sparse.segment_sum / segment_mean with sparse_gradient=True.")
 
 
+def build_image_transform_fill() -> Built:
+    """keras.ops.image.affine_transform in constant mode with nearest interpolation and a non-zero
+    fill_value (Keras 3 writes ImageProjectiveTransformV3 with a Const fill) over quarter-pixel
+    shifts across the borders, a rotation and a projective map; float16; a computed fill_value."""
+    import keras
+    import tensorflow as tf
+
+    transforms = tf.constant([[1.0, 0.0, 0.25, 0.0, 1.0, -0.75, 0.0, 0.0],
+                              [1.0, 0.0, -1.5, 0.0, 1.0, 2.25, 0.0, 0.0],
+                              [0.9553365, -0.29552022, 0.8, 0.29552022, 0.9553365, -0.6, 0.0, 0.0],
+                              [0.9, 0.2, 0.3, -0.1, 1.1, 0.2, 0.01, -0.02]])
+
+    class Fill(tf.Module):
+        @tf.function(input_signature=[_spec([4, 5, 4, 2], tf.float32, "image"), _spec([], tf.float32, "level")])
+        def call(self, image: Any, level: Any) -> Any:
+            return {
+                "nearest": keras.ops.image.affine_transform(image, transforms, interpolation="nearest",
+                                                            fill_mode="constant", fill_value=-2.5),
+                "half": keras.ops.image.affine_transform(tf.cast(image, tf.float16), transforms,
+                                                         interpolation="nearest", fill_mode="constant",
+                                                         fill_value=0.1),
+                "computed": tf.raw_ops.ImageProjectiveTransformV3(
+                    images=image, transforms=transforms, output_shape=[5, 4], fill_value=level * 2.0,
+                    interpolation="NEAREST", fill_mode="CONSTANT"),
+            }
+
+    module = Fill()
+    image = (np.arange(4 * 5 * 4 * 2, dtype=np.float32).reshape(4, 5, 4, 2) / 4 - 10).astype(np.float32)
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"image": image, "level": np.float32(1.25)}},
+                 "keras.ops.image.affine_transform, constant mode, nearest, fill_value -2.5, 0.1 on float16, "
+                 "and a computed fill_value; quarter-pixel shifts across the borders, a rotation and a "
+                 "projective map.")
+
+
 def build_new_ops_refused() -> Built:
     import keras
     import tensorflow as tf
@@ -1348,6 +1383,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "growable_tensor_array": build_growable_tensor_array,
     "refusals_misc": build_int64_concat_offset_and_table_offset,
     "new_ops": build_new_ops,
+    "image_transform_fill": build_image_transform_fill,
     "new_ops_refused": build_new_ops_refused,
     "fft_nd": build_fft_nd,
     "fft_nd_refused": build_fft_nd_refused,
