@@ -1,5 +1,7 @@
-"""Parity: run the source in the installed TensorFlow and the output in the real target runtime,
-signature by signature, output by output, and compare.
+"""Parity: run the source and the output, signature by signature, output by output, and compare.
+The output runs in the real target runtime (its C API); the source runs in the installed
+TensorFlow's Python API or in a release's real runtime (its C API): see
+runtimes/source_runtime.py for which (--source-runtime auto|installed|VERSION).
 
 Inputs, when the user gives none (`--inputs file.npz`, keys `<signature>/<input>` or `<input>`),
 are generated from each signature's TensorInfo with a seeded generator:
@@ -16,10 +18,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from rewriter.protos import meta_graph_pb2, saved_model_pb2
 
 from rewriter.attr_values import type_name
 from rewriter.errors import BadInput, RuntimeUnavailable
+from rewriter.runtimes.source_runtime import KIND_CAPI, KIND_INSTALLED, TARGET_DESCRIBE
 
 UNKNOWN_DIM = 2
 INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
@@ -93,6 +96,8 @@ class ParityReport:
     source_session_errors: dict[str, str] = field(default_factory=dict)
     # With --python-loader: TF 2.3's tf.saved_model.load on the output, every signature called.
     python_loader: PythonLoaderResult | None = None
+    # Which runtime ran the source (a runtimes.source_runtime.SourceRuntime); None: not recorded.
+    source_runtime: Any = None
 
     @property
     def ok(self) -> bool:
@@ -104,7 +109,9 @@ class ParityReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "runtime": {"version": self.target_version, "wheel_sha256": self.runtime_sha256},
+            "runtime": {"version": self.target_version, "wheel_sha256": self.runtime_sha256, "api": "c",
+                        "describe": TARGET_DESCRIBE.format(version=self.target_version)},
+            "source_runtime": self.source_runtime.to_json() if self.source_runtime else None,
             "seed": self.seed,
             "inputs": self.inputs,
             "load_error": self.load_error,
@@ -195,10 +202,24 @@ def load_expected_file(path: Path, inputs: dict[str, dict[str, np.ndarray]]) -> 
 
 
 # --- running ----------------------------------------------------------------------------
+# TF's Python loader (tf.saved_model.load) needs memory and time quadratic in the depth of a chain
+# of function calls (TF 2.21, measured: 500 deep 1.4 GB / 20 s, 1000 deep 3.9 GB / 70 s, 2000
+# deep over 14 GB); a session (as a C++ loader runs it) needs 0.9 GB at 1000. Deeper sources run so.
+PYTHON_LOADER_MAX_CALL_DEPTH = 256
+
+
 def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
-    """Run each signature in the installed TensorFlow with tf.saved_model.load."""
+    """Run each signature in the installed TensorFlow with tf.saved_model.load (or, for a call
+    chain deeper than PYTHON_LOADER_MAX_CALL_DEPTH, in a session: run_source_as_session)."""
     import tensorflow as tf
 
+    from rewriter.runtimes.function_import import deepest_call_chain
+    from rewriter.savedmodel_io import read_saved_model
+
+    proto = read_saved_model(model_dir).proto
+    meta_graph = select_meta_graph(proto, tags)
+    if deepest_call_chain(meta_graph.graph_def.library) > PYTHON_LOADER_MAX_CALL_DEPTH:
+        return run_source_as_session(model_dir, tags, meta_graph, inputs)
     loaded = tf.saved_model.load(str(model_dir), tags=tags)
     results: dict[str, dict[str, Any]] = {}
     for key, arrays in inputs.items():
@@ -210,6 +231,29 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
         except Exception as error:  # the source itself fails on these inputs: say so, do not crash
             results[key] = {"__error__": f"the source model fails on the parity inputs ({str(error).splitlines()[0]}); "
                                          "pass valid inputs with --inputs"}
+    return results
+
+
+def run_source_as_session(model_dir: Path, tags: list[str], meta_graph: meta_graph_pb2.MetaGraphDef,
+                          inputs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+    """run_source through the installed TF's TF1 loader and a session, signature by signature."""
+    import tensorflow as tf
+    from tensorflow.python.util import deprecation
+
+    results: dict[str, dict[str, Any]] = {}
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        with deprecation.silence():  # TF's notice that the TF1 loader is deprecated is not ours to print
+            tf.compat.v1.saved_model.loader.load(session, tags, str(model_dir))
+        for key, arrays in inputs.items():
+            signature = meta_graph.signature_def[key]
+            feeds = {signature.inputs[name].name: value for name, value in arrays.items()}
+            fetches = {name: signature.outputs[name].name for name in signature.outputs}
+            try:
+                values = session.run(fetches, feed_dict=feeds)
+                results[key] = {name: np.asarray(value) for name, value in values.items()}
+            except Exception as error:  # as in run_source: the source fails on these inputs
+                results[key] = {"__error__": f"the source model fails on the parity inputs ({str(error).splitlines()[0]}); "
+                                             "pass valid inputs with --inputs"}
     return results
 
 
@@ -355,6 +399,8 @@ class ParityOptions:
     # Also judge with TF 2.3's own Python API (tf.saved_model.load): opt-in, because building
     # that environment needs apt-get, gcc and network (rewriter/runtimes/py23env/).
     python_loader: bool = False
+    # Where the source runs: "auto", "installed" or a release such as "2.21" (source_runtime.py).
+    source_runtime: str = "auto"
 
 
 def verify(
@@ -364,15 +410,15 @@ def verify(
     options: ParityOptions = ParityOptions(),
     progress: Progress | None = None,
 ) -> ParityReport:
-    """Run OUT in the real target runtime and IN in the installed TensorFlow; compare."""
-    from rewriter.runtimes import TargetRuntime, obtain_runtime
+    """Run OUT in the real target runtime and IN in the source runtime (--source-runtime); compare."""
+    from rewriter.runtimes import TargetRuntime, obtain_runtime, source_runtime
     from rewriter.savedmodel_io import read_saved_model
 
     say = progress or (lambda _: None)
     tags = list(options.tags)
     seed, rtol, atol = options.seed, options.rtol, options.atol
     out_files = read_saved_model(output_dir)
-    read_saved_model(source_dir)
+    source_proto = read_saved_model(source_dir).proto
     meta_graph = select_meta_graph(out_files.proto, tags)
     given = load_inputs_file(options.inputs_file) if options.inputs_file else None
     inputs = signature_inputs(meta_graph, seed, given)
@@ -380,19 +426,28 @@ def verify(
     if rtol is not None or atol is not None:
         tolerance = {k: (rtol if rtol is not None else v[0], atol if atol is not None else v[1]) for k, v in tolerance.items()}
 
+    if options.expected_file:
+        source_side = source_runtime.expected_file(options.expected_file)
+    else:
+        source_side = source_runtime.resolve(options.source_runtime, source_proto, cache_dir=options.runtime_dir,
+                                             offline=options.offline, progress=say)
     handle = obtain_runtime(target, cache_dir=options.runtime_dir, offline=options.offline, progress=say)
     runtime = TargetRuntime(handle, timeout=options.timeout)
     if options.expected_file:
         say(f"comparing with the expected outputs of {options.expected_file}")
         expected = load_expected_file(options.expected_file, inputs)
+    elif source_side.kind == KIND_CAPI:
+        say(f"running the source in {source_side.describe()}")
+        expected = source_runtime.run_in_capi(source_side, source_dir, tags, select_meta_graph(source_proto, tags),
+                                              inputs, options.timeout)
     else:
-        say("running the source in the installed TensorFlow")
+        say(f"running the source in {source_side.describe()}")
         expected = run_source(source_dir, tags, inputs)
     calls = signature_calls(meta_graph, inputs, list(inputs))
     say(f"running the output in TensorFlow {handle.version} (C++ loader)")
     run = runtime.run_savedmodel(output_dir, tags, calls)
     say(f"importing every function in TensorFlow {handle.version} (as its Python loader does)")
-    function_errors = {name: error for name, error in runtime.import_functions(output_dir / "saved_model.pb").items() if error}
+    function_errors = {name: error for name, error in runtime.import_functions(output_dir / "saved_model.pb", say).items() if error}
 
     report = ParityReport(
         target_version=handle.version,
@@ -403,6 +458,7 @@ def verify(
         outputs=[],
         load_error=run.load_error,
         function_errors=function_errors,
+        source_runtime=source_side,
     )
     if run.load_error:
         return report
@@ -429,12 +485,21 @@ def verify(
         say("loading the output with TensorFlow 2.3.4's Python API (tf.saved_model.load), every signature called")
         report.python_loader = run_python_loader(output_dir, inputs, expected, meta_graph, tolerance, options.timeout)
     failed = {o.signature for o in report.outputs if o.status == "error"}
-    if failed:
+    if failed and source_side.kind == KIND_CAPI:
+        # The source already ran in a C++ loader (its C API) on these signatures, and ran: so the
+        # TF1-session diagnosis below has its answer, and needs no installed TensorFlow.
+        source_side.notes.append(f"the source runs in TensorFlow {source_side.version}'s C++ loader on "
+                                 f"{', '.join(sorted(failed))}, where the output fails: the source export is not "
+                                 "the cause")
+    elif failed and source_side.kind != KIND_INSTALLED and source_runtime.installed_tensorflow() is None:
+        source_side.notes.append("not checked whether the source fails in a C++ loader too, where the output "
+                                 "fails: that runs it in the installed TensorFlow, and none is installed")
+    elif failed:
         # Does the source run where the output fails? A source that fails in the installed TF's
         # own C++-style loader (e.g. Keras 3 variables a tf.Module saves as restore-only copies)
         # points the user at the source, not at the conversion.
         say("running the source as a C++ loader does (a TF1 session), to see whether it fails there too")
-        source_meta = select_meta_graph(read_saved_model(source_dir).proto, tags)
+        source_meta = select_meta_graph(source_proto, tags)
         report.source_session_errors = run_source_in_session(
             source_dir, tags, signature_calls(source_meta, inputs, sorted(failed)))
     return report

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from tensorflow.core.framework import function_pb2, node_def_pb2, types_pb2
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from rewriter.protos import function_pb2, node_def_pb2, types_pb2
+from rewriter.protos import meta_graph_pb2, saved_model_pb2
 
 from rewriter import attr_values
 from rewriter.findings import Finding

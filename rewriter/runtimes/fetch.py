@@ -2,7 +2,13 @@
 
 Cache layout: <root>/<minor>/ holds the wheel members listed in releases.json `capi_libs`, in
 the wheel's relative layout, and runtime.json, written LAST: a directory without a valid
-runtime.json is never trusted. The directory is built under a temporary name in <root> and
+runtime.json is never trusted. runtime.json holds a manifest of the unpacked (and patched)
+files, size and sha256 each, taken at unpack time. Before a cached runtime is used, every size
+is checked, and every sha256 too unless the file's (size, mtime, inode, ctime) are still those
+recorded when it was last hashed (hashing the 340 MB of TF 2.3.4 takes 1-3 s; the stat check
+takes microseconds). A cache that fails this check (a truncated or altered library) is fetched again, or is
+RuntimeUnavailable (exit 4) with --offline. A cache written before manifests existed is fetched
+again once. The directory is built under a temporary name in <root> and
 renamed into place, so two processes racing for it both end up with a complete runtime.
 Root: the cache_dir argument, else $TFDOWNGRADE_RUNTIME_DIR, else ~/.cache/tfdowngrade/runtimes.
 
@@ -91,6 +97,17 @@ def pip_download(project: str, version: str, python_version: str, platform: str,
     return wheels[0]
 
 
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def manifest(lib_dir: Path, members: list[str]) -> dict[str, dict[str, Any]]:
+    """Size, sha256 and stat key of each unpacked file, for runtime.json."""
+    return {name: {"size": (lib_dir / name).stat().st_size, "sha256": sha256_of(lib_dir / name),
+                   "stat": _stat_key(lib_dir / name)} for name in members}
+
+
 def write_marker(lib_dir: Path, data: dict[str, Any]) -> None:
     tmp = lib_dir / (MARKER + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True), "utf-8")
@@ -107,20 +124,52 @@ def build_runtime_dir(wheel: Path, release: Release, version: str, sha256: str,
         "format": MARKER_FORMAT, "release": release.key, "version": version,
         "wheel_sha256": sha256, "wheel": wheel.name, "capi_libs": capi_libs,
         "capi_lib": capi_lib, "string_layout": string_layout, "patched": patched,
+        "files": manifest(dest, capi_libs),
     })
 
 
-def _cached(final: Path, info: dict[str, Any]) -> bool:
+ABSENT = "absent"
+
+
+def cache_problem(final: Path, info: dict[str, Any]) -> str | None:
+    """None if the cached runtime in `final` is whole and is the one releases.json names;
+    ABSENT if there is none; else what is wrong with it, in words."""
     try:
         marker = json.loads((final / MARKER).read_text("utf-8"))
     except (OSError, ValueError):
-        return False
-    return (
-        marker.get("format") == MARKER_FORMAT
-        and marker.get("wheel_sha256") == info["wheel"]["sha256"]
-        and marker.get("version") == info["version"]
-        and all((final / m).is_file() for m in info["capi_libs"])
-    )
+        return ABSENT
+    if not (isinstance(marker, dict) and marker.get("format") == MARKER_FORMAT
+            and marker.get("wheel_sha256") == info["wheel"]["sha256"]
+            and marker.get("version") == info["version"]):
+        return "it is another build, or its runtime.json is not ours"
+    files = marker.get("files")
+    if not isinstance(files, dict) or set(files) != set(info["capi_libs"]):
+        return "it has no manifest of its files (written by an older tfdowngrade)"
+    rehashed = False
+    for name, expected in sorted(files.items()):
+        path = final / name
+        try:
+            key = _stat_key(path)
+        except OSError as err:
+            return f"{name}: {err.strerror or err}"
+        if key[0] != expected.get("size"):
+            return f"{name} has {key[0]} bytes, {expected.get('size')} when it was unpacked"
+        if key == expected.get("stat"):
+            continue  # hashed before, untouched since: the cheap path of every run
+        if sha256_of(path) != expected.get("sha256"):
+            return f"{name} does not have the sha256 it had when it was unpacked"
+        expected["stat"] = key
+        rehashed = True
+    if rehashed:  # e.g. a copied cache: hash once, then take the cheap path again
+        try:
+            write_marker(final, marker)
+        except OSError:
+            pass  # a read-only cache is verified by hashing each time
+    return None
+
+
+def _cached(final: Path, info: dict[str, Any]) -> bool:
+    return cache_problem(final, info) is None
 
 
 def _get_wheel(info: dict[str, Any], tmp: Path, say: Callable[[str], None]) -> Path:
@@ -150,12 +199,19 @@ def obtain_runtime(release: Release, cache_dir: Path | None = None, offline: boo
     final = root / release.key
     sha = info["wheel"]["sha256"]
     name = f"TensorFlow {info['version']} runtime"
-    if _cached(final, info):
+    problem = cache_problem(final, info)
+    if problem is None:
         return RuntimeHandle(release, info["version"], sha, final)
-    if offline:
+    if offline and problem == ABSENT:
         raise RuntimeUnavailable(
             f"the {name} is not in the cache {root} and offline mode forbids downloading it "
             f"(run once with network, or set {ENV_CACHE} to a prepared cache)")
+    if offline:
+        raise RuntimeUnavailable(
+            f"the cached {name} in {final} cannot be trusted ({problem}) and offline mode forbids fetching it "
+            f"again (run once with network, or delete {final} and set {ENV_CACHE} to a prepared cache)")
+    if problem != ABSENT:
+        say(f"the cached {name} in {final} cannot be trusted ({problem}): fetching it again")
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{release.key}-", dir=root))
