@@ -123,17 +123,21 @@ def _term_value(term: Any, static_shape: Callable[[str], list[int] | None], attr
 
 
 def uses_repetition(rewrite: Any) -> bool:
-    """Whether a rewrite's YAML repeats nodes or names a count."""
-    return _mentions(rewrite)
-
-
-def _mentions(value: Any) -> bool:
-    if isinstance(value, dict):
-        if "repeat" in value or "count" in value or "each" in value:
+    """Whether a rewrite's YAML repeats a node, lists copies ({each: ...}) or names a count as an
+    attr value ({count: ...}); an attr that happens to be called `count` is not one of these."""
+    nodes = rewrite.get("nodes") if isinstance(rewrite, dict) else None
+    if not isinstance(nodes, dict):
+        return False
+    for spec in nodes.values():
+        if not isinstance(spec, dict):
+            continue
+        if "repeat" in spec:
             return True
-        return any(_mentions(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_mentions(v) for v in value)
+        if any(isinstance(ref, dict) and "each" in ref for ref in spec.get("inputs") or []):
+            return True
+        attrs = spec.get("attrs")
+        if isinstance(attrs, dict) and any(isinstance(v, dict) and set(v) == {"count"} for v in attrs.values()):
+            return True
     return False
 
 
