@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="allow a rule that is not exact (repeatable); the report records it")
     convert.add_argument("--strict", action="store_true",
                          help="refuse narrowing rules too (exact wherever the output runs, but failing loudly on "
-                              "inputs the source handles; by default they apply with a warning)")
+                              "inputs the source handles; by default they apply with a warning), Keras metadata the "
+                              "target cannot read (left out by default) and training-only functions (stubbed by default)")
     convert.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     repository = convert.add_argument_group("repositories (IN is a serving base path, a folder of SavedModels "
                                             "or a models.config)")
