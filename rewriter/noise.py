@@ -22,6 +22,10 @@ judges each float output against a bound made of what the model itself says:
   and TF 2.3.4, while a weight shifted by 0.5 or scaled by 1.01 moves a small CNN's output by
   more than 1e-3 of its range, far above the bound (tests/test_parity_noise.py).
 
+Another intra-op thread count is not used: TensorFlow fixes it when its runtime starts, so it
+would need a second process and a second load (doubling parity's time), and on most networks it
+changes nothing (NOTES §9: MobileNetV2, EfficientNetB0, NASNet, mixed precision moved by 0).
+
 A model whose output moves a lot under one-ulp input changes (a chaotic one) gets a wide bound,
 and the report says so in words, with the figures: such a comparison cannot see errors smaller
 than the model's own noise, and the user should know that.

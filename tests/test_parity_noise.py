@@ -176,3 +176,15 @@ def test_a_wrong_weight_is_a_mismatch(change: Callable[[dict[str, np.ndarray]], 
     assert f"{bad[0]['signature']}/{bad[0]['output']}" in result.stderr
     for output in bad:
         assert output["max_abs_error"] > output["bound"] and "noise bound" in output["message"]
+
+
+def test_parity_fixtures_are_the_generators_and_small() -> None:
+    from conftest import load_tool
+
+    committed = load_tool("make_parity_fixtures").COMMITTED
+    assert sorted(p.name for p in PARITY_FIXTURES.iterdir() if p.is_dir()) == sorted(committed)
+    for name in committed:
+        folder = PARITY_FIXTURES / name
+        assert json.loads((folder / "meta.json").read_text())["generator"] == "tools/make_parity_fixtures.py"
+        assert (folder / "saved_model" / "saved_model.pb").is_file()
+        assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 200_000

@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+APPS = ["app_mobilenet_v2", "app_efficientnet_b0"]
 
 
 def _fixtures(apps: Path | None) -> dict[str, Path]:
@@ -78,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         apps = None
         if args.apps:
             apps = Path(tmp) / "apps"
+            wanted = [name for name in APPS if not args.only or name in args.only]
             subprocess.run([sys.executable, str(REPO / "tools" / "make_parity_fixtures.py"), "--out", str(apps), "--only",
-                            "app_mobilenet_v2", "app_efficientnet_b0"], check=True, capture_output=True)
+                            *wanted], check=True, capture_output=True)
         print(f"{'fixture':22} {'tf s':>7} {'parity s':>9} {'no-noise s':>10} {'parity/tf':>9} {'parity/no-noise':>15}")
         for name, source in _fixtures(apps).items():
             if args.only and name not in args.only:
