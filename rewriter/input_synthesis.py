@@ -4,7 +4,7 @@ that are valid for it.
 Random values do not fit every input: an index beyond its table, unsorted segment ids, row splits
 that do not end at the number of values, words where a serialized tf.Example or a PNG is read.
 So each signature input is followed into the graph (through Identity, Cast, Reshape and the like,
-into the functions the graph calls) to the ops that read it, and each such use says what the
+the value branches of Select, into the functions the graph calls) to the ops that read it, and each such use says what the
 input must hold (`Constraint`):
 
   - indices: Gather/GatherV2/ResourceGather (embedding lookups), GatherNd/ResourceGatherNd,
@@ -115,6 +115,9 @@ def _uses(graph: _Graph, scope: _Scope, tensor: str, depth: int = 0) -> Iterator
                 continue
             if node.op in PASS_THROUGH and index == 0:
                 yield scope, node, index  # the reshape/cast itself may matter (Cast to int)
+                yield from _uses(graph, scope, node.name, depth + 1)
+            elif node.op in ("Select", "SelectV2") and index in (1, 2):
+                # Keras 3's take: where(ids < 0, ids + dim, ids) before the gather.
                 yield from _uses(graph, scope, node.name, depth + 1)
             elif node.op in CALL_OPS or node.op in graph.functions:
                 inner = graph.enter(scope, node)

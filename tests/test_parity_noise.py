@@ -25,6 +25,7 @@ from conftest import ROOT, converted_without_parity, run_cli
 PARITY_FIXTURES = ROOT / "golden" / "parity"
 INPUT_FIXTURES = {  # fixture -> {signature: strategy expected to feed it}
     "indices": {"serving_default": "graph", "segments": "graph", "scatter": "graph", "unsorted": "graph"},
+    "keras_embedding": {"serve": "graph", "serving_default": "graph"},
     "parse_example": {"serving_default": "graph"},
     "ragged": {"serving_default": "graph"},
     "decode_image": {"serving_default": "graph"},

@@ -122,6 +122,17 @@ def build_indices(export_dir: Path) -> str:
             "into [3, 2] / [3, 4], unsorted segment max into 3 segments and a gather: random ids in [0, 5) fail")
 
 
+def build_keras_embedding(export_dir: Path) -> str:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((4,), dtype="int32", name="ids")
+    vectors = keras.layers.Embedding(3, 4, name="embedding")(ids)
+    model = keras.Model(ids, keras.layers.Dense(2, name="dense")(keras.layers.Flatten()(vectors)), name="keras_embedding")
+    model.export(str(export_dir), verbose=False)
+    return "Keras 3 Embedding(3, 4) -> Dense(2): ids index a 3-row table through where(ids < 0, ids + 3, ids)"
+
+
 def build_parse_example(export_dir: Path) -> str:
     import tensorflow as tf
 
@@ -195,6 +206,7 @@ BUILDERS: dict[str, Callable[[Path], str]] = {
     "mixed_precision": build_mixed_precision,
     "fft": build_fft,
     "indices": build_indices,
+    "keras_embedding": build_keras_embedding,
     "parse_example": build_parse_example,
     "ragged": build_ragged,
     "decode_image": build_decode_image,
@@ -204,7 +216,7 @@ BUILDERS: dict[str, Callable[[Path], str]] = {
     "app_efficientnet_b0": _application("EfficientNetB0"),
     "app_resnet50": _application("ResNet50"),
 }
-COMMITTED = ["small_cnn", "mixed_precision", "fft", "indices", "parse_example", "ragged", "decode_image"]
+COMMITTED = ["small_cnn", "mixed_precision", "fft", "indices", "keras_embedding", "parse_example", "ragged", "decode_image"]
 
 
 def main(argv: list[str] | None = None) -> int:
