@@ -50,6 +50,9 @@ _NUMPY_PRECISION = {"float16": "float16", "float32": "float32", "float64": "floa
                     "complex64": "float32", "complex128": "float64"}
 FLOOR_ULPS = 4.0
 SAFETY = 16.0
+# A model whose output moves by more than this many rounding steps (of its range) under one-ulp
+# input changes is called out as amplifying rounding (chaotic) in the report.
+AMPLIFYING = 1000.0
 # Perturbed runs of the source, each with its own random signs.
 PERTURBED_RUNS = 2
 
@@ -216,14 +219,19 @@ def noise_bound(expected: np.ndarray, precision: str, measured: float | None, no
     amplified = SAFETY * measured
     words = (f"this model moves this output by {measured:.3g} ({_of_range(measured, scale)}) when its float inputs "
              f"move by one {precision} ulp")
+    amplification = measured / (eps * scale) if scale else 0.0
+    if scale:
+        words += f", {amplification:.3g} times one {precision} rounding step of the range"
     if amplified > floor:
         origin = f"{words}; bound = {SAFETY:g} x that"
     else:
         origin = f"{words}; bound = {FLOOR_ULPS:g} {precision} rounding steps of the output's range {scale:.4g} (larger)"
-    if scale and amplified / scale > 1e-3:
-        origin += (f". This model amplifies rounding strongly: errors smaller than {_of_range(amplified, scale)} "
-                   "cannot be told from its own noise")
-    return NoiseBound(precision, scale, max(floor, amplified), measured, origin)
+    bound = max(floor, amplified)
+    if amplification > AMPLIFYING:
+        origin += f". This model amplifies rounding strongly ({amplification:.3g} x) on these inputs"
+    if scale and bound / scale > 1e-3:
+        origin += f". Errors smaller than {_of_range(bound, scale)} cannot be told from its own noise"
+    return NoiseBound(precision, scale, bound, measured, origin)
 
 
 def _of_range(value: float, scale: float) -> str:
