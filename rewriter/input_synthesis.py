@@ -430,18 +430,19 @@ class Candidate:
 
 
 def candidates(meta_graph: Any, key: str, base: dict[str, np.ndarray], seed: int,
-               given: bool) -> list[Candidate]:
-    """The strategies to try, in order, for one signature. Inputs the user gave are the only
-    candidate; otherwise the random inputs first when the graph asks nothing of them, the graph's
-    constraints first when it does, zeros last."""
-    if given:
+               given: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
+    """The strategies to try, in order, for one signature. When the user gave every input
+    (--inputs), that is the only candidate; otherwise the graph's constraints first when it has
+    any, the random inputs, zeros last. Inputs the user gave (`given`) are never replaced."""
+    if given >= set(base):
         return [Candidate("--inputs", base)]
-    found = {name: c for name, c in constraints(meta_graph, key).items() if c.reasons}
+    found = {name: c for name, c in constraints(meta_graph, key).items() if c.reasons and name not in given}
     random = Candidate("random", base)
     result = [random]
     if found:
         rng = np.random.default_rng(seed + 7)
         bent = graph_values(meta_graph.signature_def[key], found, base, rng)
         result = [Candidate("graph", bent, {name: c.reasons for name, c in found.items()}), random]
-    result.append(Candidate("zeros", zero_values(base)))
+    zeros = zero_values(base)
+    result.append(Candidate("zeros", {name: base[name] if name in given else zeros[name] for name in base}))
     return result

@@ -75,13 +75,13 @@ def test_row_splits_and_examples_are_valid(tmp_path: Path) -> None:
 
     ragged = meta("ragged")
     base = signature_inputs(ragged, 0, None)["serving_default"]
-    graph = input_synthesis.candidates(ragged, "serving_default", base, 0, False)[0]
+    graph = input_synthesis.candidates(ragged, "serving_default", base, 0)[0]
     splits, values = graph.values["row_splits"], graph.values["values"]
     assert graph.strategy == "graph" and splits[0] == 0 and splits[-1] == len(values) and np.all(np.diff(splits) >= 0)
 
     parse = meta("parse_example")
     base = signature_inputs(parse, 0, None)["serving_default"]
-    graph = input_synthesis.candidates(parse, "serving_default", base, 0, False)[0]
+    graph = input_synthesis.candidates(parse, "serving_default", base, 0)[0]
     example = example_pb2.Example.FromString(graph.values["examples"][0])
     assert set(example.features.feature) == {"age", "scores", "tags", "weights"}
     assert len(example.features.feature["scores"].float_list.value) == 3
