@@ -50,13 +50,12 @@ import copy
 import os
 import shutil
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import yaml
 from google.protobuf import descriptor, message
-from tensorflow.core.protobuf import saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
+from rewriter.protos import saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
 
 from rewriter import bundle_index, keras_config
 from rewriter.errors import BadInput, RuleFileError
@@ -245,7 +244,9 @@ def parse_object_graph_rules_text(text: str, path: str) -> list[ObjectGraphRule]
 
 
 def builtin_object_graph_rules_dir() -> Path:
-    return Path(str(resources.files("rewriter"))).parent / "rules" / "object-graph"
+    from rewriter.rule_loader import builtin_rules_dir
+
+    return builtin_rules_dir() / "object-graph"
 
 
 def load_object_graph_rules(directory: Path | None = None) -> list[ObjectGraphRule]:

@@ -1,5 +1,7 @@
-"""Parity: run the source in the installed TensorFlow and the output in the real target runtime,
-signature by signature, output by output, and compare.
+"""Parity: run the source and the output, signature by signature, output by output, and compare.
+The output runs in the real target runtime (its C API); the source runs in the installed
+TensorFlow's Python API or in a release's real runtime (its C API): see
+runtimes/source_runtime.py for which (--source-runtime auto|installed|VERSION).
 
 Inputs, when the user gives none (`--inputs file.npz`, keys `<signature>/<input>` or `<input>`),
 are generated from each signature's TensorInfo with a seeded generator:
@@ -20,13 +22,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from rewriter.protos import meta_graph_pb2, saved_model_pb2
 
 from rewriter.attr_values import type_name
+from rewriter.error_distribution import error_histogram
 from rewriter.errors import BadInput, RuntimeUnavailable
 from rewriter import noise
 from rewriter.input_synthesis import Candidate, candidates
 from rewriter.noise import NoiseBound
+from rewriter.runtimes.source_runtime import KIND_CAPI, KIND_INSTALLED, TARGET_DESCRIBE
 
 UNKNOWN_DIM = 2
 INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
@@ -78,6 +82,7 @@ class OutputResult:
     bound_of_range: float | None = None
     movement: float | None = None  # how far the source moved under one-ulp input changes
     bound_origin: str = ""
+    error_histogram: dict[str, Any] | None = None  # rewriter/error_distribution.py (HTML report)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
@@ -115,6 +120,8 @@ class ParityReport:
     python_loader: PythonLoaderResult | None = None
     # signature -> which input strategy fed it (rewriter/input_synthesis.py), see SourceRun.
     input_strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Which runtime ran the source (a runtimes.source_runtime.SourceRuntime); None: not recorded.
+    source_runtime: Any = None
 
     @property
     def ok(self) -> bool:
@@ -126,7 +133,9 @@ class ParityReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "runtime": {"version": self.target_version, "wheel_sha256": self.runtime_sha256},
+            "runtime": {"version": self.target_version, "wheel_sha256": self.runtime_sha256, "api": "c",
+                        "describe": TARGET_DESCRIBE.format(version=self.target_version)},
+            "source_runtime": self.source_runtime.to_json() if self.source_runtime else None,
             "seed": self.seed,
             "inputs": self.inputs,
             "input_strategies": self.input_strategies,
@@ -240,10 +249,16 @@ def _has_float64_output(meta_graph: meta_graph_pb2.MetaGraphDef, key: str) -> bo
 
 
 # --- running ----------------------------------------------------------------------------
+# TF's Python loader (tf.saved_model.load) needs memory and time quadratic in the depth of a chain
+# of function calls (TF 2.21, measured: 500 deep 1.4 GB / 20 s, 1000 deep 3.9 GB / 70 s, 2000
+# deep over 14 GB); a session (as a C++ loader runs it) needs 0.9 GB at 1000. Deeper sources run so.
+PYTHON_LOADER_MAX_CALL_DEPTH = 256
+
+
 @dataclass
 class SourceRun:
-    """What the installed TensorFlow computed: outputs[signature][output] (or {"__error__": why}),
-    and per output how far it moved under one-ulp input changes (None: not measured, see notes)."""
+    """What the source computed: outputs[signature][output] (or {"__error__": why}), and per
+    output how far it moved under one-ulp input changes (None: not measured, see notes)."""
 
     outputs: dict[str, dict[str, Any]]
     movements: dict[str, dict[str, float | None]] = field(default_factory=dict)
@@ -253,72 +268,120 @@ class SourceRun:
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: Exception | str) -> str:
     """The line of a TF error that says what went wrong (not its headers or stack markers)."""
     noise_prefixes = ("Detected at node", "<stack traces", "Graph execution error", "[[", "File ")
     lines = [line.strip() for line in str(error).splitlines()
              if line.strip() and not line.rstrip().endswith(":") and not line.strip().startswith(noise_prefixes)]
-    return lines[0] if lines else type(error).__name__
+    return lines[0] if lines else (type(error).__name__ if isinstance(error, Exception) else "failed")
+
+
+# One call: (signature key, inputs by input name) -> outputs by output name, or why it failed.
+Batch = list[tuple[str, dict[str, np.ndarray]]]
+BatchRunner = Callable[[Batch, Batch], list["dict[str, np.ndarray] | str"]]
+
+
+def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
+               alternatives: dict[str, list[Candidate]] | None, precisions: dict[str, str] | None,
+               seed: int = 0, where: str = "") -> SourceRun:
+    """Run every signature on the first of its `alternatives` (rewriter/input_synthesis.py) the
+    source accepts, and measure its noise, in as few batches as can be: `run_batch(replay, batch)`
+    runs `batch` after `replay` (the successful calls so far, which a runtime that cannot keep a
+    session between batches runs again first, and one that can ignores) and returns the batch's
+    results. Each round calls every signature still unfed with its next strategy, all reference
+    calls first (a stateful model's first outputs are what the target's first runs see), then,
+    with `precisions` (signature -> compute precision), once more on the same inputs (is it
+    deterministic?) and PERTURBED_RUNS times with every float input moved by one ulp of that
+    precision. `inputs` is updated to the values that ran."""
+    run = SourceRun({})
+    rng = np.random.default_rng(seed + 1)
+    options = {key: (alternatives or {}).get(key) or [Candidate("random", arrays)] for key, arrays in inputs.items()}
+    attempt = {key: 0 for key in inputs}
+    tried: dict[str, list[str]] = {key: [] for key in inputs}
+    replay: Batch = []
+    pending = list(inputs)
+    while pending:
+        chosen = {key: options[key][attempt[key]] for key in pending}
+        batch: Batch = [(key, chosen[key].values) for key in pending]
+        extra: dict[str, tuple[int, int]] = {}  # key -> (first index in batch, count) of its noise calls
+        for key in pending:
+            if precisions is None or key not in precisions:
+                continue
+            values = chosen[key].values
+            moved = [{name: noise.perturb(value, precisions[key], rng) for name, value in values.items()}
+                     for _ in range(noise.PERTURBED_RUNS)]
+            extra[key] = (len(batch), 1 + len(moved))
+            batch += [(key, values)] + [(key, m) for m in moved]
+        results = run_batch(replay, batch)
+        still = []
+        for index, key in enumerate(pending):
+            result = results[index]
+            if isinstance(result, str):
+                tried[key].append(f"{chosen[key].strategy}: {_first_line(result)}")
+                attempt[key] += 1
+                if attempt[key] < len(options[key]):
+                    still.append(key)
+                else:
+                    run.strategies[key] = {"strategy": None, "failed": tried[key]}
+                    run.outputs[key] = {"__error__": f"the source fails{' in ' + where if where else ''} on every input "
+                                                     f"strategy tried ({'; '.join(tried[key])}); pass valid inputs with --inputs"}
+                continue
+            inputs[key] = chosen[key].values
+            replay.append((key, chosen[key].values))
+            run.outputs[key] = result
+            run.strategies[key] = {"strategy": chosen[key].strategy, "why": chosen[key].reasons, "failed": tried[key]}
+            if key in extra:
+                first, count = extra[key]
+                _measure(run, key, chosen[key].values, result, results[first:first + count])
+        pending = still
+    return run
+
+
+def _measure(run: SourceRun, key: str, values: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+             extra: list["dict[str, np.ndarray] | str"]) -> None:
+    again, moved = extra[0], extra[1:]
+    if isinstance(again, str) or any(not _same(reference[name], again.get(name)) for name in reference):
+        run.notes[key] = "the source gives other outputs when run again on the same inputs (state or randomness)"
+        return
+    if not any(value.dtype.kind in "fc" and value.size for value in values.values()):
+        run.notes[key] = "the signature has no float input to move by one ulp"
+        return
+    failed = [m for m in moved if isinstance(m, str)]
+    if failed:  # a perturbed input the source rejects: no measurement
+        run.notes[key] = f"the source fails on inputs moved by one ulp ({_first_line(str(failed[0]))})"
+        return
+    run.movements[key] = {name: noise.movement(value, [m.get(name, np.empty(0)) for m in moved if not isinstance(m, str)])
+                          for name, value in reference.items()}
 
 
 def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.ndarray]],
                precisions: dict[str, str] | None = None, seed: int = 0,
                alternatives: dict[str, list[Candidate]] | None = None) -> SourceRun:
-    """Run each signature in the installed TensorFlow with tf.saved_model.load, on the first of
-    its `alternatives` (rewriter/input_synthesis.py) the source accepts; `inputs` is updated to
-    the values that ran. With `precisions`
-    (signature -> its compute precision), then measure the model's noise in the same loaded model:
-    once more on the same inputs (is it deterministic?), and PERTURBED_RUNS times with every float
-    input moved by one ulp of that precision. Every reference run comes first, so a stateful
-    model's first outputs are what the target's first runs see."""
+    """Run each signature in the installed TensorFlow with tf.saved_model.load (or, for a call
+    chain deeper than PYTHON_LOADER_MAX_CALL_DEPTH, in a session), through run_rounds: one loaded
+    model for every strategy and noise run."""
     import tensorflow as tf
 
+    from rewriter.runtimes.function_import import deepest_call_chain
+    from rewriter.savedmodel_io import read_saved_model
+
+    proto = read_saved_model(model_dir).proto
+    meta_graph = select_meta_graph(proto, tags)
+    if deepest_call_chain(meta_graph.graph_def.library) > PYTHON_LOADER_MAX_CALL_DEPTH:
+        return run_source_as_session(model_dir, tags, meta_graph, inputs, precisions, seed, alternatives)
     loaded = tf.saved_model.load(str(model_dir), tags=tags)
 
-    def call(key: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = loaded.signatures[key](**{name: tf.constant(value) for name, value in arrays.items()})
-        return {name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()}
-
-    run = SourceRun({})
-    for key in list(inputs):
-        tried = []
-        for candidate in (alternatives or {}).get(key) or [Candidate("random", inputs[key])]:
+    def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+        results: list[dict[str, np.ndarray] | str] = []
+        for key, arrays in batch:  # the loaded model keeps its state: nothing to replay
             try:
-                run.outputs[key] = call(key, candidate.values)
-            except Exception as error:  # the source itself fails on these inputs: try the next strategy
-                tried.append(f"{candidate.strategy}: {_first_line(error)}")
-                continue
-            inputs[key] = candidate.values
-            run.strategies[key] = {"strategy": candidate.strategy, "why": candidate.reasons, "failed": tried}
-            break
-        else:
-            run.strategies[key] = {"strategy": None, "failed": tried}
-            run.outputs[key] = {"__error__": f"the source model fails on every input strategy tried ({'; '.join(tried)}); "
-                                             "pass valid inputs with --inputs"}
-    if precisions is None:
-        return run
-    rng = np.random.default_rng(seed + 1)
-    for key, arrays in inputs.items():
-        reference = run.outputs[key]
-        if "__error__" in reference or key not in precisions:
-            continue
-        floats = [name for name, value in arrays.items() if value.dtype.kind in "fc" and value.size]
-        try:
-            again = call(key, arrays)
-            if any(not _same(reference[name], again.get(name)) for name in reference):
-                run.notes[key] = "the source gives other outputs when run again on the same inputs (state or randomness)"
-                continue
-            if not floats:
-                run.notes[key] = "the signature has no float input to move by one ulp"
-                continue
-            moved = [call(key, {name: noise.perturb(value, precisions[key], rng) for name, value in arrays.items()})
-                     for _ in range(noise.PERTURBED_RUNS)]
-        except Exception as error:  # a perturbed input the source rejects: no measurement
-            run.notes[key] = f"the source fails on inputs moved by one ulp ({str(error).splitlines()[0]})"
-            continue
-        run.movements[key] = {name: noise.movement(value, [m.get(name, np.empty(0)) for m in moved])
-                              for name, value in reference.items()}
-    return run
+                outputs = loaded.signatures[key](**{name: tf.constant(value) for name, value in arrays.items()})
+                results.append({name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()})
+            except Exception as error:  # the source itself fails on these inputs: say so, do not crash
+                results.append(_first_line(error))
+        return results
+
+    return run_rounds(run_batch, inputs, alternatives, precisions, seed)
 
 
 def _same(a: np.ndarray, b: np.ndarray | None) -> bool:
@@ -360,6 +423,54 @@ def signature_precision(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str
             if name in signature.outputs:
                 precision = noise.lower(precision, noise.lowest_precision(meta_graph, signature.outputs[name].name, dtype))
     return precision
+
+
+def _run_source_in_capi(source_side: Any, source_dir: Path, tags: list[str], source_meta: meta_graph_pb2.MetaGraphDef,
+                        inputs: dict[str, dict[str, np.ndarray]], timeout: float, precisions: dict[str, str] | None,
+                        seed: int, alternatives: dict[str, list[Candidate]]) -> SourceRun:
+    """run_rounds in a release's C API (runtimes/source_runtime.py): one worker per round, which
+    replays the successful calls of the rounds before (one session's state)."""
+    from rewriter.runtimes.source_runtime import CapiSource
+
+    source = CapiSource(source_side, source_dir, tags, source_meta, timeout)
+
+    def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+        if source.load_error:  # no strategy makes a source load: do not start another worker
+            return [f"does not load: {source.load_error}"] * len(batch)
+        return source.run_batch(replay + batch)[len(replay):]
+
+    run = run_rounds(run_batch, inputs, alternatives, precisions, seed, where=source.where)
+    if source.load_error:
+        first = (source.load_error.strip().splitlines() or [""])[0]
+        run.outputs = {key: {"__error__": f"the source does not load in {source.where}: {first}"} for key in inputs}
+    return run
+
+
+def run_source_as_session(model_dir: Path, tags: list[str], meta_graph: meta_graph_pb2.MetaGraphDef,
+                          inputs: dict[str, dict[str, np.ndarray]], precisions: dict[str, str] | None = None,
+                          seed: int = 0, alternatives: dict[str, list[Candidate]] | None = None) -> SourceRun:
+    """run_source through the installed TF's TF1 loader and a session, signature by signature."""
+    import tensorflow as tf
+    from tensorflow.python.util import deprecation
+
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        with deprecation.silence():  # TF's notice that the TF1 loader is deprecated is not ours to print
+            tf.compat.v1.saved_model.loader.load(session, tags, str(model_dir))
+
+        def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+            results: list[dict[str, np.ndarray] | str] = []
+            for key, arrays in batch:  # one session throughout: nothing to replay
+                signature = meta_graph.signature_def[key]
+                feeds = {signature.inputs[name].name: value for name, value in arrays.items()}
+                fetches = {name: signature.outputs[name].name for name in signature.outputs}
+                try:
+                    values = session.run(fetches, feed_dict=feeds)
+                    results.append({name: np.asarray(value) for name, value in values.items()})
+                except Exception as error:  # as in run_source: the source fails on these inputs
+                    results.append(_first_line(error))
+            return results
+
+        return run_rounds(run_batch, inputs, alternatives, precisions, seed)
 
 
 def signature_calls(meta_graph: meta_graph_pb2.MetaGraphDef, inputs: dict[str, dict[str, np.ndarray]],
@@ -488,6 +599,10 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
         result.max_abs_error, result.max_rel_error = float(diff.max()), float(rel.max())
         result.worst_index = [int(i) for i in worst]
     inf_same = np.array_equal(np.isinf(exp) & finite, np.isinf(act) & finite)
+    # For the HTML report: each element's error in units of what it was allowed.
+    allowed_rtol, allowed_atol = user if user is not None else (0.0, max(bound.bound if bound else 0.0, np.finfo(np.float64).tiny))
+    with np.errstate(divide="ignore"):
+        result.error_histogram = error_histogram(exp[finite], act[finite], allowed_rtol, allowed_atol)
     if bound is not None:
         result.precision, result.scale = bound.precision, bound.scale
         result.movement = bound.movement
@@ -570,6 +685,8 @@ class ParityOptions:
     # Also judge with TF 2.3's own Python API (tf.saved_model.load): opt-in, because building
     # that environment needs apt-get, gcc and network (rewriter/runtimes/py23env/).
     python_loader: bool = False
+    # Where the source runs: "auto", "installed" or a release such as "2.21" (source_runtime.py).
+    source_runtime: str = "auto"
 
 
 def verify(
@@ -579,14 +696,15 @@ def verify(
     options: ParityOptions = ParityOptions(),
     progress: Progress | None = None,
 ) -> ParityReport:
-    """Run OUT in the real target runtime and IN in the installed TensorFlow; compare."""
-    from rewriter.runtimes import TargetRuntime, obtain_runtime
+    """Run OUT in the real target runtime and IN in the source runtime (--source-runtime); compare."""
+    from rewriter.runtimes import TargetRuntime, obtain_runtime, source_runtime
     from rewriter.savedmodel_io import read_saved_model
 
     say = progress or (lambda _: None)
     tags = list(options.tags)
     seed, rtol, atol = options.seed, options.rtol, options.atol
     out_files = read_saved_model(output_dir)
+    source_proto = read_saved_model(source_dir).proto
     meta_graph = select_meta_graph(out_files.proto, tags)
     given = load_inputs_file(options.inputs_file) if options.inputs_file else None
     inputs = signature_inputs(meta_graph, seed, given)
@@ -595,9 +713,14 @@ def verify(
     if rtol is not None or atol is not None:
         tolerance = {k: (rtol if rtol is not None else v[0], atol if atol is not None else v[1])
                      for k, v in DEFAULT_TOLERANCES.items()}
-    source_meta = select_meta_graph(read_saved_model(source_dir).proto, tags)
+    source_meta = select_meta_graph(source_proto, tags)
     meta_graphs = [source_meta, meta_graph]
 
+    if options.expected_file:
+        source_side = source_runtime.expected_file(options.expected_file)
+    else:
+        source_side = source_runtime.resolve(options.source_runtime, source_proto, cache_dir=options.runtime_dir,
+                                             offline=options.offline, progress=say)
     handle = obtain_runtime(target, cache_dir=options.runtime_dir, offline=options.offline, progress=say)
     runtime = TargetRuntime(handle, timeout=options.timeout)
     if options.expected_file:
@@ -606,18 +729,23 @@ def verify(
         source_run = None
         unmeasured = f"the source was not run here (--expected {options.expected_file.name})"
     else:
-        say("running the source in the installed TensorFlow, then again with inputs moved by one ulp (its noise)")
+        say(f"running the source in {source_side.describe()}, then again with inputs moved by one ulp (its noise)")
         precisions = {key: _perturb_precision(meta_graphs, meta_graph, key) for key in inputs}
         alternatives = {key: candidates(source_meta, key, arrays, seed, {
             name for name in arrays if given is not None and (f"{key}/{name}" in given or name in given)})
             for key, arrays in inputs.items()}
-        source_run = run_source(source_dir, tags, inputs, None if tolerance else precisions, seed, alternatives)
+        noise_precisions = None if tolerance else precisions
+        if source_side.kind == KIND_CAPI:
+            source_run = _run_source_in_capi(source_side, source_dir, tags, source_meta, inputs, options.timeout,
+                                             noise_precisions, seed, alternatives)
+        else:
+            source_run = run_source(source_dir, tags, inputs, noise_precisions, seed, alternatives)
         expected, unmeasured = source_run.outputs, ""
     calls = signature_calls(meta_graph, inputs, list(inputs))
     say(f"running the output in TensorFlow {handle.version} (C++ loader)")
     run = runtime.run_savedmodel(output_dir, tags, calls)
     say(f"importing every function in TensorFlow {handle.version} (as its Python loader does)")
-    function_errors = {name: error for name, error in runtime.import_functions(output_dir / "saved_model.pb").items() if error}
+    function_errors = {name: error for name, error in runtime.import_functions(output_dir / "saved_model.pb", say).items() if error}
 
     report = ParityReport(
         target_version=handle.version,
@@ -630,6 +758,7 @@ def verify(
         function_errors=function_errors,
         input_strategies=source_run.strategies if source_run else {
             key: {"strategy": "--inputs" if given else "random", "failed": []} for key in inputs},
+        source_runtime=source_side,
     )
     if run.load_error:
         return report
@@ -660,7 +789,16 @@ def verify(
         report.python_loader = run_python_loader(output_dir, inputs, expected, meta_graph, tolerance, options.timeout,
                                                  bounds)
     failed = {o.signature for o in report.outputs if o.status == "error"}
-    if failed:
+    if failed and source_side.kind == KIND_CAPI:
+        # The source already ran in a C++ loader (its C API) on these signatures, and ran: so the
+        # TF1-session diagnosis below has its answer, and needs no installed TensorFlow.
+        source_side.notes.append(f"the source runs in TensorFlow {source_side.version}'s C++ loader on "
+                                 f"{', '.join(sorted(failed))}, where the output fails: the source export is not "
+                                 "the cause")
+    elif failed and source_side.kind != KIND_INSTALLED and source_runtime.installed_tensorflow() is None:
+        source_side.notes.append("not checked whether the source fails in a C++ loader too, where the output "
+                                 "fails: that runs it in the installed TensorFlow, and none is installed")
+    elif failed:
         # Does the source run where the output fails? A source that fails in the installed TF's
         # own C++-style loader (e.g. Keras 3 variables a tf.Module saves as restore-only copies)
         # points the user at the source, not at the conversion.

@@ -5,7 +5,7 @@ it is measured to behave the same.
 """
 from __future__ import annotations
 
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import saved_model_pb2
 
 from rewriter.releases import Release
 

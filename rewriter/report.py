@@ -29,6 +29,10 @@ class Report:
     exit_code: int = 0
     error: str | None = None
     lossy_allowed: list[str] = field(default_factory=list)
+    # What is at OUT: "verified", "unverified (--no-verify)", "not written"; None before writing.
+    output_state: str | None = None
+    # Where an output that failed parity (or could not be judged) was kept instead of OUT.
+    unverified_output: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         plan = self.plan
@@ -40,6 +44,8 @@ class Report:
             "output": str(self.output_dir) if self.output_dir else None,
             "exit_code": self.exit_code,
             "error": self.error,
+            "output_state": self.output_state,
+            "unverified_output": str(self.unverified_output) if self.unverified_output else None,
         }
         if plan is not None:
             rules = {rule.id: rule for rule in plan.rules}
@@ -47,7 +53,15 @@ class Report:
                 "source": {"release": str(plan.source_release), "version": plan.source_version},
                 "target": {"release": str(plan.target)},
                 "rules_applied": [
-                    {**app.to_json(), "exact": rules[app.rule].exact} for app in plan.applications
+                    {**app.to_json(), "exact": rules[app.rule].exact, "exactness": rules[app.rule].exactness,
+                     **({"fails_on": rules[app.rule].fails_on} if rules[app.rule].fails_on else {})}
+                    for app in plan.applications
+                ],
+                # narrowing rules applied: the output fails loudly on these inputs (--strict refuses them)
+                "narrowing": [
+                    {"rule": rule_id, "fails_on": rules[rule_id].fails_on,
+                     "applications": sum(app.rule == rule_id for app in plan.applications)}
+                    for rule_id in sorted({app.rule for app in plan.applications if rules[app.rule].fails_on})
                 ],
                 "rule_counts": dict(sorted(Counter(app.rule for app in plan.applications).items())),
                 "object_graph_rules_applied": [
@@ -75,7 +89,10 @@ class Report:
         if self.input_dir:
             lines.append(f"- input: `{self.input_dir}`")
         if self.output_dir:
-            lines.append(f"- output: `{self.output_dir}`")
+            state = f" ({self.output_state})" if self.output_state else ""
+            lines.append(f"- output: `{self.output_dir}`{state}")
+        if self.unverified_output:
+            lines.append(f"- unverified output kept at: `{self.unverified_output}`")
         if plan is not None:
             lines.append(f"- source: TensorFlow {plan.source_version}; target: TensorFlow {plan.target}")
         lines.append(f"- exit code: {self.exit_code}" + (f" ({self.error})" if self.error else ""))
@@ -94,6 +111,13 @@ class Report:
                 lines += [f"| `{rule}` | {n} |" for rule, n in sorted(og_counts.items())]
             if self.lossy_allowed:
                 lines += ["", f"**Lossy rules allowed by the user:** {', '.join(self.lossy_allowed)}"]
+            rules = {rule.id: rule for rule in plan.rules}
+            narrowing = sorted({app.rule for app in plan.applications if rules[app.rule].fails_on})
+            if narrowing:
+                lines += ["", "## Narrowing rules applied", "",
+                          "The output computes the same values wherever it runs, and fails loudly on these inputs "
+                          "(`--strict` refuses such rules):", ""]
+                lines += [f"- `{rule_id}`: fails on {rules[rule_id].fails_on}" for rule_id in narrowing]
             if plan.refusals:
                 lines += ["", "## Refusals", ""]
                 lines += [f"- {f.line()}" for f in plan.refusals]
@@ -105,6 +129,7 @@ class Report:
             lines.append(f"Skipped: {self.parity_skipped or 'not run'}.")
         else:
             lines.append(f"Target runtime: TensorFlow {parity.target_version} (wheel sha256 `{parity.runtime_sha256[:16]}…`), seed {parity.seed}.")
+            lines += _runtimes_markdown(parity)
             if parity.load_error:
                 lines.append(f"\n**The target failed to load the model:** {parity.load_error}")
             for name, error in sorted(parity.function_errors.items()):
@@ -154,6 +179,20 @@ def _strategy_words(fed: dict[str, Any]) -> str:
     return f"{strategy}{' - ' + reasons if reasons else ''}{failed}"
 
 
+def _runtimes_markdown(parity: ParityReport) -> list[str]:
+    """Which runtime judged which side (README: "Which runtime judged which side")."""
+    from rewriter.runtimes.source_runtime import TARGET_DESCRIBE
+
+    source = parity.source_runtime
+    lines = ["", "| side | runtime | why |", "|---|---|---|"]
+    if source is not None:
+        lines.append(f"| source (IN) | {source.describe()} | {source.reason} |")
+    lines.append(f"| output (OUT) | {TARGET_DESCRIBE.format(version=parity.target_version)} | the target |")
+    if source is not None and source.notes:
+        lines += [""] + [f"- {note}" for note in source.notes]
+    return lines
+
+
 def _source_session_note(key: str, error: str) -> str:
     return (f"the source fails on {key} too when loaded as a C++ loader loads it (a TF1 session in the installed "
             f"TensorFlow, as TF Serving does): {error}. The conversion did not cause this; fix the source export")
@@ -191,6 +230,9 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
         print(f"TensorFlow {plan.source_version} -> {plan.target}: {sum(counts.values())} rewrite(s)", file=stream)
         for rule, n in sorted(counts.items()):
             print(f"  {rule}: {n}", file=stream)
+        for note in plan.notes:
+            if note.startswith("warning: narrowing rule"):
+                print(f"{red}{note}{reset}", file=stream)
         if plan.refusals:
             print(f"{red}{len(plan.refusals)} refusal(s):{reset}", file=stream)
             print_findings(plan.refusals, stream)
@@ -199,6 +241,11 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
         if report.parity_skipped:
             print(f"parity: skipped ({report.parity_skipped})", file=stream)
         return
+    if parity.source_runtime is not None:
+        from rewriter.runtimes.source_runtime import TARGET_DESCRIBE
+
+        print(f"parity: source: {parity.source_runtime.describe()}; output: "
+              f"{TARGET_DESCRIBE.format(version=parity.target_version)}", file=stream)
     if parity.load_error:
         print(f"{red}parity: TensorFlow {parity.target_version} could not load the output: {parity.load_error}{reset}", file=stream)
     for name, error in sorted(parity.function_errors.items()):

@@ -8,9 +8,9 @@ from __future__ import annotations
 import functools
 from typing import Iterable
 
-from tensorflow.core.framework import attr_value_pb2, node_def_pb2, op_def_pb2
-from tensorflow.core.framework.op_def_pb2 import OpDef
-from tensorflow.core.framework.node_def_pb2 import NodeDef
+from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2
+from rewriter.protos.op_def_pb2 import OpDef
+from rewriter.protos.node_def_pb2 import NodeDef
 
 from rewriter.attr_values import type_name
 from rewriter.findings import Finding

@@ -299,7 +299,7 @@ def test_newer_serialization_envelope_and_dtype_policy_are_unwrapped(tmp_path: P
     _edit_metadata(KERAS2 / "keras2_cnn" / "saved_model", source, newer)
     result = run_cli(source, out, "--to", "2.3", "--no-verify")
     assert result.code == 0, result.stderr[-3000:]
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((out / "saved_model.pb").read_bytes())

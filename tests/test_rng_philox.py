@@ -13,8 +13,8 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.framework import graph_pb2, node_def_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import graph_pb2, node_def_pb2
+from rewriter.protos import saved_model_pb2
 
 from conftest import ROOT, converted_without_parity
 from rewriter.graph_model import scope_from_graph_def

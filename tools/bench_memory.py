@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 if TYPE_CHECKING:  # TensorFlow's import is paid only by the builder, not by `--help`
-    from tensorflow.core.framework.graph_pb2 import GraphDef
+    from rewriter.protos.graph_pb2 import GraphDef
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = REPO / "golden" / "fixtures" / "tf_module" / "saved_model"
@@ -56,7 +56,7 @@ class Row:
 
 def _grow_nodes(graph_def: GraphDef, target_bytes: int) -> int:
     """Append the Const/AddV2 chain until the GraphDef is about target_bytes."""
-    from tensorflow.core.framework import types_pb2
+    from rewriter.protos import types_pb2
 
     start = graph_def.ByteSize()
     per_pair = None
@@ -85,7 +85,7 @@ def _grow_nodes(graph_def: GraphDef, target_bytes: int) -> int:
 
 
 def _grow_constants(graph_def: GraphDef, target_bytes: int) -> int:
-    from tensorflow.core.framework import types_pb2
+    from rewriter.protos import types_pb2
 
     added = 0
     remaining = target_bytes - graph_def.ByteSize()
@@ -106,7 +106,7 @@ def _grow_constants(graph_def: GraphDef, target_bytes: int) -> int:
 
 
 def build_model(flavour: str, mib: float, root: Path) -> tuple[Path, int]:
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     model = root / f"{flavour}-{mib:g}MiB"
     shutil.copytree(BASE, model)

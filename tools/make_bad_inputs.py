@@ -32,9 +32,9 @@ from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tensorflow.core.framework.function_pb2 import FunctionDef  # noqa: E402
-from tensorflow.core.framework.op_def_pb2 import OpList  # noqa: E402
-from tensorflow.core.protobuf.saved_model_pb2 import SavedModel  # noqa: E402
+from rewriter.protos.function_pb2 import FunctionDef  # noqa: E402
+from rewriter.protos.op_def_pb2 import OpList  # noqa: E402
+from rewriter.protos.saved_model_pb2 import SavedModel  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_FIXTURE = REPO / "golden" / "fixtures" / "int_output" / "saved_model"

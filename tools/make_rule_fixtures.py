@@ -1279,6 +1279,44 @@ def build_decode_image() -> Built:
                  "bytes made by TF's encoders and by hand; each image's pixels and shape are compared.")
 
 
+def build_type_widening() -> Built:
+    """Index and output types that an op's type attr accepts only since 2.9-2.13 (rules/type-widening.yaml's
+    widen-* rules): each op written by its public API with an int8 / int16 / uint16 index or output."""
+    import tensorflow as tf
+
+    class Widening(tf.Module):
+        @tf.function(input_signature=[
+            _spec([6, 3], tf.float32, "data"), _spec([6], tf.int16, "ids"), _spec([4], tf.int16, "picks"),
+            _spec([2, 1], tf.int16, "nd"), _spec([5], tf.int8, "labels"), _spec([3], tf.int8, "sizes"),
+            _spec([4, 7], tf.float32, "scores")])
+        def call(self, data: Any, ids: Any, picks: Any, nd: Any, labels: Any, sizes: Any, scores: Any) -> Any:
+            first, second, third = tf.split(data, sizes)  # SplitV, Tlen int8
+            return {
+                "segment_sum": tf.math.unsorted_segment_sum(data, ids, 4),  # Tindices int16; -1 dropped
+                "gather": tf.gather(data, picks),                           # GatherV2, Tindices int16
+                "gather_nd": tf.gather_nd(data, nd),                        # GatherNd, Tindices int16
+                "one_hot": tf.one_hot(labels, 4),                           # TI int8; -1 is all zeros
+                "split_first": first, "split_second": second, "split_third": third,
+                "argmax_int16": tf.argmax(scores, axis=1, output_type=tf.int16),    # output_type int16
+                "argmax_uint16": tf.argmax(scores, axis=0, output_type=tf.uint16),  # output_type uint16
+            }
+
+    module = Widening()
+    rng = np.random.default_rng(12)
+    inputs = {"serving_default": {
+        "data": rng.integers(-50, 50, (6, 3)).astype(np.float32),
+        "ids": np.array([0, 3, 1, -1, 3, 2], np.int16),
+        "picks": np.array([5, 0, 2, 2], np.int16),
+        "nd": np.array([[4], [1]], np.int16),
+        "labels": np.array([0, 3, -1, 2, 1], np.int8),
+        "sizes": np.array([1, -1, 2], np.int8),  # -1: the rest
+        "scores": rng.permutation(28).reshape(4, 7).astype(np.float32),  # no ties
+    }}
+    return Built(module, {"serving_default": module.call}, inputs,
+                 "int8 / int16 / uint16 index and output types (UnsortedSegmentSum, GatherV2, GatherNd, OneHot, SplitV, "
+                 "ArgMax) that TF 2.3's kernels do not take")
+
+
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
@@ -1309,6 +1347,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "segments_v2": build_segments_v2,
     "decode_image": build_decode_image,
     "ctc": build_ctc,
+    "type_widening": build_type_widening,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
