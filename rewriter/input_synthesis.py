@@ -156,7 +156,7 @@ def _shape_of(graph: _Graph, scope: _Scope, ref: str, depth: int = 0) -> list[in
 
 
 def _const_value(graph: _Graph, scope: _Scope, ref: str) -> np.ndarray | None:
-    from tensorflow.python.framework import tensor_util
+    from rewriter.tensors import make_ndarray
 
     name = _node_of(ref)
     if scope.function is not None and name in scope.bindings and name not in scope.nodes:
@@ -168,7 +168,10 @@ def _const_value(graph: _Graph, scope: _Scope, ref: str) -> np.ndarray | None:
         return _const_value(graph, scope, node.input[0])
     if node.op != "Const":
         return None
-    return np.asarray(tensor_util.MakeNdarray(node.attr["value"].tensor))
+    try:
+        return np.asarray(make_ndarray(node.attr["value"].tensor))
+    except Exception:  # a dtype rewriter.tensors does not read: no value known
+        return None
 
 
 def _signature_input_of(graph: _Graph, scope: _Scope, ref: str, names: dict[str, str], depth: int = 0) -> str | None:
@@ -324,37 +327,72 @@ def constraints(meta_graph: Any, signature_key: str) -> dict[str, Constraint]:
 
 
 # --- values -----------------------------------------------------------------------------
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # int64 as protobuf writes it: two's complement
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
 def _example_bytes(spec: dict[str, Any], rng: np.random.Generator) -> bytes:
-    from tensorflow.core.example import example_pb2
+    """A serialized tf.Example (tensorflow/core/example/example.proto, written by hand so that a
+    source run in a C-API runtime needs no TensorFlow here): Example.features(1) ->
+    Features.feature(1, map) -> Feature: bytes_list(1) | float_list(2) | int64_list(3), each a
+    repeated `value`(1), packed for numbers."""
+    entries = []
 
-    example = example_pb2.Example()
-
-    def fill(key: str, dtype: str, count: int) -> None:
-        feature = example.features.feature[key]
+    def feature(key: str, dtype: str, count: int) -> None:
         if dtype == "DT_STRING":
-            feature.bytes_list.value.extend([f"w{int(v)}".encode() for v in rng.integers(0, 10, count)])
+            values = b"".join(_field(1, f"w{int(v)}".encode()) for v in rng.integers(0, 10, count))
+            body = _field(1, values)
         elif dtype == "DT_INT64":
-            feature.int64_list.value.extend(int(v) for v in rng.integers(0, 5, count))
+            body = _field(3, _field(1, b"".join(_varint(int(v)) for v in rng.integers(0, 5, count))))
         else:
-            feature.float_list.value.extend(float(v) for v in rng.standard_normal(count).astype(np.float32))
+            body = _field(2, _field(1, rng.standard_normal(count).astype("<f4").tobytes()))
+        entries.append(_field(1, _field(1, key.encode()) + _field(2, body)))
 
     for key, dtype, shape in spec["dense"]:
-        fill(key, dtype, int(np.prod([d if d > 0 else 1 for d in shape])) if shape else 1)
+        feature(key, dtype, int(np.prod([d if d > 0 else 1 for d in shape])) if shape else 1)
     for key, dtype in spec["sparse"] + spec["ragged"]:
-        fill(key, dtype, int(rng.integers(1, 4)))
-    return example.SerializeToString()
+        feature(key, dtype, int(rng.integers(1, 4)))
+    return _field(1, b"".join(entries))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """An 8-bit PNG (grey, RGB or RGBA by the channel count), written with zlib."""
+    import struct
+    import zlib
+
+    height, width, channels = pixels.shape
+    color_type = {1: 0, 3: 2, 4: 6}[channels]
+    raw = b"".join(b"\0" + pixels[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 def _image_bytes(kind: str, channels: int, rng: np.random.Generator) -> bytes:
-    import tensorflow as tf
-
     pixels = rng.integers(0, 256, (4, 5, channels)).astype(np.uint8)
     if kind == "jpeg":
+        try:  # JPEG needs an encoder: TensorFlow's, when it is installed here
+            import tensorflow as tf
+        except ImportError:
+            return _png(pixels)  # DecodeJpeg refuses it: the strategy fails and the report says so
         return bytes(tf.io.encode_jpeg(pixels).numpy())
-    if kind in ("bmp", "gif"):
-        # TF can only write PNG and JPEG; DecodeBmp/DecodeGif inputs get a minimal BMP we build.
-        return _bmp(pixels[..., :3]) if kind == "bmp" else bytes(tf.io.encode_png(pixels).numpy())
-    return bytes(tf.io.encode_png(pixels).numpy())
+    if kind == "bmp":
+        return _bmp(pixels[..., :3])
+    return _png(pixels)  # DecodePng, DecodeImage (any format); DecodeGif refuses it and says so
 
 
 def _bmp(pixels: np.ndarray) -> bytes:
