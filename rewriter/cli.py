@@ -367,11 +367,28 @@ def _run(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     if args.command == "rules" and args.rules_command is None:
         raise BadInput("tfdowngrade rules: say list, show ID, check FILE or explain ID IN")
+    _check_report_paths(args)
     handler = {
         "convert": _cmd_convert, "check": _cmd_check, "verify": _cmd_verify,
         "inspect": _cmd_inspect, "rules": _cmd_rules,
     }[args.command]
     return handler(args)
+
+
+def _check_report_paths(args: argparse.Namespace) -> None:
+    """A report that cannot be written is bad usage, found before any work (not a crash at the end)."""
+    for flag in ("report", "report_md", "report_html"):
+        path = getattr(args, flag, None)
+        if path is None:
+            continue
+        option = "--" + flag.replace("_", "-")
+        if Path(path).is_dir():
+            raise BadInput(f"{option} {path}: is a folder; give a file path")
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise BadInput(f"{option} {path}: the folder {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise BadInput(f"{option} {path}: the folder {parent} is not writable")
 
 
 def _log_internal_error() -> Path:
