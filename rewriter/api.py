@@ -9,17 +9,29 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Iterable
 
 from rewriter.errors import BadInput, ParityFailed, RuntimeUnavailable
 from rewriter.parity import ParityOptions, ParityReport, select_meta_graph
 from rewriter.parity import verify as _verify
-from rewriter.pipeline import Options, Plan, plan, write
+from rewriter.pipeline import Options, Plan, plan, stage
 from rewriter.releases import Release, parse_release
 from rewriter.report import Report
+from rewriter.savedmodel_io import StagedOutput, discard, publish, set_aside
 
 Progress = Callable[[str], None]
+
+# Test-only hook (tests/test_faults.py): an internal error injected at a named point of convert(),
+# to prove that no internal error leaves anything at OUT. Points: "after-writing" (the output is
+# staged, parity not run yet) and "after-parity" (parity passed, OUT not renamed into place yet).
+TEST_FAULT_ENV = "TFDOWNGRADE_TEST_FAULT"
+
+
+def _test_fault(point: str) -> None:
+    if os.environ.get(TEST_FAULT_ENV) == point:
+        raise RuntimeError(f"fault injected by {TEST_FAULT_ENV}={point} (a test-only hook)")
 
 
 def _release(to: str | Release) -> Release:
@@ -30,6 +42,9 @@ PYTHON_LOADER_RELEASE = Release(2, 3)  # the one TF Python environment we build 
 
 
 def _check_parity_options(options: ParityOptions, target: Release) -> None:
+    from rewriter.runtimes.source_runtime import check_choice
+
+    check_choice(options.source_runtime)  # a bad --source-runtime is bad input, before anything is written
     if options.python_loader and target != PYTHON_LOADER_RELEASE:
         raise BadInput(f"--python-loader judges with TensorFlow {PYTHON_LOADER_RELEASE}'s Python API only; "
                        f"the target is {target}")
@@ -42,12 +57,16 @@ def check(
     allow_lossy: Iterable[str] = (),
     rules_dir: str | Path | None = None,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> Plan:
-    """Plan a conversion without writing: rewrites by rule, and what has no rule (plan.refusals)."""
+    """Plan a conversion without writing: rewrites by rule, and what has no rule (plan.refusals).
+    `strict` refuses what is otherwise written with a warning: narrowing rules, unreadable Keras
+    metadata (left out by default) and training-only functions (stubbed by default)."""
     options = Options(
         target=_release(to),
         allow_lossy=frozenset(allow_lossy),
         rules_dir=Path(rules_dir) if rules_dir else None,
+        strict=strict,
     )
     return plan(Path(input_dir), options, progress)
 
@@ -59,7 +78,8 @@ def verify(
     options: ParityOptions = ParityOptions(),
     progress: Progress | None = None,
 ) -> ParityReport:
-    """Run OUT in the real target runtime and IN in the installed TensorFlow; compare every output."""
+    """Run OUT in the real target runtime and IN in the source runtime (options.source_runtime); compare
+    every output."""
     _check_parity_options(options, _release(to))
     return _verify(Path(output_dir), Path(against), _release(to), options, progress)
 
@@ -76,36 +96,74 @@ def convert(
     parity: ParityOptions = ParityOptions(),
     progress: Progress | None = None,
     report: Report | None = None,
+    strict: bool = False,
 ) -> Report:
     """Convert IN to OUT for release `to`, then prove parity in the real target runtime.
 
-    Raises Refused (nothing written), ParityFailed (OUT written, report says what differs),
-    RuntimeUnavailable (OUT written, parity not checked), BadInput. `report`, if given, is
-    filled in as the work goes, so a caller can write it even when an error is raised.
+    OUT appears only when every check has passed: the output is built in a temporary folder
+    beside OUT, parity runs on that folder, and only then is it renamed to OUT. Raises Refused
+    (nothing written), ParityFailed (nothing at OUT; the unproven output is kept at
+    OUT.unverified, see report.unverified_output), RuntimeUnavailable (parity could not run:
+    nothing at OUT, the unproven output kept at OUT.unverified), BadInput. Any other error or
+    interruption leaves nothing at OUT and removes the temporary folder. With `force`, an old
+    OUT is replaced only on success. `verify_parity=False` writes OUT unverified, as the report
+    says. `report`, if given, is filled in as the work goes, so a caller can write it even when
+    an error is raised.
     """
     result = report or Report("convert", Path(input_dir), Path(output_dir))
     result.lossy_allowed = sorted(allow_lossy)
-    planned = check(input_dir, to, allow_lossy=allow_lossy, rules_dir=rules_dir, progress=progress)
+    planned = check(input_dir, to, allow_lossy=allow_lossy, rules_dir=rules_dir, progress=progress, strict=strict)
     result.plan = planned
     assert planned.files is not None
     # An unknown --tags or a --python-loader the target cannot have is bad input, before writing.
     select_meta_graph(planned.files.proto, list(parity.tags))
     if verify_parity:
         _check_parity_options(parity, planned.target)
-    result.written = write(planned, Path(output_dir), force, progress)
+    staged = stage(planned, Path(output_dir), force, progress)
+    result.written = staged.actions
     if not verify_parity:
+        publish(staged)
         result.parity_skipped = "--no-verify"
+        result.output_state = "unverified (--no-verify)"
         return result
     try:
-        result.parity = verify(output_dir, input_dir, planned.target, parity, progress)
+        _verify_then_publish(staged, input_dir, output_dir, planned.target, parity, progress, result)
+    except BaseException:
+        # exit 2 or 5, Ctrl-C, SIGTERM (the CLI turns it into an exception), at any point: nothing
+        # at OUT, and no temporary folder left, unless it is where the unverified output was kept.
+        if result.unverified_output != staged.path:
+            discard(staged)
+        if result.output_state is None:
+            result.output_state = "not written"
+        raise
+    return result
+
+
+def _verify_then_publish(staged: StagedOutput, input_dir: str | Path, output_dir: str | Path, target: Release,
+                         parity: ParityOptions, progress: Progress | None, result: Report) -> None:
+    _test_fault("after-writing")
+    try:
+        result.parity = verify(staged.path, input_dir, target, parity, progress)
     except RuntimeUnavailable as error:
+        kept = _keep_unverified(staged, result)
         raise RuntimeUnavailable(
-            f"{error} ({output_dir} was written but not verified: run `tfdowngrade verify` once the runtime "
-            "can be had, or convert with --no-verify)"
+            f"{error} (nothing was written to {output_dir}; the unverified output is in {kept}: convert again "
+            "once the runtime can be had, or with --no-verify)"
         ) from None
     if not result.parity.ok:
-        raise ParityFailed(_parity_failure(result.parity))
-    return result
+        kept = _keep_unverified(staged, result)
+        message = _parity_failure(result.parity).replace(str(staged.path), str(kept))
+        raise ParityFailed(f"{message} (nothing was written to {output_dir}; the unverified output is in {kept})")
+    _test_fault("after-parity")
+    publish(staged)
+    result.output_state = "verified"
+
+
+def _keep_unverified(staged: StagedOutput, result: Report) -> Path:
+    kept = set_aside(staged)
+    result.output_state = "not written"
+    result.unverified_output = kept
+    return kept
 
 
 def _parity_failure(parity: ParityReport) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from tensorflow.core.framework import attr_value_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow.core.framework.attr_value_pb2 import AttrValue
+
+from rewriter import tensors
+from rewriter.protos import attr_value_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from rewriter.protos.attr_value_pb2 import AttrValue
 
 
 
@@ -41,9 +43,7 @@ def shape_to_plain(shape: tensor_shape_pb2.TensorShapeProto) -> list[int] | None
 
 
 def tensor_to_numpy(tensor: tensor_pb2.TensorProto) -> np.ndarray:
-    from tensorflow.python.framework import tensor_util  # heavy: only when a rule looks at a constant
-
-    return np.asarray(tensor_util.MakeNdarray(tensor))
+    return tensors.make_ndarray(tensor)
 
 
 def to_plain(value: AttrValue) -> Any:
@@ -136,16 +136,10 @@ def from_plain(plain: Any, attr_type: str) -> AttrValue:
 
 def tensor_from_plain(plain: Any) -> tensor_pb2.TensorProto:
     """{dtype: DT_INT32, value: [..], shape: [..]} -> TensorProto."""
-    from tensorflow.python.framework import tensor_util
-
     if not isinstance(plain, dict) or "dtype" not in plain or "value" not in plain:
         raise AttrConversionError("a tensor value is written {dtype: DT_..., value: ..., shape: [...]}")
     dtype = type_enum(plain["dtype"])
-    from tensorflow.python.framework import dtypes
-
-    proto: tensor_pb2.TensorProto = tensor_util.make_tensor_proto(
-        plain["value"], dtype=dtypes.as_dtype(dtype), shape=plain.get("shape")
-    )
+    proto: tensor_pb2.TensorProto = tensors.make_tensor_proto(plain["value"], dtype, plain.get("shape"))
     return proto
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from tensorflow.core.protobuf import tensor_bundle_pb2
+from rewriter.protos import tensor_bundle_pb2
 
 from rewriter.errors import BadInput
 from rewriter.runtimes.protowire import read_varint, write_varint

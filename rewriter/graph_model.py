@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import networkx as nx
-from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
-from tensorflow.core.framework.node_def_pb2 import NodeDef
+from rewriter.protos import function_pb2, graph_pb2, node_def_pb2
+from rewriter.protos.node_def_pb2 import NodeDef
 
 NodeKey = "str | tuple[str, str]"
 
@@ -115,6 +115,39 @@ class Scope:
             indices = [edge["index"] for keyed in self.graph._pred[dst].values() for edge in keyed.values()]
             data["next_index"] = (max(indices) + 1) if indices else 0
         return float(data["next_index"])
+
+    def has_node(self, name: object) -> bool:
+        return name in self.graph
+
+    def order_key(self, name: str) -> tuple:
+        """Where a node sits in the scope's node order (nodes() visits them by this key)."""
+        return (self.graph.nodes[name]["order"], name)
+
+    def has_edge(self, src: object, dst: object) -> bool:
+        """Any edge (data or control) from src to dst; O(1)."""
+        return bool(self.graph.has_edge(src, dst))
+
+    def readers(self, name: object) -> list[tuple[object, dict]]:
+        """(reader, edge data) of every data edge out of a node: what reads its outputs."""
+        return [(dst, data) for dst, data in self.out_edges(name) if data["port"] is not None]
+
+    def remove_edge(self, src: object, dst: object, data: dict) -> None:
+        """Remove the one edge src -> dst with this data (its input index and port)."""
+        for key, edge in list(self.graph.get_edge_data(src, dst).items()):
+            if edge is data or (edge["index"] == data["index"] and edge["port"] == data["port"]):
+                self.graph.remove_edge(src, dst, key)
+                return
+        raise GraphModelError(f"{self.where()}: no edge {src} -> {dst} at input {data['index']}")
+
+    def rewire(self, src: object, dst: object, data: dict, new_src: object, new_port: str | None) -> None:
+        """The input of dst that read src (edge data `data`) now reads new_src at new_port, same index."""
+        self.remove_edge(src, dst, data)
+        self.add_edge(new_src, dst, new_port, data["index"])
+
+    def remove_node(self, name: object) -> None:
+        """Remove a node (or a return / control-return endpoint) with its edges. (nodes() skips
+        removed names, so its cached order stays valid.)"""
+        self.graph.remove_node(name)
 
     def unique_name(self, base: str) -> str:
         name, n = base, 0
@@ -237,6 +270,15 @@ def function_from_scope(scope: Scope) -> function_pb2.FunctionDef:
     del function.signature.control_output[:]
     function.signature.control_output.extend(kept)
     return function
+
+
+def fill_nodes(nodes: Any, scope: Scope) -> None:
+    """Append the scope's nodes to a repeated NodeDef field in place (one copy of each NodeDef,
+    made where it stays: protobuf's arenas keep a temporary copy's memory until its root goes)."""
+    for name, stored in scope.nodes():
+        node = nodes.add()
+        node.CopyFrom(stored)
+        node.input.extend(_input_text(src, data["port"]) for src, data in scope.in_edges(name))
 
 
 def function_library(graph_def: graph_pb2.GraphDef) -> list[function_pb2.FunctionDef]:

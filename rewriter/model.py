@@ -1,20 +1,23 @@
 """A whole SavedModel as scopes: each MetaGraphDef's graph plus every function of its library."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import networkx as nx
+from google.protobuf import message
 
-from tensorflow.core.framework import op_def_pb2
-from tensorflow.core.framework.op_def_pb2 import OpDef
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
-from tensorflow.core.protobuf.saved_object_graph_pb2 import SavedObjectGraph
+from rewriter.protos import op_def_pb2
+from rewriter.protos.node_def_pb2 import NodeDef
+from rewriter.protos.op_def_pb2 import OpDef
+from rewriter.protos import meta_graph_pb2, saved_model_pb2
+from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 
 from rewriter.errors import BadInput
 from rewriter.graph_model import (
     GraphModelError,
     Scope,
+    fill_nodes,
     function_from_scope,
     graph_def_from_scope,
     scope_from_function,
@@ -81,7 +84,8 @@ def _check_calls(label: str, graph: Scope, functions: list[Scope]) -> None:
     library = {scope.name for scope in functions}
     calls = {scope.name: _called_functions(scope, library) for scope in functions}
     for scope in [graph, *functions]:
-        for name in sorted(_called_functions(scope, library)):
+        called = calls[scope.name] if scope.is_function else _called_functions(scope, library)
+        for name in sorted(called):
             if name not in library and _looks_like_function_call(scope, name):
                 raise BadInput(f"saved_model.pb: {scope.where()} calls function {name!r}, which the library lacks")
     call_graph = nx.DiGraph([(caller, callee) for caller, callees in calls.items() for callee in callees if callee in calls])
@@ -181,9 +185,132 @@ def external_names(meta_graph: meta_graph_pb2.MetaGraphDef) -> set[str]:
     return names
 
 
-def write_back(proto: saved_model_pb2.SavedModel, models: list[MetaGraphScopes]) -> None:
-    """Put every scope back into its MetaGraphDef (in place)."""
+def _has_unknown_fields(msg: Any) -> bool:
+    from google.protobuf import unknown_fields
+
+    return len(unknown_fields.UnknownFieldSet(msg)) > 0
+
+
+def _copy_field(destination: Any, field: Any, value: Any) -> None:
+    target = getattr(destination, field.name)
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        value_field = field.message_type.fields_by_name["value"]
+        for key, item in value.items():
+            if value_field.message_type is not None:
+                target[key].CopyFrom(item)
+            else:
+                target[key] = item
+    elif field.message_type is not None:
+        if isinstance(value, message.Message):
+            target.CopyFrom(value)
+        else:
+            target.extend(value)
+    elif not isinstance(value, (str, bytes, int, float, bool)):  # repeated scalar
+        target.extend(value)
+    else:
+        setattr(destination, field.name, value)
+
+
+def _copy_except(source: Any, destination: Any, skipped: tuple[str, ...]) -> None:
+    for field, value in source.ListFields():
+        if field.name not in skipped:
+            _copy_field(destination, field, value)
+
+
+def skeleton_of(proto: saved_model_pb2.SavedModel) -> saved_model_pb2.SavedModel | None:
+    """A copy of `proto` without the nodes and functions of its graphs: write_back puts them in.
+
+    A deepcopy would copy every constant once more, only for write_back to replace the graphs
+    (and protobuf's arenas keep what a message held until the whole message goes). None if a
+    message on the way holds unknown fields, which a field-by-field copy would lose: deep-copy then.
+    """
+    containers = [proto] + [m for m in proto.meta_graphs] + [m.graph_def for m in proto.meta_graphs]
+    containers += [m.graph_def.library for m in proto.meta_graphs]
+    if any(_has_unknown_fields(m) for m in containers):
+        return None
+    out = saved_model_pb2.SavedModel()
+    _copy_except(proto, out, ("meta_graphs",))
+    for meta_graph in proto.meta_graphs:
+        copied = out.meta_graphs.add()
+        _copy_except(meta_graph, copied, ("graph_def",))
+        if meta_graph.HasField("graph_def"):
+            copied.graph_def.SetInParent()
+            _copy_except(meta_graph.graph_def, copied.graph_def, ("node", "library"))
+            if meta_graph.graph_def.HasField("library"):
+                copied.graph_def.library.SetInParent()
+                _copy_except(meta_graph.graph_def.library, copied.graph_def.library, ("function",))
+    return out
+
+
+def fill_skeleton(skeleton: saved_model_pb2.SavedModel, original: saved_model_pb2.SavedModel,
+                  models: list[MetaGraphScopes], touched: set[str]) -> None:
+    """Put the graphs into a skeleton_of(original): the scopes in `touched` (their where()) from the
+    graph model, the others copied from `original` as they were (an untouched scope serializes to
+    the same bytes: rebuilding it would only be work)."""
+    for model in models:
+        graph_def, source = skeleton.meta_graphs[model.index].graph_def, original.meta_graphs[model.index].graph_def
+        if model.graph.where() in touched:
+            fill_nodes(graph_def.node, model.graph)
+        else:
+            graph_def.node.extend(source.node)
+        functions = {f.signature.name: f for f in source.library.function}
+        for scope in model.functions:
+            if scope.where() in touched or scope.name not in functions:
+                graph_def.library.function.add().CopyFrom(function_from_scope(scope))
+            else:
+                graph_def.library.function.add().CopyFrom(functions[scope.name])
+
+
+def write_back(proto: saved_model_pb2.SavedModel, models: list[MetaGraphScopes], touched: set[str] | None = None) -> None:
+    """Put the scopes back into their MetaGraphDefs (in place).
+
+    `touched`: the where() of every scope a rewrite may have changed; the others are left as
+    they are in `proto` (from which they were built: an untouched scope serializes to the same
+    bytes, so rebuilding it is only work). None: every scope.
+    """
     for model in models:
         meta_graph = proto.meta_graphs[model.index]
+        library_protos = meta_graph.graph_def.library.function
+        names_kept = [f.signature.name for f in library_protos] == [scope.name for scope in model.functions]
+        if touched is not None and names_kept and model.graph.where() not in touched:
+            for position, scope in enumerate(model.functions):
+                if scope.where() in touched:
+                    library_protos[position].CopyFrom(function_from_scope(scope))
+            continue
         library = [function_from_scope(scope) for scope in model.functions]
         meta_graph.graph_def.CopyFrom(graph_def_from_scope(model.graph, library))
+
+
+@dataclass
+class ProtoScope:
+    """A graph or function as validator.validate_scopes reads it (where(), nodes() in order, and
+    data_inputs()), straight from the NodeDefs of a proto: no networkx graph to build."""
+
+    label: str
+    node_defs: list[NodeDef]
+    _by_name: dict[str, NodeDef] | None = field(default=None, repr=False)
+
+    def where(self) -> str:
+        return self.label
+
+    def nodes(self) -> Iterator[tuple[str, NodeDef]]:
+        for node in self.node_defs:
+            yield node.name, node
+
+    def data_inputs(self, name: str) -> list[tuple[str, str]]:
+        if self._by_name is None:
+            self._by_name = {node.name: node for node in self.node_defs}
+        return [(text, "") for text in self._by_name[name].input if not text.startswith("^")]
+
+
+def proto_scopes(proto: saved_model_pb2.SavedModel) -> list[tuple[int, list[ProtoScope], dict[str, OpDef]]]:
+    """Per MetaGraphDef: its index, its graph and functions as ProtoScopes (labelled as Scope.where()
+    labels them), and the signatures of its library."""
+    result = []
+    for index, meta_graph in enumerate(proto.meta_graphs):
+        label = meta_graph_label(meta_graph, index)
+        library = meta_graph.graph_def.library.function
+        scopes = [ProtoScope(f"graph {label}", list(meta_graph.graph_def.node))]
+        scopes += [ProtoScope(f"function {f.signature.name}", list(f.node_def)) for f in library]
+        result.append((index, scopes, {f.signature.name: f.signature for f in library}))
+    return result

@@ -11,11 +11,11 @@
 """
 from __future__ import annotations
 
-from tensorflow.core.framework import node_def_pb2, op_def_pb2
-from tensorflow.core.framework.function_pb2 import FunctionDef
-from tensorflow.core.framework.op_def_pb2 import OpDef
-from tensorflow.core.framework.node_def_pb2 import NodeDef
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import node_def_pb2, op_def_pb2
+from rewriter.protos.function_pb2 import FunctionDef
+from rewriter.protos.op_def_pb2 import OpDef
+from rewriter.protos.node_def_pb2 import NodeDef
+from rewriter.protos import saved_model_pb2
 
 from rewriter.registry import OpRegistry
 from rewriter.releases import Release, producer_version, release_info

@@ -10,10 +10,10 @@ from typing import Any
 import gzip
 from importlib import resources
 
-from tensorflow.core.framework import attr_value_pb2, node_def_pb2, op_def_pb2
-from tensorflow.core.framework.attr_value_pb2 import AttrValue
-from tensorflow.core.framework.op_def_pb2 import OpDef
-from tensorflow.core.framework.node_def_pb2 import NodeDef
+from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2
+from rewriter.protos.attr_value_pb2 import AttrValue
+from rewriter.protos.op_def_pb2 import OpDef
+from rewriter.protos.node_def_pb2 import NodeDef
 
 from rewriter.releases import Release, known_releases, release_info
 

@@ -29,6 +29,10 @@ class Report:
     exit_code: int = 0
     error: str | None = None
     lossy_allowed: list[str] = field(default_factory=list)
+    # What is at OUT: "verified", "unverified (--no-verify)", "not written"; None before writing.
+    output_state: str | None = None
+    # Where an output that failed parity (or could not be judged) was kept instead of OUT.
+    unverified_output: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         plan = self.plan
@@ -40,6 +44,8 @@ class Report:
             "output": str(self.output_dir) if self.output_dir else None,
             "exit_code": self.exit_code,
             "error": self.error,
+            "output_state": self.output_state,
+            "unverified_output": str(self.unverified_output) if self.unverified_output else None,
         }
         if plan is not None:
             rules = {rule.id: rule for rule in plan.rules}
@@ -48,7 +54,15 @@ class Report:
                 "target": {"release": str(plan.target),
                            **({"consumer": plan.target.consumer} if plan.target.consumer else {})},
                 "rules_applied": [
-                    {**app.to_json(), "exact": rules[app.rule].exact} for app in plan.applications
+                    {**app.to_json(), "exact": rules[app.rule].exact, "exactness": rules[app.rule].exactness,
+                     **({"fails_on": rules[app.rule].fails_on} if rules[app.rule].fails_on else {})}
+                    for app in plan.applications
+                ],
+                # narrowing rules applied: the output fails loudly on these inputs (--strict refuses them)
+                "narrowing": [
+                    {"rule": rule_id, "fails_on": rules[rule_id].fails_on,
+                     "applications": sum(app.rule == rule_id for app in plan.applications)}
+                    for rule_id in sorted({app.rule for app in plan.applications if rules[app.rule].fails_on})
                 ],
                 "rule_counts": dict(sorted(Counter(app.rule for app in plan.applications).items())),
                 "object_graph_rules_applied": [
@@ -76,7 +90,10 @@ class Report:
         if self.input_dir:
             lines.append(f"- input: `{self.input_dir}`")
         if self.output_dir:
-            lines.append(f"- output: `{self.output_dir}`")
+            state = f" ({self.output_state})" if self.output_state else ""
+            lines.append(f"- output: `{self.output_dir}`{state}")
+        if self.unverified_output:
+            lines.append(f"- unverified output kept at: `{self.unverified_output}`")
         if plan is not None:
             lines.append(f"- source: TensorFlow {plan.source_version}; target: TensorFlow {plan.target.describe()}")
         lines.append(f"- exit code: {self.exit_code}" + (f" ({self.error})" if self.error else ""))
@@ -95,6 +112,13 @@ class Report:
                 lines += [f"| `{rule}` | {n} |" for rule, n in sorted(og_counts.items())]
             if self.lossy_allowed:
                 lines += ["", f"**Lossy rules allowed by the user:** {', '.join(self.lossy_allowed)}"]
+            rules = {rule.id: rule for rule in plan.rules}
+            narrowing = sorted({app.rule for app in plan.applications if rules[app.rule].fails_on})
+            if narrowing:
+                lines += ["", "## Narrowing rules applied", "",
+                          "The output computes the same values wherever it runs, and fails loudly on these inputs "
+                          "(`--strict` refuses such rules):", ""]
+                lines += [f"- `{rule_id}`: fails on {rules[rule_id].fails_on}" for rule_id in narrowing]
             if plan.refusals:
                 lines += ["", "## Refusals", ""]
                 lines += [f"- {f.line()}" for f in plan.refusals]
@@ -106,19 +130,27 @@ class Report:
             lines.append(f"Skipped: {self.parity_skipped or 'not run'}.")
         else:
             lines.append(f"Target runtime: TensorFlow {parity.target_version} (wheel sha256 `{parity.runtime_sha256[:16]}…`), seed {parity.seed}.")
+            lines += _runtimes_markdown(parity)
             if parity.load_error:
                 lines.append(f"\n**The target failed to load the model:** {parity.load_error}")
             for name, error in sorted(parity.function_errors.items()):
                 lines.append(f"- function `{name}` refused by the target's importer: {error}")
+            for key, fed in sorted(parity.input_strategies.items()):
+                lines.append(f"- inputs of {key}: {_strategy_words(fed)}")
             if parity.outputs:
-                lines += ["", "| signature | output | dtype | shape | result | max abs err | max rel err | rtol / atol |",
-                          "|---|---|---|---|---|---|---|---|"]
+                lines += ["", "| signature | output | dtype | shape | grade | max abs err | error / range | bound / range "
+                          "| precision | max rel err | rtol / atol |", "|---|---|---|---|---|---|---|---|---|---|---|"]
                 for o in parity.outputs:
-                    tol = f"{o.rtol:g} / {o.atol:g}" if o.rtol is not None else "exact"
+                    tol = f"{o.rtol:g} / {o.atol:g}" if o.rtol is not None else "—" if o.bound is not None else "exact"
                     lines.append(
-                        f"| {o.signature} | {o.output} | {o.dtype} | {o.shape} | {o.status}{': ' + o.message if o.message else ''} "
-                        f"| {_num(o.max_abs_error)} | {_num(o.max_rel_error)} | {tol} |"
+                        f"| {o.signature} | {o.output} | {o.dtype} | {o.shape} | {o.grade or o.status}"
+                        f"{': ' + o.message if o.message else ''} | {_num(o.max_abs_error)} | {_num(o.error_of_range)} "
+                        f"| {_num(o.bound_of_range)} | {o.precision or ''} | {_num(o.max_rel_error)} | {tol} |"
                     )
+                origins = [o for o in parity.outputs if o.bound_origin]
+                if origins:
+                    lines += ["", "Where each bound comes from:", ""]
+                    lines += [f"- {o.signature}/{o.output}: {o.bound_origin}" for o in origins]
             for skipped in parity.skipped:
                 lines.append(f"- skipped: {skipped}")
             for key, error in sorted(parity.source_session_errors.items()):
@@ -135,6 +167,31 @@ class Report:
 
     def write_markdown(self, path: Path) -> None:
         _atomic_write(path, self.markdown())
+
+
+def _strategy_words(fed: dict[str, Any]) -> str:
+    """Which input strategy fed a signature (rewriter/input_synthesis.py), in words."""
+    strategy = fed.get("strategy")
+    failed = f" (failed first: {'; '.join(fed['failed'])})" if fed.get("failed") else ""
+    if strategy is None:
+        return f"nothing the source accepts{failed}"
+    why = fed.get("why") or {}
+    reasons = "; ".join(f"{name}: {', '.join(r)}" for name, r in sorted(why.items()))
+    return f"{strategy}{' - ' + reasons if reasons else ''}{failed}"
+
+
+def _runtimes_markdown(parity: ParityReport) -> list[str]:
+    """Which runtime judged which side (README: "Which runtime judged which side")."""
+    from rewriter.runtimes.source_runtime import TARGET_DESCRIBE
+
+    source = parity.source_runtime
+    lines = ["", "| side | runtime | why |", "|---|---|---|"]
+    if source is not None:
+        lines.append(f"| source (IN) | {source.describe()} | {source.reason} |")
+    lines.append(f"| output (OUT) | {TARGET_DESCRIBE.format(version=parity.target_version)} | the target |")
+    if source is not None and source.notes:
+        lines += [""] + [f"- {note}" for note in source.notes]
+    return lines
 
 
 def _source_session_note(key: str, error: str) -> str:
@@ -174,6 +231,9 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
         print(f"TensorFlow {plan.source_version} -> {plan.target.describe()}: {sum(counts.values())} rewrite(s)", file=stream)
         for rule, n in sorted(counts.items()):
             print(f"  {rule}: {n}", file=stream)
+        for note in plan.notes:
+            if note.startswith("warning: narrowing rule"):
+                print(f"{red}{note}{reset}", file=stream)
         if plan.refusals:
             print(f"{red}{len(plan.refusals)} refusal(s):{reset}", file=stream)
             print_findings(plan.refusals, stream)
@@ -182,15 +242,28 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
         if report.parity_skipped:
             print(f"parity: skipped ({report.parity_skipped})", file=stream)
         return
+    if parity.source_runtime is not None:
+        from rewriter.runtimes.source_runtime import TARGET_DESCRIBE
+
+        print(f"parity: source: {parity.source_runtime.describe()}; output: "
+              f"{TARGET_DESCRIBE.format(version=parity.target_version)}", file=stream)
     if parity.load_error:
         print(f"{red}parity: TensorFlow {parity.target_version} could not load the output: {parity.load_error}{reset}", file=stream)
     for name, error in sorted(parity.function_errors.items()):
         print(f"{red}parity: TensorFlow {parity.target_version} refuses function {name}: {error}{reset}", file=stream)
+    for key, fed in sorted(parity.input_strategies.items()):
+        if fed.get("strategy") not in ("random", "--inputs", None):
+            print(f"parity: inputs of {key}: {_strategy_words(fed)}", file=stream)
     for o in parity.outputs:
         color = green if o.status == "match" else red
         detail = f" max abs err {o.max_abs_error:.2g}" if o.max_abs_error is not None else ""
+        if o.bound is not None and o.grade != "bit-identical":
+            detail += f" ({_num(o.error_of_range)} of range; noise bound {_num(o.bound_of_range)}, {o.precision})"
+        elif o.rtol is not None:
+            detail += f" (--rtol {o.rtol:g} / --atol {o.atol:g})"
         extra = f" ({o.message})" if o.message else ""
-        print(f"  {color}{o.status:8}{reset} {o.signature}/{o.output} {o.dtype}{list(o.shape)}{detail}{extra}", file=stream)
+        print(f"  {color}{o.grade or o.status:16}{reset} {o.signature}/{o.output} {o.dtype}{list(o.shape)}{detail}{extra}",
+              file=stream)
     for key, error in sorted(parity.source_session_errors.items()):
         print(f"{red}parity: {_source_session_note(key, error)}{reset}", file=stream)
     for skipped in parity.skipped:
@@ -205,6 +278,9 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
             print(f"  {color}{o.status:8}{reset} {o.signature}/{o.output} in tf.saved_model.load {loader.version}{extra}",
                   file=stream)
     judges = " (C++ loader and tf.saved_model.load)" if parity.python_loader is not None else ""
+    grades = ", ".join(f"{sum(o.grade == g for o in parity.outputs)} {g}" for g in ("bit-identical", "within-noise", "within-tolerance")
+                       if any(o.grade == g for o in parity.outputs))
+    judges += f" ({grades})" if grades else ""
     verdict = f"{green}parity: all {len(parity.outputs)} output(s) match in TensorFlow {parity.target_version}{judges}{reset}" if parity.ok \
         else f"{red}parity: FAILED in TensorFlow {parity.target_version}{reset}"
     print(verdict, file=stream)

@@ -9,16 +9,18 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from tensorflow.core.framework import node_def_pb2, op_def_pb2
-from tensorflow.core.framework.op_def_pb2 import OpDef
-from tensorflow.core.framework.node_def_pb2 import NodeDef
+from rewriter.protos import node_def_pb2, op_def_pb2
+from rewriter.protos.op_def_pb2 import OpDef
+from rewriter.protos.node_def_pb2 import NodeDef
 
-from rewriter import attr_values, static_shapes
+from rewriter import attr_values, rule_repeat, static_shapes, tensors
 from rewriter.findings import Finding
 from rewriter.graph_model import ARG, CONTROL_RET, RET, Scope
 from rewriter.registry import OpRegistry, attr_or_default
 from rewriter.releases import Release
+from rewriter.rule_conditions import AttrRef, InputRef, OutputRef
 from rewriter.rule_loader import INPUT_REF_RE, OUTPUT_REF_RE, Rule, _ConstSpec, _TensorAttr
+from rewriter.subgraph import snapshot
 
 MAX_PASSES = 50
 
@@ -40,6 +42,9 @@ class Application:
     dropped_attrs: list[str] = field(default_factory=list)
     set_attrs: list[str] = field(default_factory=list)
     retyped: list[str] = field(default_factory=list)
+    # The touched part of the graph before and after (rewriter/subgraph.py), for the HTML report.
+    graph_before: Any = field(default=None, repr=False, compare=False)
+    graph_after: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,9 +131,10 @@ class OpIndex:
     def names(self, ops: tuple[str, ...]) -> list[str]:
         """Nodes of these ops that are still in the scope, in the scope's node order (the order
         a full scan visits them in, so rewrites happen in the same order as before)."""
-        nodes = self.scope.graph.nodes
-        found = [name for op in ops for name in self.by_op.get(op, ()) if name in nodes and nodes[name]["def"].op == op]
-        return sorted(set(found), key=lambda name: (nodes[name]["order"], name))
+        scope = self.scope
+        found = [name for op in ops for name in self.by_op.get(op, ())
+                 if scope.has_node(name) and scope.node_def(name).op == op]
+        return sorted(set(found), key=scope.order_key)
 
 
 class Matcher:
@@ -144,8 +150,12 @@ class Matcher:
 
     def bind(self, rule: Rule, root_name: str) -> dict[str, str] | None:
         """Follow the pattern's input edges from the root; each input has one producer, so no search."""
-        if root_name not in self.scope.graph:
-            return None
+        return self.bind_explained(rule, root_name)[0]
+
+    def bind_explained(self, rule: Rule, root_name: str) -> tuple[dict[str, str] | None, str]:
+        """The binding, or None and which part of the pattern did not match."""
+        if not self.scope.has_node(root_name):
+            return None, f"{root_name} is no longer in the graph"
         patterns = {p.name: p for p in rule.patterns}
         binding = {rule.root.name: root_name}
         frontier = [rule.root.name]
@@ -154,48 +164,43 @@ class Matcher:
             node_name = binding[pattern.name]
             node = self.scope.node_def(node_name)
             if node.op not in pattern.ops:
-                return None
+                return None, f"pattern node {pattern.name}: {node_name} is a {node.op}, wants {' or '.join(pattern.ops)}"
             inputs = self.scope.data_inputs(node_name)
             for index, other, out_index in pattern.inputs:
+                where = f"pattern {pattern.name}.input[{index}] ({other}:{out_index})"
                 if index >= len(inputs):
-                    return None
+                    return None, f"{where}: {node_name} has only {len(inputs)} inputs"
                 src, port = inputs[index]
                 if not isinstance(src, str):
-                    return None
+                    return None, f"{where}: it reads a function argument, not a node"
                 src_node = self.scope.node_def(src)
                 if src_node.op not in patterns[other].ops:
-                    return None
+                    return None, f"{where}: it reads {src} ({src_node.op}), wants {' or '.join(patterns[other].ops)}"
                 if self.lookup.output_flat_index(self.scope, src_node, port) != out_index:
-                    return None
+                    return None, f"{where}: it reads output {port or ':0'} of {src}, wants output {out_index}"
                 if other in binding:
                     if binding[other] != src:
-                        return None
+                        return None, f"{where}: it reads {src}, but {other} is already {binding[other]}"
                 else:
                     binding[other] = src
                     frontier.append(other)
-        return binding
+        return binding, ""
 
-    # --- conditions ---------------------------------------------------------------------
-    def attr_plain(self, binding: dict[str, str], ref: str) -> tuple[bool, Any]:
-        """(present, plain value) of n.attr; an absent attr takes its OpDef default if known."""
-        return attr_plain(self.scope, self.lookup, binding, ref)
+    # --- what conditions read (rule_conditions.MatchContext) ------------------------------
+    def attr_value(self, binding: dict[str, str], ref: AttrRef) -> tuple[bool, Any]:
+        """(present, plain value) of n.attr or n.attr[i]; an absent attr takes its OpDef default."""
+        return attr_plain(self.scope, self.lookup, binding, str(ref))
 
-    def producer_of(self, binding: dict[str, str], ref: str) -> tuple[NodeDef, int | None] | None:
+    def producer_of(self, binding: dict[str, str], ref: InputRef) -> tuple[NodeDef, int | None] | None:
         """The node an input reference (n.input[i]) reads, and which flat output; None for a
         function argument or a missing input."""
-        match = INPUT_REF_RE.match(ref)
-        assert match
-        inputs = self.scope.data_inputs(binding[match.group("node")])
-        index = int(match.group("index"))
-        if index >= len(inputs) or not isinstance(inputs[index][0], str):
+        inputs = self.scope.data_inputs(binding[ref.node])
+        if ref.index >= len(inputs) or not isinstance(inputs[ref.index][0], str):
             return None
-        producer = self.scope.node_def(str(inputs[index][0]))
-        return producer, self.lookup.output_flat_index(self.scope, producer, inputs[index][1])
+        producer = self.scope.node_def(str(inputs[ref.index][0]))
+        return producer, self.lookup.output_flat_index(self.scope, producer, inputs[ref.index][1])
 
-    def _term(self, binding: dict[str, str], term: Any) -> Any:
-        return self.attr_plain(binding, term)[1] if isinstance(term, str) else term
-
-    def const_value(self, binding: dict[str, str], ref: str) -> Any:
+    def const_value(self, binding: dict[str, str], ref: InputRef) -> Any:
         found = self.producer_of(binding, ref)
         if found is None:
             return None
@@ -204,20 +209,15 @@ class Matcher:
             return None
         return attr_values.tensor_to_numpy(producer.attr["value"].tensor).tolist()
 
-    def static_shape(self, binding: dict[str, str], ref: str) -> list[int] | None:
+    def static_shape(self, binding: dict[str, str], ref: InputRef | OutputRef) -> list[int] | None:
         """The shape TF recorded for a node's output (n:O, a flat output index) or for the tensor
         an input reference (n.input[i]) reads; None if nothing was recorded."""
-        out = OUTPUT_REF_RE.match(ref)
-        if out:
-            node = self.scope.node_def(binding[out.group("node")])
-            return static_shapes.output_shape(node, int(out.group("index")))
-        match = INPUT_REF_RE.match(ref)
-        assert match
-        inputs = self.scope.data_inputs(binding[match.group("node")])
-        index = int(match.group("index"))
-        if index >= len(inputs):
+        if isinstance(ref, OutputRef):
+            return static_shapes.output_shape(self.scope.node_def(binding[ref.node]), ref.index)
+        inputs = self.scope.data_inputs(binding[ref.node])
+        if ref.index >= len(inputs):
             return None
-        src, port = inputs[index]
+        src, port = inputs[ref.index]
         if isinstance(src, tuple):
             return static_shapes.arg_shape(self.scope, src[1]) if src[0] == ARG else None
         producer = self.scope.node_def(str(src))
@@ -228,7 +228,7 @@ class Matcher:
         Identity nodes that are likewise only returned (a resource creator function's shape)."""
         if not self.scope.is_function:
             return False
-        readers = [(dst, data) for dst, data in self.scope.out_edges(name) if data["port"] is not None]
+        readers = self.scope.readers(name)
         if not readers:
             return False
         for dst, _ in readers:
@@ -239,85 +239,43 @@ class Matcher:
                 return False
         return True
 
+    def reader_ops(self, name: str) -> list[str]:
+        """The op of every node reading a data output of the node ("_Retval" for a return value)."""
+        return [("_Retval" if isinstance(dst, tuple) else self.scope.node_def(str(dst)).op)
+                for dst, _ in self.scope.readers(name)]
+
     def conditions_hold(self, rule: Rule, binding: dict[str, str]) -> bool:
-        return all(self.condition(cond, binding) for cond in rule.where)
-
-    def condition(self, cond: dict, binding: dict[str, str]) -> bool:
-        if "any" in cond:
-            return any(self.condition(c, binding) for c in cond["any"])
-        if "all" in cond:
-            return all(self.condition(c, binding) for c in cond["all"])
-        if "not" in cond:
-            return not self.condition(cond["not"], binding)
-        if "same" in cond:
-            values = [self.attr_plain(binding, ref)[1] for ref in cond["same"]]
-            return all(attr_values.plain_equal(values[0], v) for v in values[1:])
-        if "scope" in cond:
-            return self.scope.kind == cond["scope"]
-        if "returned" in cond:
-            return self.only_returned(binding[cond["returned"]])
-        if "readers" in cond:
-            readers = [dst for dst, data in self.scope.out_edges(binding[cond["readers"]]) if data["port"] is not None]
-            return bool(readers) and all(
-                ("_Retval" if isinstance(dst, tuple) else self.scope.node_def(str(dst)).op) in cond["in"] for dst in readers)
-        if "unused" in cond:
-            return not any(data["port"] is not None for _, data in self.scope.out_edges(binding[cond["unused"]]))
-        if "ends_with" in cond:
-            recorded = self.static_shape(binding, cond["shape"])
-            ends_with = cond["ends_with"]
-            sizes = self.const_value(binding, ends_with) if isinstance(ends_with, str) else ends_with
-            return recorded is not None and _shape_ends_with(recorded, sizes)
-        if "producer" in cond:
-            found = self.producer_of(binding, cond["producer"])
-            if found is None:
-                return False
-            producer, flat = found
-            for item in cond["in"]:
-                op, _, port = str(item).partition(":")
-                if producer.op == op and (not port or flat == int(port)):
-                    return True
+        if "counts" in rule.extra and self.counts(rule, binding) is None:
             return False
-        if "compare" in cond:
-            left, op, right = cond["compare"]
-            return _compare(self._term(binding, left), op, self._term(binding, right))
-        if "attr" in cond:
-            present, value = self.attr_plain(binding, cond["attr"])
-            if "present" in cond:
-                return present == cond["present"]
-        elif "shape" in cond:
-            shape = self.static_shape(binding, cond["shape"])
-            if shape is None:
-                return False
-            if "dim" in cond:
-                dim = cond["dim"]
-                if not -len(shape) <= dim < len(shape):
-                    return False
-                value = shape[dim]
-            else:
-                value = shape
-        else:
-            value = self.const_value(binding, cond["const"])
-            if value is None:
-                return False
-        if "equals" in cond:
-            return attr_values.plain_equal(value, cond["equals"])
-        if "in" in cond:
-            return any(attr_values.plain_equal(value, v) for v in cond["in"])
-        if "range" in cond:
-            return _within(value, cond["range"][0], cond["range"][1])
-        if "length" in cond:
-            return isinstance(value, (list, tuple)) and len(value) == cond["length"]
-        return not any(attr_values.plain_equal(value, v) for v in cond["not_in"])
+        return all(cond.failure(self, binding) is None for cond in rule.where)
 
+    def explain(self, rule: Rule, root_name: str) -> str | None:
+        """Why the rule does not apply at this node (None: it does): the first pattern part or
+        condition that does not hold."""
+        binding, reason = self.bind_explained(rule, root_name)
+        if binding is None:
+            return reason
+        for index, cond in enumerate(rule.where):
+            failure = cond.failure(self, binding)
+            if failure is not None:
+                return f"condition {index + 1} ({cond.key}): {failure}"
+        return None
 
-def _shape_ends_with(shape: list[int], sizes: Any) -> bool:
-    """The shape's last len(sizes) sizes equal sizes (a flat list of integers; -1 is unknown)."""
-    if not isinstance(sizes, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
-        return False
-    if len(sizes) > len(shape):
-        return False
-    tail = shape[len(shape) - len(sizes):]
-    return all(known == size for known, size in zip(tail, sizes))
+    def counts(self, rule: Rule, binding: dict[str, str]) -> dict[str, int] | None:
+        """match.counts for this match (rewriter/rule_repeat.py); None if one is not known."""
+        if "counts" not in rule.extra:
+            return {}
+
+        def shape(ref: str) -> list[int] | None:
+            out = OUTPUT_REF_RE.match(ref)
+            if out:
+                return self.static_shape(binding, OutputRef(out.group("node"), int(out.group("index"))))
+            match = INPUT_REF_RE.match(ref)
+            assert match
+            return self.static_shape(binding, InputRef(match.group("node"), int(match.group("index"))))
+
+        return rule_repeat.evaluate(rule.extra["counts"], shape,
+                                    lambda ref: attr_plain(self.scope, self.lookup, binding, ref)[1])
 
 
 def attr_plain(scope: Scope, lookup: OpLookup, binding: dict[str, str], ref: str) -> tuple[bool, Any]:
@@ -338,24 +296,6 @@ def attr_plain(scope: Scope, lookup: OpLookup, binding: dict[str, str], ref: str
     return present, value
 
 
-def _compare(left: Any, op: str, right: Any) -> bool:
-    """left OP right for two numbers; anything else (a missing attr, a list, a string) is false."""
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
-    if not numbers:
-        return False
-    return {"<": left < right, "<=": left <= right, "==": left == right, "!=": left != right,
-            ">": left > right, ">=": left >= right}[op]
-
-
-def _within(value: Any, low: float, high: float) -> bool:
-    """Every number of a (nested) plain value lies in [low, high]; anything else is not."""
-    if isinstance(value, (list, tuple)):
-        return all(_within(v, low, high) for v in value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return bool(low <= value <= high)
-
-
 # --- rewriting ----------------------------------------------------------------------------
 class Rewriter:
     def __init__(self, scope: Scope, lookup: OpLookup, external_names: set[str], index: OpIndex | None = None) -> None:
@@ -369,6 +309,7 @@ class Rewriter:
         scope, spec = self.scope, rule.rewrite
         assert spec is not None
         app = Application(rule.id, scope.where(), dict(binding), {n: scope.node_def(n).op for n in binding.values()})
+        app.graph_before = snapshot(scope, binding.values())
         # A node a signature (or the saver) names by its tensor names cannot simply go: it is
         # replaced by an IdentityN of the same name that forwards what replaced each output.
         named_types = {binding[key]: self._forwardable(rule, binding, key) for key in spec.remove
@@ -403,10 +344,12 @@ class Rewriter:
             changed = True
         for key in spec.remove_if_unused:
             name = binding[key]
-            if name in scope.graph and not scope.out_edges(name):
+            if scope.has_node(name) and not scope.out_edges(name):
                 self._remove(name, [], rule)
                 app.removed.append(name)
                 changed = True
+        if changed:
+            app.graph_after = snapshot(scope, [*binding.values(), *app.added], keep=app.graph_before.members)
         return app if changed else None
 
     def _forwardable(self, rule: Rule, binding: dict[str, str], key: str) -> list[int]:
@@ -475,8 +418,7 @@ class Rewriter:
         src, data = edges[in_index]
         if src == target[0] and data["port"] == target[1]:
             return False
-        _remove_edge(scope, src, name, data)
-        scope.add_edge(target[0], name, target[1], data["index"])
+        scope.rewire(src, name, data, target[0], target[1])
         return True
 
     def _edit_attrs(self, rule: Rule, binding: dict[str, str], app: Application) -> bool:
@@ -533,8 +475,6 @@ class Rewriter:
 
     def _const_tensor(self, rule: Rule, spec: _ConstSpec, binding: dict[str, str]) -> Any:
         """The tensor of a const node whose dtype or value comes from the match."""
-        from tensorflow.python.framework import dtypes
-
         dtype = spec.dtype
         if isinstance(dtype, dict):
             dtype = attr_values.to_plain(self._attr_value(rule, "Const", "dtype", dtype, binding))
@@ -545,10 +485,10 @@ class Rewriter:
             if content is None:
                 raise RuleApplicationError(f"rule {rule.id}: {binding[node_key]} has no attr {attr} to copy")
         elif isinstance(content, dict):
-            tf_dtype = dtypes.as_dtype(attr_values.type_enum(str(dtype)))
-            if not (tf_dtype.is_floating or tf_dtype.is_integer):
+            bounds = tensors.limits(attr_values.type_enum(str(dtype)))
+            if bounds is None:
                 raise RuleApplicationError(f"rule {rule.id}: {dtype} has no {content['limit']} value")
-            content = tf_dtype.min if content["limit"] == "lowest" else tf_dtype.max
+            content = bounds[0] if content["limit"] == "lowest" else bounds[1]
         plain = {"dtype": dtype, "value": content}
         if spec.shape is not None:
             plain["shape"] = list(spec.shape)
@@ -619,8 +559,7 @@ class Rewriter:
                 continue
             if dst in added:
                 continue  # a node this rewrite added reads the old output on purpose (e.g. a Cast of it)
-            _remove_edge(scope, name, dst, data)
-            scope.add_edge(target[0], dst, target[1], data["index"])
+            scope.rewire(name, dst, data, target[0], target[1])
             moved = True
         return moved
 
@@ -641,13 +580,13 @@ class Rewriter:
             # graph.has_edge is O(1); listing dst's inputs per removed node was O(n^2) on the
             # wide NoOps of save functions (one control input per variable).
             for anchor in anchors:
-                if anchor != dst and not scope.graph.has_edge(anchor, dst):
+                if anchor != dst and not scope.has_edge(anchor, dst):
                     scope.add_edge(anchor, dst, None, scope.next_input_index(dst))
-        scope.graph.remove_node(name)
+        scope.remove_node(name)
 
     def _repoint_control_ret(self, control_ret: tuple[str, str], name: str, anchors: list[object]) -> None:
         scope = self.scope
-        scope.graph.remove_node(control_ret)
+        scope.remove_node(control_ret)
         if not anchors:
             return  # nothing left to wait for: the control output goes with the node
         if len(anchors) == 1:
@@ -670,13 +609,6 @@ def _anchors(scope: Scope, name: str) -> list[object]:
     return found
 
 
-def _remove_edge(scope: Scope, src: object, dst: object, data: dict) -> None:
-    for key, edge in list(scope.graph.get_edge_data(src, dst).items()):
-        if edge is data or (edge["index"] == data["index"] and edge["port"] == data["port"]):
-            scope.graph.remove_edge(src, dst, key)
-            return
-
-
 # --- the fixpoint -------------------------------------------------------------------------
 @dataclass
 class RuleOutcome:
@@ -691,8 +623,10 @@ def apply_rules(
     lookups: dict[int, OpLookup],
     external_names: dict[int, set[str]],
     allow_lossy: set[str] | frozenset[str] = frozenset(),
+    strict: bool = False,
 ) -> RuleOutcome:
-    """Apply every rule for `target` until none applies; then collect refusals.
+    """Apply every rule for `target` until none applies; then collect refusals. With `strict`,
+    narrowing rules refuse instead of applying.
 
     `lookups[id(scope)]` and `external_names[id(scope)]` give each scope its op lookup and the
     names referenced from outside it.
@@ -718,6 +652,14 @@ def apply_rules(
                     if fresh != binding or not matcher.conditions_hold(rule, binding):
                         continue
                     root = scope.node_def(binding[rule.root.name])
+                    if rule.exactness == "narrowing" and strict:
+                        findings[(rule.id, scope.where(), root.name)] = Finding(
+                            "narrowing", scope.where(), root.name, root.op,
+                            f"rule {rule.id} rewrites this exactly wherever the output runs, but the output fails "
+                            f"on {rule.fails_on} --strict refuses that; convert without --strict to accept it.",
+                            rule=rule.id, since=str(rule.since),
+                        )
+                        continue
                     if not rule.exact and rule.id not in allow_lossy:
                         findings[(rule.id, scope.where(), root.name)] = Finding(
                             "lossy", scope.where(), root.name, root.op,
@@ -727,7 +669,7 @@ def apply_rules(
                         )
                         continue
                     try:
-                        application = rewriter.apply(rule, binding)
+                        application = rewriter.apply(rule_repeat.for_counts(rule, matcher.counts(rule, binding)), binding)
                     except RuleApplicationError as error:
                         findings[(rule.id, scope.where(), root.name)] = Finding(
                             "rule-error", scope.where(), root.name, root.op, str(error), rule=rule.id

@@ -6,8 +6,12 @@ The rule format (docs/writing-rules.md has the full guide):
     description: why the rewrite is exact
     since: "2.10"                       # first release with what it handles; applies when --to is older
     exact: true                         # false: lossy, applied only with --allow-lossy ID
+    # or exactness: exact | narrowing | lossy; narrowing (same values wherever the output runs, a
+    # loud error on some inputs) needs fails_on: "which inputs fail, and how"; it applies by
+    # default with a warning, and --strict refuses it
     handles: {ops: [DisableCopyOnRead], attrs: ["VarHandleOp.debug_name"],
               types: ["AddV2.T:DT_UINT32"]}  # a type an attr's allowed list gained (docs/coverage.md)
+                                        # or types: {ops: [A, B], attr: T, in: [DT_X, DT_Y]}
     match:
       nodes:                            # the first node is the root; the others hang off its inputs
         rng:  {op: StatelessRandomUniformV2, inputs: {1: "kc:0", 2: "kc:1"}}   # input 1 reads kc:0
@@ -44,7 +48,11 @@ The rule format (docs/writing-rules.md has the full guide):
         - {readers: node, in: [StatefulPartitionedCall, PartitionedCall]}
                                                  # every node reading node's outputs has one of these ops
                                                  # (and there is one; a function return is "_Retval")
+        - {axis_size: "node.input[0]", axis: "node.input[1]", range: [1, 32768]}
+                                                 # the recorded size along the axis a Const input holds
         - {any: [...]} / {all: [...]} / {not: {...}}
+        (each kind is one class in rewriter/rule_conditions.py; families and fragments, which
+        expand into such rules before they are checked, are in rewriter/rule_expand.py)
     rewrite:                            # or `refuse: "message for the user"`
       drop_attrs: [node.debug_name]
       set_attrs: {"node.attr": value}
@@ -89,32 +97,26 @@ from typing import Any
 
 import yaml
 
+from rewriter import rule_repeat
 from rewriter.attr_values import AttrConversionError, tensor_from_plain, type_enum
 from rewriter.errors import RuleFileError
 from rewriter.releases import Release, parse_release
+from rewriter.rule_conditions import (  # noqa: F401  (the reference syntax, re-exported)
+    ATTR_REF_RE, INPUT_REF_RE, NAME_RE, OUTPUT_REF_RE, Condition, parse_condition,
+)
+from rewriter.rule_expand import expand_documents
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# "n.input[2]", "n:1", "n.attr"
-INPUT_REF_RE = re.compile(r"^(?P<node>[A-Za-z_]\w*)\.input\[(?P<index>\d+)\]$")
-OUTPUT_REF_RE = re.compile(r"^(?P<node>[A-Za-z_]\w*):(?P<index>\d+)$")
-ATTR_REF_RE = re.compile(r"^(?P<node>[A-Za-z_]\w*)\.(?P<attr>[A-Za-z_]\w*)$")
-# in conditions, "n.attr[2]" is one element of a list attr
-ATTR_ELEMENT_REF_RE = re.compile(r"^(?P<node>[A-Za-z_]\w*)\.(?P<attr>[A-Za-z_]\w*)(?:\[(?P<index>\d+)\])?$")
-COMPARISONS = ("<", "<=", "==", "!=", ">", ">=")
 # handles.types: "Op.attr:DT_TYPE", a type that attr's allowed list gained after 2.3
 TYPE_HANDLE_RE = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*:(DT_[A-Z0-9_]+|ANY)$")  # ANY: the list was lifted
-# "StatelessRandomGetKeyCounterAlg:2" or "StatelessRandomGetAlg" (any output)
-PRODUCER_RE = re.compile(r"^(?P<op>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<index>\d+))?$")
-VALUE_TESTS = ("equals", "in", "not_in", "range", "length")
 CONST_LIMITS = ("lowest", "highest")  # value: {limit: lowest}: the dtype's lowest finite value
-SCOPE_KINDS = ("graph", "function")
 # {format: "..."} attr values may name these: the scope's name and the matched root node's name
 FORMAT_FIELDS = frozenset({"scope", "node"})
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings remember the line they start on."""
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader whose mappings remember the line they start on (libyaml's when PyYAML has it:
+    the pure-Python scanner took 8 of the 10 s of `check` on the bundled example)."""
 
 
 class LineDict(dict):
@@ -175,13 +177,15 @@ class Rule:
     handles_ops: tuple[str, ...]
     handles_attrs: tuple[str, ...]
     patterns: tuple[NodePattern, ...]
-    where: tuple[Any, ...]
+    where: tuple[Condition, ...]
     rewrite: Rewrite | None
     refuse: str | None
     source: str  # "rules/x.yaml:12"
     notes: str = ""
     fixture: str | None = None
     handles_types: tuple[str, ...] = ()
+    exactness: str = "exact"  # one of EXACTNESS; `exact` is False only for lossy
+    fails_on: str | None = None  # a narrowing rule: the inputs on which the output fails loudly
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -222,142 +226,6 @@ def _str_list(checker: _Checker, parent: Any, value: Any, what: str) -> tuple[st
     return tuple(value)
 
 
-def _parse_condition(checker: _Checker, cond: Any, names: set[str]) -> Any:
-    if not isinstance(cond, dict) or not cond:
-        raise checker.fail(cond, f"a condition must be a mapping, got {cond!r}")
-    if "any" in cond or "all" in cond:
-        (key,) = [k for k in ("any", "all") if k in cond]
-        checker.keys(cond, {key}, {key}, f"condition {key}")
-        if not isinstance(cond[key], list):
-            raise checker.fail(cond, f"{key}: needs a list of conditions")
-        return {key: [_parse_condition(checker, c, names) for c in cond[key]]}
-    if "not" in cond:
-        checker.keys(cond, {"not"}, {"not"}, "condition not")
-        return {"not": _parse_condition(checker, cond["not"], names)}
-    if "same" in cond:
-        checker.keys(cond, {"same"}, {"same"}, "condition same")
-        refs = cond["same"]
-        if not isinstance(refs, list) or len(refs) < 2:
-            raise checker.fail(cond, "same: needs a list of two or more attr references (n.attr)")
-        for ref in refs:
-            _attr_ref(checker, cond, ref, names)
-        return {"same": list(refs)}
-    if "compare" in cond:
-        checker.keys(cond, {"compare"}, {"compare"}, "condition compare")
-        terms = cond["compare"]
-        if not isinstance(terms, list) or len(terms) != 3 or terms[1] not in COMPARISONS:
-            raise checker.fail(cond, f"compare: write [left, OP, right] with OP one of {' '.join(COMPARISONS)}")
-        for term in (terms[0], terms[2]):
-            if isinstance(term, bool) or not isinstance(term, (int, float, str)):
-                raise checker.fail(cond, f"compare: {term!r} must be a number or an attr reference (n.attr, n.attr[i])")
-            if isinstance(term, str):
-                _attr_element_ref(checker, cond, term, names)
-        return {"compare": list(terms)}
-    if "attr" in cond:
-        checker.keys(cond, {"attr", "present", *VALUE_TESTS}, {"attr"}, "condition attr")
-        _attr_element_ref(checker, cond, cond["attr"], names)
-        tests = [k for k in ("present", *VALUE_TESTS) if k in cond]
-        if len(tests) != 1:
-            raise checker.fail(cond, f"an attr condition needs exactly one of present/{'/'.join(VALUE_TESTS)}")
-        if tests[0] == "present" and not isinstance(cond["present"], bool):
-            raise checker.fail(cond, "present: must be true or false")
-        _check_value_test(checker, cond, tests[0])
-        return dict(cond)
-    if "const" in cond:
-        checker.keys(cond, {"const", *VALUE_TESTS}, {"const"}, "condition const")
-        _input_ref(checker, cond, cond["const"], names, "const")
-        tests = [k for k in VALUE_TESTS if k in cond]
-        if len(tests) != 1:
-            raise checker.fail(cond, f"a const condition needs exactly one of {'/'.join(VALUE_TESTS)}")
-        _check_value_test(checker, cond, tests[0])
-        return dict(cond)
-    if "unused" in cond:
-        checker.keys(cond, {"unused"}, {"unused"}, "condition unused")
-        _matched_node(checker, cond, "unused", names)
-        return dict(cond)
-    if "shape" in cond:
-        checker.keys(cond, {"shape", "dim", "ends_with", *VALUE_TESTS}, {"shape"}, "condition shape")
-        ref = str(cond["shape"])
-        out = OUTPUT_REF_RE.match(ref)
-        if out:
-            if out.group("node") not in names:
-                raise checker.fail(cond, f"shape: {ref!r} must name a matched node's output (n:0) or input (n.input[1])")
-        else:
-            _input_ref(checker, cond, ref, names, "shape")
-        if "dim" in cond and (not isinstance(cond["dim"], int) or isinstance(cond["dim"], bool)):
-            raise checker.fail(cond, "dim: needs an integer (negative counts from the last size)")
-        tests = [k for k in ("ends_with", *VALUE_TESTS) if k in cond]
-        if len(tests) != 1:
-            raise checker.fail(cond, f"a shape condition needs exactly one of ends_with/{'/'.join(VALUE_TESTS)}")
-        if tests[0] == "ends_with":
-            if "dim" in cond:
-                raise checker.fail(cond, "ends_with: tests the whole shape, so it takes no dim")
-            ends_with = cond["ends_with"]
-            if isinstance(ends_with, list):
-                if not all(isinstance(v, int) and not isinstance(v, bool) and v >= -1 for v in ends_with):
-                    raise checker.fail(cond, "ends_with: needs a list of sizes (integers, -1: unknown) or a Const input n.input[I]")
-            else:
-                _input_ref(checker, cond, ends_with, names, "ends_with")
-        else:
-            _check_value_test(checker, cond, tests[0])
-        return dict(cond)
-    if "scope" in cond:
-        checker.keys(cond, {"scope"}, {"scope"}, "condition scope")
-        if cond["scope"] not in SCOPE_KINDS:
-            raise checker.fail(cond, f"scope: must be one of {list(SCOPE_KINDS)}, got {cond['scope']!r}")
-        return dict(cond)
-    if "returned" in cond:
-        checker.keys(cond, {"returned"}, {"returned"}, "condition returned")
-        _matched_node(checker, cond, "returned", names)
-        return dict(cond)
-    if "readers" in cond:
-        checker.keys(cond, {"readers", "in"}, {"readers", "in"}, "condition readers")
-        _matched_node(checker, cond, "readers", names)
-        ops = cond["in"]
-        if not isinstance(ops, list) or not ops or not all(isinstance(o, str) and NAME_RE.match(o) for o in ops):
-            raise checker.fail(cond, "readers: `in` needs a list of op names")
-        return dict(cond)
-    if "producer" in cond:
-        checker.keys(cond, {"producer", "in"}, {"producer", "in"}, "condition producer")
-        _input_ref(checker, cond, cond["producer"], names, "producer")
-        items = cond["in"]
-        if not isinstance(items, list) or not items or not all(PRODUCER_RE.match(str(i)) for i in items):
-            raise checker.fail(cond, "producer: `in` needs a list of Op or Op:OUTPUT")
-        return dict(cond)
-    raise checker.fail(cond, f"unknown condition {sorted(cond)}; use attr, const, shape, compare, producer, unused, same, scope, returned, readers, any, all or not")
-
-
-def _matched_node(checker: _Checker, cond: Any, key: str, names: set[str]) -> None:
-    if cond[key] not in names:
-        raise checker.fail(cond, f"{key}: {cond[key]!r} is not a matched node")
-
-
-def _input_ref(checker: _Checker, where: Any, ref: Any, names: set[str], what: str) -> None:
-    match = INPUT_REF_RE.match(str(ref))
-    if not match or match.group("node") not in names:
-        raise checker.fail(where, f"{what}: {ref!r} must name a matched node's input, like n.input[2]")
-
-
-def _check_value_test(checker: _Checker, cond: Any, test: str) -> None:
-    if test in ("in", "not_in") and not isinstance(cond[test], list):
-        raise checker.fail(cond, f"{test}: needs a list")
-    if test == "range":
-        bounds = cond["range"]
-        if (not isinstance(bounds, list) or len(bounds) != 2
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
-                or bounds[0] > bounds[1]):
-            raise checker.fail(cond, "range: needs [low, high] numbers with low <= high")
-    if test == "length" and not (isinstance(cond["length"], int) and not isinstance(cond["length"], bool)
-                                 and cond["length"] >= 0):
-        raise checker.fail(cond, "length: needs a whole number >= 0 (how many elements the list holds)")
-
-
-def _attr_element_ref(checker: _Checker, where: Any, ref: Any, names: set[str]) -> None:
-    match = ATTR_ELEMENT_REF_RE.match(str(ref))
-    if not match or match.group("node") not in names:
-        raise checker.fail(where, f"{ref!r} must be <matched node>.<attr> or <matched node>.<attr>[i]")
-
-
 def _attr_ref(checker: _Checker, where: Any, ref: Any, names: set[str]) -> tuple[str, str]:
     match = ATTR_REF_RE.match(str(ref))
     if not match or match.group("node") not in names:
@@ -366,7 +234,7 @@ def _attr_ref(checker: _Checker, where: Any, ref: Any, names: set[str]) -> tuple
 
 
 def _parse_patterns(checker: _Checker, match: Any) -> tuple[NodePattern, ...]:
-    checker.keys(match, {"nodes", "where"}, {"nodes"}, "match")
+    checker.keys(match, {"nodes", "where", "counts"}, {"nodes"}, "match")
     nodes = match["nodes"]
     if not isinstance(nodes, dict) or not nodes:
         raise checker.fail(match, "match.nodes must map names to node patterns")
@@ -555,7 +423,12 @@ class _TensorAttr:
         return hash(self.tensor.SerializeToString())
 
 
-TOP_KEYS = {"id", "description", "since", "exact", "handles", "match", "rewrite", "refuse", "notes", "fixture"}
+TOP_KEYS = {"id", "description", "since", "exact", "exactness", "fails_on", "handles", "match", "rewrite", "refuse",
+            "notes", "fixture"}
+# exact: the same values everywhere; narrowing: the same values wherever the output runs, and a loud
+# error on the inputs `fails_on` names (applied by default with a warning, refused by --strict);
+# lossy: other values (applied only with --allow-lossy ID).
+EXACTNESS = ("exact", "narrowing", "lossy")
 
 
 def parse_rule(data: Any, path: str) -> Rule:
@@ -572,9 +445,27 @@ def parse_rule(data: Any, path: str) -> Rule:
     exact = data.get("exact", True)
     if not isinstance(exact, bool):
         raise checker.fail(data, "exact must be true or false")
+    if "exact" in data and "exactness" in data:
+        raise checker.fail(data, "write exactness: (exact, narrowing or lossy) or exact: (true or false), not both")
+    exactness = data.get("exactness", "exact" if exact else "lossy")
+    if exactness not in EXACTNESS:
+        raise checker.fail(data, f"exactness must be one of {', '.join(EXACTNESS)}, got {exactness!r}")
+    fails_on = data.get("fails_on")
+    if (exactness == "narrowing") != (fails_on is not None):
+        raise checker.fail(data, "a narrowing rule names the inputs it fails on (fails_on: ...), and only it does")
+    if fails_on is not None and not (isinstance(fails_on, str) and fails_on.strip()):
+        raise checker.fail(data, "fails_on: must say which inputs fail, and how")
+    if exactness != "exact" and "rewrite" not in data:
+        raise checker.fail(data, f"a refusal has no exactness; {exactness} is for rewrites")
     handles = data.get("handles") or {}
     checker.keys(handles, {"ops", "attrs", "types"}, set(), "handles")
-    handles_types = _str_list(checker, handles, handles.get("types"), "handles.types")
+    types_spec = handles.get("types")
+    if isinstance(types_spec, dict):  # {ops: [A, B], attr: T, in: [DT_X]}: every op with every type
+        checker.keys(types_spec, {"ops", "attr", "in"}, {"ops", "attr", "in"}, "handles.types")
+        ops = _str_list(checker, types_spec, types_spec["ops"], "handles.types.ops")
+        kinds = _str_list(checker, types_spec, types_spec["in"], "handles.types.in")
+        types_spec = [f"{op}.{types_spec['attr']}:{kind}" for op in ops for kind in kinds]
+    handles_types = _str_list(checker, handles, types_spec, "handles.types")
     for entry in handles_types:
         if not TYPE_HANDLE_RE.match(entry):
             raise checker.fail(handles, f"handles.types: {entry!r} must be Op.attr:DT_TYPE")
@@ -583,8 +474,19 @@ def parse_rule(data: Any, path: str) -> Rule:
     where = data["match"].get("where") or []
     if not isinstance(where, list):
         raise checker.fail(data["match"], "match.where must be a list of conditions")
-    conditions = tuple(_parse_condition(checker, cond, names) for cond in where)
-    rewrite = _parse_rewrite(checker, data["rewrite"], names) if "rewrite" in data else None
+    conditions = tuple(parse_condition(checker, cond, names) for cond in where)
+    # match.counts and repeated rewrite nodes: rewriter/rule_repeat.py expands the template
+    extra: dict = {}
+    rewrite: Rewrite | None = None
+    if "counts" in data["match"]:
+        extra["counts"] = rule_repeat.parse_counts(data["match"]["counts"], names, checker.fail)
+    if "rewrite" in data and rule_repeat.uses_repetition(data["rewrite"]):
+        if "counts" not in extra:
+            raise checker.fail(data["rewrite"], "repeat/each/count in a rewrite need match.counts")
+        extra["rewrite_template"] = data["rewrite"]
+        rewrite = _parse_rewrite(checker, rule_repeat.expand(data["rewrite"], {n: 2 for n in extra["counts"]}, checker.fail), names)
+    elif "rewrite" in data:
+        rewrite = _parse_rewrite(checker, data["rewrite"], names)
     refuse = data.get("refuse")
     if refuse is not None and not (isinstance(refuse, str) and refuse.strip()):
         raise checker.fail(data, "refuse: must be a message for the user")
@@ -596,7 +498,7 @@ def parse_rule(data: Any, path: str) -> Rule:
         id=str(data["id"]),
         description=" ".join(str(data["description"]).split()),
         since=since,
-        exact=exact,
+        exact=exactness != "lossy",
         handles_ops=handles_ops,
         handles_attrs=_str_list(checker, handles, handles.get("attrs"), "handles.attrs"),
         patterns=patterns,
@@ -607,7 +509,17 @@ def parse_rule(data: Any, path: str) -> Rule:
         notes=str(data.get("notes", "")),
         fixture=data.get("fixture"),
         handles_types=handles_types,
+        exactness=exactness,
+        fails_on=" ".join(fails_on.split()) if fails_on else None,
+        extra=extra,
     )
+
+
+def parse_expanded_rewrite(rule: Rule, counts: dict[str, int]) -> Rewrite:
+    """A repeating rule's rewrite for the counts of one match (rewriter/rule_repeat.py)."""
+    checker = _Checker(rule.source.rsplit(":", 1)[0])
+    names = {p.name for p in rule.patterns}
+    return _parse_rewrite(checker, rule_repeat.expand(rule.extra["rewrite_template"], counts, checker.fail), names)
 
 
 def parse_rule_text(text: str, path: str) -> list[Rule]:
@@ -624,12 +536,33 @@ def parse_rule_text(text: str, path: str) -> list[Rule]:
         raise RuleFileError(f"{path}:{line}: not valid YAML: {problem}{hint}") from None
     if not documents:
         raise RuleFileError(f"{path}:1: holds no rule")
-    return [parse_rule(doc, path) for doc in documents]
+    rules: list[Rule] = []
+
+    def one(document: Any, row: dict[str, Any] | None) -> None:
+        rule = parse_rule(document, path)
+        if row is not None or document is not None:
+            rule.extra["document"] = document  # `rules show` prints a family member expanded
+            if row is not None:
+                rule.extra["row"] = row
+        rules.append(rule)
+
+    expand_documents(documents, path, one)
+    if not rules:
+        raise RuleFileError(f"{path}:1: holds no rule")
+    return rules
 
 
 def builtin_rules_dir() -> Path:
-    """rules/ of the source tree (the package is installed in editable mode from it)."""
-    return Path(str(resources.files("rewriter"))).parent / "rules"
+    """The rules the package ships: rules/ of the source tree, which the wheel installs as the data
+    package tfdowngrade_rules (an editable install maps that name back to rules/)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("tfdowngrade_rules")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        if Path(location).is_dir():
+            return Path(location)
+    return Path(str(resources.files("rewriter"))).parent / "rules"  # a source tree run without installing
 
 
 def load_rules(directory: Path | None = None) -> list[Rule]:

@@ -1,7 +1,9 @@
 """Reading a SavedModel folder and writing the result, atomically, without touching the input.
 
 Reading never writes anything. Writing builds the whole output in a temporary folder beside
-OUT, then renames it into place, so OUT is either complete or absent. Variables are hard-linked
+OUT (stage_saved_model); conversion proves parity on that folder and only then renames it into
+place (publish), so OUT is complete and proven, or absent. An unproven output goes to
+OUT.unverified (set_aside), never to OUT. Variables are hard-linked
 where the filesystem allows it and otherwise streamed, never loaded into memory.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from google.protobuf import message, text_format
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import saved_model_pb2
 
 from rewriter.errors import BadInput
 
@@ -230,6 +232,32 @@ def _copy_file(src: Path, dst: Path) -> str:
     return "copied"
 
 
+UNVERIFIED_SUFFIX = ".unverified"
+# The temporary folder carries our pid, so a later run can tell a folder left by a killed run
+# (SIGKILL leaves no chance to clean up) from one a live run is still building.
+_STAGING_INFIX = ".tfdowngrade-"
+
+
+@dataclass
+class StagedOutput:
+    """A complete output in a temporary folder beside OUT, not yet at OUT.
+
+    Conversion stages the output, proves parity on the staged folder, and only then publishes it:
+    OUT appears complete and proven, or not at all. `actions` maps each relative path to
+    "written"/"linked"/"copied"/"dropped"."""
+
+    path: Path
+    out_dir: Path
+    in_dir: Path
+    force: bool
+    actions: dict[str, str]
+
+
+def unverified_path(out_dir: Path) -> Path:
+    """Where an output that failed (or could not run) parity is kept: OUT.unverified, beside OUT."""
+    return out_dir.with_name(out_dir.name + UNVERIFIED_SUFFIX)
+
+
 def write_saved_model(
     files: SavedModelFiles,
     out_dir: Path,
@@ -238,30 +266,105 @@ def write_saved_model(
     force: bool,
     finalize: Callable[[Path], None] | None = None,
 ) -> dict[str, str]:
-    """Write OUT atomically. `replaced` maps a relative path to new bytes, or None to leave it out.
+    """Write OUT atomically (stage_saved_model, then publish). See stage_saved_model."""
+    staged = stage_saved_model(files, out_dir, saved_model_bytes, replaced, force, finalize)
+    publish(staged)
+    return staged.actions
 
-    `finalize(tmp_dir)` runs on the complete temporary folder before the rename (for example to
-    write a fingerprint of the new bytes). Returns relative path -> "written"/"linked"/"copied"/"dropped".
-    """
+
+def stage_saved_model(
+    files: SavedModelFiles,
+    out_dir: Path,
+    saved_model_bytes: bytes,
+    replaced: dict[str, bytes | None],
+    force: bool,
+    finalize: Callable[[Path], None] | None = None,
+) -> StagedOutput:
+    """Build the output in a temporary folder beside OUT; OUT itself is not touched.
+
+    `replaced` maps a relative path to new bytes, or None to leave it out. `finalize(tmp_dir)`
+    runs on the complete temporary folder (for example to write a fingerprint of the new bytes).
+    The caller then calls publish(), set_aside() or discard()."""
     check_output_location(files.root, out_dir, force)
     try:
-        return _write_atomically(files, out_dir, saved_model_bytes, replaced, finalize)
+        tmp, actions = _write_staging(files, out_dir, saved_model_bytes, replaced, finalize)
     except OSError as error:
         # A full disk, a read-only or forbidden OUT: the temporary folder is gone already
-        # (see _write_atomically), so say what failed in one line.
+        # (see _write_staging), so say what failed in one line.
         raise BadInput(f"cannot write {out_dir}: {error.strerror or error}; nothing was written") from None
+    return StagedOutput(path=tmp, out_dir=out_dir, in_dir=files.root, force=force, actions=actions)
 
 
-def _write_atomically(
+def publish(staged: StagedOutput) -> None:
+    """Rename the staged folder into OUT (replacing an old OUT only with --force). On failure the
+    staged folder is removed and OUT is left as it was."""
+    try:
+        # OUT may have appeared while parity ran (another conversion): check again.
+        check_output_location(staged.in_dir, staged.out_dir, staged.force)
+        _replace_dir(staged.path, staged.out_dir)
+    except BaseException as error:
+        discard(staged)
+        if isinstance(error, OSError):
+            raise BadInput(f"cannot write {staged.out_dir}: {error.strerror or error}; nothing was written") from None
+        raise
+
+
+def set_aside(staged: StagedOutput) -> Path:
+    """Move the staged (unproven) output to OUT.unverified, replacing an older one; returns where
+    it is. If that name cannot be taken (it is IN, holds IN, or is not a folder), the output stays
+    in its temporary folder, whose path is returned."""
+    target = unverified_path(staged.out_dir)
+    real_in, real_target = _resolve(staged.in_dir), _resolve(target)
+    if real_target == real_in or _inside(real_in, real_target) or _inside(real_target, real_in):
+        return staged.path  # never replace IN, whatever it is called
+    if (target.exists() or target.is_symlink()) and not target.is_dir():
+        return staged.path
+    try:
+        _replace_dir(staged.path, target)
+    except OSError:
+        return staged.path
+    return target
+
+
+def discard(staged: StagedOutput) -> None:
+    shutil.rmtree(staged.path, ignore_errors=True)
+
+
+def _remove_stale_staging(parent: Path, out_name: str) -> None:
+    """Remove temporary folders of OUT left by runs that were killed (their pid is gone)."""
+    prefix = f".{out_name}{_STAGING_INFIX}"
+    try:
+        names = [entry.name for entry in os.scandir(parent) if entry.name.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid_text = name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        shutil.rmtree(parent / name, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def _write_staging(
     files: SavedModelFiles,
     out_dir: Path,
     saved_model_bytes: bytes,
     replaced: dict[str, bytes | None],
     finalize: Callable[[Path], None] | None,
-) -> dict[str, str]:
+) -> tuple[Path, dict[str, str]]:
     parent = out_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tfdowngrade-", dir=parent))
+    _remove_stale_staging(parent, out_dir.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{_STAGING_INFIX}{os.getpid()}-", dir=parent))
     actions: dict[str, str] = {}
     try:
         (tmp / SAVED_MODEL_PB).write_bytes(saved_model_bytes)
@@ -289,11 +392,10 @@ def _write_atomically(
         if finalize is not None:
             finalize(tmp)
         os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-        _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return actions
+    return tmp, actions
 
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:

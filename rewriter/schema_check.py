@@ -265,7 +265,11 @@ def check_message(msg: message.Message, target: Release, file: str, path: str = 
     """Findings (kind schema-field / schema-oneof / schema-enum / schema-message) for one file's message.
 
     Each distinct problem is reported once, at the first place it occurs, with how often it occurs.
+    The Python walk that names them runs only if the C-speed screen (`may_have_problems`) says
+    there is something to find.
     """
+    if not may_have_problems(msg, target):
+        return []
     walk = _Walk(load_schema(target), file)
     walk.walk(msg, path)
     findings = []
@@ -275,6 +279,141 @@ def check_message(msg: message.Message, target: Release, file: str, path: str = 
         findings.append(Finding(problem.kind, file, problem.first_path, problem.what,
                                 f"{problem.message}{times}", since=since))
     return findings
+
+
+# --- the screen: the same verdict at C speed --------------------------------------------------
+# The walk above visits every message in Python (233k of them in a NASNet). The screen asks
+# protobuf's parser instead: the output bytes are parsed with a "strict" copy of the target's
+# schema that holds only what the walk accepts, so whatever the walk would report lands in the
+# parsed message's unknown fields:
+#   - a field is kept only where the walk's verdict is None (same number, name and type, the same
+#     oneof) and it names the same message or enum type; a field the source's own schema lacks
+#     (the walk's "unknown even to the installed TensorFlow") is not in it either;
+#   - every file becomes proto2, whose enums are closed: a value the target's enum lacks goes to
+#     the unknown fields instead of staying in the field (proto3 enums are open);
+#   - a message type the target lacks can only be reached through a field it lacks.
+# Unknown fields anywhere in the tree show as a difference of ByteSize() before and after
+# DiscardUnknownFields(), both done in C. No difference: the walk would find nothing.
+# A difference: the walk runs and names the problems (so the findings are the walk's own).
+@dataclass(frozen=True)
+class _Strict:
+    pool: descriptor_pool.DescriptorPool
+
+
+def _same_type(source_field: Any, target_field: Any) -> bool:
+    source_type = source_field.message_type or source_field.enum_type
+    target_type = target_field.message_type or target_field.enum_type
+    if source_type is None or target_type is None:
+        return source_type is None and target_type is None
+    if source_type.full_name != target_type.full_name:
+        return False
+    if _is_map(source_field):  # the walk reads a map's values with the source's entry type
+        return _same_map_value(source_field, target_field)
+    return True
+
+
+def _same_map_value(source_field: Any, target_field: Any) -> bool:
+    source_value = source_field.message_type.fields_by_name["value"]
+    target_value = target_field.message_type.fields_by_name["value"]
+    if source_value.type != target_value.type:
+        return False
+    source_type = source_value.message_type or source_value.enum_type
+    target_type = target_value.message_type or target_value.enum_type
+    return (source_type.full_name if source_type else None) == (target_type.full_name if target_type else None)
+
+
+def _accepted(source: Any, target_field: Any) -> bool:
+    """Would the walk accept this target field for a set source field of the same number?"""
+    if source is None:
+        return False
+    source_field = source.fields_by_number.get(target_field.number)
+    if source_field is None or source_field.name != target_field.name or source_field.type != target_field.type:
+        return False
+    if source_field.containing_oneof is not None and (
+        target_field.containing_oneof is None or target_field.containing_oneof.name != source_field.containing_oneof.name
+    ):
+        return False
+    return _same_type(source_field, target_field)
+
+
+def _strict_message(proto: descriptor_pb2.DescriptorProto, prefix: str, schema: Schema,
+                    source_pool: descriptor_pool.DescriptorPool) -> None:
+    full_name = f"{prefix}.{proto.name}" if prefix else proto.name
+    target = schema.message(full_name)
+    try:
+        source: Any = source_pool.FindMessageTypeByName(full_name)
+    except KeyError:
+        source = None
+    map_entry = proto.options.map_entry
+    kept = []
+    for field_proto in proto.field:
+        target_field = target.fields_by_number[field_proto.number] if target is not None else None
+        # A map entry's key and value are the entry's own (the map field itself was judged).
+        if map_entry or (target_field is not None and _accepted(source, target_field)):
+            kept.append(field_proto)
+    used_oneofs = sorted({f.oneof_index for f in kept if f.HasField("oneof_index") and not f.proto3_optional})
+    renumber = {old: new for new, old in enumerate(used_oneofs)}
+    oneofs = [proto.oneof_decl[i] for i in used_oneofs]
+    del proto.field[:]
+    proto.field.extend(kept)
+    for field_proto in proto.field:
+        if field_proto.proto3_optional:  # proto2 has explicit presence: no synthetic oneof
+            field_proto.ClearField("proto3_optional")
+            field_proto.ClearField("oneof_index")
+        elif field_proto.HasField("oneof_index"):
+            field_proto.oneof_index = renumber[field_proto.oneof_index]
+    del proto.oneof_decl[:]
+    proto.oneof_decl.extend(oneofs)
+    for nested in proto.nested_type:
+        _strict_message(nested, full_name, schema, source_pool)
+
+
+@functools.cache
+def _strict_schema(target: Release, source_pool: descriptor_pool.DescriptorPool) -> _Strict:
+    schema = load_schema(target)
+    files = {f.name: f for f in _file_set(target).file}
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(name: str) -> None:
+        if name in added:
+            return
+        added.add(name)
+        proto = descriptor_pb2.FileDescriptorProto()
+        if name in _WELL_KNOWN:
+            _WELL_KNOWN[name].CopyToProto(proto)
+            pool.Add(proto)
+            return
+        proto.CopyFrom(files[name])
+        for dependency in proto.dependency:
+            add(dependency)
+        proto.syntax = "proto2"
+        for message_proto in proto.message_type:
+            _strict_message(message_proto, proto.package, schema, source_pool)
+        pool.Add(proto)
+
+    for name in sorted(files):
+        add(name)
+    return _Strict(pool)
+
+
+def may_have_problems(msg: message.Message, target: Release) -> bool:
+    """False only if check_message's walk would find nothing in `msg` (see the comment above)."""
+    from google.protobuf import message_factory
+
+    strict = _strict_schema(target, msg.DESCRIPTOR.file.pool)
+    try:
+        wanted = strict.pool.FindMessageTypeByName(msg.DESCRIPTOR.full_name)
+    except KeyError:
+        return True
+    parsed = message_factory.GetMessageClass(wanted)()
+    try:
+        parsed.ParseFromString(msg.SerializeToString())
+    except message.DecodeError:
+        return True
+    before = parsed.ByteSize()
+    parsed.DiscardUnknownFields()
+    return parsed.ByteSize() != before
 
 
 def first_release_with(kind: str, what: str, target: Release) -> str | None:

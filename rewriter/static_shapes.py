@@ -12,8 +12,8 @@ Dims are ints, -1 where unknown; None means the rank is unknown or nothing was r
 """
 from __future__ import annotations
 
-from tensorflow.core.framework import function_pb2
-from tensorflow.core.framework.node_def_pb2 import NodeDef
+from rewriter.protos import function_pb2
+from rewriter.protos.node_def_pb2 import NodeDef
 
 from rewriter.attr_values import shape_to_plain
 from rewriter.graph_model import Scope

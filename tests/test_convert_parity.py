@@ -32,7 +32,7 @@ def test_fixture_converts_and_matches_in_tf_2_3(name: str, converted) -> None:
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_output_is_stamped_for_the_target(name: str, converted) -> None:
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     out, _, _ = converted[name]
     proto = saved_model_pb2.SavedModel()
@@ -98,7 +98,9 @@ def test_no_verify_is_recorded_in_the_report(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     result = run_cli(fixture_dir("tf_module"), tmp_path / "out", "--to", "2.3", "--no-verify", "--report", report)
     assert result.code == 0, result.stderr
-    assert json.loads(report.read_text())["parity"] == {"skipped": "--no-verify"}
+    data = json.loads(report.read_text())
+    assert data["parity"] == {"skipped": "--no-verify"}
+    assert data["output_state"] == "unverified (--no-verify)"
 
 
 def test_check_without_a_rule_exits_1_and_names_op_function_node_release(tmp_path: Path) -> None:
@@ -135,22 +137,23 @@ def test_check_passes_for_a_model_already_at_the_target(converted) -> None:
     assert "0 rewrite(s) planned" in result.stdout
 
 
-def test_runtime_unavailable_offline_exits_4_after_writing(tmp_path: Path) -> None:
+def test_runtime_unavailable_offline_exits_4_with_nothing_at_out(tmp_path: Path) -> None:
     empty_cache = tmp_path / "cache"
     empty_cache.mkdir()
     out = tmp_path / "out"
     result = run_cli(fixture_dir("int_output"), out, "--to", "2.3", "--offline", "--runtime-dir", empty_cache)
     assert result.code == 4, result.stderr
     assert "Traceback" not in result.stderr
-    assert "written but not verified" in result.stderr
-    assert (out / "saved_model.pb").exists()
+    assert f"nothing was written to {out}" in result.stderr and "out.unverified" in result.stderr
+    assert not out.exists()
+    assert (tmp_path / "out.unverified" / "saved_model.pb").exists()
 
 
 def test_fingerprinting_failure_omits_fingerprint_and_says_so(tmp_path: Path) -> None:
     """TF's fingerprinting rejects functions not named like TF's own (found by fuzzing); TF still
     loads such a model, so the output is written without fingerprint.pb and the report says why."""
     from google.protobuf import text_format
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     source = tmp_path / "in"
     shutil.copytree(fixture_dir("int_output"), source)
@@ -221,6 +224,14 @@ def test_a_source_that_fails_in_a_cxx_loader_too_is_named_as_the_cause(tmp_path:
     assert [o["status"] for o in parity["outputs"]] == ["error"]
     assert "sequential/dense" in parity["source_session_errors"]["serving_default"]
     assert "the source fails on serving_default too" in result.stdout + result.stderr
+    # With the source in TF 2.21's C API (a C++ loader itself), nothing is compared, and the
+    # report says the source fails there (test_source_runtime.py has the rest of --source-runtime).
+    kept = tmp_path / "out.unverified"  # exit 3 keeps the unproven output there
+    result = run_cli("verify", kept, "--against", source, "--to", "2.3", "--source-runtime", "2.21", "--report", report_path)
+    assert result.code == 3, result.stderr
+    parity = json.loads(report_path.read_text())["parity"]
+    assert parity["outputs"] == [] and parity["source_runtime"]["version"] == "2.21.0"
+    assert len(parity["skipped"]) == 1 and "the source fails in TensorFlow 2.21.0's C++ loader" in parity["skipped"][0]
 
 
 def test_a_good_source_is_not_blamed(converted) -> None:
@@ -252,8 +263,9 @@ def test_a_signature_the_source_cannot_run_is_not_called_a_match(tmp_path: Path)
     assert result.code == 3, result.stderr
     assert "not compared" in result.stdout + result.stderr and "--inputs" in result.stdout + result.stderr
     assert json.loads(report.read_text())["parity"]["ok"] is False
+    assert not (tmp_path / "out").exists()  # not proven: the output waits at out.unverified
     np.savez(tmp_path / "inputs.npz", **{"serving_default/x": np.array(2.0, np.float32)})
-    result = run_cli("verify", tmp_path / "out", "--against", source, "--to", "2.3", "--inputs", tmp_path / "inputs.npz")
+    result = run_cli("verify", tmp_path / "out.unverified", "--against", source, "--to", "2.3", "--inputs", tmp_path / "inputs.npz")
     assert result.code == 0, result.stderr
 
 

@@ -47,7 +47,7 @@ mf = load_tool("make_fixtures")
 
 
 def _saved_model(path: Path) -> Any:
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     sm = saved_model_pb2.SavedModel()
     sm.ParseFromString((path / "saved_model.pb").read_bytes())
@@ -258,7 +258,7 @@ def test_regeneration_same_structure(name: str, regenerated: Path) -> None:
 @pytest.mark.parametrize("name", sorted(set(FIXTURES) - KERAS_FIXTURES))
 def test_regeneration_byte_identical_tf_module(name: str, regenerated: Path) -> None:
     """Measured, not assumed: tf.saved_model.save of a tf.Module is byte-deterministic."""
-    from tensorflow.core.protobuf import fingerprint_pb2
+    from rewriter.protos import fingerprint_pb2
 
     old = GOLDEN / "fixtures" / name / "saved_model"
     new = regenerated / "fixtures" / name / "saved_model"

@@ -76,7 +76,7 @@ def test_mutators_change_and_keep_wire_format(seeds: dict[str, bytes]) -> None:
     and a deleted field leaves a message that still parses (so it reaches the graph model)."""
     import random
 
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     data = seeds["tf_module"]
     fields = fuzz.parse_fields(data)

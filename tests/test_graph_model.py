@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from tensorflow.core.framework import function_pb2, graph_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import function_pb2, graph_pb2
+from rewriter.protos import saved_model_pb2
 
 from conftest import FIXTURES, fixture_dir
 from rewriter.graph_model import (

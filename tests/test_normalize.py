@@ -1,7 +1,7 @@
 """normalize: colocation entries naming no node of their function are dropped, on nodes and args."""
 from __future__ import annotations
 
-from tensorflow.core.framework import function_pb2, node_def_pb2
+from rewriter.protos import function_pb2, node_def_pb2
 
 from rewriter.normalize import _drop_dangling_colocation
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_object_graph_pb2, trackable_object_graph_pb2
+from rewriter.protos import saved_object_graph_pb2, trackable_object_graph_pb2
 
 from conftest import fixture_dir
 from rewriter import bundle_index

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from tensorflow.core.framework import op_def_pb2
+from rewriter.protos import op_def_pb2
 
 from rewriter.releases import Release, known_releases, release_info
 from rewriter.runtimes import TargetRuntime, obtain_runtime

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, types_pb2
+from rewriter.protos import function_pb2, graph_pb2, node_def_pb2, types_pb2
 
 from rewriter import attr_values
 from rewriter.graph_model import (
@@ -404,7 +404,7 @@ rewrite: {retype: {node: Relu6}}
 
 def _shapes(*shapes: list[int] | None) -> Any:
     """An _output_shapes attr value (None: unknown rank)."""
-    from tensorflow.core.framework import attr_value_pb2, tensor_shape_pb2
+    from rewriter.protos import attr_value_pb2, tensor_shape_pb2
 
     value = attr_value_pb2.AttrValue()
     for dims in shapes:
@@ -477,7 +477,7 @@ rewrite:
 
 
 def _shaped_fftnd(recorded: list[int] | None, fft_length: list[int]) -> Scope:
-    from tensorflow.core.framework import attr_value_pb2, tensor_shape_pb2
+    from rewriter.protos import attr_value_pb2, tensor_shape_pb2
 
     fftnd = node("fftnd", "FFTND", ["x", "fft_length", "axes"], Tcomplex="DT_COMPLEX64")
     if recorded is not None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import saved_model_pb2
 
 from conftest import ROOT, converted_without_parity
 from rewriter.runtimes.client import SignatureCall, TargetRuntime

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from rewriter.errors import RuleFileError
+from rewriter.rule_conditions import AttrRef, Compare
 from rewriter.rule_loader import load_rules, parse_rule_text
 
 GOOD = """\
@@ -215,5 +216,46 @@ rewrite:
     one: {const: {dtype: DT_INT32, value: 1}}
   remove: [node]""")
     (rule,) = parse_rule_text(text, "rules/x.yaml")
-    assert rule.where[2] == {"compare": ["node.strides[1]", "<=", "node.ksize[1]"]}
+    assert rule.where[2] == Compare(AttrRef("node", "strides", 1), "<=", AttrRef("node", "ksize", 1))
     assert rule.rewrite is not None and [n.key for n in rule.rewrite.nodes] == ["pads", "low", "one"]
+
+
+FAMILY = """\
+fragments:
+  drop_it: {remove: [node]}
+  why: "${op} is dropped"
+---
+family:
+  columns: [name, op]
+  rows:
+    - [first, OpA]
+    - [second, OpB]
+rule:
+  id: drop-${name}
+  description: "${why}"
+  since: "2.10"
+  match:
+    nodes:
+      node: {op: "${op}"}
+  rewrite: {use: drop_it}
+"""
+
+
+def test_a_family_expands_one_rule_per_row_with_fragments() -> None:
+    rules = parse_rule_text(FAMILY, "rules/x.yaml")
+    assert [r.id for r in rules] == ["drop-first", "drop-second"]
+    assert [r.root.ops for r in rules] == [("OpA",), ("OpB",)]
+    assert [r.description for r in rules] == ["OpA is dropped", "OpB is dropped"]
+    assert all(r.rewrite is not None and r.rewrite.remove == ("node",) for r in rules)
+    assert rules[1].extra["row"] == {"name": "second", "op": "OpB"}
+
+
+@pytest.mark.parametrize("replace, expected, line", [
+    (('id: drop-${name}', 'id: drop-${nmae}'), "${nmae} is neither a parameter here", 11),
+    (("rewrite: {use: drop_it}", "rewrite: {use: drop_that}"), "use: no fragment 'drop_that'", 17),
+    (("    - [second, OpB]", "    - [second]"), "needs 2 values", 6),
+    (('op: "${op}"', 'op: "${op}", op2: x'), "unknown key(s) ['op2']", 16),
+])
+def test_family_errors_name_the_template_line(replace: tuple[str, str], expected: str, line: int) -> None:
+    message = _error(FAMILY.replace(*replace))
+    assert expected in message and _line(message) == line, message

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tensorflow.core.framework import graph_pb2, node_def_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import graph_pb2, node_def_pb2
+from rewriter.protos import saved_model_pb2
 
 from rewriter.errors import TfDowngradeError
 from rewriter.graph_model import scope_from_graph_def
@@ -163,7 +163,7 @@ def _hand_built(handled: str) -> node_def_pb2.NodeDef:
     """A node of what a refusal handles: "Op.attr:DT_X" sets the attr to that type ("ANY": the
     first type the 2.3 OpDef does not allow); "Op.attr" sets the attr to the newest OpDef's
     default (such attrs are refused for being present at all)."""
-    from tensorflow.core.framework import types_pb2
+    from rewriter.protos import types_pb2
 
     op_attr, _, dtype = handled.partition(":")
     op, attr = op_attr.split(".")
@@ -204,7 +204,7 @@ def test_refusal_rule_refuses_each_op_it_names(rule: Rule) -> None:
 @pytest.mark.parametrize("rule", [r for r in REFUSALS if r.handles_types], ids=lambda r: r.id)
 def test_type_refusal_leaves_the_types_the_target_has_alone(rule: Rule) -> None:
     """A type refusal must not refuse a type the op's 2.3 form accepts (that model converts as is)."""
-    from tensorflow.core.framework import types_pb2
+    from rewriter.protos import types_pb2
 
     for entry in rule.handles_types:
         op_attr, _, _ = entry.partition(":")

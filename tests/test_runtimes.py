@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tensorflow.core.framework import function_pb2, graph_pb2, types_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import function_pb2, graph_pb2, types_pb2
+from rewriter.protos import saved_model_pb2
 
 from rewriter.errors import RuntimeUnavailable
 from rewriter.releases import Release, release_info
@@ -116,7 +116,7 @@ def _saved_model(extra: Any = None) -> Any:
 
 
 def _tensor_attr(value: np.ndarray) -> Any:
-    from tensorflow.core.framework import attr_value_pb2, tensor_pb2
+    from rewriter.protos import attr_value_pb2, tensor_pb2
 
     attr = attr_value_pb2.AttrValue()
     tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32)
@@ -126,7 +126,7 @@ def _tensor_attr(value: np.ndarray) -> Any:
 
 
 def _int_attr(value: int) -> Any:
-    from tensorflow.core.framework import attr_value_pb2
+    from rewriter.protos import attr_value_pb2
 
     return attr_value_pb2.AttrValue(i=value)
 
@@ -181,7 +181,8 @@ def test_sha256_mismatch_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         obtain_runtime(R23, cache_dir=tmp_path / "cache")
     assert err.value.exit_code == 4
     assert not (tmp_path / "cache" / "2.3").exists()
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == []  # build dir cleaned up
+    # build dir cleaned up (the per-release lock file of fetch._lock_release stays, empty)
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".lock-")] == []
 
 
 def test_pip_failure_is_runtime_unavailable(tmp_path: Path,
@@ -324,7 +325,7 @@ def test_missing_tag_is_a_load_error(rt23: TargetRuntime, model_dir: Path) -> No
 
 
 def _shape_attr() -> Any:
-    from tensorflow.core.framework import attr_value_pb2
+    from rewriter.protos import attr_value_pb2
 
     attr = attr_value_pb2.AttrValue()
     attr.shape.SetInParent()
@@ -431,7 +432,7 @@ def _function_model(tmp_path: Path) -> Path:
 
 
 def _type_list(*dtypes: int) -> Any:
-    from tensorflow.core.framework import attr_value_pb2
+    from rewriter.protos import attr_value_pb2
 
     attr = attr_value_pb2.AttrValue()
     attr.list.type.extend(dtypes)
@@ -439,7 +440,7 @@ def _type_list(*dtypes: int) -> Any:
 
 
 def _func(name: str) -> Any:
-    from tensorflow.core.framework import attr_value_pb2
+    from rewriter.protos import attr_value_pb2
 
     attr = attr_value_pb2.AttrValue()
     attr.func.name = name
@@ -480,7 +481,8 @@ def test_run_result_type() -> None:
 
 # ---------- releases with TF_TString string tensors (2.4+) ----------
 
-@pytest.mark.parametrize("key", ["2.4", pytest.param("2.21", marks=pytest.mark.slow)])
+# 2.12..2.21 are also the releases whose runtime may run the SOURCE (--source-runtime, source_runtime.py)
+@pytest.mark.parametrize("key", ["2.4"] + [pytest.param(f"2.{minor}", marks=pytest.mark.slow) for minor in range(12, 22)])
 def test_tstring_release_strings_and_function_import(key: str, model_dir: Path,
                                                      tmp_path: Path) -> None:
     # 2.4 is the first TF_TString release (and still a patched cp38 build); 2.21 is a cp311
@@ -504,6 +506,8 @@ def test_tstring_release_strings_and_function_import(key: str, model_dir: Path,
     imports = runtime.import_functions(_function_model(tmp_path))
     assert list(imports)[:2] == ["good_square", "good_calls_and_unpacks"]  # library order
     assert imports["good_calls_and_unpacks"] is None
-    # DisableCopyOnRead arrived in 2.10 and VarHandleOp.debug_name in 2.15 (NOTES §5)
+    # DisableCopyOnRead arrived in 2.10 (NOTES §5). VarHandleOp.debug_name arrived in 2.15, but
+    # TF_GraphImportGraphDef of 2.12..2.21 does not reject an attr the OpDef lacks (measured: a
+    # made-up attr imports too; 2.4 rejects it), so there this import cannot judge it.
     assert (imports["bad_unknown_op"] is None) == (release.minor >= 10)
-    assert (imports["bad_new_attr"] is None) == (release.minor >= 15)
+    assert (imports["bad_new_attr"] is None) == (release.minor >= 12)

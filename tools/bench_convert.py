@@ -1,70 +1,281 @@
-"""Benchmark: how long conversion (without parity) takes, stage by stage, on a generated model.
+#!/usr/bin/env python3
+"""Benchmark: conversion against the physical limit (parse + serialize + copy), memory, start-up.
 
-    .venv/bin/python tools/bench_convert.py [--variables 2000] [--repeat 3] [--to 2.3]
+    .venv/bin/python tools/bench_convert.py                    # the whole table (a few minutes)
+    .venv/bin/python tools/bench_convert.py --models gen-30k example --repeat 1
+    .venv/bin/python tools/bench_convert.py --markdown         # the table of docs/performance.md
 
-The model is a tf.Module with N variables and a signature that reads all of them: the save and
-restore functions then hold N DisableCopyOnRead nodes and N VarHandleOps with debug_name, the
-shape of rewrite work a large real model has. Prints nodes, rewrites and seconds per stage
-(load+plan, write), best of --repeat. A goal, not a test: nothing asserts on these numbers.
+Every ratio is measured side by side in one run, on this machine, as it is loaded right now.
+Times are CPU seconds (user + system, of this process or of the child) and the ratios are taken
+on them: on a shared machine wall time measures the neighbours (the wall times are printed too).
+
+  time   `plan` + `write` (no parity) in this process, best of --repeat, against the physical
+         limit: parse saved_model.pb, serialize it again and copy variables/ (best of --repeat);
+  RSS    peak RSS of `tfdowngrade IN OUT --to T --no-verify` in a fresh process (os.wait4),
+         against 300 MB + 15 x the size of saved_model.pb (the budget of issue 14);
+  start  `tfdowngrade check` on the bundled example, in a fresh process, against
+         `python -c "import google.protobuf"` (best of --repeat).
+
+Models (all built without TensorFlow, from the committed fixtures, in a temporary directory):
+  gen-30k / gen-300k  golden/fixtures/keras3_cnn with its function library copied until the model
+                      has about 30k / 300k nodes (each copy renamed, its calls pointing at its
+                      own copies): the rewrite work a large real model has (VarHandleOp debug_name,
+                      DisableCopyOnRead) in every copy, and every function validated;
+  const-100MB         golden/fixtures/tf_module with one float Const of 100 MB in its GraphDef;
+  <fixture name>      each committed fixture, and `example` (golden/examples/keras_cnn).
+A goal, not a test: nothing asserts on these numbers.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+FIXTURES = REPO / "golden" / "fixtures"
+EXAMPLE = REPO / "golden" / "examples" / "keras_cnn"
+CONVERT = "import sys\nfrom rewriter.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+# The same, then its own peak RSS (VmHWM of this process's memory since exec) on stdout's last line.
+# Not os.wait4's ru_maxrss: Linux carries the parent's high-water mark over fork+exec into it.
+CONVERT_RSS = (
+    "import sys\nfrom rewriter.cli import main\ntry:\n    code = main(sys.argv[1:])\nfinally:\n"
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+    "    print('VmHWM', int(hwm) * 1024)\nsys.exit(code)\n"
+)
+MIB = 1 << 20
 
 
-def make_model(directory: Path, variables: int) -> None:
-    import tensorflow as tf
+def grow_library(source: Path, out: Path, nodes: int) -> int:
+    """Copy SOURCE to OUT with its function library repeated until the model has `nodes` nodes."""
+    from rewriter.protos import saved_model_pb2
 
-    class Wide(tf.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.weights = [tf.Variable(tf.fill([4], float(i)), name=f"w{i}") for i in range(variables)]
+    shutil.copytree(source, out)
+    (out / "fingerprint.pb").unlink(missing_ok=True)  # it would not match the new graph
+    proto = saved_model_pb2.SavedModel.FromString((source / "saved_model.pb").read_bytes())
+    graph_def = proto.meta_graphs[0].graph_def
+    originals = list(graph_def.library.function)
+    names = {f.signature.name for f in originals}
+    total = len(graph_def.node) + sum(len(f.node_def) for f in originals)
+    per_copy = sum(len(f.node_def) for f in originals)
+    copy = 0
+    while total < nodes:
+        suffix = f"_copy{copy}"
+        for function in originals:
+            clone = graph_def.library.function.add()
+            clone.CopyFrom(function)
+            clone.signature.name += suffix
+            for node in clone.node_def:
+                if node.op in names:
+                    node.op += suffix
+                for value in node.attr.values():
+                    if value.HasField("func") and value.func.name in names:
+                        value.func.name += suffix
+                    for func in value.list.func:
+                        if func.name in names:
+                            func.name += suffix
+        total += per_copy
+        copy += 1
+    (out / "saved_model.pb").write_bytes(proto.SerializeToString(deterministic=True))
+    return total
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
-        def __call__(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
-            return {"y": x * tf.add_n([w for w in self.weights])}
 
-    tf.saved_model.save(Wide(), str(directory))
+def big_constant(source: Path, out: Path, size: int) -> int:
+    """Copy SOURCE to OUT with one float Const of `size` bytes of tensor_content added."""
+    from rewriter.protos import saved_model_pb2, types_pb2
+
+    shutil.copytree(source, out)
+    (out / "fingerprint.pb").unlink(missing_ok=True)
+    proto = saved_model_pb2.SavedModel.FromString((source / "saved_model.pb").read_bytes())
+    graph_def = proto.meta_graphs[0].graph_def
+    const = graph_def.node.add(name="bench/weights", op="Const")
+    const.attr["dtype"].type = types_pb2.DT_FLOAT
+    tensor = const.attr["value"].tensor
+    tensor.dtype = types_pb2.DT_FLOAT
+    tensor.tensor_shape.dim.add().size = size // 4
+    tensor.tensor_content = (bytes(range(256)) * (size // 256 + 1))[: size // 4 * 4]  # no run of zeros
+    (out / "saved_model.pb").write_bytes(proto.SerializeToString(deterministic=True))
+    return len(graph_def.node) + sum(len(f.node_def) for f in graph_def.library.function)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variables", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--to", default="2.3")
-    args = parser.parse_args()
+def count_nodes(model: Path) -> int:
+    from rewriter.protos import saved_model_pb2
 
+    proto = saved_model_pb2.SavedModel.FromString((model / "saved_model.pb").read_bytes())
+    return sum(len(m.graph_def.node) + sum(len(f.node_def) for f in m.graph_def.library.function)
+               for m in proto.meta_graphs)
+
+
+@dataclass
+class Seconds:
+    cpu: float = float("inf")
+    wall: float = float("inf")
+
+    def min(self, other: "Seconds") -> "Seconds":
+        return Seconds(min(self.cpu, other.cpu), min(self.wall, other.wall))
+
+
+class Clock:
+    """CPU (user + system) and wall seconds since creation, of this process or of its children."""
+
+    def __init__(self, children: bool = False) -> None:
+        self.who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+        self.cpu, self.wall = self._cpu(), time.perf_counter()
+
+    def _cpu(self) -> float:
+        usage = resource.getrusage(self.who)
+        return usage.ru_utime + usage.ru_stime
+
+    def stop(self) -> Seconds:
+        return Seconds(self._cpu() - self.cpu, time.perf_counter() - self.wall)
+
+
+def physical_limit(model: Path, scratch: Path, repeat: int) -> Seconds:
+    """Best time to parse saved_model.pb, serialize it again and copy variables/."""
+    from rewriter.protos import saved_model_pb2
+
+    best = Seconds()
+    for attempt in range(repeat):
+        target = scratch / f"limit{attempt}"
+        clock = Clock()
+        proto = saved_model_pb2.SavedModel.FromString((model / "saved_model.pb").read_bytes())
+        target.mkdir()
+        (target / "saved_model.pb").write_bytes(proto.SerializeToString(deterministic=True))
+        if (model / "variables").is_dir():
+            shutil.copytree(model / "variables", target / "variables")
+        best = best.min(clock.stop())
+        del proto
+        shutil.rmtree(target)
+    return best
+
+
+def conversion(model: Path, scratch: Path, target: str, repeat: int) -> tuple[Seconds, bool]:
+    """Best time of plan + write in this process, and whether the plan converts."""
     from rewriter.pipeline import Options, plan, write
     from rewriter.releases import parse_release
 
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "in"
-        started = time.perf_counter()
-        make_model(source, args.variables)
-        print(f"model: {args.variables} variables, saved_model.pb {(source / 'saved_model.pb').stat().st_size} bytes "
-              f"(made in {time.perf_counter() - started:.1f} s)")
-        best_plan = best_write = float("inf")
-        planned = None
-        for attempt in range(args.repeat):
-            started = time.perf_counter()
-            planned = plan(source, Options(target=parse_release(args.to)))
-            best_plan = min(best_plan, time.perf_counter() - started)
-            started = time.perf_counter()
-            write(planned, Path(tmp) / f"out{attempt}", force=True)
-            best_write = min(best_write, time.perf_counter() - started)
-        assert planned is not None and planned.output_proto is not None
-        nodes = sum(len(m.graph_def.node) + sum(len(f.node_def) for f in m.graph_def.library.function)
-                    for m in planned.output_proto.meta_graphs)
-        print(f"nodes after: {nodes}; rewrites: {len(planned.applications)}; refusals: {len(planned.refusals)}")
-        print(f"load+rules+validate: {best_plan:.2f} s  ({len(planned.applications) / best_plan:.0f} rewrites/s)")
-        print(f"write: {best_write:.2f} s")
+    best, ok = Seconds(), True
+    for attempt in range(repeat):
+        out = scratch / f"out{attempt}"
+        clock = Clock()
+        planned = plan(model, Options(target=parse_release(target)))
+        ok = planned.ok
+        if ok:
+            write(planned, out, force=True)
+        best = best.min(clock.stop())
+        del planned
+        shutil.rmtree(out, ignore_errors=True)
+    return best, ok
+
+
+def peak_rss(args: list[str]) -> tuple[int, int]:
+    """(exit code, peak RSS in bytes) of `tfdowngrade ARGS` in a fresh process."""
+    proc = subprocess.run([sys.executable, "-c", CONVERT_RSS, *args], capture_output=True, text=True, cwd=REPO)
+    last = proc.stdout.strip().splitlines()[-1].split()
+    return proc.returncode, int(last[1])
+
+
+def run_time(command: list[str], repeat: int) -> Seconds:
+    best = Seconds()
+    for _ in range(repeat):
+        clock = Clock(children=True)
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, check=False)
+        best = best.min(clock.stop())
+    return best
+
+
+@dataclass
+class Row:
+    model: str
+    pb_mib: float
+    nodes: int
+    limit: Seconds
+    convert: Seconds
+    rss_mib: float
+    ok: bool
+
+    @property
+    def ratio(self) -> float:
+        return self.convert.cpu / max(self.limit.cpu, 1e-3)  # getrusage ticks are ~1-4 ms
+
+    @property
+    def rss_budget_mib(self) -> float:
+        return 300 + 15 * self.pb_mib
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    choices = ["gen-30k", "gen-300k", "const-100MB", "example", *sorted(p.name for p in FIXTURES.iterdir())]
+    parser.add_argument("--models", nargs="*", default=choices, choices=choices)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--to", default="2.3")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    args = parser.parse_args()
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
+        root = Path(tmp)
+        for name in args.models:
+            model = root / name
+            if name.startswith("gen-"):
+                nodes = grow_library(FIXTURES / "keras3_cnn" / "saved_model", model, int(name[4:-1]) * 1000)
+            elif name == "const-100MB":
+                nodes = big_constant(FIXTURES / "tf_module" / "saved_model", model, 100 * MIB)
+            else:
+                shutil.copytree(EXAMPLE if name == "example" else FIXTURES / name / "saved_model", model)
+                nodes = count_nodes(model)
+            scratch = root / f"{name}-scratch"
+            scratch.mkdir()
+            limit = physical_limit(model, scratch, args.repeat)
+            convert, ok = conversion(model, scratch, args.to, args.repeat)
+            code, rss = peak_rss([str(model), str(scratch / "cli-out"), "--to", args.to, "--no-verify", "-q", "--force"])
+            row = Row(name, (model / "saved_model.pb").stat().st_size / MIB, nodes, limit, convert, rss / MIB,
+                      ok and code == 0)
+            rows.append(row)
+            print(f"{name}: {row.nodes} nodes, {row.pb_mib:.1f} MiB: limit {limit.cpu:.3f} s cpu, plan+write "
+                  f"{convert.cpu:.3f} s cpu ({row.ratio:.1f}x), peak RSS {row.rss_mib:.0f} MiB "
+                  f"(budget {row.rss_budget_mib:.0f})" + ("" if row.ok else " NOT CONVERTED"), file=sys.stderr, flush=True)
+            shutil.rmtree(scratch)
+            shutil.rmtree(model)
+    import_protobuf = run_time([sys.executable, "-c", "import google.protobuf"], args.repeat)
+    check = run_time([sys.executable, "-c", CONVERT, "check", str(EXAMPLE), "--to", args.to], args.repeat)
+    by_name = {r.model: r for r in rows}
+    growth = (by_name["gen-300k"].convert.cpu / by_name["gen-30k"].convert.cpu
+              if "gen-30k" in by_name and "gen-300k" in by_name else None)
+    if args.markdown:
+        print("| model | saved_model.pb | nodes | parse + serialize + copy (CPU) | plan + write (CPU) | ratio | "
+              "wall: limit / plan + write | peak RSS | RSS budget |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            flag = "" if r.ok else " (refused)"
+            print(f"| {r.model}{flag} | {r.pb_mib:.2f} MiB | {r.nodes:,} | {r.limit.cpu:.3f} s | {r.convert.cpu:.3f} s | "
+                  f"**{r.ratio:.1f}x** | {r.limit.wall:.3f} s / {r.convert.wall:.3f} s | {r.rss_mib:.0f} MiB | "
+                  f"{r.rss_budget_mib:.0f} MiB |")
+        if growth is not None:
+            print(f"\ngen-300k takes {growth:.1f}x the CPU time of gen-30k (10x the nodes).")
+        print(f"\n`tfdowngrade check` on the bundled example: {check.cpu:.2f} s CPU ({check.wall:.2f} s wall); "
+              f"`python -c \"import google.protobuf\"`: {import_protobuf.cpu:.2f} s CPU ({import_protobuf.wall:.2f} s wall): "
+              f"{check.cpu / max(import_protobuf.cpu, 1e-3):.1f}x.")
+    else:
+        for r in rows:
+            print(f"{r.model:14} {r.pb_mib:8.2f} MiB {r.nodes:8} nodes  limit {r.limit.cpu:7.3f} s  plan+write "
+                  f"{r.convert.cpu:7.3f} s  {r.ratio:6.1f}x  (wall {r.limit.wall:.3f} / {r.convert.wall:.3f} s)  "
+                  f"RSS {r.rss_mib:5.0f} MiB / budget {r.rss_budget_mib:5.0f}" + ("" if r.ok else "  (refused)"))
+        if growth is not None:
+            print(f"gen-300k / gen-30k: {growth:.1f}x")
+        print(f"start-up: check {check.cpu:.2f} s CPU ({check.wall:.2f} s wall), import google.protobuf "
+              f"{import_protobuf.cpu:.2f} s CPU ({import_protobuf.wall:.2f} s wall): "
+              f"{check.cpu / max(import_protobuf.cpu, 1e-3):.1f}x")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -353,7 +353,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _parses(data: bytes) -> bool:
     from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf.saved_model_pb2 import SavedModel
+    from rewriter.protos.saved_model_pb2 import SavedModel
 
     try:
         SavedModel().ParseFromString(data)

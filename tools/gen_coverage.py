@@ -102,7 +102,7 @@ KNOWN_GAPS: frozenset[str] = frozenset()
 
 # --------------------------------------------------------------------------------------- #
 def _type_name(value: int) -> str:
-    from tensorflow.core.framework import types_pb2
+    from rewriter.protos import types_pb2
 
     return str(types_pb2.DataType.Name(value))
 
@@ -230,10 +230,13 @@ def render(entries: list[Entry], rules: list) -> str:
         "",
         f"Rows: {len(entries)}; rule: {counts['rule']}; refusal: {counts['refusal']}; "
         f"excluded: {counts['excluded']}; MISSING: {counts['MISSING']}.",
+        f"Type rows: {sum(e.row.kind == 'type' for e in entries)}; by a rewrite: "
+        f"{sum(e.row.kind == 'type' and e.status == 'rule' for e in entries)}; refused: "
+        f"{sum(e.row.kind == 'type' and e.status == 'refusal' for e in entries)}.",
         "",
         "## Rows handled or missing",
         "",
-        "| since | kind | what | status | rules (exact / lossy / refusal) |",
+        "| since | kind | what | status | rules (exact / narrowing / lossy / refusal) |",
         "|---|---|---|---|---|",
     ]
     for entry in entries:
@@ -242,7 +245,7 @@ def render(entries: list[Entry], rules: list) -> str:
         names = []
         for rule_id in entry.rules:
             rule = by_id[rule_id]
-            flavour = "refusal" if rule.refuse is not None else ("exact" if rule.exact else "lossy")
+            flavour = "refusal" if rule.refuse is not None else rule.exactness
             names.append(f"`{rule_id}` ({flavour})")
         what = entry.row.key + (f" ({entry.row.detail})" if entry.row.detail else "")
         lines.append(f"| {entry.row.since} | {entry.row.kind} | {what} | {entry.status} | {', '.join(names) or '-'} |")

@@ -135,7 +135,7 @@ def string_layout(lib_dir: Path, members: list[str]) -> str:
 
 def strip_docs(op_list_bytes: bytes) -> bytes:
     """Sorted, documentation-free, deterministically serialized OpList."""
-    from tensorflow.core.framework import op_def_pb2
+    from rewriter.protos import op_def_pb2
 
     ops = op_def_pb2.OpList.FromString(op_list_bytes)
     for op in ops.op:
@@ -194,7 +194,7 @@ def generate(release: Release, download_dir: Path, out_dir: Path, keep: bool) ->
         if loaded != version:
             raise SystemExit(f"[{release}] the library says TF_Version() = {loaded}, not {version}")
         ops = strip_docs(runtime.op_list())
-    from tensorflow.core.framework import op_def_pb2
+    from rewriter.protos import op_def_pb2
 
     op_count = len(op_def_pb2.OpList.FromString(ops).op)
     ops_file = f"ops-{release}.pb.gz"

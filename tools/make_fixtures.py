@@ -360,7 +360,7 @@ def op_inventory(saved_model_dir: Path) -> dict[str, dict[str, list[str]]]:
 
     Only needs the protobuf schema, not a TF runtime.
     """
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     sm = saved_model_pb2.SavedModel()
     sm.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())

@@ -14,9 +14,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -90,6 +91,33 @@ def _describe(stage: str | None) -> str:
     return stage
 
 
+POLL_SECONDS = 0.5
+PROGRESS_EVERY = 1000  # one progress line per this many imported functions
+LIBRARY_STAGE = "load library"
+
+
+class _ResultLines:
+    """Reads the JSON lines a worker appends (one per finished item), as they come."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.items: list[dict[str, Any]] = []
+        self._offset = 0
+
+    def poll(self) -> int:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return len(self.items)
+        end = data.rfind(b"\n") + 1  # a line cut by a crash is not a result
+        for line in data[:end].splitlines():
+            self.items.append(json.loads(line))
+        self._offset += end
+        return len(self.items)
+
+
 class TargetRuntime:
     """Runs jobs in the real old TF runtime of `handle`, each in its own worker process."""
 
@@ -103,7 +131,8 @@ class TargetRuntime:
 
     # ---- running one worker ----
 
-    def _spawn(self, job_dir: Path, request: dict[str, Any]) -> _Outcome:
+    def _spawn(self, job_dir: Path, request: dict[str, Any],
+               watch: Callable[[], None] | None = None) -> _Outcome:
         request = {"lib": self._lib, "string_layout": self._string_layout, **request}
         (job_dir / "request.json").write_text(json.dumps(request))
         env = dict(os.environ)
@@ -116,14 +145,12 @@ class TargetRuntime:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                     env=env, start_new_session=True)
             try:
-                returncode = proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                returncode = None
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+                returncode = self._wait(proc, job_dir / "progress.log", watch)
+            except BaseException:
+                # Ctrl-C, SIGTERM (raised by the CLI) or a bug here: the worker lives in its own
+                # session, so it would not get the signal; never leave it running.
+                _kill(proc)
+                raise
         stages: list[str] = []
         done: list[str] = []
         log = job_dir / "progress.log"
@@ -133,6 +160,40 @@ class TargetRuntime:
         lines = [ln for ln in (job_dir / "stderr.log").read_text(errors="replace").splitlines()
                  if ln.strip()]
         return _Outcome(returncode, stages, done, lines[-1].strip() if lines else "")
+
+    def _wait(self, proc: "subprocess.Popen[bytes]", progress_log: Path,
+              watch: Callable[[], None] | None) -> int | None:
+        """The worker's exit code, or None if one step ran longer than self.timeout (then it is
+        killed). The timeout is per step (the worker logs each step), so a job of 20,000 function
+        imports is not cut off while every import is quick."""
+        last_size, last_change = -1, time.monotonic()
+        while True:
+            try:
+                return proc.wait(timeout=POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            if watch is not None:
+                watch()
+            try:
+                size = progress_log.stat().st_size
+            except OSError:
+                size = -1
+            now = time.monotonic()
+            if size != last_size:
+                last_size, last_change = size, now
+            elif now - last_change > self.timeout:
+                _kill(proc)
+                return None
+
+    def _check_started(self, outcome: _Outcome) -> None:
+        """A worker that died before its library was loaded is a broken runtime (a damaged
+        cache, a library this machine cannot load), never a verdict on the model: exit 4."""
+        if LIBRARY_STAGE in outcome.done:
+            return
+        failure = self._failure(outcome, "") or f"{self._name} exited before loading its library"
+        raise RuntimeUnavailable(
+            f"{failure}; the runtime in {self.handle.lib_dir} is broken, not the model "
+            "(delete that folder to fetch it again)")
 
     def _failure(self, outcome: _Outcome, subject: str) -> str:
         """One line saying how the worker died, or "" if it exited 0."""
@@ -208,6 +269,7 @@ class TargetRuntime:
                 outcome = self._spawn(job_dir, {
                     "task": "run_savedmodel", "export_dir": str(Path(export_dir).resolve()),
                     "tags": list(tags), "feeds_npz": str(feeds_npz), "calls": todo})
+                self._check_started(outcome)
                 load = job_dir / "load.json"
                 if load.exists():
                     result.load_error = json.loads(load.read_text())["error"]
@@ -254,35 +316,52 @@ class TargetRuntime:
             result.outputs[call["key"]] = outputs
         return finished
 
-    def import_graph_defs(self, graphs: dict[str, bytes]) -> dict[str, str | None]:
+    def import_graph_defs(self, graphs: dict[str, bytes],
+                          progress: Callable[[str], None] | None = None) -> dict[str, str | None]:
         """TF_GraphImportGraphDef of each serialized GraphDef, each in a fresh graph.
 
-        Returns name -> None if it imported, else the target's error message.
-        """
+        Returns name -> None if it imported, else the target's error message. One worker imports
+        them all (the library loads once); they travel in one file, and results come back as one
+        JSON line each, so 20,000 functions cost 20,000 imports and no more. `progress` gets one
+        line per PROGRESS_EVERY imports."""
         out: dict[str, str | None] = {}
+        total = len(graphs)
         with tempfile.TemporaryDirectory(prefix="tfdowngrade-import-") as tmp:
+            blob = Path(tmp) / "graphs.bin"
             items: list[dict[str, Any]] = []
-            for i, (name, data) in enumerate(graphs.items()):
-                path = Path(tmp) / f"graph-{i}.pb"
-                path.write_bytes(data)
-                items.append({"index": i, "name": name, "path": str(path)})
+            with open(blob, "wb") as fh:
+                offset = 0
+                for i, (name, data) in enumerate(graphs.items()):
+                    fh.write(data)
+                    items.append({"index": i, "name": name, "offset": offset, "size": len(data)})
+                    offset += len(data)
             attempt = 0
+            reported = 0
             while items:
                 job_dir = Path(tmp) / f"job{attempt}"
                 job_dir.mkdir()
                 attempt += 1
-                outcome = self._spawn(job_dir, {"task": "import_graphs", "graphs": items})
+                results = _ResultLines(job_dir / "imports.jsonl")
+                base = len(out)
+
+                def watch() -> None:
+                    nonlocal reported
+                    done = base + results.poll()
+                    for step in range(reported // PROGRESS_EVERY + 1, done // PROGRESS_EVERY + 1):
+                        if progress is not None:  # one line per thousand, none skipped by a fast poll
+                            progress(f"imported {step * PROGRESS_EVERY} of {total} functions")
+                    reported = max(reported, done)
+
+                outcome = self._spawn(job_dir, {"task": "import_graphs", "blob": str(blob), "graphs": items},
+                                      watch)
+                self._check_started(outcome)
                 failure = self._failure(outcome, "")
-                if "load library" not in outcome.done:
-                    message = failure or f"{self._name} did not start"
-                    for item in items:
-                        out[item["name"]] = message
-                    return out
+                watch()
+                finished = {item["index"]: item["error"] for item in results.items}
                 remaining = []
                 for item in items:
-                    path = job_dir / f"import-{item['index']}.json"
-                    if path.exists():
-                        out[item["name"]] = json.loads(path.read_text())["error"]
+                    if item["index"] in finished:
+                        out[item["name"]] = finished[item["index"]]
                     else:
                         remaining.append(item)
                 if not remaining:
@@ -295,13 +374,22 @@ class TargetRuntime:
                     break
         return out
 
-    def import_functions(self, saved_model_pb: Path) -> dict[str, str | None]:
+    def import_functions(self, saved_model_pb: Path,
+                         progress: Callable[[str], None] | None = None) -> dict[str, str | None]:
         """Import every function of the SavedModel as TF's Python loader would (see
         function_import.py); returns function name -> None if OK, else the target's message."""
         from rewriter.runtimes import function_import
 
         graphs, errors = function_import.function_graph_defs(saved_model_pb, self.handle.release)
-        imported = self.import_graph_defs(graphs)
+        imported = self.import_graph_defs(graphs, progress)
         order = function_import.function_names(saved_model_pb)  # library order, for readers
         return {name: errors[name] if name in errors else imported[name]
                 for name in order if name in errors or name in imported}
+
+
+def _kill(proc: "subprocess.Popen[bytes]") -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()

@@ -8,16 +8,23 @@ save/restore functions that serving never runs, through function_def_to_graph.py
     using the op's output args as the RUNNING release defines them (so we use the target
     release's registry, rewriter.registry), or the callee's signature for function calls,
   - func-valued attrs must name a function of the library,
-  - the graph's library is the whole library, so call ops and func attrs resolve.
+  - the graph's library holds the functions the body calls as ops (with their gradient
+    entries), as TF's function_def_to_graph_def copies them ("copied_functions"); func-valued
+    attrs are checked against the whole library here.
 The GraphDefs are then imported with TF_GraphImportGraphDef in the target (client.py).
 This runs in the parent process (it needs protobuf); the worker only sees bytes.
+
+Scale: a library is indexed once (LibraryIndex), so converting n functions costs the size of
+their bodies and direct callees, not n times the library (20,000 functions copied the whole
+library into each GraphDef before: hours, and gigabytes).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, op_def_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from rewriter.protos import function_pb2, graph_pb2, node_def_pb2, op_def_pb2
+from rewriter.protos import saved_model_pb2
 
 from rewriter.releases import Release, release_info
 from rewriter.registry import OpRegistry, load_registry
@@ -45,7 +52,7 @@ def _signature_output_ranges(sig: op_def_pb2.OpDef,
 
 
 def _check_func_attrs(op_def: op_def_pb2.OpDef, node: node_def_pb2.NodeDef,
-                      functions: set[str]) -> None:
+                      functions: frozenset[str]) -> None:
     for attr in op_def.attr:
         if attr.name not in node.attr:
             continue
@@ -59,16 +66,39 @@ def _check_func_attrs(op_def: op_def_pb2.OpDef, node: node_def_pb2.NodeDef,
                     "which is not in the library")
 
 
+@dataclass
+class LibraryIndex:
+    """A FunctionDefLibrary indexed once: functions by name, their gradient entries."""
+
+    functions: dict[str, function_pb2.FunctionDef]
+    names: frozenset[str]
+    gradients: dict[str, function_pb2.GradientDef] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, library: function_pb2.FunctionDefLibrary) -> "LibraryIndex":
+        functions = {f.signature.name: f for f in library.function}
+        return cls(functions, frozenset(functions), {g.function_name: g for g in library.gradient})
+
+
 def function_to_graph_def(fdef: function_pb2.FunctionDef,
                           library: function_pb2.FunctionDefLibrary,
                           registry: OpRegistry, producer: int,
-                          min_consumer: int) -> graph_pb2.GraphDef:
-    """The GraphDef TF's function_def_to_graph builds for fdef, in the registry's release."""
-    functions = {f.signature.name: f for f in library.function}
+                          min_consumer: int, index: LibraryIndex | None = None) -> graph_pb2.GraphDef:
+    """The GraphDef TF's function_def_to_graph builds for fdef, in the registry's release.
+    `index` (of `library`) saves re-indexing the library for every function."""
+    index = index or LibraryIndex.of(library)
+    functions = index.functions
     graph = graph_pb2.GraphDef()
     graph.versions.producer = producer
     graph.versions.min_consumer = min_consumer
-    graph.library.CopyFrom(library)
+    called = []
+    for node in fdef.node_def:
+        if node.op in functions and node.op not in called:
+            called.append(node.op)
+    for name in called:
+        graph.library.function.add().CopyFrom(functions[name])
+        if name in index.gradients:
+            graph.library.gradient.add().CopyFrom(index.gradients[name])
 
     shapes = None
     if "_input_shapes" in fdef.attr:
@@ -109,7 +139,7 @@ def function_to_graph_def(fdef: function_pb2.FunctionDef,
                 continue
             op_def = found
             ranges = registry.output_ranges(node) or {}
-        _check_func_attrs(op_def, node, set(functions))
+        _check_func_attrs(op_def, node, index.names)
         for arg_name, (start, count) in ranges.items():
             for i in range(count):
                 flat[f"{node.name}:{arg_name}:{i}"] = f"{node.name}:{start + i}"
@@ -140,6 +170,49 @@ def function_to_graph_def(fdef: function_pb2.FunctionDef,
         if fdef.control_ret.get(ret_name) not in names:
             raise ConversionError(f"control output {ret_name!r} names no node")
     return graph
+
+
+def callees(fdef: function_pb2.FunctionDef, names: frozenset[str]) -> set[str]:
+    """The library functions fdef's nodes call: as op types, or through func-valued attrs
+    (PartitionedCall's f, If's branches, While's cond and body, ...)."""
+    found: set[str] = set()
+    for node in fdef.node_def:
+        if node.op in names:
+            found.add(node.op)
+        for value in node.attr.values():
+            kind = value.WhichOneof("value")
+            if kind == "func" and value.func.name in names:
+                found.add(value.func.name)
+            elif kind == "list":
+                found.update(f.name for f in value.list.func if f.name in names)
+    return found
+
+
+def deepest_call_chain(library: function_pb2.FunctionDefLibrary) -> int:
+    """The number of functions on the longest chain of calls in the library (0 if empty).
+
+    Walked with an explicit stack, not recursion: chains thousands deep are real (generated
+    code), and Python's recursion limit is 1000. A cycle (TF forbids them) is not followed twice."""
+    index = LibraryIndex.of(library)
+    calls = {name: callees(fdef, index.names) for name, fdef in index.functions.items()}
+    depth: dict[str, int] = {}
+    on_stack: set[str] = set()
+    for root in calls:
+        if root in depth:
+            continue
+        stack: list[tuple[str, bool]] = [(root, False)]
+        while stack:
+            name, expanded = stack.pop()
+            if expanded:
+                on_stack.discard(name)
+                depth[name] = 1 + max((depth.get(c, 0) for c in calls[name] if c not in on_stack), default=0)
+                continue
+            if name in depth or name in on_stack:
+                continue
+            on_stack.add(name)
+            stack.append((name, True))
+            stack.extend((c, False) for c in calls[name] if c not in depth and c not in on_stack)
+    return max(depth.values(), default=0)
 
 
 def function_names(saved_model_pb: Path) -> list[str]:
@@ -175,10 +248,14 @@ def function_graph_defs(saved_model_pb: Path, release: Release
     info = release_info(release)
     graphs: dict[str, bytes] = {}
     errors: dict[str, str] = {}
+    indexes: dict[int, LibraryIndex] = {}  # one per MetaGraph's library
     for key, (fdef, library) in _functions(saved_model_pb).items():
+        index = indexes.get(id(library))
+        if index is None:
+            index = indexes[id(library)] = LibraryIndex.of(library)
         try:
             graph = function_to_graph_def(fdef, library, registry, int(info["producer"]),
-                                          int(info["min_consumer"]))
+                                          int(info["min_consumer"]), index)
             graphs[key] = graph.SerializeToString()
         except ConversionError as err:
             errors[key] = f"cannot convert function {fdef.signature.name!r} to a graph: {err}"

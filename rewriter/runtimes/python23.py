@@ -227,10 +227,12 @@ def ensure_py23_env(cache_dir: str | os.PathLike[str] | None = None) -> Py23Env:
 
     `cache_dir` defaults to $TFDOWNGRADE_PY23_DIR or ~/.cache/tfdowngrade/py23env.
     """
+    from rewriter.progress import activity
     from rewriter.runtimes.py23env import build
 
     try:
-        env_json = build.ensure(cache_dir)
+        with activity("TensorFlow 2.3.4's Python environment (built once, about 30 s)"):
+            env_json = build.ensure(cache_dir)
     except build.BuildError as e:
         raise Py23EnvError(f"building the TF 2.3.4 Python env failed: {e}") from e
     except OSError as e:

@@ -11,7 +11,8 @@ Protocol (all files in JOB_DIR):
                  say what the runtime was doing when it died and which items are finished.
   load.json      run_savedmodel: {"error": null | TF's message}
   call-<i>.json  + call-<i>.npz: {"error", "outputs": [wire descriptions]} per signature call
-  import-<i>.json  {"error"} per imported GraphDef
+  imports.jsonl  import_graphs: one line {"index", "error"} per imported GraphDef, appended with
+                 os.write as each finishes (the GraphDefs come in one file, "blob", at offsets)
   result.json    version/op_list: {"version"}; op_list also writes op_list.pb (sorted OpList)
 Exit code 0 means the job ran to its end (TF errors are results, not failures).
 
@@ -101,18 +102,35 @@ def _run_savedmodel(job: Job, tf: capi.TFLibrary) -> None:
 
 
 def _import_graphs(job: Job, tf: capi.TFLibrary) -> None:
+    blob = Path(job.request["blob"]).read_bytes()
+    results = os.open(job.dir / "imports.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     for item in job.request["graphs"]:
         job.stage(f"import {item['name']}")
         error = None
         try:
-            tf.import_graph_def(Path(item["path"]).read_bytes())
+            tf.import_graph_def(blob[item["offset"]:item["offset"] + item["size"]])
         except capi.TFError as err:
             error = str(err)
-        job.write_json(f"import-{item['index']}.json", {"error": error})
+        os.write(results, (json.dumps({"index": item["index"], "error": error}) + "\n").encode())
         job.done(f"import {item['name']}")
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the parent dies: a parent killed by SIGKILL cannot kill us,
+    and we run in our own session, so nothing else would stop an orphaned worker."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's own cleanup is all there is
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
+    _die_with_parent()
     if len(argv) != 2:
         print("usage: worker.py JOB_DIR", file=sys.stderr)
         return 2

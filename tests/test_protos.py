@@ -1,0 +1,71 @@
+"""The shipped protobuf modules (rewriter/protos) and the TensorFlow-free conversion path."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, fixture_dir, load_tool
+
+# Runs `tfdowngrade ARGS` in this interpreter and prints, last, whether anything imported tensorflow.
+_PROBE = """
+import sys
+from rewriter.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    print("tensorflow modules:", sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow"))
+sys.exit(code)
+"""
+
+
+def _tensorflow_modules_after(*args: object) -> tuple[int, str]:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    last = proc.stdout.strip().splitlines()[-1]
+    return proc.returncode, last
+
+
+def test_check_inspect_rules_and_convert_never_import_tensorflow(tmp_path) -> None:
+    example = ROOT / "golden" / "examples" / "keras_cnn"
+    for args in (["check", example, "--to", "2.3"], ["inspect", example, "--to", "2.3"], ["rules", "list"],
+                 [fixture_dir("tf_module"), tmp_path / "out", "--to", "2.3", "--no-verify", "-q"]):
+        code, modules = _tensorflow_modules_after(*args)
+        assert code == 0, (args, modules)
+        assert modules == "tensorflow modules: []", args
+
+
+def test_vendored_descriptors_are_the_installed_tensorflows() -> None:
+    """What tools/gen_protos.py would write from the installed TF is what is shipped (when it is the
+    release the modules were generated from), and both parse and write the same bytes."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2 as tf_saved_model_pb2
+
+    from rewriter.protos import saved_model_pb2
+
+    header = (ROOT / "rewriter" / "protos" / "saved_model_pb2.py").read_text().splitlines()[0]
+    if f"TensorFlow {tf.__version__}'s" in header:
+        gen = load_tool("gen_protos")
+        for file in gen.closure(gen.ROOTS):
+            if file.name.startswith("google/protobuf/"):
+                continue
+            shipped = sys.modules.get(f"rewriter.protos.{gen.module_name(file.name)}")
+            if shipped is None:
+                shipped = __import__(f"rewriter.protos.{gen.module_name(file.name)}", fromlist=["DESCRIPTOR"])
+            assert shipped.DESCRIPTOR.serialized_pb == file.serialized_pb, file.name
+    data = (fixture_dir("keras3_cnn") / "saved_model.pb").read_bytes()
+    ours, theirs = saved_model_pb2.SavedModel.FromString(data), tf_saved_model_pb2.SavedModel.FromString(data)
+    assert type(ours) is not type(theirs)  # two pools, two classes: they coexist in one process
+    assert ours.SerializeToString(deterministic=True) == theirs.SerializeToString(deterministic=True)
+
+
+def test_any_keeps_tensorflows_type_urls() -> None:
+    from google.protobuf import any_pb2
+
+    from rewriter.protos import saved_object_graph_pb2
+
+    packed = any_pb2.Any()
+    packed.Pack(saved_object_graph_pb2.SavedUserObject(identifier="x"))
+    assert packed.type_url == "type.googleapis.com/tensorflow.SavedUserObject"
+    back = saved_object_graph_pb2.SavedUserObject()
+    assert packed.Unpack(back) and back.identifier == "x"
