@@ -45,7 +45,7 @@ def test_usage_errors_exit_2_with_one_line(args: list[str], needle: str) -> None
     assert needle in _one_clear_line(result.stderr)
 
 
-@pytest.mark.parametrize("to, needle", [("1.15", "not a release this tool knows"), ("2.99", "not a release this tool knows")])
+@pytest.mark.parametrize("to, needle", [("1.14", "not a release this tool knows"), ("2.99", "not a release this tool knows")])
 def test_unknown_or_newer_target_is_bad_input(to: str, needle: str, tmp_path: Path) -> None:
     result = run_cli(fixture_dir("tf_module"), tmp_path / "out", "--to", to, "--no-verify")
     assert result.code == 2
