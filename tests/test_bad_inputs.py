@@ -365,7 +365,7 @@ CASES: list[Case] = [
     Case("to-major-only", _to("2"), EXIT_BAD_INPUT, "--to '2' is not a TensorFlow release"),
     Case("to-four-parts", _to("2.3.4.5"), EXIT_BAD_INPUT, "is not a TensorFlow release"),
     Case("to-empty", _to(""), EXIT_BAD_INPUT, "is not a TensorFlow release"),
-    Case("to-unknown-old", _to("1.15"), EXIT_BAD_INPUT, "TensorFlow 1.15 is not a release this tool knows"),
+    Case("to-unknown-old", _to("1.14"), EXIT_BAD_INPUT, "TensorFlow 1.14 is not a release this tool knows"),
     Case("to-unknown-new", _to("2.99"), EXIT_BAD_INPUT, "TensorFlow 2.99 is not a release this tool knows"),
     Case("check-truncated", _check_command("truncated"), EXIT_BAD_INPUT, "not a SavedModel protobuf"),
     Case("check-call-cycle", _check_command("call_cycle"), EXIT_BAD_INPUT, "function call cycle"),
