@@ -59,7 +59,9 @@ def check(
     progress: Progress | None = None,
     strict: bool = False,
 ) -> Plan:
-    """Plan a conversion without writing: rewrites by rule, and what has no rule (plan.refusals)."""
+    """Plan a conversion without writing: rewrites by rule, and what has no rule (plan.refusals).
+    `strict` refuses what is otherwise written with a warning: narrowing rules, unreadable Keras
+    metadata (left out by default) and training-only functions (stubbed by default)."""
     options = Options(
         target=_release(to),
         allow_lossy=frozenset(allow_lossy),

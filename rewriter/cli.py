@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="allow a rule that is not exact (repeatable); the report records it")
     convert.add_argument("--strict", action="store_true",
                          help="refuse narrowing rules too (exact wherever the output runs, but failing loudly on "
-                              "inputs the source handles; by default they apply with a warning)")
+                              "inputs the source handles; by default they apply with a warning), Keras metadata the "
+                              "target cannot read (left out by default) and training-only functions (stubbed by default)")
     convert.add_argument("--rules-dir", type=Path, help=argparse.SUPPRESS)
     repository = convert.add_argument_group("repositories (IN is a serving base path, a folder of SavedModels "
                                             "or a models.config)")
@@ -366,11 +367,28 @@ def _run(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     if args.command == "rules" and args.rules_command is None:
         raise BadInput("tfdowngrade rules: say list, show ID, check FILE or explain ID IN")
+    _check_report_paths(args)
     handler = {
         "convert": _cmd_convert, "check": _cmd_check, "verify": _cmd_verify,
         "inspect": _cmd_inspect, "rules": _cmd_rules,
     }[args.command]
     return handler(args)
+
+
+def _check_report_paths(args: argparse.Namespace) -> None:
+    """A report that cannot be written is bad usage, found before any work (not a crash at the end)."""
+    for flag in ("report", "report_md", "report_html"):
+        path = getattr(args, flag, None)
+        if path is None:
+            continue
+        option = "--" + flag.replace("_", "-")
+        if Path(path).is_dir():
+            raise BadInput(f"{option} {path}: is a folder; give a file path")
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise BadInput(f"{option} {path}: the folder {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise BadInput(f"{option} {path}: the folder {parent} is not writable")
 
 
 def _log_internal_error() -> Path:

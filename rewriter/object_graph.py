@@ -606,9 +606,13 @@ def _object_position(path: str) -> tuple[int | None, int | None]:
 
 
 def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target: Release,
-              rules: list[ObjectGraphRule], allow_lossy: frozenset[str] = frozenset()) -> Outcome:
+              rules: list[ObjectGraphRule], allow_lossy: frozenset[str] = frozenset(), strict: bool = False) -> Outcome:
     """Apply the object-graph rules for `target` to saved_model.pb (in place), the checkpoint's
-    object graph and keras_metadata.pb; plan what write() must change on disk."""
+    object graph and keras_metadata.pb; plan what write() must change on disk.
+
+    Keras metadata that no Keras-config rule can make readable to the target's Keras is left
+    out, with a warning (unless `strict`, which refuses instead): the graphs need none of it, and
+    the target's load_model then returns the generic restored object, as for Keras 3 exports."""
     from rewriter import schema_check
 
     outcome = Outcome()
@@ -632,8 +636,16 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
             drops = _apply_to(active, file, root, outcome, contexts, refusing)
             if drops:
                 _drop(proto, drops, contexts, outcome, keras)
+    refused_before = len(outcome.refusals)
     _apply_keras_rules([r for r in active if r.keras_match is not None],
                        [r for r in lossy if r.keras_match is not None], proto, keras, outcome)
+    unreadable = [f for f in outcome.refusals[refused_before:] if f.kind == "refused"]
+    if unreadable and not strict:
+        # Only the Keras metadata is in question: leave it out instead of refusing the model.
+        outcome.refusals = outcome.refusals[:refused_before] + [
+            f for f in outcome.refusals[refused_before:] if f.kind != "refused"]
+        _leave_out_keras_metadata(proto, outcome, unreadable, target)
+        keras = None
     for rule in lossy:
         for file, root in roots.items():
             if root is None or rule.file != file or rule.keras_match is not None:
@@ -673,6 +685,40 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
         if any(a.file == "checkpoint" for a in outcome.applications):
             _checkpoint_writer(files, ckpt, outcome)
     return outcome
+
+
+# What TF's Keras loaders revive as Keras objects (tf_keras/saving/saved_model/constants.py
+# KERAS_OBJECT_IDENTIFIERS, the same list in TF 2.3); anything else is revived as a generic object.
+KERAS_OBJECT_IDENTIFIERS = frozenset({
+    "_tf_keras_layer", "_tf_keras_input_layer", "_tf_keras_network", "_tf_keras_model",
+    "_tf_keras_sequential", "_tf_keras_metric", "_tf_keras_rnn_layer"})
+GENERIC_USER_OBJECT = "_generic_user_object"  # what Keras 3 exports write for their objects
+
+
+def _leave_out_keras_metadata(proto: saved_model_pb2.SavedModel, outcome: Outcome, unreadable: list[Finding],
+                              target: Release) -> None:
+    """Write the model without Keras metadata: no keras_metadata.pb, and every Keras object of the
+    object graph a generic user object without metadata. TF's loaders then revive those objects
+    generically (their functions, variables and signatures are untouched), so load_model returns
+    the generic restored object, as it does for a Keras 3 export."""
+    outcome.replaced[KERAS_METADATA_PB] = None
+    cleared = 0
+    for meta_graph in proto.meta_graphs:
+        for obj in meta_graph.object_graph_def.nodes:
+            if obj.WhichOneof("kind") != "user_object":
+                continue
+            if obj.user_object.identifier in KERAS_OBJECT_IDENTIFIERS or obj.user_object.metadata:
+                obj.user_object.identifier = GENERIC_USER_OBJECT
+                obj.user_object.metadata = ""
+                cleared += 1
+    first = unreadable[0]
+    more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+    outcome.notes.append(
+        f"warning: the Keras metadata is left out: TensorFlow {target}'s Keras cannot read {first.where}"
+        f"{more}: {first.message} [rule {first.rule}]. tf.keras.models.load_model(OUT) in {target} therefore "
+        "returns the generic restored object (as for Keras 3 exports), not a tf.keras.Model; its signatures and "
+        f"tf.saved_model.load(OUT) work and are checked. {cleared} Keras object(s) are written as generic "
+        "objects. --strict refuses such a model instead")
 
 
 def _drop(proto: saved_model_pb2.SavedModel, drops: list[tuple[ObjectGraphRule, int, str]],

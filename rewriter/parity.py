@@ -8,8 +8,12 @@ are generated from each signature's TensorInfo with a seeded generator:
   - unknown dimensions take UNKNOWN_DIM (2), an unknown rank is a vector of UNKNOWN_DIM;
   - floats are standard normal; ints (signed and unsigned) are in [0, INT_HIGH) so they are
     valid indices for small tables; bools are fair coins; strings are words from WORDS.
-Tolerances are per dtype (DEFAULT_TOLERANCES) unless --rtol/--atol override them; integers,
-bools and strings must be equal exactly; NaN matches NaN only at the same positions.
+Float outputs are graded against the model's own numerical noise (rewriter/noise.py):
+`bit-identical`, `within-noise` (the error is within a bound measured on the source: one-ulp
+input changes, the compute precision on the path to the output, the output's range) or
+`mismatch`. --rtol/--atol, when given, replace that bound for every float output (grade
+`within-tolerance`). Integers, bools and strings must be equal exactly (strings by value, whatever
+numpy dtype each side gives); NaN matches NaN only at the same positions.
 """
 from __future__ import annotations
 
@@ -23,14 +27,17 @@ from rewriter.protos import meta_graph_pb2, saved_model_pb2
 from rewriter.attr_values import type_name
 from rewriter.error_distribution import error_histogram
 from rewriter.errors import BadInput, RuntimeUnavailable
+from rewriter import noise
+from rewriter.input_synthesis import Candidate, candidates
+from rewriter.noise import NoiseBound
 from rewriter.runtimes.source_runtime import KIND_CAPI, KIND_INSTALLED, TARGET_DESCRIBE
 
 UNKNOWN_DIM = 2
 INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
 INT_HIGH = 5
 WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps", b"over", b"lazy", b"dog", b"hello", b"world"]
-# (rtol, atol). float32 kernels agree to ~1e-7 across releases on CPU; 1e-5 leaves room for
-# summation-order differences without hiding real mistakes.
+# (rtol, atol) for the dtype whose tolerance the user did not give when giving the other one
+# (--rtol alone, --atol alone). Without either, floats are judged by their noise bound.
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float16": (1e-3, 1e-3),
     "bfloat16": (1e-2, 1e-2),
@@ -49,6 +56,9 @@ _NUMPY_OF = {
 }
 
 
+GRADES = ("bit-identical", "within-noise", "within-tolerance", "mismatch")
+
+
 @dataclass
 class OutputResult:
     signature: str
@@ -62,6 +72,16 @@ class OutputResult:
     max_rel_error: float | None = None
     worst_index: list[int] | None = None
     message: str = ""
+    # The verdict's grade (GRADES; "" for an error): bit-identical, within-noise (the measured
+    # bound below), within-tolerance (--rtol/--atol given), mismatch.
+    grade: str = ""
+    precision: str | None = None  # compute precision on the path to the output
+    scale: float | None = None  # the output's range: max |expected|
+    error_of_range: float | None = None  # max_abs_error / scale
+    bound: float | None = None  # absolute bound on max_abs_error
+    bound_of_range: float | None = None
+    movement: float | None = None  # how far the source moved under one-ulp input changes
+    bound_origin: str = ""
     error_histogram: dict[str, Any] | None = None  # rewriter/error_distribution.py (HTML report)
 
     def to_json(self) -> dict[str, Any]:
@@ -98,6 +118,8 @@ class ParityReport:
     source_session_errors: dict[str, str] = field(default_factory=dict)
     # With --python-loader: TF 2.3's tf.saved_model.load on the output, every signature called.
     python_loader: PythonLoaderResult | None = None
+    # signature -> which input strategy fed it (rewriter/input_synthesis.py), see SourceRun.
+    input_strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Which runtime ran the source (a runtimes.source_runtime.SourceRuntime); None: not recorded.
     source_runtime: Any = None
 
@@ -116,13 +138,20 @@ class ParityReport:
             "source_runtime": self.source_runtime.to_json() if self.source_runtime else None,
             "seed": self.seed,
             "inputs": self.inputs,
+            "input_strategies": self.input_strategies,
             "load_error": self.load_error,
             "python_loader_function_errors": self.function_errors,
             "outputs": [o.to_json() for o in self.outputs],
             "skipped": self.skipped,
             "source_session_errors": self.source_session_errors,
             "python_loader": self.python_loader.to_json() if self.python_loader else {"skipped": "not requested (--python-loader)"},
-            "tolerances": {k: {"rtol": v[0], "atol": v[1]} for k, v in DEFAULT_TOLERANCES.items()},
+            "verdict": {
+                "grades": list(GRADES),
+                "noise_bound": (f"max(|actual - expected|) <= max({noise.FLOOR_ULPS:g} * eps(compute precision) * range, "
+                                f"{noise.SAFETY:g} * movement), range = max |expected|, movement = how far the source's "
+                                "output moves when its float inputs move by one ulp of the compute precision"),
+                "overrides": "--rtol/--atol replace the noise bound for every float output (grade within-tolerance)",
+            },
         }
 
 
@@ -203,6 +232,22 @@ def load_expected_file(path: Path, inputs: dict[str, dict[str, np.ndarray]]) -> 
     return results
 
 
+def _perturb_precision(meta_graphs: list[meta_graph_pb2.MetaGraphDef], meta_graph: meta_graph_pb2.MetaGraphDef,
+                       key: str) -> str:
+    """The precision whose ulp the signature's inputs are moved by: the lowest on the path to any
+    of its float outputs (float32 when it has none)."""
+    precision = "float64"
+    for name in sorted(meta_graph.signature_def[key].outputs):
+        dtype = _NUMPY_OF.get(type_name(meta_graph.signature_def[key].outputs[name].dtype))
+        if dtype is not None and noise.output_precision(np.dtype(dtype)):
+            precision = noise.lower(precision, signature_precision(meta_graphs, key, np.dtype(dtype), [name]))
+    return precision if precision != "float64" or _has_float64_output(meta_graph, key) else "float32"
+
+
+def _has_float64_output(meta_graph: meta_graph_pb2.MetaGraphDef, key: str) -> bool:
+    return any(type_name(info.dtype) in ("DT_DOUBLE", "DT_COMPLEX128") for info in meta_graph.signature_def[key].outputs.values())
+
+
 # --- running ----------------------------------------------------------------------------
 # TF's Python loader (tf.saved_model.load) needs memory and time quadratic in the depth of a chain
 # of function calls (TF 2.21, measured: 500 deep 1.4 GB / 20 s, 1000 deep 3.9 GB / 70 s, 2000
@@ -210,9 +255,111 @@ def load_expected_file(path: Path, inputs: dict[str, dict[str, np.ndarray]]) -> 
 PYTHON_LOADER_MAX_CALL_DEPTH = 256
 
 
-def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+@dataclass
+class SourceRun:
+    """What the source computed: outputs[signature][output] (or {"__error__": why}), and per
+    output how far it moved under one-ulp input changes (None: not measured, see notes)."""
+
+    outputs: dict[str, dict[str, Any]]
+    movements: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # signature -> why no movement was measured
+    # signature -> {"strategy": what fed it (None: nothing did), "why": input -> graph reasons,
+    # "failed": ["<strategy>: <the source's error>", ...]}
+    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _first_line(error: Exception | str) -> str:
+    """The line of a TF error that says what went wrong (not its headers or stack markers)."""
+    noise_prefixes = ("Detected at node", "<stack traces", "Graph execution error", "[[", "File ")
+    lines = [line.strip() for line in str(error).splitlines()
+             if line.strip() and not line.rstrip().endswith(":") and not line.strip().startswith(noise_prefixes)]
+    return lines[0] if lines else (type(error).__name__ if isinstance(error, Exception) else "failed")
+
+
+# One call: (signature key, inputs by input name) -> outputs by output name, or why it failed.
+Batch = list[tuple[str, dict[str, np.ndarray]]]
+BatchRunner = Callable[[Batch, Batch], list["dict[str, np.ndarray] | str"]]
+
+
+def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
+               alternatives: dict[str, list[Candidate]] | None, precisions: dict[str, str] | None,
+               seed: int = 0, where: str = "") -> SourceRun:
+    """Run every signature on the first of its `alternatives` (rewriter/input_synthesis.py) the
+    source accepts, and measure its noise, in as few batches as can be: `run_batch(replay, batch)`
+    runs `batch` after `replay` (the successful calls so far, which a runtime that cannot keep a
+    session between batches runs again first, and one that can ignores) and returns the batch's
+    results. Each round calls every signature still unfed with its next strategy, all reference
+    calls first (a stateful model's first outputs are what the target's first runs see), then,
+    with `precisions` (signature -> compute precision), once more on the same inputs (is it
+    deterministic?) and PERTURBED_RUNS times with every float input moved by one ulp of that
+    precision. `inputs` is updated to the values that ran."""
+    run = SourceRun({})
+    rng = np.random.default_rng(seed + 1)
+    options = {key: (alternatives or {}).get(key) or [Candidate("random", arrays)] for key, arrays in inputs.items()}
+    attempt = {key: 0 for key in inputs}
+    tried: dict[str, list[str]] = {key: [] for key in inputs}
+    replay: Batch = []
+    pending = list(inputs)
+    while pending:
+        chosen = {key: options[key][attempt[key]] for key in pending}
+        batch: Batch = [(key, chosen[key].values) for key in pending]
+        extra: dict[str, tuple[int, int]] = {}  # key -> (first index in batch, count) of its noise calls
+        for key in pending:
+            if precisions is None or key not in precisions:
+                continue
+            values = chosen[key].values
+            moved = [{name: noise.perturb(value, precisions[key], rng) for name, value in values.items()}
+                     for _ in range(noise.PERTURBED_RUNS)]
+            extra[key] = (len(batch), 1 + len(moved))
+            batch += [(key, values)] + [(key, m) for m in moved]
+        results = run_batch(replay, batch)
+        still = []
+        for index, key in enumerate(pending):
+            result = results[index]
+            if isinstance(result, str):
+                tried[key].append(f"{chosen[key].strategy}: {_first_line(result)}")
+                attempt[key] += 1
+                if attempt[key] < len(options[key]):
+                    still.append(key)
+                else:
+                    run.strategies[key] = {"strategy": None, "failed": tried[key]}
+                    run.outputs[key] = {"__error__": f"the source fails{' in ' + where if where else ''} on every input "
+                                                     f"strategy tried ({'; '.join(tried[key])}); pass valid inputs with --inputs"}
+                continue
+            inputs[key] = chosen[key].values
+            replay.append((key, chosen[key].values))
+            run.outputs[key] = result
+            run.strategies[key] = {"strategy": chosen[key].strategy, "why": chosen[key].reasons, "failed": tried[key]}
+            if key in extra:
+                first, count = extra[key]
+                _measure(run, key, chosen[key].values, result, results[first:first + count])
+        pending = still
+    return run
+
+
+def _measure(run: SourceRun, key: str, values: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+             extra: list["dict[str, np.ndarray] | str"]) -> None:
+    again, moved = extra[0], extra[1:]
+    if isinstance(again, str) or any(not _same(reference[name], again.get(name)) for name in reference):
+        run.notes[key] = "the source gives other outputs when run again on the same inputs (state or randomness)"
+        return
+    if not any(value.dtype.kind in "fc" and value.size for value in values.values()):
+        run.notes[key] = "the signature has no float input to move by one ulp"
+        return
+    failed = [m for m in moved if isinstance(m, str)]
+    if failed:  # a perturbed input the source rejects: no measurement
+        run.notes[key] = f"the source fails on inputs moved by one ulp ({_first_line(str(failed[0]))})"
+        return
+    run.movements[key] = {name: noise.movement(value, [m.get(name, np.empty(0)) for m in moved if not isinstance(m, str)])
+                          for name, value in reference.items()}
+
+
+def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.ndarray]],
+               precisions: dict[str, str] | None = None, seed: int = 0,
+               alternatives: dict[str, list[Candidate]] | None = None) -> SourceRun:
     """Run each signature in the installed TensorFlow with tf.saved_model.load (or, for a call
-    chain deeper than PYTHON_LOADER_MAX_CALL_DEPTH, in a session: run_source_as_session)."""
+    chain deeper than PYTHON_LOADER_MAX_CALL_DEPTH, in a session), through run_rounds: one loaded
+    model for every strategy and noise run."""
     import tensorflow as tf
 
     from rewriter.runtimes.function_import import deepest_call_chain
@@ -221,42 +368,109 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
     proto = read_saved_model(model_dir).proto
     meta_graph = select_meta_graph(proto, tags)
     if deepest_call_chain(meta_graph.graph_def.library) > PYTHON_LOADER_MAX_CALL_DEPTH:
-        return run_source_as_session(model_dir, tags, meta_graph, inputs)
+        return run_source_as_session(model_dir, tags, meta_graph, inputs, precisions, seed, alternatives)
     loaded = tf.saved_model.load(str(model_dir), tags=tags)
-    results: dict[str, dict[str, Any]] = {}
-    for key, arrays in inputs.items():
-        function = loaded.signatures[key]
-        feeds = {name: tf.constant(value) for name, value in arrays.items()}
-        try:
-            outputs = function(**feeds)
-            results[key] = {name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()}
-        except Exception as error:  # the source itself fails on these inputs: say so, do not crash
-            results[key] = {"__error__": f"the source model fails on the parity inputs ({str(error).splitlines()[0]}); "
-                                         "pass valid inputs with --inputs"}
-    return results
+
+    def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+        results: list[dict[str, np.ndarray] | str] = []
+        for key, arrays in batch:  # the loaded model keeps its state: nothing to replay
+            try:
+                outputs = loaded.signatures[key](**{name: tf.constant(value) for name, value in arrays.items()})
+                results.append({name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()})
+            except Exception as error:  # the source itself fails on these inputs: say so, do not crash
+                results.append(_first_line(error))
+        return results
+
+    return run_rounds(run_batch, inputs, alternatives, precisions, seed)
+
+
+def _same(a: np.ndarray, b: np.ndarray | None) -> bool:
+    if b is None or a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind in "fc":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def output_bounds(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str, expected: dict[str, Any],
+                  run: SourceRun | None, why_unmeasured: str = "") -> dict[str, NoiseBound]:
+    """The noise bound of each float output of signature `key` (rewriter/noise.py)."""
+    bounds: dict[str, NoiseBound] = {}
+    for name, value in expected.items():
+        value = np.asarray(value)
+        if name == "__error__" or noise.output_precision(value.dtype) is None:
+            continue
+        precision = signature_precision(meta_graphs, key, value.dtype, [name])
+        measured = run.movements.get(key, {}).get(name) if run else None
+        note = why_unmeasured or (run.notes.get(key, "") if run else "")
+        if run and measured is None and not note:
+            note = "moving the inputs by one ulp changed this output's shape or its NaN/infinity positions"
+        bounds[name] = noise.noise_bound(value, precision, measured, note)
+    return bounds
+
+
+def signature_precision(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str, dtype: np.dtype,
+                        outputs: list[str] | None = None) -> str:
+    """The lowest float precision on the path to the signature's outputs (all, or `outputs`), in
+    every given MetaGraphDef (source and output: a rewrite that computes in a lower precision
+    widens the bound too)."""
+    precision = noise.output_precision(dtype) or "float32"
+    for meta_graph in meta_graphs:
+        signature = meta_graph.signature_def.get(key) if key in meta_graph.signature_def else None
+        if signature is None:
+            continue
+        for name in outputs or sorted(signature.outputs):
+            if name in signature.outputs:
+                precision = noise.lower(precision, noise.lowest_precision(meta_graph, signature.outputs[name].name, dtype))
+    return precision
+
+
+def _run_source_in_capi(source_side: Any, source_dir: Path, tags: list[str], source_meta: meta_graph_pb2.MetaGraphDef,
+                        inputs: dict[str, dict[str, np.ndarray]], timeout: float, precisions: dict[str, str] | None,
+                        seed: int, alternatives: dict[str, list[Candidate]]) -> SourceRun:
+    """run_rounds in a release's C API (runtimes/source_runtime.py): one worker per round, which
+    replays the successful calls of the rounds before (one session's state)."""
+    from rewriter.runtimes.source_runtime import CapiSource
+
+    source = CapiSource(source_side, source_dir, tags, source_meta, timeout)
+
+    def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+        if source.load_error:  # no strategy makes a source load: do not start another worker
+            return [f"does not load: {source.load_error}"] * len(batch)
+        return source.run_batch(replay + batch)[len(replay):]
+
+    run = run_rounds(run_batch, inputs, alternatives, precisions, seed, where=source.where)
+    if source.load_error:
+        first = (source.load_error.strip().splitlines() or [""])[0]
+        run.outputs = {key: {"__error__": f"the source does not load in {source.where}: {first}"} for key in inputs}
+    return run
 
 
 def run_source_as_session(model_dir: Path, tags: list[str], meta_graph: meta_graph_pb2.MetaGraphDef,
-                          inputs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+                          inputs: dict[str, dict[str, np.ndarray]], precisions: dict[str, str] | None = None,
+                          seed: int = 0, alternatives: dict[str, list[Candidate]] | None = None) -> SourceRun:
     """run_source through the installed TF's TF1 loader and a session, signature by signature."""
     import tensorflow as tf
     from tensorflow.python.util import deprecation
 
-    results: dict[str, dict[str, Any]] = {}
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         with deprecation.silence():  # TF's notice that the TF1 loader is deprecated is not ours to print
             tf.compat.v1.saved_model.loader.load(session, tags, str(model_dir))
-        for key, arrays in inputs.items():
-            signature = meta_graph.signature_def[key]
-            feeds = {signature.inputs[name].name: value for name, value in arrays.items()}
-            fetches = {name: signature.outputs[name].name for name in signature.outputs}
-            try:
-                values = session.run(fetches, feed_dict=feeds)
-                results[key] = {name: np.asarray(value) for name, value in values.items()}
-            except Exception as error:  # as in run_source: the source fails on these inputs
-                results[key] = {"__error__": f"the source model fails on the parity inputs ({str(error).splitlines()[0]}); "
-                                             "pass valid inputs with --inputs"}
-    return results
+
+        def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+            results: list[dict[str, np.ndarray] | str] = []
+            for key, arrays in batch:  # one session throughout: nothing to replay
+                signature = meta_graph.signature_def[key]
+                feeds = {signature.inputs[name].name: value for name, value in arrays.items()}
+                fetches = {name: signature.outputs[name].name for name in signature.outputs}
+                try:
+                    values = session.run(fetches, feed_dict=feeds)
+                    results.append({name: np.asarray(value) for name, value in values.items()})
+                except Exception as error:  # as in run_source: the source fails on these inputs
+                    results.append(_first_line(error))
+            return results
+
+        return run_rounds(run_batch, inputs, alternatives, precisions, seed)
 
 
 def signature_calls(meta_graph: meta_graph_pb2.MetaGraphDef, inputs: dict[str, dict[str, np.ndarray]],
@@ -275,7 +489,7 @@ def signature_calls(meta_graph: meta_graph_pb2.MetaGraphDef, inputs: dict[str, d
 
 def run_python_loader(output_dir: Path, inputs: dict[str, dict[str, np.ndarray]], expected: dict[str, dict[str, Any]],
                       meta_graph: meta_graph_pb2.MetaGraphDef, tolerance: dict[str, tuple[float, float]],
-                      timeout: float) -> PythonLoaderResult:
+                      timeout: float, bounds: dict[str, dict[str, NoiseBound]] | None = None) -> PythonLoaderResult:
     """TF 2.3's tf.saved_model.load on OUT, each signature called with the parity inputs and
     compared with the source's outputs as the C++ run is."""
     import tempfile
@@ -306,11 +520,8 @@ def run_python_loader(output_dir: Path, inputs: dict[str, dict[str, np.ndarray]]
             elif f"{key}/{name}" not in got:
                 result.outputs.append(OutputResult(key, name, "error", message="the signature returned no such output"))
             elif name in source:
-                actual = got[f"{key}/{name}"]
-                want = np.asarray(source[name])
-                if want.dtype == object:  # strings come back as an object array of bytes
-                    actual = np.asarray(actual, dtype=object)
-                result.outputs.append(_compare(key, name, want, actual, tolerance))
+                result.outputs.append(_compare(key, name, np.asarray(source[name]), got[f"{key}/{name}"], tolerance,
+                                               (bounds or {}).get(key, {}).get(name)))
     return result
 
 
@@ -335,52 +546,124 @@ def run_source_in_session(model_dir: Path, tags: list[str], calls: list[Any]) ->
     return errors
 
 
+def _string_values(array: np.ndarray) -> np.ndarray | None:
+    """A string tensor as an object array of bytes, whatever numpy dtype holds it (bytes_, str_,
+    object of bytes or str, a 0-d scalar); None when it holds something else."""
+    if array.dtype.kind not in "SUO":
+        return None
+    values = np.empty(array.shape, dtype=object)
+    for index, value in np.ndenumerate(array):
+        if isinstance(value, (bytes, np.bytes_)):
+            values[index] = bytes(value)
+        elif isinstance(value, str):
+            values[index] = value.encode("utf-8")
+        else:
+            return None
+    return values
+
+
 def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarray,
-             tolerance: dict[str, tuple[float, float]]) -> OutputResult:
+             tolerance: dict[str, tuple[float, float]] | None = None, bound: NoiseBound | None = None) -> OutputResult:
+    """Grade one output. Float outputs: within `tolerance` for their dtype when the user gave
+    --rtol/--atol, else within `bound` (the model's measured noise); without either, exactly."""
+    expected, actual = np.asarray(expected), np.asarray(actual)
     result = OutputResult(signature, output, "match", dtype=str(expected.dtype), shape=list(expected.shape))
-    if actual.dtype != expected.dtype and not (expected.dtype == object and actual.dtype == object):
-        result.status, result.message = "mismatch", f"dtype {actual.dtype}, expected {expected.dtype}"
+    want_strings, got_strings = _string_values(expected), _string_values(actual)
+    if want_strings is not None and got_strings is not None:
+        return _compare_exact(result, want_strings, got_strings)
+    if actual.dtype != expected.dtype:
+        result.status, result.grade, result.message = "mismatch", "mismatch", f"dtype {actual.dtype}, expected {expected.dtype}"
         return result
     if actual.shape != expected.shape:
-        result.status, result.message = "mismatch", f"shape {list(actual.shape)}, expected {list(expected.shape)}"
+        result.status, result.grade = "mismatch", "mismatch"
+        result.message = f"shape {list(actual.shape)}, expected {list(expected.shape)}"
         return result
     kind = str(expected.dtype)
-    if kind in tolerance:
-        rtol, atol = tolerance[kind]
+    user = (tolerance or {}).get(kind)
+    if expected.dtype.kind not in "fc" or (user is None and bound is None):
+        return _compare_exact(result, expected, actual)
+    wide = np.float64 if expected.dtype.kind == "f" else np.complex128
+    exp, act = expected.astype(wide), actual.astype(wide)
+    nan_exp, nan_act = np.isnan(exp), np.isnan(act)
+    if not np.array_equal(nan_exp, nan_act):
+        result.status, result.grade, result.message = "mismatch", "mismatch", "NaN at different positions"
+        return result
+    finite = ~nan_exp
+    # Equal values differ by 0, equal infinities included (inf - inf would be NaN).
+    differing = finite & (exp != act)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(differing, np.abs(exp - act), 0.0)
+        rel = np.where(differing, diff / np.maximum(np.abs(exp), np.finfo(np.float64).tiny), 0.0)
+    if diff.size:
+        worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        result.max_abs_error, result.max_rel_error = float(diff.max()), float(rel.max())
+        result.worst_index = [int(i) for i in worst]
+    inf_same = np.array_equal(np.isinf(exp) & finite, np.isinf(act) & finite)
+    # For the HTML report: each element's error in units of what it was allowed.
+    allowed_rtol, allowed_atol = user if user is not None else (0.0, max(bound.bound if bound else 0.0, np.finfo(np.float64).tiny))
+    with np.errstate(divide="ignore"):
+        result.error_histogram = error_histogram(exp[finite], act[finite], allowed_rtol, allowed_atol)
+    if bound is not None:
+        result.precision, result.scale = bound.precision, bound.scale
+        result.movement = bound.movement
+        if result.max_abs_error is not None and bound.scale:
+            result.error_of_range = result.max_abs_error / bound.scale
+    if not inf_same:
+        result.status, result.grade, result.message = "mismatch", "mismatch", "infinity at different positions"
+        return result
+    if not differing.any():
+        result.grade = "bit-identical"
+        if bound is not None and user is None:
+            result.bound, result.bound_of_range, result.bound_origin = bound.bound, _ratio(bound.bound, bound.scale), bound.origin
+        return result
+    if user is not None:
+        rtol, atol = user
         result.rtol, result.atol = rtol, atol
-        exp, act = expected.astype(np.float64 if "float" in kind else np.complex128), actual.astype(
-            np.float64 if "float" in kind else np.complex128)
-        nan_exp, nan_act = np.isnan(exp), np.isnan(act)
-        if not np.array_equal(nan_exp, nan_act):
-            result.status, result.message = "mismatch", "NaN at different positions"
-            return result
-        finite = ~nan_exp
-        # Equal values differ by 0, equal infinities included (inf - inf would be NaN).
-        differing = finite & (exp != act)
-        with np.errstate(invalid="ignore"):
-            diff = np.where(differing, np.abs(exp - act), 0.0)
-            rel = np.where(differing, diff / np.maximum(np.abs(exp), np.finfo(np.float64).tiny), 0.0)
-        if diff.size:
-            worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
-            result.max_abs_error, result.max_rel_error = float(diff.max()), float(rel.max())
-            result.worst_index = [int(i) for i in worst]
-        result.error_histogram = error_histogram(exp[finite], act[finite], rtol, atol)
-        inf_same = np.array_equal(np.isinf(exp) & finite, np.isinf(act) & finite)
-        if not inf_same or not np.allclose(act[finite], exp[finite], rtol=rtol, atol=atol):
-            result.status = "mismatch"
+        result.bound_origin = f"--rtol {rtol:g} / --atol {atol:g} given by the user (the measured noise bound is not used)"
+        if np.allclose(act[finite], exp[finite], rtol=rtol, atol=atol):
+            result.grade = "within-tolerance"
+        else:
+            result.status, result.grade = "mismatch", "mismatch"
             result.message = f"max abs error {result.max_abs_error:.3g} > atol {atol:g} + rtol {rtol:g} * |expected|"
         return result
-    if expected.dtype == object:
-        equal = expected.shape == actual.shape and all(
-            bytes(a) == bytes(b) for a, b in zip(expected.ravel(), actual.ravel()))
+    assert bound is not None
+    result.bound, result.bound_of_range, result.bound_origin = bound.bound, _ratio(bound.bound, bound.scale), bound.origin
+    if result.max_abs_error is not None and result.max_abs_error <= bound.bound:
+        result.grade = "within-noise"
     else:
-        equal = bool(np.array_equal(expected, actual))
-    if not equal:
-        mismatches: Any = np.argwhere(expected != actual) if expected.dtype != object else []
-        result.status = "mismatch"
+        result.status, result.grade = "mismatch", "mismatch"
+        result.message = (f"max abs error {result.max_abs_error:.3g} ({_ratio_words(result.max_abs_error, bound.scale)}) "
+                          f"> noise bound {bound.bound:.3g} ({_ratio_words(bound.bound, bound.scale)})")
+    return result
+
+
+def _ratio(value: float, scale: float) -> float | None:
+    return value / scale if scale else None
+
+
+def _ratio_words(value: float | None, scale: float) -> str:
+    return f"{value / scale:.2g} of the range {scale:.3g}" if scale and value is not None else "the expected output is all zeros"
+
+
+def _compare_exact(result: OutputResult, expected: np.ndarray, actual: np.ndarray) -> OutputResult:
+    if expected.shape != actual.shape:
+        result.status, result.grade = "mismatch", "mismatch"
+        result.message = f"shape {list(actual.shape)}, expected {list(expected.shape)}"
+        return result
+    if expected.dtype == object:
+        differ = np.array([a != b for a, b in zip(expected.ravel(), actual.ravel())], dtype=bool).reshape(expected.shape)
+    else:
+        differ = np.asarray(expected != actual)
+        if expected.dtype.kind in "fc":  # exact floats (no tolerance): NaN equals NaN at the same place
+            differ &= ~(np.isnan(expected) & np.isnan(actual))
+    if differ.any():
+        result.status, result.grade = "mismatch", "mismatch"
         result.message = "values differ (exact comparison)"
-        if len(mismatches):
-            result.worst_index = [int(i) for i in mismatches[0]]
+        result.worst_index = [int(i) for i in np.argwhere(differ)[0]]
+        if expected.dtype.kind in "iuf":
+            result.max_abs_error = float(np.max(np.abs(expected.astype(np.float64) - actual.astype(np.float64))[differ]))
+    else:
+        result.grade = "bit-identical"
     return result
 
 
@@ -425,9 +708,13 @@ def verify(
     meta_graph = select_meta_graph(out_files.proto, tags)
     given = load_inputs_file(options.inputs_file) if options.inputs_file else None
     inputs = signature_inputs(meta_graph, seed, given)
-    tolerance = dict(DEFAULT_TOLERANCES)
+    # No tolerance unless the user gives one: float outputs are judged by their noise bound.
+    tolerance: dict[str, tuple[float, float]] = {}
     if rtol is not None or atol is not None:
-        tolerance = {k: (rtol if rtol is not None else v[0], atol if atol is not None else v[1]) for k, v in tolerance.items()}
+        tolerance = {k: (rtol if rtol is not None else v[0], atol if atol is not None else v[1])
+                     for k, v in DEFAULT_TOLERANCES.items()}
+    source_meta = select_meta_graph(source_proto, tags)
+    meta_graphs = [source_meta, meta_graph]
 
     if options.expected_file:
         source_side = source_runtime.expected_file(options.expected_file)
@@ -439,13 +726,21 @@ def verify(
     if options.expected_file:
         say(f"comparing with the expected outputs of {options.expected_file}")
         expected = load_expected_file(options.expected_file, inputs)
-    elif source_side.kind == KIND_CAPI:
-        say(f"running the source in {source_side.describe()}")
-        expected = source_runtime.run_in_capi(source_side, source_dir, tags, select_meta_graph(source_proto, tags),
-                                              inputs, options.timeout)
+        source_run = None
+        unmeasured = f"the source was not run here (--expected {options.expected_file.name})"
     else:
-        say(f"running the source in {source_side.describe()}")
-        expected = run_source(source_dir, tags, inputs)
+        say(f"running the source in {source_side.describe()}, then again with inputs moved by one ulp (its noise)")
+        precisions = {key: _perturb_precision(meta_graphs, meta_graph, key) for key in inputs}
+        alternatives = {key: candidates(source_meta, key, arrays, seed, {
+            name for name in arrays if given is not None and (f"{key}/{name}" in given or name in given)})
+            for key, arrays in inputs.items()}
+        noise_precisions = None if tolerance else precisions
+        if source_side.kind == KIND_CAPI:
+            source_run = _run_source_in_capi(source_side, source_dir, tags, source_meta, inputs, options.timeout,
+                                             noise_precisions, seed, alternatives)
+        else:
+            source_run = run_source(source_dir, tags, inputs, noise_precisions, seed, alternatives)
+        expected, unmeasured = source_run.outputs, ""
     calls = signature_calls(meta_graph, inputs, list(inputs))
     say(f"running the output in TensorFlow {handle.version} (C++ loader)")
     run = runtime.run_savedmodel(output_dir, tags, calls)
@@ -461,13 +756,17 @@ def verify(
         outputs=[],
         load_error=run.load_error,
         function_errors=function_errors,
+        input_strategies=source_run.strategies if source_run else {
+            key: {"strategy": "--inputs" if given else "random", "failed": []} for key in inputs},
         source_runtime=source_side,
     )
     if run.load_error:
         return report
+    bounds: dict[str, dict[str, NoiseBound]] = {}
     for key in inputs:
         signature = meta_graph.signature_def[key]
         source = expected.get(key, {})
+        bounds[key] = {} if tolerance else output_bounds(meta_graphs, key, source, source_run, unmeasured)
         for name in sorted(signature.outputs):
             if "__error__" in source:
                 report.skipped.append(f"{key}: {source['__error__']}")
@@ -483,10 +782,12 @@ def verify(
             if name not in source:  # only an --expected file can lack an output
                 report.outputs.append(OutputResult(key, name, "error", message="no expected value for this output"))
                 continue
-            report.outputs.append(_compare(key, name, np.asarray(source[name]), np.asarray(actual), tolerance))
+            report.outputs.append(_compare(key, name, np.asarray(source[name]), np.asarray(actual), tolerance,
+                                           bounds[key].get(name)))
     if options.python_loader:
         say("loading the output with TensorFlow 2.3.4's Python API (tf.saved_model.load), every signature called")
-        report.python_loader = run_python_loader(output_dir, inputs, expected, meta_graph, tolerance, options.timeout)
+        report.python_loader = run_python_loader(output_dir, inputs, expected, meta_graph, tolerance, options.timeout,
+                                                 bounds)
     failed = {o.signature for o in report.outputs if o.status == "error"}
     if failed and source_side.kind == KIND_CAPI:
         # The source already ran in a C++ loader (its C API) on these signatures, and ran: so the
@@ -502,7 +803,6 @@ def verify(
         # own C++-style loader (e.g. Keras 3 variables a tf.Module saves as restore-only copies)
         # points the user at the source, not at the conversion.
         say("running the source as a C++ loader does (a TF1 session), to see whether it fails there too")
-        source_meta = select_meta_graph(source_proto, tags)
         report.source_session_errors = run_source_in_session(
             source_dir, tags, signature_calls(source_meta, inputs, sorted(failed)))
     return report

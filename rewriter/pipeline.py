@@ -6,6 +6,7 @@ the API chain the two.
 from __future__ import annotations
 
 import copy
+import gc
 import functools
 import hashlib
 import uuid
@@ -17,7 +18,7 @@ from rewriter.protos import op_def_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.protos import saved_model_pb2
 
-from rewriter import __version__, normalize, object_graph, schema_check
+from rewriter import __version__, normalize, object_graph, schema_check, training_paths
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
 from rewriter.model import (
@@ -45,7 +46,7 @@ from rewriter.savedmodel_io import (
     publish,
     stage_saved_model,
 )
-from rewriter.validator import validate_scopes
+from rewriter.validator import malformed_attrs, validate_scopes
 
 Progress = Callable[[str], None]
 # fingerprint.pb appeared with TF 2.12; older releases neither read nor write it.
@@ -58,7 +59,10 @@ class Options:
     allow_lossy: frozenset[str] = frozenset()
     rules_dir: Path | None = None
     force: bool = False
-    strict: bool = False  # refuse narrowing rules (exact wherever they run, failing loudly on some inputs)
+    # Refuse what is otherwise written with a warning: narrowing rules (exact wherever they run,
+    # failing loudly on some inputs), Keras metadata the target's Keras cannot read (left out by
+    # default) and training-only functions holding ops the target lacks (stubbed by default).
+    strict: bool = False
 
 
 @dataclass
@@ -137,6 +141,12 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     lookups, libraries = _lookups(models, source_registry, target_registry)
     scopes = [scope for model in models for scope in model.scopes]
     say(f"checking {len(scopes)} graphs against TensorFlow {target}'s registry")
+    malformed = malformed_attrs(scopes, source_registry, libraries)
+    if malformed:
+        first = malformed[0]
+        more = f" (and {len(malformed) - 1} more)" if len(malformed) > 1 else ""
+        raise BadInput(f"saved_model.pb: {first.where}, node {first.node!r} ({first.op}): {first.message}{more}: "
+                       "a malformed model, which no TensorFlow release loads")
     before, before_by_node = _validate_per_node(models, target_registry, libraries)
     externals = {id(model.graph): external_names(proto.meta_graphs[model.index]) for model in models}
     say("applying rules")
@@ -147,16 +157,30 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
         fill_skeleton(proto, files.proto, models, touched)
     else:
         write_back(proto, models, touched)
-    del models, scopes  # the graph model's copies of the nodes are not needed any more
+    # The graph model's copies of the nodes are not needed any more. Its objects refer to each other
+    # (scope <-> index), so only the cycle collector frees them: now, not at some later allocation.
+    del models, scopes
+    gc.collect()
     say("applying object-graph rules")
     og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
-    og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy)
+    og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy, strict=options.strict)
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)
     notes.extend(narrowing_warnings(outcome.applications, rules))
     # The post-condition: the validator on what we write (see _validate_output).
     after = _validate_output(files.proto, proto, before_by_node, target_registry)
-    refusals = _refusals(outcome.findings, after, rules, target)
+    rule_findings = outcome.findings
+    if not options.strict:
+        # Functions only a training-mode path runs: stubbed with an error naming tfdowngrade
+        # (rewriter/training_paths.py), so their problems no longer stop the model.
+        candidates = [f for f in outcome.findings if f.kind in ("refused", "lossy")] + after
+        stubbed = training_paths.stub_unreached(proto, candidates, target)
+        if stubbed.functions:
+            rule_findings = [f for f in outcome.findings
+                             if not (f.where.startswith("function ") and f.where[len("function "):] in stubbed.functions)]
+            notes.extend(stubbed.notes)
+            after = _validate_output(files.proto, proto, before_by_node, target_registry)
+    refusals = _refusals(rule_findings, after, rules, target, proto)
     if files.has_fingerprint and target < FINGERPRINT_SINCE:
         notes.append(f"{FINGERPRINT_PB} dropped: TensorFlow {target} does not read it")
     notes.extend(python_loader_caveats(proto, target))
@@ -258,12 +282,62 @@ def _object_graph_rules_dir(rules_dir: Path | None) -> Path | None:
     return None
 
 
-def _refusals(rule_findings: list[Finding], after: list[Finding], rules: list[Rule], target: Release) -> list[Finding]:
-    """Rule refusals first; then what the validator still rejects, explained as 'no rule'."""
+Located = tuple[str, str]  # (scope.where(), node name)
+
+
+def _data_readers(proto: saved_model_pb2.SavedModel) -> dict[Located, list[Located | None]]:
+    """Each node's data readers in what we write; None for a function's return value (anything
+    read from outside the node list: a signature reads graph nodes by name, so a graph node is
+    never only read by refused nodes as far as this knows)."""
+    readers: dict[Located, list[Located | None]] = {}
+    for _, scopes, _ in proto_scopes(proto):
+        for scope in scopes:
+            where = scope.where()
+            for node in scope.node_defs:
+                readers.setdefault((where, node.name), [])
+                for text in node.input:
+                    if not text.startswith("^"):
+                        readers.setdefault((where, text.split(":")[0]), []).append((where, node.name))
+            if where.startswith("graph "):
+                for node in scope.node_defs:
+                    readers[(where, node.name)].append(None)
+    for meta_graph in proto.meta_graphs:
+        for function in meta_graph.graph_def.library.function:
+            where = f"function {function.signature.name}"
+            for value in function.ret.values():
+                readers.setdefault((where, value.split(":")[0]), []).append(None)
+    return readers
+
+
+def _only_feeds_refused(node: Located, refused: set[Located], readers: dict[Located, list[Located | None]],
+                        memo: dict[Located, bool]) -> bool:
+    """Whether every data reader of the node is refused, or itself only feeds refused nodes: then
+    the refusal of its readers already says what stops the conversion, and the node needs no
+    finding of its own (StatelessRandomGetKeyCounter feeding a refused StatelessRandomGammaV3: one
+    problem, one finding)."""
+    if node in refused:
+        return True
+    if node in memo:
+        return memo[node]
+    memo[node] = False  # a cycle (a loop's back edge) proves nothing
+    read_by = readers.get(node, [])
+    memo[node] = bool(read_by) and all(r is not None and _only_feeds_refused(r, refused, readers, memo) for r in read_by)
+    return memo[node]
+
+
+def _refusals(rule_findings: list[Finding], after: list[Finding], rules: list[Rule], target: Release,
+              proto: saved_model_pb2.SavedModel | None = None) -> list[Finding]:
+    """Rule refusals first; then what the validator still rejects, explained as 'no rule', unless
+    it only feeds what a rule refused (proto: the output, to know who reads what)."""
     refusals = list(rule_findings)
     covered = {(f.where, f.node) for f in refusals}
+    refused = {(f.where, f.node) for f in refusals if f.kind == "refused"}
+    readers = _data_readers(proto) if proto is not None and refused and after else {}
+    memo: dict[Located, bool] = {}
     for finding in after:
         if (finding.where, finding.node) in covered:
+            continue
+        if readers and _only_feeds_refused((finding.where, finding.node), refused, readers, memo):
             continue
         what = "op" if finding.kind == "unknown-op" else "attr"
         since = f" (added in TensorFlow {finding.since})" if finding.since else ""

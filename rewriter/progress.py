@@ -125,7 +125,7 @@ def transfer(description: str, total_bytes: int | None) -> Iterator[Callable[[in
 
     def update(done: int) -> None:
         if _live is not None:
-            _live.update(task, completed=done)
+            _live.update(task, completed=min(done, total_bytes) if total_bytes else done)
 
     try:
         yield update

@@ -39,9 +39,9 @@ def _xla_mark(proto: saved_model_pb2.SavedModel, target: Release) -> list[str]:
     return [
         f"warning: {len(marked)} function(s) are marked _XlaMustCompile (e.g. {marked[0]}). TensorFlow {target}'s "
         "C++ loader (TF Serving, C/Java bindings) compiles them with XLA as the source does; its Python loader "
-        "(tf.saved_model.load) drops that mark, so an op only XLA runs on CPU fails there (grouped Conv2D with one "
-        "input channel per group is rewritten to DepthwiseConv2dNative by grouped-conv2d-to-depthwise; other "
-        "grouped convolutions are not)"
+        "(tf.saved_model.load) drops that mark, so an op only XLA runs on CPU fails there (a grouped Conv2D whose "
+        "groups the saved shapes show is rewritten by grouped-conv2d-to-depthwise or grouped-conv2d-split; "
+        "one without recorded shapes is not)"
     ]
 
 

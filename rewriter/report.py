@@ -134,15 +134,22 @@ class Report:
                 lines.append(f"\n**The target failed to load the model:** {parity.load_error}")
             for name, error in sorted(parity.function_errors.items()):
                 lines.append(f"- function `{name}` refused by the target's importer: {error}")
+            for key, fed in sorted(parity.input_strategies.items()):
+                lines.append(f"- inputs of {key}: {_strategy_words(fed)}")
             if parity.outputs:
-                lines += ["", "| signature | output | dtype | shape | result | max abs err | max rel err | rtol / atol |",
-                          "|---|---|---|---|---|---|---|---|"]
+                lines += ["", "| signature | output | dtype | shape | grade | max abs err | error / range | bound / range "
+                          "| precision | max rel err | rtol / atol |", "|---|---|---|---|---|---|---|---|---|---|---|"]
                 for o in parity.outputs:
-                    tol = f"{o.rtol:g} / {o.atol:g}" if o.rtol is not None else "exact"
+                    tol = f"{o.rtol:g} / {o.atol:g}" if o.rtol is not None else "—" if o.bound is not None else "exact"
                     lines.append(
-                        f"| {o.signature} | {o.output} | {o.dtype} | {o.shape} | {o.status}{': ' + o.message if o.message else ''} "
-                        f"| {_num(o.max_abs_error)} | {_num(o.max_rel_error)} | {tol} |"
+                        f"| {o.signature} | {o.output} | {o.dtype} | {o.shape} | {o.grade or o.status}"
+                        f"{': ' + o.message if o.message else ''} | {_num(o.max_abs_error)} | {_num(o.error_of_range)} "
+                        f"| {_num(o.bound_of_range)} | {o.precision or ''} | {_num(o.max_rel_error)} | {tol} |"
                     )
+                origins = [o for o in parity.outputs if o.bound_origin]
+                if origins:
+                    lines += ["", "Where each bound comes from:", ""]
+                    lines += [f"- {o.signature}/{o.output}: {o.bound_origin}" for o in origins]
             for skipped in parity.skipped:
                 lines.append(f"- skipped: {skipped}")
             for key, error in sorted(parity.source_session_errors.items()):
@@ -159,6 +166,17 @@ class Report:
 
     def write_markdown(self, path: Path) -> None:
         _atomic_write(path, self.markdown())
+
+
+def _strategy_words(fed: dict[str, Any]) -> str:
+    """Which input strategy fed a signature (rewriter/input_synthesis.py), in words."""
+    strategy = fed.get("strategy")
+    failed = f" (failed first: {'; '.join(fed['failed'])})" if fed.get("failed") else ""
+    if strategy is None:
+        return f"nothing the source accepts{failed}"
+    why = fed.get("why") or {}
+    reasons = "; ".join(f"{name}: {', '.join(r)}" for name, r in sorted(why.items()))
+    return f"{strategy}{' - ' + reasons if reasons else ''}{failed}"
 
 
 def _runtimes_markdown(parity: ParityReport) -> list[str]:
@@ -232,11 +250,19 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
         print(f"{red}parity: TensorFlow {parity.target_version} could not load the output: {parity.load_error}{reset}", file=stream)
     for name, error in sorted(parity.function_errors.items()):
         print(f"{red}parity: TensorFlow {parity.target_version} refuses function {name}: {error}{reset}", file=stream)
+    for key, fed in sorted(parity.input_strategies.items()):
+        if fed.get("strategy") not in ("random", "--inputs", None):
+            print(f"parity: inputs of {key}: {_strategy_words(fed)}", file=stream)
     for o in parity.outputs:
         color = green if o.status == "match" else red
         detail = f" max abs err {o.max_abs_error:.2g}" if o.max_abs_error is not None else ""
+        if o.bound is not None and o.grade != "bit-identical":
+            detail += f" ({_num(o.error_of_range)} of range; noise bound {_num(o.bound_of_range)}, {o.precision})"
+        elif o.rtol is not None:
+            detail += f" (--rtol {o.rtol:g} / --atol {o.atol:g})"
         extra = f" ({o.message})" if o.message else ""
-        print(f"  {color}{o.status:8}{reset} {o.signature}/{o.output} {o.dtype}{list(o.shape)}{detail}{extra}", file=stream)
+        print(f"  {color}{o.grade or o.status:16}{reset} {o.signature}/{o.output} {o.dtype}{list(o.shape)}{detail}{extra}",
+              file=stream)
     for key, error in sorted(parity.source_session_errors.items()):
         print(f"{red}parity: {_source_session_note(key, error)}{reset}", file=stream)
     for skipped in parity.skipped:
@@ -251,6 +277,9 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
             print(f"  {color}{o.status:8}{reset} {o.signature}/{o.output} in tf.saved_model.load {loader.version}{extra}",
                   file=stream)
     judges = " (C++ loader and tf.saved_model.load)" if parity.python_loader is not None else ""
+    grades = ", ".join(f"{sum(o.grade == g for o in parity.outputs)} {g}" for g in ("bit-identical", "within-noise", "within-tolerance")
+                       if any(o.grade == g for o in parity.outputs))
+    judges += f" ({grades})" if grades else ""
     verdict = f"{green}parity: all {len(parity.outputs)} output(s) match in TensorFlow {parity.target_version}{judges}{reset}" if parity.ok \
         else f"{red}parity: FAILED in TensorFlow {parity.target_version}{reset}"
     print(verdict, file=stream)

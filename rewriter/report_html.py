@@ -250,10 +250,12 @@ def _parity(data: dict[str, Any]) -> str:
         return f"<p>Parity was not run: {_e(why)}.</p>"
     runtime = parity.get("runtime") or {}
     ok = parity.get("ok")
+    source_side = parity.get("source_runtime")
+    if isinstance(source_side, dict):  # which runtime ran the source (runtimes/source_runtime.py)
+        source_side = source_side.get("describe") or source_side.get("version")
     out = [f'<p>Judged by <b>TensorFlow {_e(runtime.get("version", "?"))}</b> (its C++ loader, the real runtime; '
            f'wheel sha256 <code>{_e(str(runtime.get("wheel_sha256", ""))[:16])}…</code>), seed {_e(parity.get("seed"))}'
-           + (f', source run in {_e(data.get("source", {}).get("runtime") or parity.get("source_runtime"))}'
-              if data.get("source", {}).get("runtime") or parity.get("source_runtime") else "")
+           + (f'; the source ran in {_e(source_side)}' if source_side else "")
            + f'. Verdict: <span class="badge {"ok" if ok else "bad"}">{"all outputs match" if ok else "FAILED"}</span></p>']
     if parity.get("load_error"):
         out.append(f'<p class="bad">The target could not load the model: {_e(parity["load_error"])}</p>')

@@ -253,7 +253,8 @@ def _child_arguments(args: argparse.Namespace) -> list[str]:
         argv += ["--allow-lossy", rule]
     for flag, name in (("--rules-dir", "rules_dir"), ("--tags", "tags"), ("--inputs", "inputs"),
                        ("--expected", "expected"), ("--seed", "seed"), ("--rtol", "rtol"), ("--atol", "atol"),
-                       ("--runtime-dir", "runtime_dir"), ("--timeout", "timeout")):
+                       ("--runtime-dir", "runtime_dir"), ("--timeout", "timeout"),
+                       ("--source-runtime", "source_runtime")):
         value = getattr(args, name, None)
         if value is not None:
             argv += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]

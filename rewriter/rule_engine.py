@@ -13,7 +13,7 @@ from rewriter.protos import node_def_pb2, op_def_pb2
 from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.protos.node_def_pb2 import NodeDef
 
-from rewriter import attr_values, static_shapes, tensors
+from rewriter import attr_values, rule_repeat, static_shapes, tensors
 from rewriter.findings import Finding
 from rewriter.graph_model import ARG, CONTROL_RET, RET, Scope
 from rewriter.registry import OpRegistry, attr_or_default
@@ -245,6 +245,8 @@ class Matcher:
                 for dst, _ in self.scope.readers(name)]
 
     def conditions_hold(self, rule: Rule, binding: dict[str, str]) -> bool:
+        if "counts" in rule.extra and self.counts(rule, binding) is None:
+            return False
         return all(cond.failure(self, binding) is None for cond in rule.where)
 
     def explain(self, rule: Rule, root_name: str) -> str | None:
@@ -258,6 +260,22 @@ class Matcher:
             if failure is not None:
                 return f"condition {index + 1} ({cond.key}): {failure}"
         return None
+
+    def counts(self, rule: Rule, binding: dict[str, str]) -> dict[str, int] | None:
+        """match.counts for this match (rewriter/rule_repeat.py); None if one is not known."""
+        if "counts" not in rule.extra:
+            return {}
+
+        def shape(ref: str) -> list[int] | None:
+            out = OUTPUT_REF_RE.match(ref)
+            if out:
+                return self.static_shape(binding, OutputRef(out.group("node"), int(out.group("index"))))
+            match = INPUT_REF_RE.match(ref)
+            assert match
+            return self.static_shape(binding, InputRef(match.group("node"), int(match.group("index"))))
+
+        return rule_repeat.evaluate(rule.extra["counts"], shape,
+                                    lambda ref: attr_plain(self.scope, self.lookup, binding, ref)[1])
 
 
 def attr_plain(scope: Scope, lookup: OpLookup, binding: dict[str, str], ref: str) -> tuple[bool, Any]:
@@ -651,7 +669,7 @@ def apply_rules(
                         )
                         continue
                     try:
-                        application = rewriter.apply(rule, binding)
+                        application = rewriter.apply(rule_repeat.for_counts(rule, matcher.counts(rule, binding)), binding)
                     except RuleApplicationError as error:
                         findings[(rule.id, scope.where(), root.name)] = Finding(
                             "rule-error", scope.where(), root.name, root.op, str(error), rule=rule.id

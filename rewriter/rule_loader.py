@@ -97,6 +97,7 @@ from typing import Any
 
 import yaml
 
+from rewriter import rule_repeat
 from rewriter.attr_values import AttrConversionError, tensor_from_plain, type_enum
 from rewriter.errors import RuleFileError
 from rewriter.releases import Release, parse_release
@@ -233,7 +234,7 @@ def _attr_ref(checker: _Checker, where: Any, ref: Any, names: set[str]) -> tuple
 
 
 def _parse_patterns(checker: _Checker, match: Any) -> tuple[NodePattern, ...]:
-    checker.keys(match, {"nodes", "where"}, {"nodes"}, "match")
+    checker.keys(match, {"nodes", "where", "counts"}, {"nodes"}, "match")
     nodes = match["nodes"]
     if not isinstance(nodes, dict) or not nodes:
         raise checker.fail(match, "match.nodes must map names to node patterns")
@@ -474,7 +475,18 @@ def parse_rule(data: Any, path: str) -> Rule:
     if not isinstance(where, list):
         raise checker.fail(data["match"], "match.where must be a list of conditions")
     conditions = tuple(parse_condition(checker, cond, names) for cond in where)
-    rewrite = _parse_rewrite(checker, data["rewrite"], names) if "rewrite" in data else None
+    # match.counts and repeated rewrite nodes: rewriter/rule_repeat.py expands the template
+    extra: dict = {}
+    rewrite: Rewrite | None = None
+    if "counts" in data["match"]:
+        extra["counts"] = rule_repeat.parse_counts(data["match"]["counts"], names, checker.fail)
+    if "rewrite" in data and rule_repeat.uses_repetition(data["rewrite"]):
+        if "counts" not in extra:
+            raise checker.fail(data["rewrite"], "repeat/each/count in a rewrite need match.counts")
+        extra["rewrite_template"] = data["rewrite"]
+        rewrite = _parse_rewrite(checker, rule_repeat.expand(data["rewrite"], {n: 2 for n in extra["counts"]}, checker.fail), names)
+    elif "rewrite" in data:
+        rewrite = _parse_rewrite(checker, data["rewrite"], names)
     refuse = data.get("refuse")
     if refuse is not None and not (isinstance(refuse, str) and refuse.strip()):
         raise checker.fail(data, "refuse: must be a message for the user")
@@ -499,7 +511,15 @@ def parse_rule(data: Any, path: str) -> Rule:
         handles_types=handles_types,
         exactness=exactness,
         fails_on=" ".join(fails_on.split()) if fails_on else None,
+        extra=extra,
     )
+
+
+def parse_expanded_rewrite(rule: Rule, counts: dict[str, int]) -> Rewrite:
+    """A repeating rule's rewrite for the counts of one match (rewriter/rule_repeat.py)."""
+    checker = _Checker(rule.source.rsplit(":", 1)[0])
+    names = {p.name for p in rule.patterns}
+    return _parse_rewrite(checker, rule_repeat.expand(rule.extra["rewrite_template"], counts, checker.fail), names)
 
 
 def parse_rule_text(text: str, path: str) -> list[Rule]:

@@ -69,24 +69,37 @@ def _attr_findings(scope: Scope, node: NodeDef, op: OpDef, library: set[str]) ->
             yield Finding("bad-attr", where, node.name, node.op, f"required attr {attr_def.name!r} is missing")
 
 
+def _kind_problem(value: attr_value_pb2.AttrValue, attr_type: str) -> str | None:
+    """The value holds another kind than the OpDef's attr type (a string where a type belongs)."""
+    kind = value.WhichOneof("value")
+    if kind == "placeholder":
+        return None  # bound when the enclosing function is instantiated
+    if attr_type.startswith("list("):
+        if kind != "list":
+            return f"should be a {attr_type}, holds a {kind}"
+        inner = _FIELD_OF_TYPE[attr_type[5:-1]]
+        others = [f for f in _FIELD_OF_TYPE.values() if f != inner and len(getattr(value.list, f))]
+        if others:
+            return f"should be a {attr_type}, holds list({others[0]})"
+    elif kind != _FIELD_OF_TYPE[attr_type]:
+        return f"should be a {attr_type}, holds {kind or 'nothing'}"
+    return None
+
+
 def _value_problem(value: attr_value_pb2.AttrValue, attr_def: OpDef.AttrDef, library: set[str]) -> str | None:
     kind = value.WhichOneof("value")
     if kind == "placeholder":
         return None  # bound when the enclosing function is instantiated
     attr_type = attr_def.type
+    problem = _kind_problem(value, attr_type)
+    if problem:
+        return problem
     if attr_type.startswith("list("):
-        if kind != "list":
-            return f"should be a {attr_type}, holds a {kind}"
-        inner = _FIELD_OF_TYPE[attr_type[5:-1]]
-        items = list(getattr(value.list, inner))
-        others = [f for f in _FIELD_OF_TYPE.values() if f != inner and len(getattr(value.list, f))]
-        if others:
-            return f"should be a {attr_type}, holds list({others[0]})"
+        items = list(getattr(value.list, _FIELD_OF_TYPE[attr_type[5:-1]]))
         if attr_def.has_minimum and len(items) < attr_def.minimum:
             return f"needs at least {attr_def.minimum} items, has {len(items)}"
     else:
-        if kind != _FIELD_OF_TYPE[attr_type]:
-            return f"should be a {attr_type}, holds {kind or 'nothing'}"
+        assert kind is not None
         items = [getattr(value, kind)]
         if attr_type == "int" and attr_def.has_minimum and value.i < attr_def.minimum:
             return f"is {value.i}, below the minimum {attr_def.minimum}"
@@ -136,4 +149,27 @@ def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int
             problem = _arity_problem(scope, name, node, op)
             if problem:
                 findings.append(Finding("arity", scope.where(), name, node.op, problem))
+    return findings
+
+
+def malformed_attrs(scopes: list[Scope], registry: OpRegistry, library: dict[int, dict[str, OpDef]]) -> list[Finding]:
+    """Attrs holding another kind of value than the op's own OpDef (the release that wrote the
+    model) declares: TensorFlow's importer rejects such a node in every release, so the model is
+    malformed, not merely new (a bad input, not a refusal). An attr holding nothing is left to
+    the validator, which reports it against the target."""
+    findings: list[Finding] = []
+    for scope in scopes:
+        functions = library.get(id(scope), {})
+        for name, node in scope.nodes():
+            op = functions.get(node.op) or registry.op(node.op)
+            if op is None:
+                continue
+            declared = {attr.name: attr.type for attr in op.attr}
+            for attr_name in sorted(node.attr):
+                value = node.attr[attr_name]
+                if attr_name.startswith("_") or attr_name not in declared or value.WhichOneof("value") is None:
+                    continue
+                problem = _kind_problem(value, declared[attr_name])
+                if problem:
+                    findings.append(Finding("malformed-attr", scope.where(), name, node.op, f"attr {attr_name!r} {problem}"))
     return findings

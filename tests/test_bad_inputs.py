@@ -151,6 +151,7 @@ BINARY: dict[str, tuple[int, str, str]] = {
     "no_meta_graph_tags": (EXIT_BAD_INPUT, "no graph or no tags", "2.3"),
     "object_graph_unknown_function": (EXIT_BAD_INPUT, "the object graph names function '', which the library lacks", "2.21"),
     "object_graph_dangling_child": (EXIT_BAD_INPUT, "refers to object 999, but the object graph has 7 objects", "2.3"),
+    "attr_wrong_kind": (EXIT_BAD_INPUT, "attr 'T' should be a type, holds s: a malformed model", "2.3"),
 }
 
 

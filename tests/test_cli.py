@@ -101,3 +101,14 @@ def test_unknown_tags_refused_before_writing_even_without_parity(tmp_path: Path)
     assert result.code == 2
     assert "no MetaGraphDef has tags train" in _one_clear_line(result.stderr)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--report", "--report-md", "--report-html"])
+def test_unwritable_report_path_is_bad_input_before_any_work(flag: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli(fixture_dir("keras3_cnn"), out, "--to", "2.3", flag, tmp_path / "missing" / "r.txt")
+    assert result.code == 2, result.stderr
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+    folder = run_cli("check", fixture_dir("keras3_cnn"), "--to", "2.3", flag, tmp_path)
+    assert folder.code == 2 and "is a folder" in folder.stderr

@@ -60,6 +60,7 @@ def test_call_chains_are_walked_without_recursion() -> None:
     """5,000 functions calling each other in a line, through func attrs and as op types: far past
     Python's recursion limit of 1000."""
     from rewriter.protos import function_pb2
+
     from rewriter.releases import Release
     from rewriter.registry import load_registry
     from rewriter.runtimes.function_import import LibraryIndex, deepest_call_chain, function_to_graph_def

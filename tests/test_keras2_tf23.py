@@ -200,7 +200,7 @@ def test_config_tf23_has_no_form_for_is_refused_and_nothing_written(tmp_path: Pa
 
     source = tmp_path / "in"
     _edit_metadata(KERAS2 / "keras2_cnn" / "saved_model", source, keepdims)
-    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--no-verify")
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--no-verify", "--strict")
     assert result.code != 0
     assert "keepdims=True" in result.stderr and "keras-global-pooling-keepdims-true" in result.stderr, result.stderr
     assert not (tmp_path / "out").exists()
@@ -243,11 +243,12 @@ def _set_in(layer_name: str, where: str, key: str, value: Any) -> Any:
 ])
 def test_edited_layer_argument_is_refused_or_dropped_by_its_rule(
         tmp_path: Path, fixture: str, edit: Any, rule: str, text: str | None) -> None:
-    """A fixture's config edited to a value TF 2.3 cannot express is refused (text: what stderr
-    names); a default value (text None) is dropped by the rule."""
+    """A fixture's config edited to a value TF 2.3 cannot express is refused under --strict (text:
+    what stderr names; without --strict the metadata is left out: test_unreadable_keras_metadata_*);
+    a default value (text None) is dropped by the rule."""
     source, report = tmp_path / "in", tmp_path / "report.json"
     _edit_metadata(KERAS2 / fixture / "saved_model", source, edit)
-    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--no-verify", "--report", report)
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--no-verify", "--report", report, "--strict")
     if text is None:  # a default value: dropped, and the report says by which rule
         assert result.code == 0, result.stderr[-3000:]
         applied = {a["rule"] for a in json.loads(report.read_text()).get("object_graph_rules_applied", [])}
@@ -268,7 +269,7 @@ def test_attention_called_with_and_without_causal_mask_is_refused(tmp_path: Path
 
     source = tmp_path / "in"
     _edit_metadata(KERAS2 / "keras2_attention" / "saved_model", source, second_call_unmasked)
-    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--no-verify")
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--no-verify", "--strict")
     assert result.code != 0
     assert "keras-attention-call-other" in result.stderr, result.stderr[-3000:]
 
@@ -416,3 +417,38 @@ def test_wildcard_is_refused_where_it_means_nothing() -> None:
     with pytest.raises(RuleFileError, match="conditions and drop_keys only"):
         parse_object_graph_rules_text(WILDCARD_RULE.replace("set: {config.flag: true}", "set: {config.*: true}"),
                                       "r.yaml")
+
+
+_GENERIC_JUDGE = textwrap.dedent(r'''
+    import json, sys
+    import tensorflow as tf
+    model = tf.keras.models.load_model(sys.argv[1])
+    print("@@JUDGE@@" + json.dumps({"is_keras_model": isinstance(model, tf.keras.Model),
+                                    "signatures": sorted(model.signatures.keys())}))
+''')
+
+
+def test_unreadable_keras_metadata_is_left_out_with_a_warning(tmp_path: Path, py23_env: Py23Env) -> None:
+    """Hashing with a mask_value (keras-hashing-other: no TF 2.3 form) only blocks the Keras
+    metadata, not the graphs: without --strict the model is written without it, with a warning;
+    TF 2.3's C++ loader (parity) and tf.saved_model.load match, and load_model returns the generic
+    restored object, as for a Keras 3 export."""
+    from conftest import assert_tf23_python_loader_matches
+
+    source, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
+    _edit_metadata(KERAS2 / "keras2_hashing" / "saved_model", source, _set_in("hash_words", "config", "mask_value", ""))
+    result = run_cli(source, out, "--to", "2.3", "--report", report)
+    assert result.code == 0, result.stderr[-3000:]
+    written = json.loads(report.read_text())
+    assert written["parity"]["ok"], written["parity"]
+    warning = [n for n in written["notes"] if n.startswith("warning: the Keras metadata is left out")]
+    assert warning and "keras-hashing-other" in warning[0] and "--strict" in warning[0], written["notes"]
+    assert not (out / "keras_metadata.pb").exists()
+    with np.load(KERAS2 / "keras2_hashing" / "data.npz") as data:  # the signatures' inputs and outputs
+        np.savez(tmp_path / "signatures.npz", **{k: data[k] for k in data.files if not k.startswith("predict/")})
+    assert_tf23_python_loader_matches(py23_env, out, tmp_path / "signatures.npz", tmp_path, rtol=RTOL, atol=ATOL)
+    proc = py23_env.run(_GENERIC_JUDGE, str(out))
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@JUDGE@@")), None)
+    assert line is not None, proc.stderr[-3000:]
+    judged = json.loads(line[len("@@JUDGE@@"):])
+    assert not judged["is_keras_model"] and judged["signatures"] == ["serving_default"], judged

@@ -41,3 +41,81 @@ def test_tolerance_and_worst_index() -> None:
     assert result.status == "mismatch" and result.worst_index == [2]
     assert abs(result.max_abs_error - 0.5) < 1e-6
     assert compare([1.0, 2.0], [1.0, 2.0 + 1e-6]).status == "match"
+
+
+# --- the noise-aware verdict (rewriter/noise.py) -------------------------------------------
+def _bound(expected: np.ndarray, precision: str = "float32", movement: float | None = None) -> object:
+    from rewriter.noise import noise_bound
+
+    return noise_bound(expected, precision, movement)
+
+
+def test_three_grades_against_the_noise_bound() -> None:
+    expected = np.array([1.0, -2.0, 4.0], np.float32)
+    bound = _bound(expected, movement=1e-6)  # 16 x 1e-6 > 4 ulps of range 4
+    same = _compare("s", "o", expected, expected.copy(), None, bound)
+    assert same.grade == "bit-identical" and same.status == "match" and same.max_abs_error == 0
+    near = _compare("s", "o", expected, expected + np.float32(5e-6), None, bound)
+    assert near.grade == "within-noise" and near.status == "match"
+    assert near.bound == 16e-6 and "moves this output by 1e-06" in near.bound_origin
+    far = _compare("s", "o", expected, expected * np.float32(1.01), None, bound)
+    assert far.grade == "mismatch" and far.status == "mismatch" and "noise bound" in far.message
+
+
+def test_without_a_measurement_the_bound_is_a_few_rounding_steps_of_the_range() -> None:
+    from rewriter.noise import EPSILON, FLOOR_ULPS
+
+    expected = np.array([0.5, -8.0], np.float32)
+    bound = _bound(expected)
+    assert bound.bound == FLOOR_ULPS * EPSILON["float32"] * 8.0  # type: ignore[attr-defined]
+    wide = _bound(expected, "float16")
+    assert wide.bound > 1000 * bound.bound  # type: ignore[attr-defined]  # float16 compute widens it
+
+
+def test_user_tolerance_overrides_the_bound_and_says_so() -> None:
+    expected = np.array([1.0, 2.0], np.float32)
+    result = _compare("s", "o", expected, expected + np.float32(1e-3), {"float32": (1e-2, 0.0)}, _bound(expected))
+    assert result.grade == "within-tolerance" and "--rtol" in result.bound_origin
+
+
+def test_strings_compare_by_value_whatever_numpy_dtype_holds_them() -> None:
+    as_bytes = np.array([b"caf\xc3\xa9", b"x"], dtype="|S5")
+    as_object = np.array([b"caf\xc3\xa9", b"x"], dtype=object)
+    as_str = np.array(["café", "x"])
+    for expected, actual in [(as_bytes, as_object), (as_object, as_bytes), (as_str, as_object), (as_object, as_str)]:
+        result = _compare("s", "o", expected, actual, TOL)
+        assert result.status == "match" and result.grade == "bit-identical", (expected.dtype, actual.dtype)
+    scalar = _compare("s", "o", np.array(b"hello world!!!", dtype="|S14"), np.array(b"hello world!!!", dtype=object), TOL)
+    assert scalar.status == "match"
+    wrong = _compare("s", "o", as_bytes, np.array([b"cafe", b"x"], dtype=object), TOL)
+    assert wrong.status == "mismatch" and wrong.worst_index == [0]
+    assert _compare("s", "o", as_bytes, np.array([b"x"], dtype=object), TOL).status == "mismatch"
+
+
+def test_perturbation_moves_each_element_by_one_ulp() -> None:
+    from rewriter.noise import perturb
+
+    x = np.array([1.0, -3.0, 0.25], np.float32)
+    moved = perturb(x, "float32", np.random.default_rng(0))
+    assert np.all(np.abs(moved - x) == np.spacing(np.abs(x)))
+    coarse = perturb(x, "float16", np.random.default_rng(0))  # float16 compute: a float16 ulp
+    assert np.allclose(np.abs(coarse - x) / np.abs(x), np.finfo(np.float16).eps, rtol=1e-3)
+    ints = np.array([1, 2], np.int32)
+    assert perturb(ints, "float32", np.random.default_rng(0)) is ints
+
+
+def test_precision_on_the_path_reads_casts_in_called_functions() -> None:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from conftest import ROOT
+    from rewriter.noise import lowest_precision
+
+    def meta(name: str) -> object:
+        path = ROOT / "golden" / "parity" / name / "saved_model" / "saved_model.pb"
+        return saved_model_pb2.SavedModel.FromString(path.read_bytes()).meta_graphs[0]
+
+    mixed, plain = meta("mixed_precision"), meta("small_cnn")
+    out = mixed.signature_def["serving_default"].outputs["output_0"].name  # type: ignore[attr-defined]
+    assert lowest_precision(mixed, out, np.dtype(np.float32)) == "float16"
+    out = plain.signature_def["serving_default"].outputs["output_0"].name  # type: ignore[attr-defined]
+    assert lowest_precision(plain, out, np.dtype(np.float32)) == "float32"

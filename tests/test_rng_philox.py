@@ -72,7 +72,8 @@ def _scramble_graph() -> graph_pb2.GraphDef:
     def draw(seed: Any) -> Any:
         return tf.random.stateless_uniform([3], seed, alg="philox")
 
-    graph = draw.get_concrete_function().graph.as_graph_def()
+    # TensorFlow's GraphDef, read as the vendored protos' (the rewriter's own classes)
+    graph = graph_pb2.GraphDef.FromString(draw.get_concrete_function().graph.as_graph_def().SerializeToString())
     del graph.library.function[:]
     return graph
 
@@ -87,7 +88,8 @@ def _set_const(suffix: str, value: Any) -> Callable[[graph_pb2.GraphDef], None]:
         node = _node(graph, suffix)
         dtype = tf.dtypes.as_dtype(node.attr["dtype"].type)
         shape = tf.make_ndarray(node.attr["value"].tensor).shape
-        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.array(value, dtype.as_numpy_dtype).reshape(shape)))
+        tensor = tf.make_tensor_proto(np.array(value, dtype.as_numpy_dtype).reshape(shape))
+        node.attr["value"].tensor.ParseFromString(tensor.SerializeToString())  # TF's class -> the vendored one
     return edit
 
 

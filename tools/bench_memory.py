@@ -9,7 +9,8 @@ Each model is the tf_module fixture with its GraphDef grown to a target size, tw
              few nodes, many bytes. This is what stresses protobuf copies.
 
 Every conversion runs in a fresh process (`tfdowngrade IN OUT --to T --no-verify -q`, through
-rewriter.cli.main) and its peak RSS is read with os.wait4. The baseline is the same
+rewriter.cli.main) and its peak RSS is its own VmHWM, printed as it exits (os.wait4's ru_maxrss
+would carry this parent's high-water mark over fork+exec). The baseline is the same
 conversion of the unmodified fixture (TensorFlow's import dominates it). The table gives
 peak RSS, the growth over the baseline, and that growth divided by the saved_model.pb size.
 Times are printed for information only.
@@ -39,7 +40,11 @@ if TYPE_CHECKING:  # TensorFlow's import is paid only by the builder, not by `--
 REPO = Path(__file__).resolve().parent.parent
 BASE = REPO / "golden" / "fixtures" / "tf_module" / "saved_model"
 CHUNK_MIB = 64  # tensor_content per Const in the "constants" flavour
-CONVERT = "import sys\nfrom rewriter.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+CONVERT = (
+    "import sys\nfrom rewriter.cli import main\ntry:\n    code = main(sys.argv[1:])\nfinally:\n"
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+    "    print('VmHWM', int(hwm) * 1024)\nsys.exit(code)\n"
+)
 
 
 @dataclass
@@ -123,16 +128,14 @@ def build_model(flavour: str, mib: float, root: Path) -> tuple[Path, int]:
 def measure(model: Path, out: Path, target: str) -> tuple[int, int, float]:
     """(exit code, peak RSS bytes, seconds) of converting model in a fresh process."""
     started = time.monotonic()
-    process = subprocess.Popen(
+    proc = subprocess.run(
         [sys.executable, "-c", CONVERT, str(model), str(out), "--to", target, "--no-verify", "-q", "--force"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+        capture_output=True, text=True, cwd=REPO,
     )
-    stderr = process.stderr.read() if process.stderr else b""
-    _, status, usage = os.wait4(process.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        print(f"  exit {code}: {stderr.decode(errors='replace').strip()[:300]}", file=sys.stderr)
-    return code, usage.ru_maxrss * 1024, time.monotonic() - started
+    if proc.returncode != 0:
+        print(f"  exit {proc.returncode}: {proc.stderr.strip()[:300]}", file=sys.stderr)
+    peak = int(proc.stdout.strip().splitlines()[-1].split()[1])
+    return proc.returncode, peak, time.monotonic() - started
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,6 +199,16 @@ def object_graph_dangling_child() -> bytes:
     return _serialize(proto)
 
 
+def attr_wrong_kind() -> bytes:
+    # A string where Floor's OpDef wants a type: TF's importer rejects it in every release, so it
+    # is a malformed model (exit 2), not something newer than the target (exit 1).
+    proto = _base()
+    serve = _function(proto, SERVE_FN_PREFIX)
+    (node,) = [n for n in serve.node_def if n.op == "Floor"]
+    node.attr["T"].s = b"DT_FLOAT"
+    return _serialize(proto)
+
+
 def no_meta_graph_tags() -> bytes:
     proto = _base()
     proto.meta_graphs[0].meta_info_def.ClearField("tags")
@@ -222,6 +232,7 @@ CASES: dict[str, tuple[Callable[[], bytes], str]] = {
     "asset_nul_byte": (asset_nul_byte, "an asset filename holding a NUL byte"),
     "old_source": (old_source, "tensorflow_version 2.5.0, for --to newer than the source"),
     "no_meta_graph_tags": (no_meta_graph_tags, "a MetaGraphDef without tags"),
+    "attr_wrong_kind": (attr_wrong_kind, "Floor's type attr T holds a string"),
     "object_graph_unknown_function": (object_graph_unknown_function, "the object graph names a function ('') the library lacks"),
     "object_graph_dangling_child": (object_graph_dangling_child, "an object's child is object 999, past the end"),
 }

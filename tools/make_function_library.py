@@ -49,7 +49,7 @@ def _base_model(folder: Path) -> None:
 
 
 def _function(name: str, step: float, callee: str | None) -> Any:
-    from tensorflow.core.framework import function_pb2
+    from rewriter.protos import function_pb2
 
     fdef = function_pb2.FunctionDef()
     fdef.signature.name = name
@@ -81,7 +81,7 @@ def make(shape: str, count: int, out: Path) -> Path:
     """Write the SavedModel of `shape` with `count` generated functions to `out` (replaced)."""
     if shape not in SHAPES or count < 1:
         raise ValueError(f"shape must be one of {SHAPES} and count >= 1")
-    from tensorflow.core.protobuf import saved_model_pb2
+    from rewriter.protos import saved_model_pb2
 
     with tempfile.TemporaryDirectory(prefix="fnlib-base-") as tmp:
         base = Path(tmp) / "base"

@@ -137,6 +137,31 @@ def build_stateless_rng() -> Built:
     )
 
 
+def build_stateless_gamma() -> Built:
+    """tf.random.stateless_gamma as TF 2.21 writes it (StatelessRandomGammaV3 fed by
+    StatelessRandomGetKeyCounter), in float16/32/64 with alpha 1 (the exponential branch), < 1
+    and > 1, and int32 and int64 seeds."""
+    import tensorflow as tf
+
+    class Gamma(tf.Module):
+        @tf.function(input_signature=[_spec([2], tf.int32, "seed"), _spec([2], tf.int64, "seed64"),
+                                      _spec([4], tf.float32, "alpha")])
+        def call(self, seed: Any, seed64: Any, alpha: Any) -> Any:
+            return {
+                "float32": tf.random.stateless_gamma([3, 4], seed=seed, alpha=alpha),
+                "float64": tf.random.stateless_gamma([2, 4], seed=seed64, alpha=tf.cast(alpha, tf.float64),
+                                                     beta=2.0, dtype=tf.float64),
+                "float16": tf.random.stateless_gamma([5], seed=seed, alpha=0.5, dtype=tf.float16),
+            }
+
+    module = Gamma()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"seed": np.array([7, -3], np.int32),
+                                      "seed64": np.array([2**40 + 5, -(2**33)], np.int64),
+                                      "alpha": np.array([1.0, 0.3, 2.5, 7.0], np.float32)}},
+                 "tf.random.stateless_gamma with int32 and int64 seeds, float16/32/64, alpha 1, < 1 and > 1.")
+
+
 def build_rng_raw_alg() -> Built:
     import tensorflow as tf
 
@@ -529,6 +554,41 @@ def build_new_ops() -> Built:
                  "keras.ops.image.affine_transform with fill_value=0 (ImageProjectiveTransformV3, bilinear and "
                  "nearest), tf.quantization.quantize_and_dequantize_v2 (QuantizeAndDequantizeV4, given and "
                  "computed range), tf.sparse.segment_sum / segment_mean with sparse_gradient=True.")
+
+
+def build_image_transform_fill() -> Built:
+    """keras.ops.image.affine_transform in constant mode with nearest interpolation and a non-zero
+    fill_value (Keras 3 writes ImageProjectiveTransformV3 with a Const fill) over quarter-pixel
+    shifts across the borders, a rotation and a projective map; float16; a computed fill_value."""
+    import keras
+    import tensorflow as tf
+
+    transforms = tf.constant([[1.0, 0.0, 0.25, 0.0, 1.0, -0.75, 0.0, 0.0],
+                              [1.0, 0.0, -1.5, 0.0, 1.0, 2.25, 0.0, 0.0],
+                              [0.9553365, -0.29552022, 0.8, 0.29552022, 0.9553365, -0.6, 0.0, 0.0],
+                              [0.9, 0.2, 0.3, -0.1, 1.1, 0.2, 0.01, -0.02]])
+
+    class Fill(tf.Module):
+        @tf.function(input_signature=[_spec([4, 5, 4, 2], tf.float32, "image"), _spec([], tf.float32, "level")])
+        def call(self, image: Any, level: Any) -> Any:
+            return {
+                "nearest": keras.ops.image.affine_transform(image, transforms, interpolation="nearest",
+                                                            fill_mode="constant", fill_value=-2.5),
+                "half": keras.ops.image.affine_transform(tf.cast(image, tf.float16), transforms,
+                                                         interpolation="nearest", fill_mode="constant",
+                                                         fill_value=0.1),
+                "computed": tf.raw_ops.ImageProjectiveTransformV3(
+                    images=image, transforms=transforms, output_shape=[5, 4], fill_value=level * 2.0,
+                    interpolation="NEAREST", fill_mode="CONSTANT"),
+            }
+
+    module = Fill()
+    image = (np.arange(4 * 5 * 4 * 2, dtype=np.float32).reshape(4, 5, 4, 2) / 4 - 10).astype(np.float32)
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"image": image, "level": np.float32(1.25)}},
+                 "keras.ops.image.affine_transform, constant mode, nearest, fill_value -2.5, 0.1 on float16, "
+                 "and a computed fill_value; quarter-pixel shifts across the borders, a rotation and a "
+                 "projective map.")
 
 
 def build_new_ops_refused() -> Built:
@@ -985,6 +1045,33 @@ def write_grouped_conv(export: Path) -> tuple[Inputs, str]:
         "keras.export.ExportArchive.")
 
 
+def write_grouped_conv_split(export: Path) -> tuple[Inputs, str]:
+    """Keras 3 Conv2D layers with 1 < groups < channels, exported with model.export(): one
+    Conv2D per group after the rewrite (rules/grouped-conv-split.yaml)."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((7, 7, 4), name="image")
+    two_groups = keras.layers.Conv2D(6, 3, padding="same", groups=2, name="two_groups")(inputs)  # filter [3,3,2,6]
+    strided = keras.layers.Conv2D(4, 3, strides=2, padding="valid", groups=2, name="strided")(two_groups)  # [3,3,3,4]
+    dilated = keras.layers.Conv2D(4, 2, dilation_rate=2, padding="same", groups=2, name="dilated")(strided)  # [2,2,2,4]
+    model = keras.Model(inputs, {"two_groups": two_groups, "out": dilated})
+    rng = np.random.default_rng(12)
+    # Small dyadic weights and inputs: every product and sum is exact in float32, so the outputs
+    # cannot depend on the order a kernel adds them in, and any difference is the rule's.
+    model.set_weights([(rng.integers(-4, 5, w.shape) / 4).astype(np.float32) for w in model.get_weights()])
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", lambda image: model(image),
+                         input_signature=[_spec([None, 7, 7, 4], tf.float32, "image")])
+    archive.write_out(str(export), verbose=False)
+    image = (rng.integers(-8, 9, (2, 7, 7, 4)) / 8).astype(np.float32)
+    return {"serving_default": {"image": image}}, (
+        "Keras 3 Conv2D layers with 2 groups of 2 and 3 input channels (same padding; stride 2, "
+        "valid; dilation 2), in a function Keras marks jit_compile; exported with "
+        "keras.export.ExportArchive.")
+
+
 def build_mixed_switch_tensor_array() -> Built:
     import tensorflow as tf
 
@@ -1281,46 +1368,51 @@ def build_decode_image() -> Built:
 
 def build_type_widening() -> Built:
     """Index and output types that an op's type attr accepts only since 2.9-2.13 (rules/type-widening.yaml's
-    widen-* rules): each op written by its public API with an int8 / int16 / uint16 index or output."""
+    widen-* rules): each op written by its public API with an int8 / int16 / uint16 index or output, one
+    signature per op, so each rule's golden file holds only the function it rewrote."""
     import tensorflow as tf
 
-    class Widening(tf.Module):
-        @tf.function(input_signature=[
-            _spec([6, 3], tf.float32, "data"), _spec([6], tf.int16, "ids"), _spec([4], tf.int16, "picks"),
-            _spec([2, 1], tf.int16, "nd"), _spec([5], tf.int8, "labels"), _spec([3], tf.int8, "sizes"),
-            _spec([4, 7], tf.float32, "scores")])
-        def call(self, data: Any, ids: Any, picks: Any, nd: Any, labels: Any, sizes: Any, scores: Any) -> Any:
-            first, second, third = tf.split(data, sizes)  # SplitV, Tlen int8
-            return {
-                "segment_sum": tf.math.unsorted_segment_sum(data, ids, 4),  # Tindices int16; -1 dropped
-                "gather": tf.gather(data, picks),                           # GatherV2, Tindices int16
-                "gather_nd": tf.gather_nd(data, nd),                        # GatherNd, Tindices int16
-                "one_hot": tf.one_hot(labels, 4),                           # TI int8; -1 is all zeros
-                "split_first": first, "split_second": second, "split_third": third,
-                "argmax_int16": tf.argmax(scores, axis=1, output_type=tf.int16),    # output_type int16
-                "argmax_uint16": tf.argmax(scores, axis=0, output_type=tf.uint16),  # output_type uint16
-            }
-
-    module = Widening()
+    module = tf.Module()
     rng = np.random.default_rng(12)
-    inputs = {"serving_default": {
-        "data": rng.integers(-50, 50, (6, 3)).astype(np.float32),
-        "ids": np.array([0, 3, 1, -1, 3, 2], np.int16),
-        "picks": np.array([5, 0, 2, 2], np.int16),
-        "nd": np.array([[4], [1]], np.int16),
-        "labels": np.array([0, 3, -1, 2, 1], np.int8),
-        "sizes": np.array([1, -1, 2], np.int8),  # -1: the rest
-        "scores": rng.permutation(28).reshape(4, 7).astype(np.float32),  # no ties
-    }}
-    return Built(module, {"serving_default": module.call}, inputs,
+    data_value = rng.integers(-50, 50, (6, 3)).astype(np.float32)
+    scores_value = rng.permutation(28).reshape(4, 7).astype(np.float32)  # no ties
+    data = _spec([6, 3], tf.float32, "data")
+    cases: dict[str, tuple[list[Any], Callable[..., Any], dict[str, np.ndarray]]] = {
+        # Tindices int16; -1 is dropped
+        "segment_sum": ([data, _spec([6], tf.int16, "ids")],
+                        lambda d, ids: {"sum": tf.math.unsorted_segment_sum(d, ids, 4)},
+                        {"ids": np.array([0, 3, 1, -1, 3, 2], np.int16)}),
+        "gather": ([data, _spec([4], tf.int16, "picks")],  # GatherV2, Tindices int16
+                   lambda d, picks: {"rows": tf.gather(d, picks)}, {"picks": np.array([5, 0, 2, 2], np.int16)}),
+        "gather_nd": ([data, _spec([2, 1], tf.int16, "nd")],  # GatherNd, Tindices int16
+                      lambda d, nd: {"rows": tf.gather_nd(d, nd)}, {"nd": np.array([[4], [1]], np.int16)}),
+        "one_hot": ([_spec([5], tf.int8, "labels")],  # TI int8; -1 is all zeros
+                    lambda labels: {"one_hot": tf.one_hot(labels, 4)}, {"labels": np.array([0, 3, -1, 2, 1], np.int8)}),
+        "split": ([data, _spec([3], tf.int8, "sizes")],  # SplitV, Tlen int8; -1: the rest
+                  lambda d, sizes: dict(zip(("first", "second", "third"), tf.split(d, sizes))),
+                  {"sizes": np.array([1, -1, 2], np.int8)}),
+        "argmax": ([_spec([4, 7], tf.float32, "scores")],  # output_type int16 / uint16
+                   lambda scores: {"int16": tf.argmax(scores, axis=1, output_type=tf.int16),
+                                   "uint16": tf.argmax(scores, axis=0, output_type=tf.uint16)}, {}),
+    }
+    signatures: dict[str, Any] = {}
+    inputs: Inputs = {}
+    for name, (specs, body, values) in cases.items():
+        function = tf.function(body, input_signature=specs)
+        setattr(module, name, function)
+        signatures[name] = function
+        feeds = {"data": data_value, "scores": scores_value, **values}
+        inputs[name] = {spec.name: feeds[spec.name] for spec in specs}
+    return Built(module, signatures, inputs,
                  "int8 / int16 / uint16 index and output types (UnsortedSegmentSum, GatherV2, GatherNd, OneHot, SplitV, "
-                 "ArgMax) that TF 2.3's kernels do not take")
+                 "ArgMax) that TF 2.3's kernels do not take, one signature per op")
 
 
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
     "rng_raw_alg": build_rng_raw_alg,
+    "stateless_gamma": build_stateless_gamma,
     "rng_threefry": build_rng_threefry,
     "rng_philox": build_rng_philox,
     "rng_computed_key": build_rng_computed_key,
@@ -1333,6 +1425,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "growable_tensor_array": build_growable_tensor_array,
     "refusals_misc": build_int64_concat_offset_and_table_offset,
     "new_ops": build_new_ops,
+    "image_transform_fill": build_image_transform_fill,
     "new_ops_refused": build_new_ops_refused,
     "fft_nd": build_fft_nd,
     "fft_nd_refused": build_fft_nd_refused,
@@ -1353,7 +1446,8 @@ FIXTURES: dict[str, Callable[[], Built]] = {
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
 V1_FIXTURES: dict[str, Callable[[Path], tuple[Inputs, str]]] = {"v1_defaults": write_v1_defaults,
                                                                 "mixed_rng_keras": write_mixed_rng_keras,
-                                                                "grouped_conv": write_grouped_conv}
+                                                                "grouped_conv": write_grouped_conv,
+                                                                "grouped_conv_split": write_grouped_conv_split}
 # Fixtures whose signatures cannot run in the source either (stand-in bytes): no outputs recorded.
 NOT_RUNNABLE = {"xla_call_module", "rng_threefry", "refusals_misc", "new_ops_refused", "fft_nd_refused",
                 "conv_pool_refused"}  # ThreeFry: the CPU kernel rejects its 1-element counter

@@ -104,7 +104,8 @@ def pip_download(project: str, version: str, python_version: str, platform: str,
                     child.wait()
                     raise subprocess.TimeoutExpired(cmd, PIP_TIMEOUT)
                 if on_bytes is not None:
-                    on_bytes(_bytes_under(pip_tmp) + _bytes_under(dest))
+                    # the download grows in pip's temporary folder, then is copied to dest
+                    on_bytes(max(_bytes_under(pip_tmp), _bytes_under(dest)))
                 time.sleep(0.2)
             out.seek(0)
             err_out.seek(0)

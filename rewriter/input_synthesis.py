@@ -1,0 +1,486 @@
+"""Inputs the source accepts: read what the graph does with each signature input, and make values
+that are valid for it.
+
+Random values do not fit every input: an index beyond its table, unsorted segment ids, row splits
+that do not end at the number of values, words where a serialized tf.Example or a PNG is read.
+So each signature input is followed into the graph (through Identity, Cast, Reshape and the like,
+the value branches of Select, into the functions the graph calls) to the ops that read it, and each such use says what the
+input must hold (`Constraint`):
+
+  - indices: Gather/GatherV2/ResourceGather (embedding lookups), GatherNd/ResourceGatherNd,
+    ScatterNd/TensorScatter*/ResourceScatter*, SparseSegment* indices: within the dimension they
+    index, read from the recorded shape of the indexed tensor (a Const, a variable's VarHandleOp,
+    `_output_shapes`); OneHot indices within depth;
+  - segment ids: Segment* (sorted), SparseSegment* (sorted), UnsortedSegment* (within
+    num_segments when it is a Const);
+  - row splits: RaggedTensorToTensor/RaggedTensorToVariant/RaggedTensorToSparse/RaggedGather
+    (non-decreasing, from 0 to the number of values);
+  - serialized tf.Example: ParseExample/ParseExampleV2/ParseSingleExample, built from the dense,
+    sparse and ragged keys (Consts), dtypes and dense shapes of the op;
+  - encoded images: DecodePng/DecodeJpeg/DecodeImage/DecodeBmp/DecodeGif/DecodeAndCropJpeg.
+
+`candidates` then gives, per signature, a short list of strategies that parity tries in order
+until the source runs on them: `random` (the seeded generator of parity.py, the former default),
+`graph` (random values bent to the constraints above), `zeros` (every number 0, every string
+empty: valid for most index inputs that nothing above recognised).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from rewriter.attr_values import type_name
+
+# Ops whose output 0 is the input (or a reshaped/retyped copy of it): follow them.
+PASS_THROUGH = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "Snapshot", "EnsureShape",
+                "CheckNumerics", "PreventGradient", "Bitcast"}
+CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
+IMAGE_DECODERS = {"DecodePng", "DecodeJpeg", "DecodeImage", "DecodeBmp", "DecodeGif", "DecodeAndCropJpeg"}
+EXAMPLE_PARSERS = {"ParseExample", "ParseExampleV2", "ParseSingleExample"}
+RAGGED_SPLIT_READERS = {"RaggedTensorToTensor", "RaggedTensorToVariant", "RaggedTensorToSparse", "RaggedGather"}
+UNKNOWN_DIM = 2
+
+
+@dataclass
+class Constraint:
+    """What one signature input must hold, from every op that reads it."""
+
+    limit: int | None = None  # integers in [0, limit)
+    sorted: bool = False  # non-decreasing (segment ids)
+    nd_limits: list[int] | None = None  # last dimension indexes these dims (GatherNd/ScatterNd)
+    row_splits: bool = False
+    ragged_values_input: str | None = None  # the signature input holding the values the splits split
+    example: dict[str, Any] | None = None  # {"dense": [(key, dtype, shape)], "sparse": [...], "ragged": [...]}
+    image: str | None = None  # "png", "jpeg", "bmp", "gif"
+    channels: int = 3
+    reasons: list[str] = field(default_factory=list)
+
+    def bound(self, limit: int, reason: str) -> None:
+        if limit > 0:
+            self.limit = limit if self.limit is None else min(self.limit, limit)
+            self.reasons.append(reason)
+
+
+@dataclass
+class _Scope:
+    """A graph or a function body, with where its arguments come from in the caller."""
+
+    name: str
+    nodes: dict[str, Any]
+    function: Any | None  # FunctionDef or None for the main graph
+    caller: "_Scope | None" = None
+    bindings: dict[str, str] = field(default_factory=dict)  # arg name -> caller's tensor reference
+
+
+class _Graph:
+    def __init__(self, meta_graph: Any) -> None:
+        self.main = _Scope("", {n.name: n for n in meta_graph.graph_def.node}, None)
+        self.functions = {f.signature.name: f for f in meta_graph.graph_def.library.function}
+
+    def enter(self, caller: _Scope, node: Any) -> _Scope | None:
+        name = node.attr["f"].func.name if node.op in CALL_OPS else node.op
+        function = self.functions.get(name)
+        if function is None:
+            return None
+        args = [a.name for a in function.signature.input_arg]
+        data_inputs = [i for i in node.input if not i.startswith("^")]
+        return _Scope(name, {n.name: n for n in function.node_def}, function, caller, dict(zip(args, data_inputs)))
+
+
+def _node_of(ref: str) -> str:
+    return ref.split(":")[0].lstrip("^")
+
+
+def _refers(ref: str, node_name: str, scope: _Scope) -> bool:
+    """Does input `ref` read output 0 of `node_name` (or the argument of that name)?"""
+    if ref.startswith("^"):
+        return False
+    parts = ref.split(":")
+    if parts[0] != node_name:
+        return False
+    if scope.function is None:
+        return len(parts) == 1 or parts[1] == "0"
+    return len(parts) == 1 or parts[-1] == "0"
+
+
+def _uses(graph: _Graph, scope: _Scope, tensor: str, depth: int = 0) -> Iterator[tuple[_Scope, Any, int]]:
+    """(scope, node, input index) of every op reading `tensor`, through pass-through ops and calls."""
+    if depth > 40:
+        return
+    for node in scope.nodes.values():
+        for index, ref in enumerate(node.input):
+            if not _refers(ref, tensor, scope):
+                continue
+            if node.op in PASS_THROUGH and index == 0:
+                yield scope, node, index  # the reshape/cast itself may matter (Cast to int)
+                yield from _uses(graph, scope, node.name, depth + 1)
+            elif node.op in ("Select", "SelectV2") and index in (1, 2):
+                # Keras 3's take: where(ids < 0, ids + dim, ids) before the gather.
+                yield from _uses(graph, scope, node.name, depth + 1)
+            elif node.op in CALL_OPS or node.op in graph.functions:
+                inner = graph.enter(scope, node)
+                if inner is not None and inner.function is not None:
+                    args = inner.function.signature.input_arg
+                    data_index = sum(1 for i in node.input[:index] if not i.startswith("^"))
+                    if data_index < len(args):
+                        yield from _uses(graph, inner, args[data_index].name, depth + 1)
+            else:
+                yield scope, node, index
+
+
+def _shape_of(graph: _Graph, scope: _Scope, ref: str, depth: int = 0) -> list[int] | None:
+    """The recorded static shape of a tensor reference (of the variable, for a resource)."""
+    if depth > 40 or ref.startswith("^"):
+        return None
+    name = _node_of(ref)
+    if scope.function is not None and name in scope.bindings and name not in scope.nodes:
+        if scope.caller is None:
+            return None
+        return _shape_of(graph, scope.caller, scope.bindings[name], depth + 1)
+    node = scope.nodes.get(name)
+    if node is None:
+        return None
+    if node.op == "Const":
+        return [d.size for d in node.attr["value"].tensor.tensor_shape.dim]
+    if node.op == "VarHandleOp":
+        return [d.size for d in node.attr["shape"].shape.dim]
+    if node.op in ("ReadVariableOp", "Identity") and node.input:
+        return _shape_of(graph, scope, node.input[0], depth + 1)
+    recorded = node.attr.get("_output_shapes")
+    if recorded is not None and recorded.list.shape:
+        shape = recorded.list.shape[0]
+        return None if shape.unknown_rank else [d.size for d in shape.dim]
+    return None
+
+
+def _const_value(graph: _Graph, scope: _Scope, ref: str) -> np.ndarray | None:
+    from rewriter.tensors import make_ndarray
+
+    name = _node_of(ref)
+    if scope.function is not None and name in scope.bindings and name not in scope.nodes:
+        return _const_value(graph, scope.caller, scope.bindings[name]) if scope.caller else None
+    node = scope.nodes.get(name)
+    if node is None:
+        return None
+    if node.op == "Identity" and node.input:
+        return _const_value(graph, scope, node.input[0])
+    if node.op != "Const":
+        return None
+    try:
+        return np.asarray(make_ndarray(node.attr["value"].tensor))
+    except Exception:  # a dtype rewriter.tensors does not read: no value known
+        return None
+
+
+def _signature_input_of(graph: _Graph, scope: _Scope, ref: str, names: dict[str, str], depth: int = 0) -> str | None:
+    """The signature input (by its SignatureDef key) a reference reads, if any."""
+    if depth > 40:
+        return None
+    name = _node_of(ref)
+    if scope.function is not None:
+        if name in scope.bindings and name not in scope.nodes and scope.caller is not None:
+            return _signature_input_of(graph, scope.caller, scope.bindings[name], names, depth + 1)
+        node = scope.nodes.get(name)
+        if node is not None and node.op in PASS_THROUGH and node.input:
+            return _signature_input_of(graph, scope, node.input[0], names, depth + 1)
+        return None
+    if name in names:
+        return names[name]
+    node = scope.nodes.get(name)
+    if node is not None and node.op in PASS_THROUGH and node.input:
+        return _signature_input_of(graph, scope, node.input[0], names, depth + 1)
+    return None
+
+
+_INDEX_OF = {  # op -> (index input, indexed input, axis input or None)
+    "Gather": (1, 0, None), "GatherV2": (1, 0, 2), "ResourceGather": (1, 0, None),
+}
+_ND_INDEX_OF = {  # op -> (indices input, indexed tensor input or shape input, is the second a shape?)
+    "GatherNd": (1, 0, False), "ResourceGatherNd": (1, 0, False), "ScatterNd": (0, 2, True),
+    "TensorScatterUpdate": (1, 0, False), "TensorScatterAdd": (1, 0, False), "TensorScatterSub": (1, 0, False),
+    "TensorScatterMax": (1, 0, False), "TensorScatterMin": (1, 0, False),
+    "ResourceScatterNdUpdate": (1, 0, False), "ResourceScatterNdAdd": (1, 0, False), "ResourceScatterNdSub": (1, 0, False),
+}
+_RESOURCE_SCATTER = {"ResourceScatterUpdate", "ResourceScatterAdd", "ResourceScatterSub", "ResourceScatterMul",
+                     "ResourceScatterDiv", "ResourceScatterMin", "ResourceScatterMax"}
+
+
+def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: Constraint,
+               names: dict[str, str]) -> None:
+    op = node.op
+    where = f"{op} '{node.name}'"
+    if op in _INDEX_OF and index == _INDEX_OF[op][0]:
+        _, indexed, axis_input = _INDEX_OF[op]
+        shape = _shape_of(graph, scope, node.input[indexed])
+        axis = 0
+        if axis_input is not None and len(node.input) > axis_input:
+            value = _const_value(graph, scope, node.input[axis_input])
+            axis = int(value) if value is not None and value.size == 1 else 0
+        if shape and -len(shape) <= axis < len(shape) and shape[axis] > 0:
+            constraint.bound(shape[axis], f"indexes dimension {axis} (size {shape[axis]}) in {where}")
+        else:
+            constraint.bound(1, f"indexes a tensor of unrecorded shape in {where}")
+    elif op in _RESOURCE_SCATTER and index == 1:
+        shape = _shape_of(graph, scope, node.input[0])
+        constraint.bound(shape[0] if shape and shape[0] > 0 else 1, f"indexes dimension 0 in {where}")
+    elif op in _ND_INDEX_OF and index == _ND_INDEX_OF[op][0]:
+        _, other, is_shape = _ND_INDEX_OF[op]
+        dims = None
+        if is_shape:
+            value = _const_value(graph, scope, node.input[other])
+            dims = [int(v) for v in value.ravel()] if value is not None else None
+        else:
+            dims = _shape_of(graph, scope, node.input[other])
+        if dims and all(d > 0 for d in dims):
+            known = constraint.nd_limits or dims
+            constraint.nd_limits = [min(a, b) for a, b in zip(known, dims)] + known[len(dims):] + dims[len(known):]
+            constraint.reasons.append(f"indexes a tensor of shape {dims} in {where}")
+        else:
+            constraint.bound(1, f"indexes a tensor of unrecorded shape in {where}")
+    elif op == "OneHot" and index == 0:
+        depth = _const_value(graph, scope, node.input[1])
+        if depth is not None and depth.size == 1 and int(depth) > 0:
+            constraint.bound(int(depth), f"one-hot of depth {int(depth)} in {where}")
+    elif op.startswith("SparseSegment") and index in (1, 2):
+        if index == 2:
+            constraint.sorted = True
+            constraint.reasons.append(f"sorted segment ids of {where}")
+        else:
+            shape = _shape_of(graph, scope, node.input[0])
+            constraint.bound(shape[0] if shape and shape[0] > 0 else 1, f"indexes the data of {where}")
+    elif op.startswith("UnsortedSegment") and index == 1:
+        count = _const_value(graph, scope, node.input[2])
+        if count is not None and count.size == 1 and int(count) > 0:
+            constraint.bound(int(count), f"segment ids of {where} ({int(count)} segments)")
+    elif op.startswith("Segment") and index == 1:
+        constraint.sorted = True
+        constraint.reasons.append(f"sorted segment ids of {where}")
+    elif op in RAGGED_SPLIT_READERS and _reads_splits(node, index):
+        constraint.row_splits = True
+        constraint.reasons.append(f"row splits of {where}")
+        values_index = {"RaggedTensorToTensor": 1, "RaggedTensorToVariant": len(node.input) - 1,
+                        "RaggedTensorToSparse": len(node.input) - 1}.get(op)
+        if values_index is not None:
+            constraint.ragged_values_input = _signature_input_of(graph, scope, node.input[values_index], names)
+    elif op in EXAMPLE_PARSERS and index == 0:
+        constraint.example = _example_spec(graph, scope, node)
+        constraint.reasons.append(f"serialized tf.Example read by {where}")
+    elif op in IMAGE_DECODERS and index == 0:
+        constraint.image = {"DecodeJpeg": "jpeg", "DecodeAndCropJpeg": "jpeg", "DecodeBmp": "bmp",
+                            "DecodeGif": "gif"}.get(op, "png")
+        channels = node.attr["channels"].i if "channels" in node.attr else 0
+        constraint.channels = channels if channels in (1, 3, 4) else 3
+        if constraint.image in ("jpeg", "bmp", "gif") and constraint.channels == 4:
+            constraint.channels = 3
+        constraint.reasons.append(f"encoded {constraint.image} image read by {where}")
+
+
+def _reads_splits(node: Any, index: int) -> bool:
+    if node.op == "RaggedTensorToTensor":
+        return index >= 3  # shape, values, default_value, row_partition_tensors...
+    if node.op in ("RaggedTensorToVariant", "RaggedTensorToSparse"):
+        return index < len(node.input) - 1
+    if node.op == "RaggedGather":
+        return index < node.attr["PARAMS_RAGGED_RANK"].i
+    return False
+
+
+def _example_spec(graph: _Graph, scope: _Scope, node: Any) -> dict[str, Any]:
+    def keys(ref: str) -> list[str]:
+        value = _const_value(graph, scope, ref)
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()] if value is not None else []
+
+    def types(attr: str) -> list[str]:
+        return [type_name(t) for t in node.attr[attr].list.type] if attr in node.attr else []
+
+    shapes = [[d.size for d in s.dim] for s in node.attr["dense_shapes"].list.shape] if "dense_shapes" in node.attr else []
+    if node.op == "ParseExampleV2":
+        sparse, dense, ragged = keys(node.input[2]), keys(node.input[3]), keys(node.input[4])
+        ragged_types = types("ragged_value_types")
+    elif node.op == "ParseExample":
+        n_sparse, n_dense = node.attr["Nsparse"].i, node.attr["Ndense"].i
+        sparse = [k for ref in node.input[2:2 + n_sparse] for k in keys(ref)]
+        dense = [k for ref in node.input[2 + n_sparse:2 + n_sparse + n_dense] for k in keys(ref)]
+        ragged, ragged_types = [], []
+    else:  # ParseSingleExample: keys are attrs
+        sparse = [bytes(k).decode() for k in node.attr["sparse_keys"].list.s]
+        dense = [bytes(k).decode() for k in node.attr["dense_keys"].list.s]
+        ragged, ragged_types = [], []
+    return {"dense": list(zip(dense, types("Tdense"), shapes)), "sparse": list(zip(sparse, types("sparse_types"))),
+            "ragged": list(zip(ragged, ragged_types)), "single": node.op == "ParseSingleExample"}
+
+
+def constraints(meta_graph: Any, signature_key: str) -> dict[str, Constraint]:
+    """Signature input key -> what the graph requires of it (empty constraint: nothing known)."""
+    graph = _Graph(meta_graph)
+    signature = meta_graph.signature_def[signature_key]
+    names = {info.name.split(":")[0]: key for key, info in signature.inputs.items()}
+    result: dict[str, Constraint] = {}
+    for key, info in signature.inputs.items():
+        constraint = Constraint()
+        for scope, node, index in _uses(graph, graph.main, info.name.split(":")[0]):
+            _constrain(graph, scope, node, index, constraint, names)
+        result[key] = constraint
+    return result
+
+
+# --- values -----------------------------------------------------------------------------
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # int64 as protobuf writes it: two's complement
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _example_bytes(spec: dict[str, Any], rng: np.random.Generator) -> bytes:
+    """A serialized tf.Example (tensorflow/core/example/example.proto, written by hand so that a
+    source run in a C-API runtime needs no TensorFlow here): Example.features(1) ->
+    Features.feature(1, map) -> Feature: bytes_list(1) | float_list(2) | int64_list(3), each a
+    repeated `value`(1), packed for numbers."""
+    entries = []
+
+    def feature(key: str, dtype: str, count: int) -> None:
+        if dtype == "DT_STRING":
+            values = b"".join(_field(1, f"w{int(v)}".encode()) for v in rng.integers(0, 10, count))
+            body = _field(1, values)
+        elif dtype == "DT_INT64":
+            body = _field(3, _field(1, b"".join(_varint(int(v)) for v in rng.integers(0, 5, count))))
+        else:
+            body = _field(2, _field(1, rng.standard_normal(count).astype("<f4").tobytes()))
+        entries.append(_field(1, _field(1, key.encode()) + _field(2, body)))
+
+    for key, dtype, shape in spec["dense"]:
+        feature(key, dtype, int(np.prod([d if d > 0 else 1 for d in shape])) if shape else 1)
+    for key, dtype in spec["sparse"] + spec["ragged"]:
+        feature(key, dtype, int(rng.integers(1, 4)))
+    return _field(1, b"".join(entries))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """An 8-bit PNG (grey, RGB or RGBA by the channel count), written with zlib."""
+    import struct
+    import zlib
+
+    height, width, channels = pixels.shape
+    color_type = {1: 0, 3: 2, 4: 6}[channels]
+    raw = b"".join(b"\0" + pixels[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def _image_bytes(kind: str, channels: int, rng: np.random.Generator) -> bytes:
+    pixels = rng.integers(0, 256, (4, 5, channels)).astype(np.uint8)
+    if kind == "jpeg":
+        try:  # JPEG needs an encoder: TensorFlow's, when it is installed here
+            import tensorflow as tf
+        except ImportError:
+            return _png(pixels)  # DecodeJpeg refuses it: the strategy fails and the report says so
+        return bytes(tf.io.encode_jpeg(pixels).numpy())
+    if kind == "bmp":
+        return _bmp(pixels[..., :3])
+    return _png(pixels)  # DecodePng, DecodeImage (any format); DecodeGif refuses it and says so
+
+
+def _bmp(pixels: np.ndarray) -> bytes:
+    height, width, _ = pixels.shape
+    row = ((width * 3 + 3) // 4) * 4
+    body = b"".join(pixels[y, :, ::-1].tobytes().ljust(row, b"\0") for y in range(height - 1, -1, -1))
+    header = b"BM" + (54 + len(body)).to_bytes(4, "little") + b"\0\0\0\0" + (54).to_bytes(4, "little")
+    info = (40).to_bytes(4, "little") + width.to_bytes(4, "little") + height.to_bytes(4, "little") + (1).to_bytes(2, "little") \
+        + (24).to_bytes(2, "little") + b"\0" * 24
+    return header + info + body
+
+
+def _strings(shape: list[int], make: Callable[[], bytes]) -> np.ndarray:
+    values = np.empty(shape, dtype=object)
+    for index in np.ndindex(*shape):
+        values[index] = make()
+    return values
+
+
+def shaped(info: Any, dims: int = UNKNOWN_DIM) -> list[int]:
+    if info.tensor_shape.unknown_rank:
+        return [dims]
+    return [d.size if d.size >= 0 else dims for d in info.tensor_shape.dim]
+
+
+def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, np.ndarray],
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """`base` (the random inputs) with every constrained input replaced by values that fit."""
+    values = dict(base)
+    for key in sorted(found):
+        c = found[key]
+        info = signature.inputs[key]
+        dtype = base[key].dtype
+        shape = list(base[key].shape)
+        if c.example is not None and dtype == object:
+            values[key] = _strings(shape, lambda: _example_bytes(c.example or {}, rng))
+        elif c.image is not None and dtype == object:
+            values[key] = _strings(shape, lambda: _image_bytes(c.image or "png", c.channels, rng))
+        elif dtype.kind in "iu":
+            if c.nd_limits is not None and shape and shape[-1] <= len(c.nd_limits):
+                columns = [rng.integers(0, c.nd_limits[j], shape[:-1]) for j in range(shape[-1])]
+                values[key] = np.stack(columns, axis=-1).astype(dtype) if columns else base[key]
+            elif c.limit is not None or c.sorted:
+                high = c.limit if c.limit is not None else 3
+                drawn = rng.integers(0, high, shape).astype(dtype)
+                values[key] = np.sort(drawn, axis=-1) if c.sorted and drawn.ndim else drawn
+    # Row splits last: they depend on the number of values, drawn above.
+    for key in sorted(found):
+        c = found[key]
+        if not c.row_splits or base[key].dtype.kind not in "iu" or len(base[key].shape) != 1:
+            continue
+        total = None
+        if c.ragged_values_input and c.ragged_values_input in values and values[c.ragged_values_input].ndim:
+            total = values[c.ragged_values_input].shape[0]
+        if total is None:
+            continue
+        count = 3 if signature.inputs[key].tensor_shape.dim[0].size < 0 else base[key].shape[0]
+        inner = np.sort(rng.integers(0, total + 1, max(count - 2, 0)))
+        values[key] = np.concatenate([[0], inner, [total]]).astype(base[key].dtype)[:count] if count >= 2 else base[key]
+    return values
+
+
+def zero_values(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: (np.full(value.shape, b"", dtype=object) if value.dtype == object else np.zeros_like(value))
+            for key, value in base.items()}
+
+
+@dataclass
+class Candidate:
+    strategy: str  # "random", "graph", "zeros", "--inputs"
+    values: dict[str, np.ndarray]
+    reasons: dict[str, list[str]] = field(default_factory=dict)  # input -> what the graph requires of it
+
+
+def candidates(meta_graph: Any, key: str, base: dict[str, np.ndarray], seed: int,
+               given: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
+    """The strategies to try, in order, for one signature. When the user gave every input
+    (--inputs), that is the only candidate; otherwise the graph's constraints first when it has
+    any, the random inputs, zeros last. Inputs the user gave (`given`) are never replaced."""
+    if given >= set(base):
+        return [Candidate("--inputs", base)]
+    found = {name: c for name, c in constraints(meta_graph, key).items() if c.reasons and name not in given}
+    random = Candidate("random", base)
+    result = [random]
+    if found:
+        rng = np.random.default_rng(seed + 7)
+        bent = graph_values(meta_graph.signature_def[key], found, base, rng)
+        result = [Candidate("graph", bent, {name: c.reasons for name, c in found.items()}), random]
+    zeros = zero_values(base)
+    result.append(Candidate("zeros", {name: base[name] if name in given else zeros[name] for name in base}))
+    return result
