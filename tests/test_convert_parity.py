@@ -226,6 +226,7 @@ def test_a_source_that_fails_in_a_cxx_loader_too_is_named_as_the_cause(tmp_path:
     assert "the source fails on serving_default too" in result.stdout + result.stderr
     # With the source in TF 2.21's C API (a C++ loader itself), nothing is compared, and the
     # report says the source fails there (test_source_runtime.py has the rest of --source-runtime).
+    assert not (tmp_path / "out").exists()
     kept = tmp_path / "out.unverified"  # exit 3 keeps the unproven output there
     result = run_cli("verify", kept, "--against", source, "--to", "2.3", "--source-runtime", "2.21", "--report", report_path)
     assert result.code == 3, result.stderr
