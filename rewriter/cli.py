@@ -460,6 +460,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TfDowngradeError as error:
         print(f"tfdowngrade: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:  # `tfdowngrade targets | head`: the reader left early; not a fault of ours
+        # Python's documented recipe: point stdout at /dev/null so the exit-time flush cannot fail again.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE  # what a shell reports for a program that SIGPIPE ended
     except KeyboardInterrupt:
         print("tfdowngrade: interrupted", file=sys.stderr)
         return 130

@@ -178,7 +178,7 @@ def _num(value: Any) -> str:
 def _grade(output: dict[str, Any]) -> tuple[str, str]:
     """(text, css class) of an output's grade: the parity issue's grade when the report has one."""
     grade = output.get("grade") or output.get("status") or "?"
-    good = {"match", "bit-identical", "within-noise", "exact"}
+    good = {"match", "bit-identical", "within-noise", "within-tolerance", "exact"}
     return str(grade), ("ok" if grade in good else "bad")
 
 
@@ -264,23 +264,28 @@ def _parity(data: dict[str, Any]) -> str:
     outputs = parity.get("outputs") or []
     if outputs:
         out.append('<table><tr><th>signature</th><th>output</th><th>dtype</th><th>shape</th><th>grade</th>'
-                   '<th>max abs err</th><th>max rel err</th><th>bound (rtol / atol)</th>'
+                   '<th>max abs err</th><th>max rel err</th><th>bound (absolute, or rtol / atol)</th>'
                    '<th>errors against the bound</th></tr>')
         for o in outputs:
             if not isinstance(o, dict):
                 continue
             grade, css = _grade(o)
             bound = o.get("bound")
-            tol = (f"{_num(o.get('rtol'))} / {_num(o.get('atol'))}" if o.get("rtol") is not None else "exact")
-            if bound is not None:
-                tol += f" (bound {_num(bound) if not isinstance(bound, dict) else _e(bound)})"
+            if o.get("rtol") is not None:  # --rtol/--atol given, or a dtype judged by fixed tolerances
+                tol = f"{_num(o.get('rtol'))} / {_num(o.get('atol'))}"
+            elif bound is not None:  # the model's measured noise bound, and where it came from
+                tol = (f"{_num(bound) if not isinstance(bound, dict) else _e(bound)}"
+                       + (f'<div class="more">{_e(o.get("bound_origin"))}</div>' if o.get("bound_origin") else ""))
+            else:
+                tol = "exact"
             message = f'<div class="more">{_e(o.get("message"))}</div>' if o.get("message") else ""
             out.append(f'<tr><td>{_e(o.get("signature"))}</td><td>{_e(o.get("output"))}</td><td>{_e(o.get("dtype"))}</td>'
                        f'<td>{_e(o.get("shape"))}</td><td><span class="badge {css}">{_e(grade)}</span>{message}</td>'
                        f'<td class="num">{_num(o.get("max_abs_error"))}</td><td class="num">{_num(o.get("max_rel_error"))}</td>'
                        f'<td class="num">{tol}</td><td>{histogram_svg(o.get("error_histogram")) if o.get("error_histogram") else "exact comparison" if o.get("rtol") is None else ""}</td></tr>')
         out.append('</table><p class="legend">Histogram: elements equal bit for bit (green), then the error of each '
-                   'other element divided by its bound atol + rtol·|expected|, by decade; the dashed red line is '
+                   'other element divided by its bound (the measured noise bound of the model, or atol + rtol·|expected| '
+                   'with --rtol/--atol), by decade; the dashed red line is '
                    'the bound, bars right of it (red) are out of tolerance.</p>')
     for skipped in parity.get("skipped") or []:
         out.append(f'<p class="bad">Not compared: {_e(skipped)}</p>')

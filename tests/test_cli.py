@@ -112,3 +112,21 @@ def test_unwritable_report_path_is_bad_input_before_any_work(flag: str, tmp_path
     assert not out.exists()
     folder = run_cli("check", fixture_dir("keras3_cnn"), "--to", "2.3", flag, tmp_path)
     assert folder.code == 2 and "is a folder" in folder.stderr
+
+
+def test_a_reader_that_leaves_early_is_not_an_internal_error() -> None:
+    """`tfdowngrade targets | head -1`: stdout's reader is gone before we write (EPIPE)."""
+    import os
+    import subprocess
+
+    from conftest import CLI, ROOT
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        proc = subprocess.run([*CLI, "targets"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=300, cwd=ROOT)
+    finally:
+        os.close(write_end)
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports it
