@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import networkx as nx
 from google.protobuf import message
@@ -66,9 +66,11 @@ def build_scopes(proto: saved_model_pb2.SavedModel) -> list[MetaGraphScopes]:
     return result
 
 
-def _called_functions(scope: Scope, library: set[str]) -> set[str]:
-    called = set()
-    for _, node in scope.nodes():
+def functions_called_by(nodes: Iterable[NodeDef], library: set[str]) -> set[str]:
+    """The functions these nodes call: ops named in `library`, and every func attr's function
+    (which may be missing from the library: _check_calls reports that)."""
+    called: set[str] = set()
+    for node in nodes:
         if node.op in library:
             called.add(node.op)
         for value in node.attr.values():
@@ -77,6 +79,10 @@ def _called_functions(scope: Scope, library: set[str]) -> set[str]:
             elif value.WhichOneof("value") == "list":
                 called.update(f.name for f in value.list.func)
     return called
+
+
+def _called_functions(scope: Scope, library: set[str]) -> set[str]:
+    return functions_called_by((node for _, node in scope.nodes()), library)
 
 
 def _check_calls(label: str, graph: Scope, functions: list[Scope]) -> None:

@@ -37,7 +37,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from google.protobuf import any_pb2, descriptor, descriptor_pb2, descriptor_pool, message, wrappers_pb2
 
@@ -102,10 +102,11 @@ def _file_set(release: Release) -> descriptor_pb2.FileDescriptorSet:
     return descriptor_pb2.FileDescriptorSet.FromString(data)
 
 
-@functools.cache
-def load_schema(release: Release) -> Schema:
-    """The target's schema, in a private DescriptorPool (never the installed TF's default pool)."""
-    files = {f.name: f for f in _file_set(release).file}
+def _pool_of(files: dict[str, descriptor_pb2.FileDescriptorProto],
+             edit: Callable[[descriptor_pb2.FileDescriptorProto], None] | None = None) -> descriptor_pool.DescriptorPool:
+    """A private DescriptorPool of `files`, each added after its dependencies; protobuf's own
+    well-known types come from the installed protobuf. `edit`, if given, changes a copy of each
+    other file before it is added."""
     pool = descriptor_pool.DescriptorPool()
     added: set[str] = set()
 
@@ -120,10 +121,24 @@ def load_schema(release: Release) -> Schema:
             return
         for dependency in files[name].dependency:
             add(dependency)
-        pool.Add(files[name])
+        if edit is None:
+            pool.Add(files[name])
+            return
+        proto = descriptor_pb2.FileDescriptorProto()
+        proto.CopyFrom(files[name])
+        edit(proto)
+        pool.Add(proto)
 
     for name in sorted(files):
         add(name)
+    return pool
+
+
+@functools.cache
+def load_schema(release: Release) -> Schema:
+    """The target's schema, in a private DescriptorPool (never the installed TF's default pool)."""
+    files = {f.name: f for f in _file_set(release).file}
+    pool = _pool_of(files)
     return Schema(release, pool, tuple(sorted(files)))
 
 
@@ -372,28 +387,13 @@ def _strict_message(proto: descriptor_pb2.DescriptorProto, prefix: str, schema: 
 def _strict_schema(target: Release, source_pool: descriptor_pool.DescriptorPool) -> _Strict:
     schema = load_schema(target)
     files = {f.name: f for f in _file_set(target).file}
-    pool = descriptor_pool.DescriptorPool()
-    added: set[str] = set()
 
-    def add(name: str) -> None:
-        if name in added:
-            return
-        added.add(name)
-        proto = descriptor_pb2.FileDescriptorProto()
-        if name in _WELL_KNOWN:
-            _WELL_KNOWN[name].CopyToProto(proto)
-            pool.Add(proto)
-            return
-        proto.CopyFrom(files[name])
-        for dependency in proto.dependency:
-            add(dependency)
+    def strict(proto: descriptor_pb2.FileDescriptorProto) -> None:
         proto.syntax = "proto2"
         for message_proto in proto.message_type:
             _strict_message(message_proto, proto.package, schema, source_pool)
-        pool.Add(proto)
 
-    for name in sorted(files):
-        add(name)
+    pool = _pool_of(files, strict)
     return _Strict(pool)
 
 

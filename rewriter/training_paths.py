@@ -20,6 +20,7 @@ from rewriter.protos import function_pb2, node_def_pb2, types_pb2
 from rewriter.protos import meta_graph_pb2, saved_model_pb2
 
 from rewriter import attr_values
+from rewriter.model import functions_called_by
 from rewriter.findings import Finding
 from rewriter.releases import Release
 
@@ -35,16 +36,7 @@ class Stubbed:
 
 
 def _calls(function_nodes: Iterable[node_def_pb2.NodeDef], library: set[str]) -> set[str]:
-    called: set[str] = set()
-    for node in function_nodes:
-        if node.op in library:
-            called.add(node.op)
-        for value in node.attr.values():
-            if value.WhichOneof("value") == "func":
-                called.add(value.func.name)
-            elif value.WhichOneof("value") == "list":
-                called.update(f.name for f in value.list.func)
-    return called & library
+    return functions_called_by(function_nodes, library) & library
 
 
 def _loaded_at_load_time(meta_graph: meta_graph_pb2.MetaGraphDef) -> set[str]:
