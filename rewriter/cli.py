@@ -41,6 +41,7 @@ examples:
   tfdowngrade in/ out/ --to tfjs-node@4.22      a consumer instead of a release (see: tfdowngrade targets)
   tfdowngrade targets [--json]                  every consumer, its TF release, and where that comes from
   tfdowngrade rules check my-rule.yaml          validate a rule file
+  tfdowngrade rules explain RULE_ID in/         why a rule did not match each candidate node
 
 exit codes:
   0  converted (and parity matched, unless --no-verify); OUT appears only on exit 0
@@ -48,9 +49,10 @@ exit codes:
   2  bad input or usage
   3  parity failed in the target runtime: nothing is written to OUT; the unverified
      output is kept at OUT.unverified (the error line and the report name it)
-  4  the target runtime (or the source's, see --source-runtime) cannot be obtained or cannot start: nothing is written to OUT;
-     the unverified output is kept at OUT.unverified
+  4  the target runtime (or the source's, see --source-runtime) cannot be obtained or
+     cannot start: nothing is written to OUT; the unverified output is kept at OUT.unverified
   5  internal error (one line and a log file path; please report it)
+  130, 143  interrupted (Ctrl-C) or terminated; 141  stdout's reader left (| head)
   for a repository: the worst code of its versions (the JSON report has each version's)
 """
 if TYPE_CHECKING:
