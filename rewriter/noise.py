@@ -175,12 +175,23 @@ def perturb(array: np.ndarray, precision: str, rng: np.random.Generator) -> np.n
     if array.dtype.kind not in "fc" or array.size == 0:
         return array
     signs = rng.choice(np.array([-1.0, 1.0]), size=array.shape)
+    moved = _moved(array, signs, precision)
+    # An element at the top of its dtype's range moves the other way instead of overflowing to
+    # infinity (which would change the output's non-finite positions and measure nothing).
+    overflowed = ~np.isfinite(moved) & np.isfinite(array)
+    if overflowed.any():
+        moved = np.where(overflowed, _moved(array, -signs, precision), moved)
+    return moved
+
+
+def _moved(array: np.ndarray, signs: np.ndarray, precision: str) -> np.ndarray:
     own = _NUMPY_PRECISION.get(str(array.dtype), "float32")
-    if EPSILON[precision] <= EPSILON[own]:
-        # One ulp of the array's own dtype: the next representable number, up or down.
-        towards = np.where(signs > 0, np.inf, -np.inf).astype(array.dtype)
-        return np.nextafter(array, towards).astype(array.dtype)
-    return (array * (1.0 + signs * EPSILON[precision])).astype(array.dtype)
+    with np.errstate(over="ignore"):
+        if EPSILON[precision] <= EPSILON[own]:
+            # One ulp of the array's own dtype: the next representable number, up or down.
+            towards = np.where(signs > 0, np.inf, -np.inf).astype(array.dtype)
+            return np.nextafter(array, towards).astype(array.dtype)
+        return (array * (1.0 + signs * EPSILON[precision])).astype(array.dtype)
 
 
 def movement(reference: np.ndarray, moved: Iterable[np.ndarray]) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 
 from rewriter.parity import _compare
 
@@ -119,3 +120,19 @@ def test_precision_on_the_path_reads_casts_in_called_functions() -> None:
     assert lowest_precision(mixed, out, np.dtype(np.float32)) == "float16"
     out = plain.signature_def["serving_default"].outputs["output_0"].name  # type: ignore[attr-defined]
     assert lowest_precision(plain, out, np.dtype(np.float32)) == "float32"
+
+
+@pytest.mark.parametrize("dtype, precision", [("float16", "float16"), ("float32", "float32"), ("float32", "float16"),
+                                              ("float64", "bfloat16")])
+def test_a_one_ulp_move_at_the_top_of_the_range_stays_finite(dtype: str, precision: str) -> None:
+    """An input at its dtype's largest value moves down, not to infinity (which measures nothing)."""
+    from rewriter.noise import perturb
+
+    top = np.finfo(dtype).max
+    values = np.array([top, -top, 1.0, -2.5], dtype)
+    for seed in range(8):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no overflow warning either
+            moved = perturb(values, precision, np.random.default_rng(seed))
+        assert moved.dtype == values.dtype and np.isfinite(moved).all()
+        assert (moved != values).all()
