@@ -37,6 +37,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from rewriter.model import functions_called_by
+
 # One rounding step of each float precision (numpy has no bfloat16: 2**-7 is its epsilon).
 EPSILON = {
     "float16": float(np.finfo(np.float16).eps),
@@ -111,14 +113,7 @@ def _dt_precision(dtype: int) -> str | None:
 
 
 def _called_functions(node: Any, library: set[str]) -> set[str]:
-    called = {node.op} & library
-    for value in node.attr.values():
-        kind = value.WhichOneof("value")
-        if kind == "func":
-            called.add(value.func.name)
-        elif kind == "list":
-            called |= {f.name for f in value.list.func}
-    return called & library
+    return functions_called_by([node], library) & library
 
 
 def path_precisions(meta_graph: Any, tensor_name: str) -> set[str]:
