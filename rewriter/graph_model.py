@@ -199,6 +199,41 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
     return scope
 
 
+def check_nodes(kind: str, name: str, nodes: Any, arg_names: list[str],
+                ret: Any = None, control_ret: Any = None) -> None:
+    """Raise the GraphModelError that building the scope would raise, without building it: the
+    same checks in the same order, on the NodeDefs (a set of names instead of a networkx graph)."""
+    where = f"function {name}" if kind == "function" else f"graph {name}"
+    names: set[str] = set()
+    for node in nodes:
+        if node.name in names:
+            raise GraphModelError(f"{where}: two nodes are named {node.name!r}")
+        names.add(node.name)
+    args = set(arg_names)
+    is_function = kind == "function"
+    for node in nodes:
+        for text in node.input:
+            src, port = _split_input(text)
+            if is_function and port in ("", None) and src in args:
+                continue
+            if src not in names:
+                raise GraphModelError(f"{where}: node {node.name!r} ({node.op}) has input {text!r} that names no node")
+    for out_name, text in (ret or {}).items():
+        src, port = _split_input(text)
+        if not (port == "" and src in args) and src not in names:
+            raise GraphModelError(f"{where}: return value {out_name!r} names no node ({text!r})")
+    for out_name, node_name in (control_ret or {}).items():
+        if node_name not in names:
+            raise GraphModelError(f"{where}: control return {out_name!r} names no node ({node_name!r})")
+
+
+def check_function(function: function_pb2.FunctionDef) -> None:
+    """check_nodes for a FunctionDef (what scope_from_function would raise)."""
+    signature = function.signature
+    check_nodes("function", signature.name, function.node_def, [arg.name for arg in signature.input_arg],
+                function.ret, function.control_ret)
+
+
 def scope_from_graph_def(name: str, graph_def: graph_pb2.GraphDef) -> Scope:
     """The GraphDef's nodes (its function library becomes separate scopes)."""
     return _scope_from_nodes("graph", name, graph_def, graph_def.node, [])

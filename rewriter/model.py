@@ -17,6 +17,8 @@ from rewriter.errors import BadInput
 from rewriter.graph_model import (
     GraphModelError,
     Scope,
+    check_function,
+    check_nodes,
     fill_nodes,
     function_from_scope,
     graph_def_from_scope,
@@ -56,14 +58,33 @@ def build_scopes(proto: saved_model_pb2.SavedModel) -> list[MetaGraphScopes]:
             functions = [scope_from_function(f) for f in meta_graph.graph_def.library.function]
         except GraphModelError as error:
             raise BadInput(f"saved_model.pb: {error}") from None
-        names = [f.name for f in functions]
-        if len(set(names)) != len(names):
-            duplicate = next(n for n in names if names.count(n) > 1)
-            raise BadInput(f"saved_model.pb: function {duplicate!r} is defined twice in the library")
-        _check_calls(label, graph, functions)
-        _check_object_graph(label, meta_graph, set(names))
+        _check_library(label, meta_graph, graph, functions)
         result.append(MetaGraphScopes(index, list(meta_graph.meta_info_def.tags), graph, functions))
     return result
+
+
+def check_model(proto: saved_model_pb2.SavedModel) -> None:
+    """Raise the BadInput that build_scopes would raise, without building any graph model (plan()
+    builds one only for a scope a rule can match, one scope at a time)."""
+    for model in proto_models(proto):
+        meta_graph = proto.meta_graphs[model.index]
+        try:
+            check_nodes("graph", model.label, meta_graph.graph_def.node, [])
+            for function in meta_graph.graph_def.library.function:
+                check_function(function)
+        except GraphModelError as error:
+            raise BadInput(f"saved_model.pb: {error}") from None
+        _check_library(model.label, meta_graph, model.graph, model.functions)
+
+
+def _check_library(label: str, meta_graph: meta_graph_pb2.MetaGraphDef, graph: "Scope | ProtoScope",
+                   functions: "list[Scope] | list[ProtoScope]") -> None:
+    names = [f.name for f in functions]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise BadInput(f"saved_model.pb: function {duplicate!r} is defined twice in the library")
+    _check_calls(label, graph, functions)
+    _check_object_graph(label, meta_graph, set(names))
 
 
 def functions_called_by(nodes: Iterable[NodeDef], library: set[str]) -> set[str]:
@@ -81,11 +102,11 @@ def functions_called_by(nodes: Iterable[NodeDef], library: set[str]) -> set[str]
     return called
 
 
-def _called_functions(scope: Scope, library: set[str]) -> set[str]:
+def _called_functions(scope: "Scope | ProtoScope", library: set[str]) -> set[str]:
     return functions_called_by((node for _, node in scope.nodes()), library)
 
 
-def _check_calls(label: str, graph: Scope, functions: list[Scope]) -> None:
+def _check_calls(label: str, graph: "Scope | ProtoScope", functions: "list[Scope] | list[ProtoScope]") -> None:
     """Every called function exists, and no function reaches itself (TF cannot instantiate that)."""
     library = {scope.name for scope in functions}
     calls = {scope.name: _called_functions(scope, library) for scope in functions}
@@ -150,7 +171,7 @@ def _object_references(object_graph: SavedObjectGraph) -> Iterator[tuple[str, in
             yield f"concrete function {name!r} (bound input)", bound
 
 
-def _looks_like_function_call(scope: Scope, name: str) -> bool:
+def _looks_like_function_call(scope: "Scope | ProtoScope", name: str) -> bool:
     # func attrs name functions; an op name in a func attr (rare) is not a missing function.
     for _, node in scope.nodes():
         for key, value in node.attr.items():
@@ -295,6 +316,8 @@ class ProtoScope:
     label: str
     node_defs: list[NodeDef]
     _by_name: dict[str, NodeDef] | None = field(default=None, repr=False)
+    name: str = ""  # the function's or the MetaGraphDef's name, as Scope.name
+    is_function: bool = False
 
     def where(self) -> str:
         return self.label
@@ -309,14 +332,38 @@ class ProtoScope:
         return [(text, "") for text in self._by_name[name].input if not text.startswith("^")]
 
 
-def proto_scopes(proto: saved_model_pb2.SavedModel) -> list[tuple[int, list[ProtoScope], dict[str, OpDef]]]:
-    """Per MetaGraphDef: its index, its graph and functions as ProtoScopes (labelled as Scope.where()
-    labels them), and the signatures of its library."""
+@dataclass
+class ProtoModel:
+    """A MetaGraphDef's scopes as ProtoScopes (as MetaGraphScopes holds them as graph models)."""
+
+    index: int
+    label: str
+    graph: ProtoScope
+    functions: list[ProtoScope]
+    library: dict[str, OpDef]  # function name -> its signature
+
+    @property
+    def scopes(self) -> list[ProtoScope]:
+        return [self.graph, *self.functions]
+
+    def signatures(self) -> dict[str, OpDef]:
+        return self.library
+
+
+def proto_models(proto: saved_model_pb2.SavedModel) -> list[ProtoModel]:
+    """Per MetaGraphDef: its graph and functions as ProtoScopes, labelled as Scope.where() labels them."""
     result = []
     for index, meta_graph in enumerate(proto.meta_graphs):
         label = meta_graph_label(meta_graph, index)
         library = meta_graph.graph_def.library.function
-        scopes = [ProtoScope(f"graph {label}", list(meta_graph.graph_def.node))]
-        scopes += [ProtoScope(f"function {f.signature.name}", list(f.node_def)) for f in library]
-        result.append((index, scopes, {f.signature.name: f.signature for f in library}))
+        graph = ProtoScope(f"graph {label}", list(meta_graph.graph_def.node), name=label)
+        functions = [ProtoScope(f"function {f.signature.name}", list(f.node_def), name=f.signature.name, is_function=True)
+                     for f in library]
+        result.append(ProtoModel(index, label, graph, functions, {f.signature.name: f.signature for f in library}))
     return result
+
+
+def proto_scopes(proto: saved_model_pb2.SavedModel) -> list[tuple[int, list[ProtoScope], dict[str, OpDef]]]:
+    """Per MetaGraphDef: its index, its graph and functions as ProtoScopes (labelled as Scope.where()
+    labels them), and the signatures of its library."""
+    return [(model.index, model.scopes, model.library) for model in proto_models(proto)]

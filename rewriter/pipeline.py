@@ -21,20 +21,21 @@ from rewriter.protos import saved_model_pb2
 from rewriter import __version__, normalize, object_graph, schema_check, training_paths
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
+from rewriter.graph_model import fill_nodes, function_from_scope, scope_from_function, scope_from_graph_def
 from rewriter.model import (
     MetaGraphScopes,
+    ProtoModel,
     ProtoScope,
-    build_scopes,
+    check_model,
     external_names,
-    fill_skeleton,
+    proto_models,
     proto_scopes,
     skeleton_of,
-    write_back,
 )
 from rewriter.python_loader_caveats import python_loader_caveats
 from rewriter.registry import OpRegistry, load_registry, newest_registry
 from rewriter.releases import Release, known_releases, release_of_producer
-from rewriter.rule_engine import Application, OpLookup, apply_rules
+from rewriter.rule_engine import Application, OpLookup, RuleOutcome, RuleRun
 from rewriter.rule_loader import Rule, load_rules
 from rewriter.savedmodel_io import (
     FINGERPRINT_PB,
@@ -108,16 +109,49 @@ def _registry_for(release: Release) -> OpRegistry:
     return load_registry(max(r for r in known if r <= release))
 
 
-def _lookups(models: list[MetaGraphScopes], source: OpRegistry, target: OpRegistry) -> tuple[dict, dict]:
-    lookups: dict[int, OpLookup] = {}
-    libraries: dict[int, dict[str, op_def_pb2.OpDef]] = {}
+def _apply_rules_by_scope(original: saved_model_pb2.SavedModel, output: saved_model_pb2.SavedModel, skeleton: bool,
+                          models: list[ProtoModel], rules: list[Rule], target: Release, source: OpRegistry,
+                          target_registry: OpRegistry, options: Options) -> RuleOutcome:
+    """The rules, one scope at a time (rule_engine.RuleRun), each scope then put into `output`.
+
+    A scope none of whose ops is a rule's root op is matched by no rule: it gets no graph model
+    and is copied from `original` as it is (in C). Any other scope gets its graph model, the rules,
+    and, if a rule applied or found something there, is serialized from it (else copied: an
+    untouched scope serializes to the same bytes); its graph model then goes, so at most one
+    scope's graph model is in memory. `skeleton`: `output` is skeleton_of(original), which the
+    scopes fill; else a deep copy of it, whose touched scopes are replaced.
+    """
+    run = RuleRun(rules, target, options.allow_lossy, options.strict)
+    position = 0
     for model in models:
-        signatures = model.signatures()
-        lookup = OpLookup(source, target, signatures)
-        for scope in model.scopes:
-            lookups[id(scope)] = lookup
-            libraries[id(scope)] = signatures
-    return lookups, libraries
+        meta_graph, graph_def = original.meta_graphs[model.index], output.meta_graphs[model.index].graph_def
+        lookup = OpLookup(source, target_registry, model.library)
+        externals = external_names(output.meta_graphs[model.index])
+        source_nodes = meta_graph.graph_def.node
+        if any(node.op in run.root_ops for node in model.graph.node_defs):
+            scope = scope_from_graph_def(model.label, meta_graph.graph_def)
+            if run.apply(position, scope, lookup, externals):
+                del graph_def.node[:]
+                fill_nodes(graph_def.node, scope)
+            elif skeleton:
+                graph_def.node.extend(source_nodes)
+            del scope
+        elif skeleton:
+            graph_def.node.extend(source_nodes)
+        position += 1
+        for function_index, (function, proto_scope) in enumerate(zip(meta_graph.graph_def.library.function, model.functions)):
+            rewritten = None
+            if any(node.op in run.root_ops for node in proto_scope.node_defs):
+                scope = scope_from_function(function)
+                if run.apply(position, scope, lookup, set()):
+                    rewritten = function_from_scope(scope)
+                del scope
+            if skeleton:
+                graph_def.library.function.add().CopyFrom(rewritten if rewritten is not None else function)
+            elif rewritten is not None:
+                graph_def.library.function[function_index].CopyFrom(rewritten)
+            position += 1
+    return run.outcome()
 
 
 def plan(input_dir: Path, options: Options, progress: Progress | None = None) -> Plan:
@@ -132,13 +166,14 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     if target > source_release:
         raise BadInput(f"--to {target} is newer than the release that wrote the model ({source_version}); nothing to downgrade")
     rules = load_rules(options.rules_dir)
-    # The graph model reads IN's proto (never changing it); the output starts as IN's proto without
-    # its graphs, which the scopes fill in after the rules (so each constant is copied only once).
-    models = build_scopes(files.proto)
+    check_model(files.proto)  # what building the graph model would reject, before any work
+    models = proto_models(files.proto)
+    # The output starts as IN's proto without its graphs, which are filled in scope by scope after
+    # the rules (so each constant is copied only once).
     skeleton = skeleton_of(files.proto)
     proto = skeleton if skeleton is not None else copy.deepcopy(files.proto)
     source_registry, target_registry = _registry_for(source_release), load_registry(target)
-    lookups, libraries = _lookups(models, source_registry, target_registry)
+    libraries = {id(scope): model.library for model in models for scope in model.scopes}
     scopes = [scope for model in models for scope in model.scopes]
     say(f"checking {len(scopes)} graphs against TensorFlow {target}'s registry")
     malformed = malformed_attrs(scopes, source_registry, libraries)
@@ -148,19 +183,10 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
         raise BadInput(f"saved_model.pb: {first.where}, node {first.node!r} ({first.op}): {first.message}{more}: "
                        "a malformed model, which no TensorFlow release loads")
     before, before_by_node = _validate_per_node(models, target_registry, libraries)
-    externals = {id(model.graph): external_names(proto.meta_graphs[model.index]) for model in models}
     say("applying rules")
-    outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy, options.strict)
-    # Only scopes a rule changed (or failed while changing: rule-error) are serialized again.
-    touched = {a.where for a in outcome.applications} | {f.where for f in outcome.findings}
-    if skeleton is not None:
-        fill_skeleton(proto, files.proto, models, touched)
-    else:
-        write_back(proto, models, touched)
-    # The graph model's copies of the nodes are not needed any more. Its objects refer to each other
-    # (scope <-> index), so only the cycle collector frees them: now, not at some later allocation.
-    del models, scopes
-    gc.collect()
+    outcome = _apply_rules_by_scope(files.proto, proto, skeleton is not None, models, rules, target,
+                                    source_registry, target_registry, options)
+    del scopes, libraries
     say("applying object-graph rules")
     og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy, strict=options.strict)
@@ -206,7 +232,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
 NodeKey = tuple[int, str, str]  # (MetaGraphDef index, scope where(), node name)
 
 
-def _validate_per_node(models: list[MetaGraphScopes], registry: OpRegistry,
+def _validate_per_node(models: "list[MetaGraphScopes] | list[ProtoModel]", registry: OpRegistry,
                        libraries: dict[int, dict[str, op_def_pb2.OpDef]]) -> tuple[list[Finding], dict[NodeKey, list[Finding]]]:
     """The validator on the input, and its findings grouped by node (for _validate_output)."""
     findings: list[Finding] = []

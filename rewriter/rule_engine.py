@@ -631,64 +631,112 @@ def apply_rules(
     `lookups[id(scope)]` and `external_names[id(scope)]` give each scope its op lookup and the
     names referenced from outside it.
     """
-    active = [rule for rule in rules if rule.applies_to(target)]
-    rewrites = [rule for rule in active if rule.rewrite is not None]
-    refusals = [rule for rule in active if rule.refuse is not None]
-    applications: list[Application] = []
-    findings: dict[tuple[str, str, str], Finding] = {}
-    indexes = {id(scope): OpIndex(scope) for scope in scopes}  # one scan per scope, kept current
-    for _ in range(MAX_PASSES):
-        changed = False
-        for rule in rewrites:
-            for scope in scopes:
-                index = indexes[id(scope)]
+    run = RuleRun(rules, target, allow_lossy, strict)
+    for position, scope in enumerate(scopes):
+        run.apply(position, scope, lookups[id(scope)], external_names.get(id(scope), set()))
+    return run.outcome()
+
+
+# (pass, rule's position, scope's position, n-th event of that rule in that scope in that pass):
+# the order in which a whole-model fixpoint (every rule over every scope, pass after pass) meets
+# an application or a finding.
+_Tag = tuple[int, int, int, int]
+
+
+class RuleRun:
+    """apply_rules one scope at a time, with the outcome a whole-model run gives, in its order.
+
+    Rules are local to a scope: a match, its conditions and its rewrite read and change only the
+    scope they are in (and the MetaGraphDef's function signatures, which no rewrite changes). So
+    running the fixpoint (every rule, pass after pass, until nothing changes) scope by scope
+    reaches the same graphs with the same applications and findings as running it over all scopes
+    at once; each event is tagged with where the whole-model run would meet it, and outcome()
+    sorts them back into that order. This lets plan() build each scope's graph model, rewrite it,
+    serialize it and drop it, so only one scope's graph model is ever in memory.
+    """
+
+    def __init__(self, rules: list[Rule], target: Release,
+                 allow_lossy: set[str] | frozenset[str] = frozenset(), strict: bool = False) -> None:
+        active = [rule for rule in rules if rule.applies_to(target)]
+        self.rewrites = [rule for rule in active if rule.rewrite is not None]
+        self.refusals = [rule for rule in active if rule.refuse is not None]
+        self.allow_lossy, self.strict = allow_lossy, strict
+        # A scope with none of these ops is matched by no rule: it needs no graph model.
+        self.root_ops = frozenset(op for rule in active for op in rule.root.ops)
+        self._applications: list[tuple[_Tag, Application]] = []
+        self._findings: dict[tuple[str, str, str], tuple[_Tag, Finding]] = {}
+
+    def _find(self, key: tuple[str, str, str], tag: _Tag, finding: Finding) -> None:
+        # A dict keeps a key where it was first inserted, with the value last set.
+        first = self._findings.get(key)
+        self._findings[key] = (first[0] if first is not None else tag, finding)
+
+    def apply(self, position: int, scope: Scope, lookup: OpLookup, external_names: set[str]) -> bool:
+        """Run the rules on one scope (`position`: its place among all the scopes of the model);
+        whether anything was applied or found there (then the scope must be serialized again)."""
+        before = (len(self._applications), len(self._findings))
+        strict, allow_lossy = self.strict, self.allow_lossy
+        index = OpIndex(scope)  # one scan, kept current
+        where = scope.where()
+        for pass_number in range(MAX_PASSES):
+            changed = False
+            for rule_position, rule in enumerate(self.rewrites):
                 if not any(index.by_op.get(op) for op in rule.root.ops):
                     continue
-                matcher = Matcher(scope, lookups[id(scope)], index)
-                rewriter = Rewriter(scope, lookups[id(scope)], external_names.get(id(scope), set()), index)
+                matcher = Matcher(scope, lookup, index)
+                rewriter = Rewriter(scope, lookup, external_names, index)
+                events = 0
                 for binding in list(matcher.matches(rule)):
                     # An earlier application may have changed the graph: match again before rewriting.
                     fresh = matcher.bind(rule, binding[rule.root.name])
                     if fresh != binding or not matcher.conditions_hold(rule, binding):
                         continue
                     root = scope.node_def(binding[rule.root.name])
+                    tag = (pass_number, rule_position, position, events)
+                    events += 1
                     if rule.exactness == "narrowing" and strict:
-                        findings[(rule.id, scope.where(), root.name)] = Finding(
-                            "narrowing", scope.where(), root.name, root.op,
+                        self._find((rule.id, where, root.name), tag, Finding(
+                            "narrowing", where, root.name, root.op,
                             f"rule {rule.id} rewrites this exactly wherever the output runs, but the output fails "
                             f"on {rule.fails_on} --strict refuses that; convert without --strict to accept it.",
                             rule=rule.id, since=str(rule.since),
-                        )
+                        ))
                         continue
                     if not rule.exact and rule.id not in allow_lossy:
-                        findings[(rule.id, scope.where(), root.name)] = Finding(
-                            "lossy", scope.where(), root.name, root.op,
+                        self._find((rule.id, where, root.name), tag, Finding(
+                            "lossy", where, root.name, root.op,
                             f"rule {rule.id} can rewrite this, but not exactly: {rule.description} "
                             f"Pass --allow-lossy {rule.id} to accept that.",
                             rule=rule.id, since=str(rule.since),
-                        )
+                        ))
                         continue
                     try:
                         application = rewriter.apply(rule_repeat.for_counts(rule, matcher.counts(rule, binding)), binding)
                     except RuleApplicationError as error:
-                        findings[(rule.id, scope.where(), root.name)] = Finding(
-                            "rule-error", scope.where(), root.name, root.op, str(error), rule=rule.id
-                        )
+                        self._find((rule.id, where, root.name), tag, Finding(
+                            "rule-error", where, root.name, root.op, str(error), rule=rule.id
+                        ))
                         continue
                     if application is not None:
-                        applications.append(application)
+                        self._applications.append((tag, application))
                         changed = True
-        if not changed:
-            break
-    else:
-        raise RuleApplicationError(f"the rules still change the graph after {MAX_PASSES} passes: a rule undoes another")
-    for rule in refusals:
-        for scope in scopes:
-            for binding in Matcher(scope, lookups[id(scope)], indexes[id(scope)]).matches(rule):
+            if not changed:
+                break
+        else:
+            raise RuleApplicationError(f"the rules still change the graph after {MAX_PASSES} passes: a rule undoes another")
+        for rule_position, rule in enumerate(self.refusals):
+            if not any(index.by_op.get(op) for op in rule.root.ops):
+                continue
+            for events, binding in enumerate(Matcher(scope, lookup, index).matches(rule)):
                 root = scope.node_def(binding[rule.root.name])
                 assert rule.refuse is not None
-                findings[(rule.id, scope.where(), root.name)] = Finding(
-                    "refused", scope.where(), root.name, root.op, rule.refuse, rule=rule.id, since=str(rule.since)
-                )
-    return RuleOutcome(applications, list(findings.values()))
+                self._find((rule.id, where, root.name), (MAX_PASSES, rule_position, position, events), Finding(
+                    "refused", where, root.name, root.op, rule.refuse, rule=rule.id, since=str(rule.since)
+                ))
+        return (len(self._applications), len(self._findings)) != before
+
+    def outcome(self) -> RuleOutcome:
+        applications = [app for _, app in sorted(self._applications, key=lambda item: item[0])]
+        findings = [finding for _, finding in sorted(self._findings.values(), key=lambda item: item[0])]
+        return RuleOutcome(applications, findings)
 
