@@ -1,9 +1,9 @@
 """Object-graph rules: bring the protobuf *messages* of a SavedModel to the target's schema.
 
-The op rules (rules/*.yaml, rewriter/rule_engine.py) rewrite nodes of graphs. What TF's Python
+The op rules (rules/*.yaml, rewriter/rules/engine.py) rewrite nodes of graphs. What TF's Python
 loader also reads is a tree of messages: the SavedObjectGraph in saved_model.pb, the checkpoint's
 TrackableObjectGraph (variables/), Keras' keras_metadata.pb. Newer TF writes fields and oneof cases
-there that older releases lack (rewriter/schema_check.py finds them; `schema_check.diff` lists
+there that older releases lack (rewriter/verify/schema_check.py finds them; `schema_check.diff` lists
 them per release). Object-graph rules say, per field, what the target gets instead. They live in
 rules/object-graph/*.yaml (one rule per YAML document; `---` separates several in one file) and
 share the op rules' story: an id, a description of why the rewrite is exact, `since`, `exact`,
@@ -41,7 +41,7 @@ never dropped (the checkpoint's object graph would no longer line up): that is a
 Rewrites run first, in rule-id order, over every file; refusals (`refuse:`) run after, so they
 see only what no rewrite handled. A rule whose `match:` has `keras_class:` instead of `message:`
 is a Keras-config rule: it rewrites the Keras JSON configs inside the metadata (see
-rewriter/keras_config.py). Keras metadata: a target whose Keras has no SavedMetadata
+rewriter/rules/keras_config.py). Keras metadata: a target whose Keras has no SavedMetadata
 message (TF 2.3, whose Keras reads `SavedObject.user_object.metadata`) gets the metadata of
 keras_metadata.pb copied into the object graph (harmless to newer Keras, which reads the file
 first), and the file is left out (a note says so).
@@ -59,12 +59,13 @@ import yaml
 from google.protobuf import descriptor, message
 from rewriter.protos import saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
 
-from rewriter import bundle_index, keras_config
+from rewriter.savedmodel import bundle_index
+from rewriter.rules import keras_config
 from rewriter.errors import BadInput, RuleFileError
 from rewriter.findings import Finding
-from rewriter.releases import Release, parse_release
-from rewriter.rule_loader import ID_RE, _LineLoader
-from rewriter.savedmodel_io import KERAS_METADATA_PB, SAVED_MODEL_PB, SavedModelFiles
+from rewriter.targets.releases import Release, parse_release
+from rewriter.rules.loader import ID_RE, _LineLoader
+from rewriter.savedmodel.files import KERAS_METADATA_PB, SAVED_MODEL_PB, SavedModelFiles
 
 FILES = (SAVED_MODEL_PB, "checkpoint", KERAS_METADATA_PB)
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -246,7 +247,7 @@ def parse_object_graph_rules_text(text: str, path: str) -> list[ObjectGraphRule]
 
 
 def builtin_object_graph_rules_dir() -> Path:
-    from rewriter.rule_loader import builtin_rules_dir
+    from rewriter.rules.loader import builtin_rules_dir
 
     return builtin_rules_dir() / "object-graph"
 
@@ -645,7 +646,7 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
     Keras metadata that no Keras-config rule can make readable to the target's Keras is left
     out, with a warning (unless `strict`, which refuses instead): the graphs need none of it, and
     the target's load_model then returns the generic restored object, as for Keras 3 exports."""
-    from rewriter import schema_check
+    from rewriter.verify import schema_check
 
     outcome = Outcome()
     active = [r for r in rules if r.applies_to(target)]
@@ -795,7 +796,7 @@ def _drop(proto: saved_model_pb2.SavedModel, drops: list[tuple[ObjectGraphRule, 
 def _read_keras_metadata(files: SavedModelFiles) -> message.Message | None:
     if KERAS_METADATA_PB not in files.other_files:
         return None
-    from rewriter import schema_check
+    from rewriter.verify import schema_check
 
     newest = schema_check.schema_releases()[-1]
     desc = schema_check.load_schema(newest).message_named("SavedMetadata")
