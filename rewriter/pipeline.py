@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from rewriter.protos import saved_model_pb2
 from rewriter import __version__
 from rewriter.savedmodel import normalize
 from rewriter.rules import object_graph
+from rewriter.rules.object_graph_loader import load_object_graph_rules
 from rewriter.verify import schema_check
 from rewriter.rules import training_paths
 from rewriter.errors import BadInput, Refused
@@ -166,7 +166,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     del models, scopes
     gc.collect()
     say("applying object-graph rules")
-    og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
+    og_rules = load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy, strict=options.strict)
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)

@@ -12,12 +12,8 @@ from rewriter.protos import saved_object_graph_pb2, trackable_object_graph_pb2
 from conftest import fixture_dir
 from rewriter.savedmodel import bundle_index
 from rewriter.errors import RuleFileError
-from rewriter.rules.object_graph import (
-    drop_objects,
-    load_object_graph_rules,
-    needed_objects,
-    parse_object_graph_rules_text,
-)
+from rewriter.rules.object_graph_loader import load_object_graph_rules, parse_object_graph_rules_text
+from rewriter.savedmodel.object_graph import drop_objects, needed_objects
 from rewriter.pipeline import Options, plan, write
 from rewriter.targets.releases import Release
 from rewriter.verify.schema_check import diff, first_release_with

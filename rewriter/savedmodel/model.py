@@ -109,7 +109,7 @@ def _check_object_graph(label: str, meta_graph: meta_graph_pb2.MetaGraphDef, lib
     A name the library lacks makes the model unloadable (and made TF's fingerprinting raise
     an undocumented exception while writing, found by tools/fuzz_loader.py).
     """
-    from rewriter.rules.object_graph import used_concrete_functions
+    from rewriter.savedmodel.object_graph import used_concrete_functions
 
     object_graph = meta_graph.object_graph_def
     named = sorted(set(object_graph.concrete_functions) | used_concrete_functions(object_graph))
