@@ -1,13 +1,11 @@
 """The conversion, in one direction: load -> graph -> rules -> validate -> write.
 
-Verification in the real target runtime comes after writing (rewriter/parity.py); the CLI and
+Verification in the real target runtime comes after writing (rewriter/verify/parity.py); the CLI and
 the API chain the two.
 """
 from __future__ import annotations
 
 import copy
-import gc
-import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -18,11 +16,16 @@ from rewriter.protos import op_def_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.protos import saved_model_pb2
 
-from rewriter import __version__, normalize, object_graph, schema_check, training_paths
+from rewriter import __version__
+from rewriter.savedmodel import normalize
+from rewriter.rules import object_graph
+from rewriter.rules.object_graph_loader import load_object_graph_rules
+from rewriter.verify import schema_check
+from rewriter.rules import training_paths
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
-from rewriter.graph_model import fill_nodes, function_from_scope, scope_from_function, scope_from_graph_def
-from rewriter.model import (
+from rewriter.savedmodel.graph_model import fill_nodes, function_from_scope, scope_from_function, scope_from_graph_def
+from rewriter.savedmodel.model import (
     MetaGraphScopes,
     ProtoModel,
     ProtoScope,
@@ -32,12 +35,13 @@ from rewriter.model import (
     proto_scopes,
     skeleton_of,
 )
-from rewriter.python_loader_caveats import python_loader_caveats
-from rewriter.registry import OpRegistry, load_registry, newest_registry
-from rewriter.releases import Release, known_releases, release_of_producer
-from rewriter.rule_engine import Application, OpLookup, RuleOutcome, RuleRun
-from rewriter.rule_loader import Rule, load_rules
-from rewriter.savedmodel_io import (
+from rewriter.verify.python_loader_caveats import python_loader_caveats
+from rewriter.targets.registry import OpRegistry, load_registry, newest_registry
+from rewriter.targets.releases import Release, known_releases, release_of_producer
+from rewriter.rules.engine import Application, RuleOutcome, RuleRun
+from rewriter.savedmodel.op_signatures import OpSignatures
+from rewriter.rules.loader import Rule, load_rules
+from rewriter.savedmodel.files import (
     FINGERPRINT_PB,
     SavedModelFiles,
     check_output_location,
@@ -47,7 +51,7 @@ from rewriter.savedmodel_io import (
     publish,
     stage_saved_model,
 )
-from rewriter.validator import malformed_attrs, validate_scopes
+from rewriter.verify.validator import malformed_attrs, validate_scopes
 
 Progress = Callable[[str], None]
 # fingerprint.pb appeared with TF 2.12; older releases neither read nor write it.
@@ -112,7 +116,7 @@ def _registry_for(release: Release) -> OpRegistry:
 def _apply_rules_by_scope(original: saved_model_pb2.SavedModel, output: saved_model_pb2.SavedModel, skeleton: bool,
                           models: list[ProtoModel], rules: list[Rule], target: Release, source: OpRegistry,
                           target_registry: OpRegistry, options: Options) -> RuleOutcome:
-    """The rules, one scope at a time (rule_engine.RuleRun), each scope then put into `output`.
+    """The rules, one scope at a time (rules.engine.RuleRun), each scope then put into `output`.
 
     A scope none of whose ops is a rule's root op is matched by no rule: it gets no graph model
     and is copied from `original` as it is (in C). Any other scope gets its graph model, the rules,
@@ -125,12 +129,13 @@ def _apply_rules_by_scope(original: saved_model_pb2.SavedModel, output: saved_mo
     position = 0
     for model in models:
         meta_graph, graph_def = original.meta_graphs[model.index], output.meta_graphs[model.index].graph_def
-        lookup = OpLookup(source, target_registry, model.library)
-        externals = external_names(output.meta_graphs[model.index])
+        ops = OpSignatures(source, target_registry, model.library)
+        externals = frozenset(external_names(output.meta_graphs[model.index]))
         source_nodes = meta_graph.graph_def.node
         if any(node.op in run.root_ops for node in model.graph.node_defs):
             scope = scope_from_graph_def(model.label, meta_graph.graph_def)
-            if run.apply(position, scope, lookup, externals):
+            scope.ops, scope.external_names = ops, externals
+            if run.apply(position, scope):
                 del graph_def.node[:]
                 fill_nodes(graph_def.node, scope)
             elif skeleton:
@@ -143,7 +148,8 @@ def _apply_rules_by_scope(original: saved_model_pb2.SavedModel, output: saved_mo
             rewritten = None
             if any(node.op in run.root_ops for node in proto_scope.node_defs):
                 scope = scope_from_function(function)
-                if run.apply(position, scope, lookup, set()):
+                scope.ops = ops
+                if run.apply(position, scope):
                     rewritten = function_from_scope(scope)
                 del scope
             if skeleton:
@@ -188,7 +194,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
                                     source_registry, target_registry, options)
     del scopes, libraries
     say("applying object-graph rules")
-    og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
+    og_rules = load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy, strict=options.strict)
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)
@@ -198,7 +204,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     rule_findings = outcome.findings
     if not options.strict:
         # Functions only a training-mode path runs: stubbed with an error naming tfdowngrade
-        # (rewriter/training_paths.py), so their problems no longer stop the model.
+        # (rewriter/rules/training_paths.py), so their problems no longer stop the model.
         candidates = [f for f in outcome.findings if f.kind in ("refused", "lossy")] + after
         stubbed = training_paths.stub_unreached(proto, candidates, target)
         if stubbed.functions:
