@@ -100,11 +100,18 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
     """Apply the rules of one file; return the (rule, meta graph index, node id) drops asked for."""
     drops: list[tuple[ObjectGraphRule, int, str]] = []
     memo: dict[str, bool] = {}
+    # The messages of a type, with their paths and object positions, found by one walk for all the
+    # rules on that type (four rules on NodeDef walked the whole model four times). A drop never
+    # changes which messages of its own rule's type there are (the walk stops at the outermost
+    # one), but it may take away messages of other types: then only this type's walk is kept.
+    found: dict[str, list[tuple[str, message.Message, int | None, int | None]]] = {}
     for rule in rules:
         if rule.file != file or (rule.refuse is not None) != refusing or rule.keras_match is not None:
             continue
-        for path, msg in list(messages_of_type(root, rule.message, "", memo)):
-            meta_index, node_id = _object_position(path)
+        if rule.message not in found:
+            found[rule.message] = [(path, msg, *_object_position(path))
+                                   for path, msg in messages_of_type(root, rule.message, "", memo)]
+        for path, msg, meta_index, node_id in found[rule.message]:
             ctx = contexts.get(meta_index) if meta_index is not None else None
             if not all(_holds(c, msg, ctx, node_id) for c in rule.where):
                 continue
@@ -115,14 +122,18 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
             for name in rule.drop_fields:
                 if drop_field(msg, name):
                     outcome.applications.append(ObjectGraphApplication(rule.id, file, path, f"dropped {name}"))
+                    found = {rule.message: found[rule.message]}
             if rule.drop_object and meta_index is not None and node_id is not None:
                 drops.append((rule, meta_index, path))
     return drops
 
 
+_OBJECT_PATH = re.compile(r"^meta_graphs\[(\d+)\]\.object_graph_def\.nodes\[(\d+)\]")
+
+
 def _object_position(path: str) -> tuple[int | None, int | None]:
     """(meta graph index, node id) of a path 'meta_graphs[0].object_graph_def.nodes[12]...'."""
-    match = re.match(r"^meta_graphs\[(\d+)\]\.object_graph_def\.nodes\[(\d+)\]", path)
+    match = _OBJECT_PATH.match(path)
     if not match:
         return None, None
     return int(match.group(1)), int(match.group(2))
