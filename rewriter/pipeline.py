@@ -444,25 +444,20 @@ def _chain(first: Callable[[Path], None] | None, then: Callable[[Path], None]) -
 
 def _write_fingerprint(directory: Path, target: Release) -> str | None:
     """A fingerprint of the new bytes, with the fields the target's FingerprintDef has; checked
-    against the target's schema before OUT is renamed into place. Returns why it was omitted, if it was."""
-    from tensorflow.python.saved_model import pywrap_saved_model
+    against the target's schema before OUT is renamed into place. Returns why it was omitted, if it was.
 
-    from rewriter.protos import fingerprint_pb2
+    The hashes are TensorFlow's own (rewriter/savedmodel/fingerprint.py, equal field for field to
+    TF 2.21's CreateFingerprintDef: tests/test_fingerprint.py), computed without importing it."""
+    from rewriter.savedmodel.fingerprint import FingerprintError, create_fingerprint
 
-    fingerprint = fingerprint_pb2.FingerprintDef()
     try:
-        fingerprint.ParseFromString(pywrap_saved_model.fingerprinting.CreateFingerprintDef(str(directory)))
-    except Exception as error:  # TF's FingerprintException & co.: TF loads a model without fingerprint.pb
-        text = str(error).strip()
-        return text.splitlines()[0] if text else type(error).__name__
-    if fingerprint.uuid:
-        # TF fills uuid at random; ours is derived from the content hashes, so the same output
-        # always gets the same fingerprint.pb (conversion is deterministic, byte for byte).
-        content = fingerprint_pb2.FingerprintDef()
-        content.CopyFrom(fingerprint)
-        content.ClearField("uuid")
-        digest = hashlib.sha256(content.SerializeToString(deterministic=True)).digest()
-        fingerprint.uuid = str(uuid.UUID(bytes=digest[:16], version=4))
+        fingerprint = create_fingerprint(directory)
+    except FingerprintError as error:  # as TF's FingerprintException: TF loads a model without fingerprint.pb
+        return str(error)
+    # TF fills uuid at random; ours is derived from the content hashes, so the same output
+    # always gets the same fingerprint.pb (conversion is deterministic, byte for byte).
+    digest = hashlib.sha256(fingerprint.SerializeToString(deterministic=True)).digest()
+    fingerprint.uuid = str(uuid.UUID(bytes=digest[:16], version=4))
     schema_check.drop_unknown_fields(fingerprint, target)
     problems = schema_check.check_message(fingerprint, target, FINGERPRINT_PB)
     if problems:
