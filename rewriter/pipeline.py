@@ -192,7 +192,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     say("applying rules")
     outcome = _apply_rules_by_scope(files.proto, proto, skeleton is not None, models, rules, target,
                                     source_registry, target_registry, options)
-    del scopes, libraries
+    del scopes, libraries, models  # the NodeDef wrappers of every scope: not needed any more
     say("applying object-graph rules")
     og_rules = load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy, strict=options.strict)

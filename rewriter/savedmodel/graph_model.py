@@ -186,36 +186,49 @@ def _split_input(text: str) -> tuple[str, str | None]:
     return name, (sep + rest)
 
 
-def _add_node_inputs(scope: Scope, node: NodeDef, arg_names: set[str]) -> None:
-    graph = scope.graph
-    for index, text in enumerate(node.input):
-        src, port = _split_input(text)
-        # In a function, a bare name (or ^name, a control input) that is an arg means the arg.
-        if scope.is_function and port in ("", None) and src in arg_names:
-            producer: object = (ARG, src)
-        else:
-            producer = src
-        if producer not in graph:
-            raise GraphModelError(
-                f"{scope.where()}: node {node.name!r} ({node.op}) has input {text!r} that names no node"
-            )
-        graph.add_edge(producer, node.name, port=port, index=index)
-
-
 def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) -> Scope:
     scope = Scope(kind, name, nx.MultiDiGraph(), proto)
-    for arg in arg_names:
-        scope.graph.add_node((ARG, arg))
+    graph = scope.graph
+    graph.add_nodes_from((ARG, arg) for arg in arg_names)
+    names: set[str] = set()
+    members = []
     for position, node in enumerate(nodes):
-        if node.name in scope.graph:
+        if node.name in names:
             raise GraphModelError(f"{scope.where()}: two nodes are named {node.name!r}")
+        names.add(node.name)
         stored = NodeDef()
         stored.CopyFrom(node)
         del stored.input[:]
-        scope.graph.add_node(node.name, order=(position,))
-        scope.graph.nodes[node.name]["def"] = stored
+        members.append((node.name, {"order": (position,), "def": stored}))
+    graph.add_nodes_from(members)
+    args, is_function = set(arg_names), scope.is_function
+    # Edges go into networkx's adjacency dicts directly, as MultiDiGraph.add_edge puts them (one
+    # key dict per node pair, shared by _succ and _pred; keys 0, 1, ... per pair): add_edge's
+    # checks and view lookups were most of building the graph model. The graph is new, so no
+    # cached view needs clearing. tests/test_graph_model.py round-trips every fixture through it.
+    succ, pred = graph._succ, graph._pred
     for node in nodes:
-        _add_node_inputs(scope, node, set(arg_names))
+        dst = node.name
+        for index, text in enumerate(node.input):
+            src, port = _split_input(text)
+            # In a function, a bare name (or ^name, a control input) that is an arg means the arg.
+            if is_function and port in ("", None) and src in args:
+                producer: object = (ARG, src)
+            elif src in names:
+                producer = src
+            else:
+                raise GraphModelError(
+                    f"{scope.where()}: node {dst!r} ({node.op}) has input {text!r} that names no node"
+                )
+            keydict = succ[producer].get(dst)
+            if keydict is None:
+                keydict = succ[producer][dst] = pred[dst][producer] = {}
+                key = 0
+            else:
+                key = len(keydict)
+                while key in keydict:
+                    key += 1
+            keydict[key] = {"port": port, "index": index}
     return scope
 
 
