@@ -4,6 +4,7 @@
     .venv/bin/python tools/bench_convert.py                    # the whole table (a few minutes)
     .venv/bin/python tools/bench_convert.py --models gen-30k example --repeat 1
     .venv/bin/python tools/bench_convert.py --markdown         # the table of docs/performance.md
+    .venv/bin/python tools/bench_convert.py --baseline 7103432 --markdown   # before / after, side by side
 
 Every ratio is measured side by side in one run, on this machine, as it is loaded right now.
 Times are CPU seconds (user + system, of this process or of the child) and the ratios are taken
@@ -15,6 +16,10 @@ on them: on a shared machine wall time measures the neighbours (the wall times a
          against 300 MB + 15 x the size of saved_model.pb (the budget of issue 14);
   start  `tfdowngrade check` on the bundled example, in a fresh process, against
          `python -c "import google.protobuf"` (best of --repeat).
+
+--baseline REF measures the same models with the code of git commit REF too (exported into a
+temporary folder with `git archive`, run with the same interpreter), model by model in the same
+run, so before and after see the same machine load.
 
 Models (all built without TensorFlow, from the committed fixtures, in a temporary directory):
   gen-30k / gen-300k  golden/fixtures/keras3_cnn with its function library copied until the model
@@ -157,28 +162,47 @@ def physical_limit(model: Path, scratch: Path, repeat: int) -> Seconds:
     return best
 
 
-def conversion(model: Path, scratch: Path, target: str, repeat: int) -> tuple[Seconds, bool]:
-    """Best time of plan + write in this process, and whether the plan converts."""
-    from rewriter.pipeline import Options, plan, write
-    from rewriter.targets.releases import parse_release
+# plan + write of one model in a fresh interpreter whose `rewriter` is the one under ROOT (this
+# checkout or a baseline's), best of REPEAT; prints "cpu wall ok". The module paths moved in the
+# layout change: parse_release is taken from the module the pipeline's Release comes from.
+CONVERT_TIME = """
+import os, resource, shutil, sys, time
+root, model, out, target, repeat = sys.argv[1:6]
+sys.path.insert(0, root)
+from pathlib import Path
+from rewriter.pipeline import Options, Release, plan, write
+parse_release = sys.modules[Release.__module__].parse_release  # wherever that checkout keeps it
+best_cpu = best_wall = float("inf")
+ok = True
+for attempt in range(int(repeat)):
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu, wall = usage.ru_utime + usage.ru_stime, time.perf_counter()
+    planned = plan(Path(model), Options(target=parse_release(target)))
+    ok = planned.ok
+    if ok:
+        write(planned, Path(out), force=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    best_cpu = min(best_cpu, usage.ru_utime + usage.ru_stime - cpu)
+    best_wall = min(best_wall, time.perf_counter() - wall)
+    del planned
+    shutil.rmtree(out, ignore_errors=True)
+print(best_cpu, best_wall, ok)
+"""
 
-    best, ok = Seconds(), True
-    for attempt in range(repeat):
-        out = scratch / f"out{attempt}"
-        clock = Clock()
-        planned = plan(model, Options(target=parse_release(target)))
-        ok = planned.ok
-        if ok:
-            write(planned, out, force=True)
-        best = best.min(clock.stop())
-        del planned
-        shutil.rmtree(out, ignore_errors=True)
-    return best, ok
+
+def conversion(root: Path, model: Path, scratch: Path, target: str, repeat: int) -> tuple[Seconds, bool]:
+    """Best time of plan + write with the code under `root`, in a fresh process; whether it converts."""
+    proc = subprocess.run([sys.executable, "-c", CONVERT_TIME, str(root), str(model), str(scratch / "out"), target,
+                           str(repeat)], capture_output=True, text=True, cwd=root)
+    if proc.returncode != 0:
+        raise SystemExit(f"plan + write failed under {root}:\n{proc.stderr[-2000:]}")
+    cpu, wall, ok = proc.stdout.split()[-3:]
+    return Seconds(float(cpu), float(wall)), ok == "True"
 
 
-def peak_rss(args: list[str]) -> tuple[int, int]:
-    """(exit code, peak RSS in bytes) of `tfdowngrade ARGS` in a fresh process."""
-    proc = subprocess.run([sys.executable, "-c", CONVERT_RSS, *args], capture_output=True, text=True, cwd=REPO)
+def peak_rss(args: list[str], root: Path = REPO) -> tuple[int, int]:
+    """(exit code, peak RSS in bytes) of `tfdowngrade ARGS` in a fresh process, with the code under `root`."""
+    proc = subprocess.run([sys.executable, "-c", CONVERT_RSS, *args], capture_output=True, text=True, cwd=root)
     last = proc.stdout.strip().splitlines()[-1].split()
     return proc.returncode, int(last[1])
 
@@ -201,6 +225,8 @@ class Row:
     convert: Seconds
     rss_mib: float
     ok: bool
+    before: "Row | None" = None  # the same model with --baseline's code
+
 
     @property
     def ratio(self) -> float:
@@ -218,11 +244,18 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--to", default="2.3")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--baseline", metavar="REF", help="also measure the code of git commit REF, side by side")
     args = parser.parse_args()
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
         root = Path(tmp)
+        baseline = None
+        if args.baseline:
+            baseline = root / "baseline"
+            baseline.mkdir()
+            archive = subprocess.run(["git", "archive", args.baseline], cwd=REPO, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
         for name in args.models:
             model = root / name
             if name.startswith("gen-"):
@@ -235,14 +268,22 @@ def main() -> int:
             scratch = root / f"{name}-scratch"
             scratch.mkdir()
             limit = physical_limit(model, scratch, args.repeat)
-            convert, ok = conversion(model, scratch, args.to, args.repeat)
-            code, rss = peak_rss([str(model), str(scratch / "cli-out"), "--to", args.to, "--no-verify", "-q", "--force"])
-            row = Row(name, (model / "saved_model.pb").stat().st_size / MIB, nodes, limit, convert, rss / MIB,
-                      ok and code == 0)
+            pb_mib = (model / "saved_model.pb").stat().st_size / MIB
+            cli_args = [str(model), str(scratch / "cli-out"), "--to", args.to, "--no-verify", "-q", "--force"]
+            before = None
+            if baseline is not None:
+                convert, ok = conversion(baseline, model, scratch, args.to, args.repeat)
+                code, rss = peak_rss(cli_args, baseline)
+                before = Row(name, pb_mib, nodes, limit, convert, rss / MIB, ok and code == 0)
+            convert, ok = conversion(REPO, model, scratch, args.to, args.repeat)
+            code, rss = peak_rss(cli_args)
+            row = Row(name, pb_mib, nodes, limit, convert, rss / MIB, ok and code == 0, before)
             rows.append(row)
             print(f"{name}: {row.nodes} nodes, {row.pb_mib:.1f} MiB: limit {limit.cpu:.3f} s cpu, plan+write "
                   f"{convert.cpu:.3f} s cpu ({row.ratio:.1f}x), peak RSS {row.rss_mib:.0f} MiB "
-                  f"(budget {row.rss_budget_mib:.0f})" + ("" if row.ok else " NOT CONVERTED"), file=sys.stderr, flush=True)
+                  f"(budget {row.rss_budget_mib:.0f})" + ("" if row.ok else " NOT CONVERTED")
+                  + (f"; baseline {before.convert.cpu:.3f} s cpu ({before.ratio:.1f}x), {before.rss_mib:.0f} MiB"
+                     if before is not None else ""), file=sys.stderr, flush=True)
             shutil.rmtree(scratch)
             shutil.rmtree(model)
     import_protobuf = run_time([sys.executable, "-c", "import google.protobuf"], args.repeat)
@@ -250,7 +291,25 @@ def main() -> int:
     by_name = {r.model: r for r in rows}
     growth = (by_name["gen-300k"].convert.cpu / by_name["gen-30k"].convert.cpu
               if "gen-30k" in by_name and "gen-300k" in by_name else None)
-    if args.markdown:
+    if args.markdown and args.baseline:
+        print(f"| model | saved_model.pb | nodes | parse + serialize + copy (CPU) | plan + write, {args.baseline} (CPU) | "
+              "plan + write, now (CPU) | ratio before / now | peak RSS before / now | RSS budget |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            b = r.before
+            assert b is not None
+            flag = "" if r.ok and b.ok else " (refused)"
+            print(f"| {r.model}{flag} | {r.pb_mib:.2f} MiB | {r.nodes:,} | {r.limit.cpu:.3f} s | {b.convert.cpu:.3f} s | "
+                  f"{r.convert.cpu:.3f} s | {b.ratio:.1f}x / **{r.ratio:.1f}x** | {b.rss_mib:.0f} / **{r.rss_mib:.0f}** MiB | "
+                  f"{r.rss_budget_mib:.0f} MiB |")
+        by_before = {r.model: r.before for r in rows if r.before is not None}
+        if "gen-30k" in by_before and "gen-300k" in by_before:
+            old_growth = by_before["gen-300k"].convert.cpu / by_before["gen-30k"].convert.cpu  # type: ignore[union-attr]
+            print(f"\ngen-300k takes {growth:.1f}x the CPU time of gen-30k now, {old_growth:.1f}x before (10x the nodes).")
+        print(f"\n`tfdowngrade check` on the bundled example: {check.cpu:.2f} s CPU ({check.wall:.2f} s wall); "
+              f"`python -c \"import google.protobuf\"`: {import_protobuf.cpu:.2f} s CPU ({import_protobuf.wall:.2f} s wall): "
+              f"{check.cpu / max(import_protobuf.cpu, 1e-3):.1f}x.")
+    elif args.markdown:
         print("| model | saved_model.pb | nodes | parse + serialize + copy (CPU) | plan + write (CPU) | ratio | "
               "wall: limit / plan + write | peak RSS | RSS budget |")
         print("|---|---|---|---|---|---|---|---|---|")
