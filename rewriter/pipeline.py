@@ -243,9 +243,10 @@ def _validate_per_node(models: "list[MetaGraphScopes] | list[ProtoModel]", regis
     """The validator on the input, and its findings grouped by node (for _validate_output)."""
     findings: list[Finding] = []
     by_node: dict[NodeKey, list[Finding]] = {}
+    declared: dict = {}  # each OpDef's attrs by name, shared by every scope (the OpDefs outlive the loop)
     for model in models:
         for scope in model.scopes:
-            for finding in validate_scopes([scope], registry, libraries):
+            for finding in validate_scopes([scope], registry, libraries, declared):  # type: ignore[list-item]
                 findings.append(finding)
                 by_node.setdefault((model.index, scope.where(), finding.node), []).append(finding)
     return findings, by_node
@@ -277,6 +278,7 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
             for name, node in scope.nodes():
                 old_nodes[(index, scope.where(), name)] = node
     findings: list[Finding] = []
+    declared: dict = {}  # validate_scopes' cache of OpDef attrs: the OpDefs live as long as `output`
     for index, scopes, signatures in proto_scopes(output):
         old_library, new_library = old_signatures.get(index, {}), _signature_bytes(signatures)
         same_names = old_library.keys() == new_library.keys()
@@ -289,7 +291,7 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
             changed = ProtoScope(where, [node for node, same in zip(scope.node_defs, unchanged) if not same])
             fresh: dict[str, list[Finding]] = {}
             if changed.node_defs:
-                for finding in validate_scopes([changed], registry, {id(changed): signatures}):  # type: ignore[list-item]
+                for finding in validate_scopes([changed], registry, {id(changed): signatures}, declared):  # type: ignore[list-item]
                     fresh.setdefault(finding.node, []).append(finding)
             for node, same in zip(scope.node_defs, unchanged):
                 findings.extend(before_by_node.get((index, where, node.name), ()) if same else fresh.get(node.name, ()))

@@ -95,9 +95,10 @@ def functions_called_by(nodes: Iterable[NodeDef], library: set[str]) -> set[str]
         if node.op in library:
             called.add(node.op)
         for value in node.attr.values():
-            if value.WhichOneof("value") == "func":
+            kind = value.WhichOneof("value")
+            if kind == "func":
                 called.add(value.func.name)
-            elif value.WhichOneof("value") == "list":
+            elif kind == "list" and value.list.func:
                 called.update(f.name for f in value.list.func)
     return called
 

@@ -46,8 +46,21 @@ def _since(release: Release | None) -> str | None:
     return str(release) if release is not None else None
 
 
-def _attr_findings(scope: Scope, node: NodeDef, op: OpDef, library: set[str]) -> Iterable[Finding]:
-    declared = {attr.name: attr for attr in op.attr}
+AttrCache = dict[int, tuple[OpDef, dict[str, OpDef.AttrDef]]]
+
+
+def _declared(op: OpDef, cache: AttrCache) -> dict[str, OpDef.AttrDef]:
+    """The op's attrs by name, made once per OpDef (building it for every node was a good part of
+    validating). The cache holds the OpDef itself, so its id cannot be reused while cached."""
+    found = cache.get(id(op))
+    if found is None or found[0] is not op:
+        found = cache[id(op)] = (op, {attr.name: attr for attr in op.attr})
+    return found[1]
+
+
+def _attr_findings(scope: Scope, node: NodeDef, op: OpDef, library: set[str],
+                   cache: AttrCache | None = None) -> Iterable[Finding]:
+    declared = _declared(op, {} if cache is None else cache)
     where = scope.where()
     for name in sorted(node.attr):
         if name.startswith("_"):
@@ -130,9 +143,12 @@ def _arity_problem(scope: Scope, name: str, node: NodeDef, op: OpDef) -> str | N
     return None
 
 
-def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int, dict[str, OpDef]]) -> list[Finding]:
-    """Findings for every node of every scope. `library[id(scope)]` = function signatures visible to it."""
+def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int, dict[str, OpDef]],
+                    declared: AttrCache | None = None) -> list[Finding]:
+    """Findings for every node of every scope. `library[id(scope)]` = function signatures visible to it.
+    `declared`: a cache of each OpDef's attrs by name, to share between calls while their OpDefs live."""
     findings: list[Finding] = []
+    declared = {} if declared is None else declared
     for scope in scopes:
         functions = library.get(id(scope), {})
         names = set(functions)
@@ -145,7 +161,7 @@ def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int
                     since=_since(first_release_with_op(node.op)),
                 ))
                 continue
-            findings.extend(_attr_findings(scope, node, op, names))
+            findings.extend(_attr_findings(scope, node, op, names, declared))
             problem = _arity_problem(scope, name, node, op)
             if problem:
                 findings.append(Finding("arity", scope.where(), name, node.op, problem))
@@ -158,18 +174,21 @@ def malformed_attrs(scopes: list[Scope], registry: OpRegistry, library: dict[int
     malformed, not merely new (a bad input, not a refusal). An attr holding nothing is left to
     the validator, which reports it against the target."""
     findings: list[Finding] = []
+    cache: AttrCache = {}
     for scope in scopes:
         functions = library.get(id(scope), {})
         for name, node in scope.nodes():
             op = functions.get(node.op) or registry.op(node.op)
             if op is None:
                 continue
-            declared = {attr.name: attr.type for attr in op.attr}
+            declared = _declared(op, cache)
             for attr_name in sorted(node.attr):
-                value = node.attr[attr_name]
-                if attr_name.startswith("_") or attr_name not in declared or value.WhichOneof("value") is None:
+                if attr_name.startswith("_") or attr_name not in declared:
                     continue
-                problem = _kind_problem(value, declared[attr_name])
+                value = node.attr[attr_name]
+                if value.WhichOneof("value") is None:
+                    continue
+                problem = _kind_problem(value, declared[attr_name].type)
                 if problem:
                     findings.append(Finding("malformed-attr", scope.where(), name, node.op, f"attr {attr_name!r} {problem}"))
     return findings
