@@ -182,7 +182,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     libraries = {id(scope): model.library for model in models for scope in model.scopes}
     scopes = [scope for model in models for scope in model.scopes]
     say(f"checking {len(scopes)} graphs against TensorFlow {target}'s registry")
-    malformed = malformed_attrs(scopes, source_registry, libraries)
+    malformed = malformed_attrs(scopes, source_registry, libraries)  # type: ignore[arg-type]
     if malformed:
         first = malformed[0]
         more = f" (and {len(malformed) - 1} more)" if len(malformed) > 1 else ""

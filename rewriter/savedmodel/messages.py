@@ -5,6 +5,7 @@ a particular TensorFlow message.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterator
 
 from google.protobuf import descriptor, message
@@ -87,22 +88,36 @@ def value_at(msg: message.Message, dotted: str) -> Any:
     return value
 
 
-def is_present(msg: message.Message, dotted: str) -> bool:
-    found = resolve(msg, dotted)
-    if found is None:
-        return False
-    holder, name = found
-    desc = holder.DESCRIPTOR
+@functools.cache
+def _presence(desc: Any, name: str) -> tuple[str, Any]:
+    """How to tell whether field or oneof `name` of a `desc` message is set (looked up once per
+    type: a rule on NodeDef asks it of every node)."""
     if name in desc.oneofs_by_name:
-        return holder.WhichOneof(name) is not None
+        return "oneof", None
     fd = desc.fields_by_name[name]
     if is_repeated(fd):
-        return len(getattr(holder, name)) > 0
+        return "repeated", None
     if fd.message_type is not None:
+        return "message", None
+    return "scalar", fd.default_value
+
+
+def is_present(msg: message.Message, dotted: str) -> bool:
+    if "." in dotted:
+        found = resolve(msg, dotted)
+        if found is None:
+            return False
+        holder, name = found
+    else:
+        holder, name = msg, dotted
+    kind, default = _presence(holder.DESCRIPTOR, name)
+    if kind == "oneof":
+        return holder.WhichOneof(name) is not None
+    if kind == "repeated":
+        return len(getattr(holder, name)) > 0
+    if kind == "message":
         return holder.HasField(name)
-    return bool(getattr(holder, name) != fd.default_value)
-
-
+    return bool(getattr(holder, name) != default)
 
 
 def mentions(msg: message.Message, dotted: str, names: frozenset[str]) -> bool:

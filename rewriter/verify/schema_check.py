@@ -410,7 +410,7 @@ def _pieces(msg: message.Message) -> Iterator[message.Message]:
     from rewriter.savedmodel.model import skeleton_of
     from rewriter.protos import function_pb2, graph_pb2
 
-    skeleton = skeleton_of(msg) if msg.DESCRIPTOR.full_name == "tensorflow.SavedModel" else None  # type: ignore[arg-type]
+    skeleton = skeleton_of(msg) if msg.DESCRIPTOR.full_name == "tensorflow.SavedModel" else None
     if skeleton is None:
         yield msg
         return
