@@ -10,6 +10,7 @@ public API makes the op). Layout:
     golden/rules/<fixture>/data.npz       <sig>/inputs/<name>, <sig>/outputs/<name>
     golden/rules/<fixture>/meta.json      JAX back-compat style: name, created, versions, description
     golden/rules/<rule-id>/golden.pbtxt   the functions the rule rewrote, after conversion to 2.3
+                                          (to 1.15 for a rule about what 2.0-2.3 added)
 
 A rule names its fixture with `fixture: <name>` (golden/rules/<name>, else golden/fixtures/<name>).
 
@@ -40,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 RULE_GOLDEN = REPO / "golden" / "rules"
 GENERATOR = "tools/make_rule_fixtures.py"
 GOLDEN_TARGET = "2.3"
+TF1_TARGET = "1.15"  # rules about ops 2.0-2.3 added are proven here (catalog_target)
 
 Inputs = dict[str, dict[str, np.ndarray]]  # signature -> input name -> array
 
@@ -1408,6 +1410,70 @@ def build_type_widening() -> Built:
                  "ArgMax) that TF 2.3's kernels do not take, one signature per op")
 
 
+# --- TF 1.15 rules (rules/tf1-*.yaml): ops added in 2.0-2.3 -------------------------------- #
+def build_tf1_bincount() -> Built:
+    """DenseBincount as tf.math.bincount and Keras 3's CategoryEncoding write it: 1-D and 2-D,
+    counts and binary_output, int32 and int64 values, float32 / float64 / int32 / int64 bins, a size
+    given at run time (minlength = maxlength) that drops the larger values, and no rows at all."""
+    import keras
+    import tensorflow as tf
+
+    count = keras.layers.CategoryEncoding(num_tokens=5, output_mode="count")
+    multi_hot = keras.layers.CategoryEncoding(num_tokens=5, output_mode="multi_hot")
+
+    class Bincounts(tf.Module):
+        @tf.function(input_signature=[_spec([None, 4], tf.int64, "ids"), _spec([None], tf.int32, "flat"),
+                                      _spec([], tf.int32, "size")])
+        def call(self, ids: Any, flat: Any, size: Any) -> Any:
+            size64 = tf.cast(size, tf.int64)
+            return {
+                "rows": tf.math.bincount(ids, minlength=size64, maxlength=size64, axis=-1),
+                "rows_binary": tf.math.bincount(ids, minlength=size64, maxlength=size64, axis=-1,
+                                                binary_output=True, dtype=tf.float64),
+                "rows_int32": tf.math.bincount(tf.cast(ids, tf.int32), minlength=size, maxlength=size,
+                                               axis=-1, dtype=tf.int32),
+                "flat": tf.math.bincount(flat, minlength=size, maxlength=size),
+                "flat_binary": tf.math.bincount(flat, minlength=size, maxlength=size, binary_output=True,
+                                                dtype=tf.int64),
+                "flat_all": tf.math.bincount(ids),  # no axis: the flattened values, size max + 1
+                "count": count(ids),
+                "multi_hot": multi_hot(ids),
+            }
+
+    module = Bincounts()
+    rng = np.random.default_rng(11)
+    ids = rng.integers(0, 9, (5, 4)).astype(np.int64)  # values 6..8 are >= size: dropped
+    ids[1] = [2, 2, 2, 2]  # one value four times
+    return Built(
+        module, {"serving_default": module.call, "no_rows": module.call},
+        {"serving_default": {"ids": ids, "flat": rng.integers(0, 9, 23).astype(np.int32),
+                             "size": np.array(6, np.int32)},
+         "no_rows": {"ids": np.zeros((0, 4), np.int64), "flat": np.zeros(0, np.int32),
+                     "size": np.array(3, np.int32)}},
+        "tf.math.bincount with axis=-1 (counts and binary_output, float32 / float64 / int32 bins, "
+        "int64 and int32 values), 1-D tf.math.bincount (int32 and int64 bins, with and without "
+        "binary_output, and with no axis on a 2-D input), and Keras 3 CategoryEncoding in count and "
+        "multi_hot mode: all DenseBincount. A run-time size of 6 drops the values 6 to 8; a second "
+        "signature feeds no rows at all. (Keras 3's CategoryEncoding(num_tokens=5) drops values >= 5.)",
+    )
+
+
+def build_tf1_bincount_refused() -> Built:
+    """DenseBincount with float weights (tf.math.bincount(weights=...)): refused for TF 1.15."""
+    import tensorflow as tf
+
+    class Weighted(tf.Module):
+        @tf.function(input_signature=[_spec([None, 3], tf.int64, "ids"), _spec([None, 3], tf.float32, "weights")])
+        def call(self, ids: Any, weights: Any) -> Any:
+            return {"weighted": tf.math.bincount(ids, weights=weights, axis=-1)}
+
+    module = Weighted()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"ids": np.array([[0, 1, 1]], np.int64),
+                                      "weights": np.array([[0.5, 0.25, 2.0]], np.float32)}},
+                 "tf.math.bincount with float32 weights and axis=-1: DenseBincount with weights.")
+
+
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
@@ -1441,6 +1507,8 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "decode_image": build_decode_image,
     "ctc": build_ctc,
     "type_widening": build_type_widening,
+    "tf1_bincount": build_tf1_bincount,
+    "tf1_bincount_refused": build_tf1_bincount_refused,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
@@ -1580,20 +1648,30 @@ def golden_text(proto: Any, where: list[str]) -> str:
     return "\n".join(parts)
 
 
+def catalog_target(rule: Any) -> str:
+    """The release a rule's fixture is converted to for its golden file and its parity proof:
+    GOLDEN_TARGET, or TF 1.15 for a rule about what 2.0-2.3 added (2.3 has that already, so the
+    rule applies to 1.15 only; rules/tf1-*.yaml)."""
+    from rewriter.releases import parse_release
+
+    return GOLDEN_TARGET if parse_release(GOLDEN_TARGET) < rule.since else TF1_TARGET
+
+
 def write_goldens(rule_ids: set[str] | None = None) -> list[Path]:
-    """Convert each rule's fixture to GOLDEN_TARGET (no parity run) and write its golden.pbtxt."""
+    """Convert each rule's fixture to its catalog_target (no parity run) and write its golden.pbtxt."""
     from rewriter.api import check
     from rewriter.rule_loader import load_rules
 
     written = []
-    plans: dict[str, Any] = {}
+    plans: dict[tuple[str, str], Any] = {}
     for rule in load_rules():
         if rule.fixture is None or rule.refuse is not None or (rule_ids and rule.id not in rule_ids):
             continue
-        if rule.fixture not in plans:
+        key = (rule.fixture, catalog_target(rule))
+        if key not in plans:
             lossy = [r.id for r in load_rules() if not r.exact]  # as tests/test_rules_catalog.py converts
-            plans[rule.fixture] = check(fixture_dir(rule.fixture) / "saved_model", GOLDEN_TARGET, allow_lossy=lossy)
-        plan = plans[rule.fixture]
+            plans[key] = check(fixture_dir(rule.fixture) / "saved_model", key[1], allow_lossy=lossy)
+        plan = plans[key]
         where = [app.where for app in plan.applications if app.rule == rule.id]
         if not where:
             raise SystemExit(f"rule {rule.id} does not apply to its fixture {rule.fixture}")
