@@ -1474,6 +1474,52 @@ def build_tf1_bincount_refused() -> Built:
                  "tf.math.bincount with float32 weights and axis=-1: DenseBincount with weights.")
 
 
+def build_tf1_segments() -> Built:
+    """SparseSegment* with int64 segment ids and indices, as tf.sparse.segment_* and
+    embedding_lookup_sparse (a SparseTensor's int64 ids) write them: empty segments in between,
+    float32 sums of mixed magnitudes, int64 and int32 num_segments. Means and square-root means
+    average whole numbers over 1, 4 or 16 rows, so they are exact: TF 1.15's mean kernel divides
+    otherwise-identical sums in another way than 2.21's (last-bit differences with int32 ids too)."""
+    import tensorflow as tf
+
+    class Segments(tf.Module):
+        @tf.function(input_signature=[_spec([None, 3], tf.float32, "data"), _spec([None, 3], tf.float32, "whole"),
+                                      _spec([None], tf.int32, "indices"), _spec([None], tf.int64, "ids"),
+                                      _spec([None, 2], tf.int64, "sparse_indices"),
+                                      _spec([None], tf.int64, "sparse_ids")])
+        def call(self, data: Any, whole: Any, indices: Any, ids: Any, sparse_indices: Any, sparse_ids: Any) -> Any:
+            sparse = tf.SparseTensor(sparse_indices, sparse_ids, [4, 4])
+            return {
+                "sum": tf.sparse.segment_sum(data, indices, ids),
+                "mean": tf.sparse.segment_mean(whole, indices, ids),
+                "sqrt_n": tf.sparse.segment_sqrt_n(whole, indices, ids),
+                "sum_n": tf.sparse.segment_sum(data, indices, ids, num_segments=tf.constant(7, tf.int64)),
+                "mean_n": tf.sparse.segment_mean(whole, indices, ids, num_segments=7),
+                "sqrt_n_n": tf.sparse.segment_sqrt_n(whole, indices, ids, num_segments=7),
+                "embedding_mean": tf.nn.embedding_lookup_sparse(whole, sparse, None, combiner="mean"),
+                "embedding_sqrtn": tf.nn.embedding_lookup_sparse(whole, sparse, None, combiner="sqrtn"),
+                "embedding_sum": tf.nn.embedding_lookup_sparse(data, sparse, None, combiner="sum"),
+            }
+
+    module = Segments()
+    rng = np.random.default_rng(5)
+    data = (rng.standard_normal((12, 3)) * 10.0 ** rng.integers(-3, 5, (12, 3))).astype(np.float32)
+    whole = rng.integers(-50, 50, (12, 3)).astype(np.float32)
+    ids = np.array([0] * 4 + [1] + [3] * 16 + [5], np.int64)  # 2 and 4 empty; 16 rows in segment 3
+    indices = rng.integers(0, 12, ids.size).astype(np.int32)
+    sparse_indices = np.array([[0, 0], [0, 1], [0, 2], [0, 3], [2, 0], [3, 1]], np.int64)  # row 1 empty
+    return Built(
+        module, {"serving_default": module.call},
+        {"serving_default": {"data": data, "whole": whole, "indices": indices, "ids": ids,
+                             "sparse_indices": sparse_indices, "sparse_ids": rng.integers(0, 12, 6).astype(np.int64)}},
+        "tf.sparse.segment_sum / segment_mean / segment_sqrt_n with int64 segment ids (empty segments "
+        "between, 16 rows in one segment), with and without num_segments (int64 and int32), and "
+        "tf.nn.embedding_lookup_sparse with the mean, sqrtn and sum combiners (int64 indices): "
+        "SparseSegment* ops with Tsegmentids and Tidx int64. Sums of mixed magnitudes; means over "
+        "1, 4 or 16 whole numbers.",
+    )
+
+
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
@@ -1509,6 +1555,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "type_widening": build_type_widening,
     "tf1_bincount": build_tf1_bincount,
     "tf1_bincount_refused": build_tf1_bincount_refused,
+    "tf1_segments": build_tf1_segments,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
