@@ -26,6 +26,7 @@ The rule format (docs/writing-rules.md has the full guide):
         - {const: "node.input[1]", range: [0, 2147483647]}   # every element of it within [lo, hi]
         - {attr: node.N, range: [1, 4]}
         - {attr: node.strides, length: 4}        # a list attr (or const) with 4 elements
+        - {const: "node.input[1]", distinct: 1}  # a scalar, or a list of equal numbers
         - {attr: "node.explicit_paddings[0]", equals: 0}   # one element of a list attr
         - {compare: ["node.explicit_paddings[2]", "<", "node.ksize[1]"]}  # numbers or attr (elements):
                                                  # <, <=, ==, !=, >, >=; false if a side is missing

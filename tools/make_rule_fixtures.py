@@ -1520,6 +1520,57 @@ def build_tf1_segments() -> Built:
     )
 
 
+def build_tf1_matrix_diag() -> Built:
+    """tf.linalg.diag / diag_part / set_diag (MatrixDiagV3, MatrixDiagPartV3, MatrixSetDiagV3):
+    one diagonal as k = 0, 1 and (1, 1), and bands of several diagonals with align LEFT_LEFT,
+    with num_rows / num_cols and a padding value."""
+    import tensorflow as tf
+
+    class Diagonals(tf.Module):
+        @tf.function(input_signature=[_spec([2, 4, 5], tf.float32, "m"), _spec([2, 4], tf.float32, "v"),
+                                      _spec([2, 3, 4], tf.float32, "band")])
+        def call(self, m: Any, v: Any, band: Any) -> Any:
+            return {
+                "diag": tf.linalg.diag(v),
+                "diag_k1": tf.linalg.diag(v, k=1, num_rows=4, num_cols=7, padding_value=-1.0),
+                "diag_k11": tf.linalg.diag(v, k=(1, 1)),
+                "part": tf.linalg.diag_part(m),
+                "part_k1": tf.linalg.diag_part(m, k=1, padding_value=9.0),
+                "set": tf.linalg.set_diag(m, v),
+                "set_k_1": tf.linalg.set_diag(m, v[:, :3], k=-1),
+                "diag_band": tf.linalg.diag(band, k=(-1, 1), num_rows=4, num_cols=5, align="LEFT_LEFT"),
+                "part_band": tf.linalg.diag_part(m, k=(-2, 1), padding_value=7.0, align="LEFT_LEFT"),
+                "set_band": tf.linalg.set_diag(m, band, k=(-1, 1), align="LEFT_LEFT"),
+            }
+
+    module = Diagonals()
+    rng = np.random.default_rng(13)
+    return Built(
+        module, {"serving_default": module.call},
+        {"serving_default": {"m": rng.standard_normal((2, 4, 5)).astype(np.float32),
+                             "v": rng.standard_normal((2, 4)).astype(np.float32),
+                             "band": rng.standard_normal((2, 3, 4)).astype(np.float32)}},
+        "tf.linalg.diag, diag_part and set_diag with one diagonal (k = 0, 1, -1 and (1, 1); "
+        "num_rows / num_cols and padding values) and with bands k = (-1, 1) / (-2, 1) packed "
+        "align='LEFT_LEFT': MatrixDiagV3, MatrixDiagPartV3, MatrixSetDiagV3.",
+    )
+
+
+def build_tf1_matrix_diag_refused() -> Built:
+    """A band of diagonals with the default align RIGHT_LEFT: refused for TF 1.15."""
+    import tensorflow as tf
+
+    class Band(tf.Module):
+        @tf.function(input_signature=[_spec([3, 4], tf.float32, "m")])
+        def call(self, m: Any) -> Any:
+            return {"band": tf.linalg.diag_part(m, k=(-1, 1))}
+
+    module = Band()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"m": np.arange(12, dtype=np.float32).reshape(3, 4)}},
+                 "tf.linalg.diag_part with k = (-1, 1) and the default align RIGHT_LEFT.")
+
+
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
@@ -1556,6 +1607,8 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "tf1_bincount": build_tf1_bincount,
     "tf1_bincount_refused": build_tf1_bincount_refused,
     "tf1_segments": build_tf1_segments,
+    "tf1_matrix_diag": build_tf1_matrix_diag,
+    "tf1_matrix_diag_refused": build_tf1_matrix_diag_refused,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
