@@ -1571,6 +1571,34 @@ def build_tf1_matrix_diag_refused() -> Built:
                  "tf.linalg.diag_part with k = (-1, 1) and the default align RIGHT_LEFT.")
 
 
+def build_tf1_scan_dataset() -> Built:
+    """A Python `for` loop over a tf.data.Dataset in a tf.function: AutoGraph writes ScanDataset
+    with use_default_device = false (a running sum, a running product, an early break)."""
+    import tensorflow as tf
+
+    class Loop(tf.Module):
+        @tf.function(input_signature=[_spec([None], tf.float32, "x")])
+        def call(self, x: Any) -> Any:
+            total = tf.constant(0.0)
+            product = tf.constant(1.0)
+            for value in tf.data.Dataset.from_tensor_slices(x):
+                total += value
+                product *= value
+            steps = tf.constant(0, tf.int64)
+            for step in tf.data.Dataset.range(100):
+                if step * step > 30:
+                    break
+                steps = step
+            return {"total": total, "product": product, "steps": steps}
+
+    module = Loop()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"x": np.array([1.5, -2.0, 0.25, 4.0, 3.0], np.float32)}},
+                 "Python for loops over tf.data.Dataset.from_tensor_slices and Dataset.range in a "
+                 "tf.function (a sum, a product, an early break): AutoGraph's ScanDataset with "
+                 "use_default_device = false.")
+
+
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
@@ -1609,6 +1637,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "tf1_segments": build_tf1_segments,
     "tf1_matrix_diag": build_tf1_matrix_diag,
     "tf1_matrix_diag_refused": build_tf1_matrix_diag_refused,
+    "tf1_scan_dataset": build_tf1_scan_dataset,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
