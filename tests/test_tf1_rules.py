@@ -28,7 +28,7 @@ RULES = ROOT / "golden" / "rules"
 @pytest.fixture(scope="session")
 def runtime_1_15() -> Any:
     """The real TF 1.15.5 runtime, fetched once into the user cache."""
-    from rewriter.releases import Release
+    from rewriter.targets.releases import Release
     from rewriter.runtimes import obtain_runtime
 
     return obtain_runtime(Release(1, 15))

@@ -1761,7 +1761,7 @@ def golden_text(proto: Any, where: list[str]) -> str:
     """The rewritten scopes (`function NAME` / `graph TAGS`) of an output SavedModel, as text."""
     from google.protobuf import text_format
 
-    from rewriter.model import meta_graph_label
+    from rewriter.savedmodel.model import meta_graph_label
 
     parts = []
     for index, meta_graph in enumerate(proto.meta_graphs):
@@ -1781,7 +1781,7 @@ def catalog_target(rule: Any) -> str:
     """The release a rule's fixture is converted to for its golden file and its parity proof:
     GOLDEN_TARGET, or TF 1.15 for a rule about what 2.0-2.3 added (2.3 has that already, so the
     rule applies to 1.15 only; rules/tf1-*.yaml)."""
-    from rewriter.releases import parse_release
+    from rewriter.targets.releases import parse_release
 
     return GOLDEN_TARGET if parse_release(GOLDEN_TARGET) < rule.since else TF1_TARGET
 
@@ -1789,7 +1789,7 @@ def catalog_target(rule: Any) -> str:
 def write_goldens(rule_ids: set[str] | None = None) -> list[Path]:
     """Convert each rule's fixture to its catalog_target (no parity run) and write its golden.pbtxt."""
     from rewriter.api import check
-    from rewriter.rule_loader import load_rules
+    from rewriter.rules.loader import load_rules
 
     written = []
     plans: dict[tuple[str, str], Any] = {}
