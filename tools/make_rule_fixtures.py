@@ -1599,6 +1599,81 @@ def build_tf1_scan_dataset() -> Built:
                  "use_default_device = false.")
 
 
+def _examples(rows: list[dict[str, Any]]) -> np.ndarray:
+    """Serialized tf.train.Examples: a float list, an int64 list or a bytes list per feature."""
+    import tensorflow as tf
+
+    def feature(values: Any) -> Any:
+        if all(isinstance(v, bytes) for v in values):
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+        if all(isinstance(v, int) for v in values):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+    serialized = [tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in row.items()}))
+                  .SerializeToString() for row in rows]
+    # numpy's fixed-width bytes (what data.npz and parity's --inputs hold) drop trailing NULs
+    assert not any(s.endswith(b"\0") for s in serialized), "an example ends in a NUL byte"
+    return np.array(serialized)
+
+
+def build_tf1_parse_example() -> Built:
+    """tf.io.parse_example on a batch (ParseExampleV2): fixed-length features with and without
+    defaults, var-length (sparse) int64 and string features, a FixedLenSequenceFeature, and a
+    second parse with dense features only."""
+    import tensorflow as tf
+
+    spec = {
+        "price": tf.io.FixedLenFeature([2], tf.float32, default_value=[0.5, -1.0]),
+        "city": tf.io.FixedLenFeature([], tf.string, default_value=b"none"),
+        "age": tf.io.FixedLenFeature([], tf.int64),
+        "tags": tf.io.VarLenFeature(tf.string),
+        "clicks": tf.io.VarLenFeature(tf.int64),
+        "history": tf.io.FixedLenSequenceFeature([], tf.float32, allow_missing=True),
+    }
+
+    class Parse(tf.Module):
+        @tf.function(input_signature=[_spec([None], tf.string, "examples")])
+        def call(self, examples: Any) -> Any:
+            parsed = tf.io.parse_example(examples, spec)
+            dense_only = tf.io.parse_example(examples, {"age": spec["age"]})
+            return {
+                "price": parsed["price"], "city": parsed["city"], "age": parsed["age"],
+                "tags_indices": parsed["tags"].indices, "tags_values": parsed["tags"].values,
+                "tags_shape": parsed["tags"].dense_shape, "clicks": tf.sparse.to_dense(parsed["clicks"]),
+                "history": parsed["history"], "age_only": dense_only["age"],
+            }
+
+    module = Parse()
+    examples = _examples([
+        {"price": [1.25, 3.5], "city": [b"Oslo"], "age": [31], "tags": [b"a", b"bb"], "clicks": [3, 1, 4],
+         "history": [0.5, 0.25, 2.0]},
+        {"age": [7], "clicks": [9]},  # defaults for price and city, no tags, empty history
+        {"price": [-2.0, 1e-30], "city": [b""], "age": [-5], "tags": [b"c"], "history": [1.0]},
+    ])
+    return Built(module, {"serving_default": module.call}, {"serving_default": {"examples": examples}},
+                 "tf.io.parse_example of a batch of tf.train.Examples: FixedLenFeature with and "
+                 "without defaults (float32 [2], string, int64), VarLenFeature (string and int64), "
+                 "FixedLenSequenceFeature(allow_missing=True), and a dense-only parse: ParseExampleV2 "
+                 "without ragged features.")
+
+
+def build_tf1_parse_example_refused() -> Built:
+    """ParseExampleV2 with a RaggedFeature: refused for TF 1.15."""
+    import tensorflow as tf
+
+    class Ragged(tf.Module):
+        @tf.function(input_signature=[_spec([None], tf.string, "examples")])
+        def call(self, examples: Any) -> Any:
+            parsed = tf.io.parse_example(examples, {"words": tf.io.RaggedFeature(tf.string)})
+            return {"words": parsed["words"].flat_values}
+
+    module = Ragged()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"examples": _examples([{"words": [b"x", b"y"]}])}},
+                 "tf.io.parse_example with a tf.io.RaggedFeature: ParseExampleV2 with ragged keys.")
+
+
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
@@ -1638,6 +1713,8 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "tf1_matrix_diag": build_tf1_matrix_diag,
     "tf1_matrix_diag_refused": build_tf1_matrix_diag_refused,
     "tf1_scan_dataset": build_tf1_scan_dataset,
+    "tf1_parse_example": build_tf1_parse_example,
+    "tf1_parse_example_refused": build_tf1_parse_example_refused,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
