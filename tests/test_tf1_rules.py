@@ -2,8 +2,9 @@
 
 The catalog (test_rules_catalog.py) proves each rule bit-identical on its fixture in the real TF
 1.15.5. Here the narrowing and failure claims are judged: DenseBincount and SparseSegment* on
-negative, out-of-range and unsorted values must give what TF 2.21 gives on the source, the same
-values or a failure, never an answer where the source fails. Each fixture is converted once
+negative, out-of-range and unsorted values, ParseExample on missing, wrong-typed and malformed
+examples and an empty batch, must give what TF 2.21 gives on the source, the same values or a
+failure, never an answer where the source fails. Each fixture is converted once
 (no parity) and all its calls run in one TF 1.15.5 worker.
 
 Slow tier: the Keras-2 preprocessing models that made DenseBincount matter (StringLookup,
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, load_tool, run_cli
 from rewriter.protos import saved_model_pb2
 from rewriter.runtimes.client import SignatureCall, TargetRuntime
 
@@ -136,3 +137,17 @@ def test_keras2_preprocessing_models_convert_to_1_15_and_match(model: str, tmp_p
     assert report.parity is not None and report.parity.ok, report.to_json().get("parity")
     assert report.parity.target_version.startswith("1.15.")
     assert report.plan is not None and any(a.rule.startswith("dense-bincount-") for a in report.plan.applications)
+
+
+def test_parse_example_missing_wrong_typed_and_empty_batches(tmp_path_factory: pytest.TempPathFactory,
+                                                           runtime_1_15: Any) -> None:
+    tool = load_tool("make_rule_fixtures")
+    out = _converted_to_1_15("tf1_parse_example", tmp_path_factory)
+    _judge("tf1_parse_example", out, runtime_1_15, {
+        "plain": {"examples": tool._examples([{"age": [3], "tags": [b"t"], "history": [2.0, 4.0]}, {"age": [1]}])},
+        "missing_required_age": {"examples": tool._examples([{"age": [3]}, {"city": [b"x"]}])},
+        "wrong_type": {"examples": tool._examples([{"age": [3.5]}])},
+        "price_too_short": {"examples": tool._examples([{"age": [3], "price": [1.0]}])},
+        "not_a_proto": {"examples": np.array([b"\x07garbage"])},
+        "no_examples": {"examples": np.zeros(0, dtype="S1")},
+    })
