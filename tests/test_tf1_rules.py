@@ -12,6 +12,7 @@ Hashing, a multi-input model with CategoryEncoding) convert to 1.15 and match in
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,14 @@ def _converted_to_1_15(fixture: str, tmp_path_factory: pytest.TempPathFactory) -
     return out
 
 
+@functools.cache
+def _loaded(fixture: str) -> Any:
+    return tf.saved_model.load(str(RULES / fixture / "saved_model"))
+
+
 def _source(fixture: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
     """TF 2.21 on the source; None where it fails."""
-    function = tf.saved_model.load(str(RULES / fixture / "saved_model")).signatures["serving_default"]
+    function = _loaded(fixture).signatures["serving_default"]
     try:
         return {k: v.numpy() for k, v in function(**{k: tf.constant(v) for k, v in feeds.items()}).items()}
     except (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError, ValueError):
