@@ -496,6 +496,39 @@ def write_v1_defaults(export: Path) -> tuple[Inputs, str]:
                     "lookup table and the Saver's MergeV2Checkpoints, every attr spelled out at its default.")
 
 
+def write_tf1_v1_defaults(export: Path) -> tuple[Inputs, str]:
+    """A TF1-style graph saved with SavedModelBuilder(strip_default_attrs=False): the ops the TF 1.15
+    rules handle with every attr spelled out at its default (Tsegmentids = int32, align, binary_output,
+    use_default_device is not in a graph like this)."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        data = v1.placeholder(tf.float32, [None, 2], name="data")
+        ids = v1.placeholder(tf.int32, [None], name="ids")
+        tokens = v1.placeholder(tf.int64, [None, 3], name="tokens")
+        rows = tf.range(tf.shape(ids)[0])
+        outputs = {
+            "sum": tf.sparse.segment_sum(data, rows, ids),
+            "mean_n": tf.sparse.segment_mean(data, rows, ids, num_segments=4),
+            "diag": tf.linalg.diag(data),
+            "counts": tf.math.bincount(tokens, minlength=5, maxlength=5, axis=-1),
+        }
+        with v1.Session(graph=graph) as session:
+            builder = v1.saved_model.Builder(str(export))
+            signature = v1.saved_model.predict_signature_def({"data": data, "ids": ids, "tokens": tokens}, outputs)
+            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature},
+                                                 strip_default_attrs=False)
+            builder.save()
+    inputs = {"serving_default": {"data": np.array([[1.0, -2.0], [0.5, 4.0], [3.0, 0.25]], np.float32),
+                                  "ids": np.array([0, 0, 2], np.int32),
+                                  "tokens": np.array([[0, 4, 4], [7, 1, 0]], np.int64)}}
+    return inputs, ("TF1-style graph (tf.compat.v1) saved with SavedModelBuilder(strip_default_attrs=False): "
+                    "SparseSegmentSum / SparseSegmentMeanWithNumSegments with int32 ids (Tsegmentids spelled "
+                    "out), tf.linalg.diag (align spelled out) and tf.math.bincount(axis=-1) (binary_output).")
+
+
 def build_int64_concat_offset_and_table_offset() -> Built:
     import tensorflow as tf
 
@@ -1721,7 +1754,8 @@ FIXTURES: dict[str, Callable[[], Built]] = {
 V1_FIXTURES: dict[str, Callable[[Path], tuple[Inputs, str]]] = {"v1_defaults": write_v1_defaults,
                                                                 "mixed_rng_keras": write_mixed_rng_keras,
                                                                 "grouped_conv": write_grouped_conv,
-                                                                "grouped_conv_split": write_grouped_conv_split}
+                                                                "grouped_conv_split": write_grouped_conv_split,
+                                                                "tf1_v1_defaults": write_tf1_v1_defaults}
 # Fixtures whose signatures cannot run in the source either (stand-in bytes): no outputs recorded.
 NOT_RUNNABLE = {"xla_call_module", "rng_threefry", "refusals_misc", "new_ops_refused", "fft_nd_refused",
                 "conv_pool_refused"}  # ThreeFry: the CPU kernel rejects its 1-element counter
