@@ -27,8 +27,9 @@ ParseExample, rules/tf1-parse-example.yaml) rewires each of them:
 
     outputs: {"node:{i}": {each: outputs, ref: "v1:{i}"}}    # node:0 -> v1:0, node:1 -> v1:1, ...
 
-and `{each: COUNT, ref: "node.input[{i}]", from: K}` lists copies K ... K + COUNT - 1 (a list input
-that starts at input K).
+Where an index is shifted, `{i+K}` is i plus K, and K may be a sum of whole numbers and count
+names: `{each: dense, ref: "node.input[{i+5}]"}` lists a list input that starts at input 5, and
+`"node:{i+sparse+sparse}": {each: sparse, ref: "shape_{i}:0"}` rewires the third group of outputs.
 
 The template is expanded into a plain rewrite before anything else reads it, so the rule loader
 checks it as any rewrite (with every count 2 at load time), and the engine applies the expansion
@@ -48,6 +49,26 @@ if TYPE_CHECKING:
 MAX_COUNT = 4096  # one node per copy: a bound on how much a single match may add
 COUNT_NAME_RE = re.compile(r"^[A-Za-z_]\w*$")
 INDEX_FIELD = "{i}"
+INDEX_RE = re.compile(r"\{i((?:\+\w+)*)\}")  # {i}, {i+5}, {i+sparse+sparse}
+
+
+def _has_index(text: Any) -> bool:
+    return isinstance(text, str) and INDEX_RE.search(text) is not None
+
+
+def _at(text: str, index: int, counts: dict[str, int], fail: Callable[[Any, str], RuleFileError], where: Any) -> str:
+    """TEXT with every {i} / {i+K+...} replaced by the index plus its terms (numbers or counts)."""
+    def value(match: re.Match[str]) -> str:
+        total = index
+        for term in match.group(1).split("+")[1:]:
+            if term.isdigit():
+                total += int(term)
+            elif term in counts:
+                total += counts[term]
+            else:
+                raise fail(where, f"{text!r}: {term!r} in {{i+...}} is neither a whole number nor one of {sorted(counts)}")
+        return str(total)
+    return INDEX_RE.sub(value, text)
 COUNT_KEYS = {"quotient", "value", "sum", "range"}
 COUNT_FORMS = ("quotient", "value", "sum")
 
@@ -177,12 +198,12 @@ def expand(rewrite: Any, counts: dict[str, int], fail: Callable[[Any, str], Rule
             if not isinstance(target, dict):
                 listed_outputs[source] = target
                 continue
-            if set(target) != {"each", "ref"} or target["each"] not in counts or not isinstance(target["ref"], str) \
-                    or INDEX_FIELD not in str(source) or INDEX_FIELD not in target["ref"]:
+            if set(target) != {"each", "ref"} or target["each"] not in counts or not _has_index(target["ref"]) \
+                    or not _has_index(str(source)):
                 raise fail(outputs, f"outputs: write {{\"node:{INDEX_FIELD}\": {{each: COUNT, ref: \"new:{INDEX_FIELD}\"}}}} "
                                     f"with COUNT one of {sorted(counts)}")
             for i in range(counts[target["each"]]):
-                listed_outputs[str(source).replace(INDEX_FIELD, str(i))] = target["ref"].replace(INDEX_FIELD, str(i))
+                listed_outputs[_at(str(source), i, counts, fail, outputs)] = _at(target["ref"], i, counts, fail, outputs)
         expanded["outputs"] = listed_outputs
     nodes = rewrite.get("nodes")
     if not isinstance(nodes, dict):
@@ -213,16 +234,13 @@ def _fill(spec: Any, counts: dict[str, int], index: int | None, fail: Callable[[
         listed: list[Any] = []
         for ref in inputs:
             if isinstance(ref, dict) and "each" in ref:
-                start = ref.get("from", 0)
-                if set(ref) - {"from"} != {"each", "ref"} or ref["each"] not in counts or not isinstance(ref["ref"], str) \
-                        or not _is_int(start) or start < 0:
-                    raise fail(spec, f"inputs: write {{each: COUNT, ref: \"node_{INDEX_FIELD}:0\"}} (from: K to start "
-                                     f"at K) with COUNT one of {sorted(counts)}")
-                listed.extend(ref["ref"].replace(INDEX_FIELD, str(i)) for i in range(start, start + counts[ref["each"]]))
-            elif isinstance(ref, str) and INDEX_FIELD in ref:
+                if set(ref) != {"each", "ref"} or ref["each"] not in counts or not isinstance(ref["ref"], str):
+                    raise fail(spec, f"inputs: write {{each: COUNT, ref: \"node_{INDEX_FIELD}:0\"}} with COUNT one of {sorted(counts)}")
+                listed.extend(_at(ref["ref"], i, counts, fail, spec) for i in range(counts[ref["each"]]))
+            elif _has_index(ref):
                 if index is None:
                     raise fail(spec, f"inputs: {ref!r}: {INDEX_FIELD} is only known in a node with `repeat:`")
-                listed.append(ref.replace(INDEX_FIELD, str(index)))
+                listed.append(_at(ref, index, counts, fail, spec))
             else:
                 listed.append(ref)
         filled["inputs"] = listed
