@@ -87,7 +87,7 @@ match:
 rewrite:
   nodes:
     copy: {op: ShapeN, inputs: ["node.input[0]", {each: rest, ref: "node.input[{i+1}]"}],
-           attrs: {N: {count: every}, T: DT_FLOAT}}
+           attrs: {N: {count: every}, T: {copy: "node.T[2]"}}}   # element 2 of IdentityN's list
   outputs: {"node:{i}": {each: every, ref: "copy:{i}"}}
   remove: [node]
 """
@@ -107,11 +107,14 @@ def test_each_from_a_sum_count_and_every_output_rewired_by_position() -> None:
     assert edges["idn/copy"] == ["x", "y", "z"]
     assert [edges[f"out{k}"] for k in range(3)] == [["idn/copy:0"], ["idn/copy:1"], ["idn/copy:2"]]
     assert "idn" not in edges
+    assert scope.node_def("idn/copy").attr["T"].type == 1  # type: ignore[attr-defined]  # DT_FLOAT
 
 
 def test_outputs_each_needs_the_index_and_a_count() -> None:
     with pytest.raises(RuleFileError, match="outputs: write"):
         rules(REPLACE_N.replace('"node:{i}": {each: every', '"node:0": {each: every'))
+    with pytest.raises(RuleFileError, match="must be <matched node>.<attr> or <matched node>.<attr>\\[k\\]"):
+        rules(REPLACE_N.replace('"node.T[2]"', '"node.T[x]"'))
     with pytest.raises(RuleFileError, match="'rest2' in {i\\+...} is neither a whole number nor one of"):
         rules(REPLACE_N.replace('"node.input[{i+1}]"', '"node.input[{i+rest2}]"'))
 

@@ -1677,6 +1677,14 @@ def build_tf1_parse_example() -> Built:
                 "history": parsed["history"], "age_only": dense_only["age"],
             }
 
+        @tf.function(input_signature=[_spec([], tf.string, "example")])
+        def single(self, example: Any) -> Any:
+            parsed = tf.io.parse_single_example(example, spec)
+            return {"price": parsed["price"], "city": parsed["city"], "age": parsed["age"],
+                    "tags_indices": parsed["tags"].indices, "tags_values": parsed["tags"].values,
+                    "tags_shape": parsed["tags"].dense_shape, "clicks_shape": parsed["clicks"].dense_shape,
+                    "history": parsed["history"]}
+
     module = Parse()
     examples = _examples([
         {"price": [1.25, 3.5], "city": [b"Oslo"], "age": [31], "tags": [b"a", b"bb"], "clicks": [3, 1, 4],
@@ -1684,11 +1692,12 @@ def build_tf1_parse_example() -> Built:
         {"age": [7], "clicks": [9]},  # defaults for price and city, no tags, empty history
         {"price": [-2.0, 1e-30], "city": [b""], "age": [-5], "tags": [b"c"], "history": [1.0]},
     ])
-    return Built(module, {"serving_default": module.call}, {"serving_default": {"examples": examples}},
+    return Built(module, {"serving_default": module.call, "single": module.single},
+                 {"serving_default": {"examples": examples}, "single": {"example": examples[0]}},
                  "tf.io.parse_example of a batch of tf.train.Examples: FixedLenFeature with and "
                  "without defaults (float32 [2], string, int64), VarLenFeature (string and int64), "
-                 "FixedLenSequenceFeature(allow_missing=True), and a dense-only parse: ParseExampleV2 "
-                 "without ragged features.")
+                 "FixedLenSequenceFeature(allow_missing=True), and a dense-only parse; signature "
+                 "`single`: tf.io.parse_single_example of one. ParseExampleV2 without ragged features.")
 
 
 def build_tf1_parse_example_refused() -> Built:

@@ -103,7 +103,7 @@ from rewriter.savedmodel.attr_values import AttrConversionError, tensor_from_pla
 from rewriter.errors import RuleFileError
 from rewriter.targets.releases import Release, parse_release
 from rewriter.rules.conditions import (  # noqa: F401  (the reference syntax, re-exported)
-    ATTR_REF_RE, INPUT_REF_RE, NAME_RE, OUTPUT_REF_RE, Condition, parse_condition,
+    ATTR_ELEMENT_REF_RE, ATTR_REF_RE, INPUT_REF_RE, NAME_RE, OUTPUT_REF_RE, Condition, parse_condition,
 )
 from rewriter.rules.expand import expand_documents
 
@@ -227,10 +227,11 @@ def _str_list(checker: _Checker, parent: Any, value: Any, what: str) -> tuple[st
     return tuple(value)
 
 
-def _attr_ref(checker: _Checker, where: Any, ref: Any, names: set[str]) -> tuple[str, str]:
-    match = ATTR_REF_RE.match(str(ref))
+def _attr_ref(checker: _Checker, where: Any, ref: Any, names: set[str], element: bool = False) -> tuple[str, str]:
+    match = (ATTR_ELEMENT_REF_RE if element else ATTR_REF_RE).match(str(ref))
     if not match or match.group("node") not in names:
-        raise checker.fail(where, f"{ref!r} must be <matched node>.<attr>, with a node named in match.nodes")
+        shape = "<matched node>.<attr> or <matched node>.<attr>[k]" if element else "<matched node>.<attr>"
+        raise checker.fail(where, f"{ref!r} must be {shape}, with a node named in match.nodes")
     return match.group("node"), match.group("attr")
 
 
@@ -311,7 +312,7 @@ def _parse_rewrite(checker: _Checker, spec: Any, names: set[str]) -> Rewrite:
         for attr_name, value in attrs.items():
             if isinstance(value, dict) and "copy" in value:
                 checker.keys(value, {"copy", "default"}, {"copy"}, f"rewrite.nodes.{key}.attrs copy")
-                _attr_ref(checker, value, value["copy"], names)
+                _attr_ref(checker, value, value["copy"], names, element=True)  # n.attr or n.attr[k]
             _check_format(checker, node_spec, value, f"rewrite.nodes.{key}.attrs.{attr_name}")
         new_nodes.append(NewNode(str(key), str(node_spec["op"]), inputs, tuple(attrs.items())))
     outputs = []

@@ -248,7 +248,11 @@ def _fill(spec: Any, counts: dict[str, int], index: int | None, fail: Callable[[
     if isinstance(attrs, dict):
         new_attrs = copy.copy(attrs)
         for attr, value in attrs.items():
-            if isinstance(value, dict) and "count" in value:
+            if isinstance(value, dict) and _has_index(value.get("copy")):  # {copy: "n.list_attr[{i}]"}
+                if index is None:
+                    raise fail(attrs, f"attrs.{attr}: {INDEX_FIELD} is only known in a node with `repeat:`")
+                new_attrs[attr] = {**value, "copy": _at(value["copy"], index, counts, fail, attrs)}
+            elif isinstance(value, dict) and "count" in value:
                 if set(value) != {"count"} or value["count"] not in counts:
                     raise fail(attrs, f"attrs.{attr}: write {{count: COUNT}} with COUNT one of {sorted(counts)}")
                 new_attrs[attr] = counts[value["count"]]
