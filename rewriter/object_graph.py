@@ -57,9 +57,9 @@ from typing import Any, Callable, Iterator
 
 import yaml
 from google.protobuf import descriptor, message
-from rewriter.protos import saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
+from rewriter.protos import meta_graph_pb2, saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
 
-from rewriter import bundle_index, keras_config
+from rewriter import bundle_index, keras_config, restored_captures
 from rewriter.errors import BadInput, RuleFileError
 from rewriter.findings import Finding
 from rewriter.releases import Release, parse_release
@@ -93,6 +93,8 @@ class ObjectGraphRule:
     keras_match: keras_config.KerasMatch | None = None
     keras_rewrite: keras_config.KerasRewrite | None = None
     handles_keras: tuple[str, ...] = ()
+    # rewrite: {wire_captures_to_restored: true} (tensorflow.MetaGraphDef; rewriter/restored_captures.py)
+    wire_captures: bool = False
 
     def applies_to(self, target: Release) -> bool:
         return target < self.since
@@ -163,15 +165,18 @@ def parse_object_graph_rule(data: Any, path: str) -> ObjectGraphRule:
     if not isinstance(where, list):
         raise _fail(path, match, "where is a list of conditions")
     drop_fields: tuple[str, ...] = ()
-    drop_object, warn, refuse = False, None, None
+    drop_object, wire_captures, warn, refuse = False, False, None, None
     if "rewrite" in data:
         rewrite = data["rewrite"]
-        _keys(path, rewrite, {"drop_fields", "drop_object", "warn"}, set(), "rewrite")
+        _keys(path, rewrite, {"drop_fields", "drop_object", "warn", "wire_captures_to_restored"}, set(), "rewrite")
         drop_fields = tuple(rewrite.get("drop_fields", []))
         drop_object = bool(rewrite.get("drop_object", False))
+        wire_captures = rewrite.get("wire_captures_to_restored", False) is True
         warn = rewrite.get("warn")
-        if not drop_fields and not drop_object:
-            raise _fail(path, rewrite, "a rewrite drops fields or the object")
+        if not drop_fields and not drop_object and not wire_captures:
+            raise _fail(path, rewrite, "a rewrite drops fields or the object, or wires captures to restored variables")
+        if wire_captures and (match["message"] != "tensorflow.MetaGraphDef" or file != SAVED_MODEL_PB):
+            raise _fail(path, rewrite, "wire_captures_to_restored applies to tensorflow.MetaGraphDef in saved_model.pb only")
         if drop_object and match["message"] != "tensorflow.SavedObject":
             raise _fail(path, rewrite, "drop_object applies to tensorflow.SavedObject only")
     else:
@@ -184,6 +189,7 @@ def parse_object_graph_rule(data: Any, path: str) -> ObjectGraphRule:
         handles_fields=tuple(handles["fields"]), file=file, message=match["message"],
         where=tuple(_condition(path, c) for c in where), drop_fields=drop_fields, drop_object=drop_object,
         warn=warn, refuse=refuse, source=f"{path}:{getattr(data, 'line', 0)}", fixture=data.get("fixture"),
+        wire_captures=wire_captures,
     )
 
 
@@ -282,6 +288,7 @@ class _GraphContext:
     graph: saved_object_graph_pb2.SavedObjectGraph
     needed: set[int]
     checkpoint_nodes: int
+    checkpoint: trackable_object_graph_pb2.TrackableObjectGraph | None = None
 
 
 def _contains(desc: Any, name: str, memo: dict[str, bool], stack: set[str]) -> bool:
@@ -624,6 +631,11 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
                     outcome.applications.append(ObjectGraphApplication(rule.id, file, path, f"dropped {name}"))
             if rule.drop_object and meta_index is not None and node_id is not None:
                 drops.append((rule, meta_index, path))
+            if rule.wire_captures and isinstance(msg, meta_graph_pb2.MetaGraphDef):
+                meta = contexts.get(int(path[len("meta_graphs["):].split("]")[0]))
+                for wired in restored_captures.WIRE_CAPTURES_TO_RESTORED.apply(msg, meta.checkpoint if meta else None):
+                    outcome.applications.append(ObjectGraphApplication(rule.id, file, f"{path}.graph_def",
+                                                                       f"wired {wired.line()}"))
     return drops
 
 
@@ -654,7 +666,8 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
     ckpt = read_checkpoint_graph(files)
     checkpoint_nodes = len(ckpt.graph.nodes) if ckpt is not None else 0
     contexts = {
-        i: _GraphContext(mg.object_graph_def, needed_objects(mg.object_graph_def), checkpoint_nodes)
+        i: _GraphContext(mg.object_graph_def, needed_objects(mg.object_graph_def), checkpoint_nodes,
+                         ckpt.graph if ckpt is not None else None)
         for i, mg in enumerate(proto.meta_graphs)
     }
     keras = _read_keras_metadata(files)
