@@ -1,13 +1,12 @@
 """The conversion, in one direction: load -> graph -> rules -> validate -> write.
 
-Verification in the real target runtime comes after writing (rewriter/parity.py); the CLI and
+Verification in the real target runtime comes after writing (rewriter/verify/parity.py); the CLI and
 the API chain the two.
 """
 from __future__ import annotations
 
 import copy
 import gc
-import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -18,10 +17,15 @@ from rewriter.protos import op_def_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.protos import saved_model_pb2
 
-from rewriter import __version__, normalize, object_graph, schema_check, training_paths
+from rewriter import __version__
+from rewriter.savedmodel import normalize
+from rewriter.rules import object_graph
+from rewriter.rules.object_graph_loader import load_object_graph_rules
+from rewriter.verify import schema_check
+from rewriter.rules import training_paths
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
-from rewriter.model import (
+from rewriter.savedmodel.model import (
     MetaGraphScopes,
     ProtoScope,
     build_scopes,
@@ -31,12 +35,12 @@ from rewriter.model import (
     skeleton_of,
     write_back,
 )
-from rewriter.python_loader_caveats import python_loader_caveats
-from rewriter.registry import OpRegistry, load_registry, newest_registry
-from rewriter.releases import Release, known_releases, release_of_producer
-from rewriter.rule_engine import Application, OpLookup, apply_rules
-from rewriter.rule_loader import Rule, load_rules
-from rewriter.savedmodel_io import (
+from rewriter.verify.python_loader_caveats import python_loader_caveats
+from rewriter.targets.registry import OpRegistry, load_registry, newest_registry
+from rewriter.targets.releases import Release, known_releases, release_of_producer
+from rewriter.rules.engine import Application, OpLookup, apply_rules
+from rewriter.rules.loader import Rule, load_rules
+from rewriter.savedmodel.files import (
     FINGERPRINT_PB,
     SavedModelFiles,
     check_output_location,
@@ -46,7 +50,7 @@ from rewriter.savedmodel_io import (
     publish,
     stage_saved_model,
 )
-from rewriter.validator import malformed_attrs, validate_scopes
+from rewriter.verify.validator import malformed_attrs, validate_scopes
 
 Progress = Callable[[str], None]
 # fingerprint.pb appeared with TF 2.12; older releases neither read nor write it.
@@ -162,7 +166,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     del models, scopes
     gc.collect()
     say("applying object-graph rules")
-    og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
+    og_rules = load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy, strict=options.strict)
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)
@@ -172,7 +176,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     rule_findings = outcome.findings
     if not options.strict:
         # Functions only a training-mode path runs: stubbed with an error naming tfdowngrade
-        # (rewriter/training_paths.py), so their problems no longer stop the model.
+        # (rewriter/rules/training_paths.py), so their problems no longer stop the model.
         candidates = [f for f in outcome.findings if f.kind in ("refused", "lossy")] + after
         stubbed = training_paths.stub_unreached(proto, candidates, target)
         if stubbed.functions:

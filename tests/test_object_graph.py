@@ -10,17 +10,13 @@ import tensorflow as tf
 from rewriter.protos import saved_object_graph_pb2, trackable_object_graph_pb2
 
 from conftest import fixture_dir
-from rewriter import bundle_index
+from rewriter.savedmodel import bundle_index
 from rewriter.errors import RuleFileError
-from rewriter.object_graph import (
-    drop_objects,
-    load_object_graph_rules,
-    needed_objects,
-    parse_object_graph_rules_text,
-)
+from rewriter.rules.object_graph_loader import load_object_graph_rules, parse_object_graph_rules_text
+from rewriter.savedmodel.object_graph import drop_objects, needed_objects
 from rewriter.pipeline import Options, plan, write
-from rewriter.releases import Release
-from rewriter.schema_check import diff, first_release_with
+from rewriter.targets.releases import Release
+from rewriter.verify.schema_check import diff, first_release_with
 
 R23, R221 = Release(2, 3), Release(2, 21)
 # Left to the schema check's refusal (no rule): new dtypes have no older form at all.

@@ -1,4 +1,4 @@
-"""signature-reads-restore-only-copy (rewriter/restored_captures.py): a Keras 3 model held by a
+"""signature-reads-restore-only-copy (rewriter/rules/restored_captures.py): a Keras 3 model held by a
 tf.Module and saved with tf.saved_model.save fails in every C++ loader (TF 2.21's own included,
 see test_convert_parity.py's diagnosis test); converted, its signature calls read the variables the
 restore op fills, and it serves bit-identical in the real TF 2.3.4 (C++ and Python loaders), 2.9.3
@@ -15,9 +15,9 @@ import pytest
 from rewriter.protos import saved_model_pb2
 
 from conftest import fixture_dir, run_cli
-from rewriter.object_graph import read_checkpoint_graph
-from rewriter.restored_captures import WIRE_CAPTURES_TO_RESTORED, restored_handles
-from rewriter.savedmodel_io import read_saved_model
+from rewriter.savedmodel.checkpoint import read_checkpoint_graph
+from rewriter.rules.restored_captures import WIRE_CAPTURES_TO_RESTORED, restored_handles
+from rewriter.savedmodel.files import read_saved_model
 
 RULE = "signature-reads-restore-only-copy"
 
@@ -143,7 +143,7 @@ def test_it_serves_bit_identical_in_other_releases(source: Path, tmp_path: Path,
 
 def test_the_action_is_for_meta_graphs_only() -> None:
     from rewriter.errors import RuleFileError
-    from rewriter.object_graph import parse_object_graph_rules_text
+    from rewriter.rules.object_graph_loader import parse_object_graph_rules_text
 
     text = ("id: x\ndescription: d\nsince: '2.22'\nexact: true\nhandles: {fields: []}\n"
             "match: {message: tensorflow.SavedObject}\nrewrite: {wire_captures_to_restored: true}\n")

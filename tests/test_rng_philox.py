@@ -17,11 +17,11 @@ from rewriter.protos import graph_pb2, node_def_pb2
 from rewriter.protos import saved_model_pb2
 
 from conftest import ROOT, converted_without_parity
-from rewriter.graph_model import scope_from_graph_def
-from rewriter.registry import load_registry, newest_registry
-from rewriter.releases import Release
-from rewriter.rule_engine import OpLookup, apply_rules
-from rewriter.rule_loader import load_rules
+from rewriter.savedmodel.graph_model import scope_from_graph_def
+from rewriter.targets.registry import load_registry, newest_registry
+from rewriter.targets.releases import Release
+from rewriter.rules.engine import OpLookup, apply_rules
+from rewriter.rules.loader import load_rules
 from rewriter.runtimes.client import SignatureCall, TargetRuntime
 
 FIXTURE = ROOT / "golden" / "rules" / "rng_philox" / "saved_model"

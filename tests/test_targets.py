@@ -21,9 +21,10 @@ from tensorflow.core.framework import full_type_pb2, node_def_pb2
 
 from conftest import ROOT, fixture_dir, run_cli
 from rewriter.errors import BadInput
-from rewriter.object_graph import _holds, load_object_graph_rules, parse_object_graph_rules_text
-from rewriter.releases import Release, known_releases, parse_release
-from rewriter.schema_check import first_release_with
+from rewriter.rules.object_graph import _holds
+from rewriter.rules.object_graph_loader import load_object_graph_rules, parse_object_graph_rules_text
+from rewriter.targets.releases import Release, known_releases, parse_release
+from rewriter.verify.schema_check import first_release_with
 
 FULL_TYPE_RULES = [r for r in load_object_graph_rules() if r.source.split(":")[0].endswith("full-type.yaml")]
 

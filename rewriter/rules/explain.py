@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewriter.errors import BadInput
-from rewriter.model import build_scopes
-from rewriter.registry import load_registry
-from rewriter.releases import Release
-from rewriter.rule_engine import Matcher, OpIndex, OpLookup
-from rewriter.rule_loader import Rule, load_rules
+from rewriter.savedmodel.model import build_scopes
+from rewriter.targets.registry import load_registry
+from rewriter.targets.releases import Release
+from rewriter.rules.engine import Matcher, OpIndex, OpLookup
+from rewriter.rules.loader import Rule, load_rules
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def find_rule(rule_id: str, rules_dir: Path | None = None) -> Rule:
 def explain(rule: Rule, input_dir: Path) -> list[Verdict]:
     """One verdict per candidate node of IN, in scope and node order."""
     from rewriter.pipeline import _registry_for, source_release_of
-    from rewriter.savedmodel_io import read_saved_model
+    from rewriter.savedmodel.files import read_saved_model
 
     files = read_saved_model(input_dir)
     source_release, _ = source_release_of(files.proto)

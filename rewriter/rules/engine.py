@@ -13,14 +13,17 @@ from rewriter.protos import node_def_pb2, op_def_pb2
 from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.protos.node_def_pb2 import NodeDef
 
-from rewriter import attr_values, rule_repeat, static_shapes, tensors
+from rewriter.savedmodel import attr_values
+from rewriter.rules import repeat as rule_repeat
+from rewriter.savedmodel import static_shapes
+from rewriter.savedmodel import tensors
 from rewriter.findings import Finding
-from rewriter.graph_model import ARG, CONTROL_RET, RET, Scope
-from rewriter.registry import OpRegistry, attr_or_default
-from rewriter.releases import Release
-from rewriter.rule_conditions import AttrRef, InputRef, OutputRef
-from rewriter.rule_loader import INPUT_REF_RE, OUTPUT_REF_RE, Rule, _ConstSpec, _TensorAttr
-from rewriter.subgraph import snapshot
+from rewriter.savedmodel.graph_model import ARG, CONTROL_RET, RET, Scope
+from rewriter.targets.registry import OpRegistry, attr_or_default
+from rewriter.targets.releases import Release
+from rewriter.rules.conditions import AttrRef, InputRef, OutputRef
+from rewriter.rules.loader import INPUT_REF_RE, OUTPUT_REF_RE, Rule, _ConstSpec, _TensorAttr
+from rewriter.report.subgraph import snapshot
 
 MAX_PASSES = 50
 
@@ -42,7 +45,7 @@ class Application:
     dropped_attrs: list[str] = field(default_factory=list)
     set_attrs: list[str] = field(default_factory=list)
     retyped: list[str] = field(default_factory=list)
-    # The touched part of the graph before and after (rewriter/subgraph.py), for the HTML report.
+    # The touched part of the graph before and after (rewriter/report/subgraph.py), for the HTML report.
     graph_before: Any = field(default=None, repr=False, compare=False)
     graph_after: Any = field(default=None, repr=False, compare=False)
 
@@ -99,7 +102,7 @@ class OpLookup:
 
 
 def _ranges(op: OpDef, args: Any, node: NodeDef) -> dict[str, tuple[int, int]]:
-    from rewriter.registry import arg_count
+    from rewriter.targets.registry import arg_count
 
     ranges, start = {}, 0
     for arg in args:
@@ -262,7 +265,7 @@ class Matcher:
         return None
 
     def counts(self, rule: Rule, binding: dict[str, str]) -> dict[str, int] | None:
-        """match.counts for this match (rewriter/rule_repeat.py); None if one is not known."""
+        """match.counts for this match (rewriter/rules/repeat.py); None if one is not known."""
         if "counts" not in rule.extra:
             return {}
 
