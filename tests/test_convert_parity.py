@@ -287,10 +287,18 @@ def test_python_loader_flag_judges_with_tf23_python_too(tmp_path: Path) -> None:
 
 
 def test_python_loader_flag_fails_where_only_the_python_loader_fails(tmp_path: Path) -> None:
-    """Two mutable tables: TF 2.3's C++ loader runs the output, its Python loader cannot restore it."""
+    """Two mutable tables: TF 2.3's C++ loader runs the output, its Python loader cannot restore it
+    (without the rule saveables-restored-through-one-object, which repairs that:
+    tests/test_combined_saveables.py)."""
+    import shutil
+
     source = ROOT / "golden" / "rules" / "anonymous_tables_all" / "saved_model"
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "object-graph" / "combined-saveables.yaml").unlink()
     report = tmp_path / "r.json"
-    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--python-loader", "--report", report)
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--python-loader", "--report", report,
+                     "--rules-dir", rules)
     assert result.code == 3, result.stderr
     assert "Python loader" in result.stderr and "restored with two names" in result.stderr
     parity = json.loads(report.read_text())["parity"]

@@ -174,7 +174,8 @@ def test_reports_list_the_keras_config_rewrites(converted: dict[str, tuple[Path,
                  "keras-category-encoding-count", "keras-category-encoding-multi-hot",
                  "keras-attention-score-mode-dot", "keras-attention-causal-mask-call", "keras-noise-seed-unset",
                  "keras-resizing-crop-to-aspect-ratio", "keras-hashing-int-output",
-                 "keras-discretization-boundaries",
+                 "keras-discretization-boundaries", "keras-random-rng-type-stateful-unseeded",
+                 "keras-image-fill-value-unused",
                  "keras-layer-new-in-2-4", "keras-layer-new-in-2-9", "keras-layer-new-in-2-11"):
         assert rule in applied, (rule, sorted(applied))
 
@@ -240,6 +241,17 @@ def _set_in(layer_name: str, where: str, key: str, value: Any) -> Any:
      "keras-attention-causal-mask-call-false", None),
     ("keras2_layer_arguments", _set_in("gaussian_noise", "config", "seed", 12),
      "keras-noise-seed-set", "--allow-lossy keras-noise-seed-set"),
+    # A seeded augmentation layer: the rng_type rule for unseeded ones leaves it to the lossy one.
+    ("keras2_augmentation", _set_in("zoom", "config", "seed", 5),
+     "keras-random-rng-type", "--allow-lossy keras-random-rng-type"),
+    ("keras2_augmentation", _set_in("zoom", "config", "rng_type", "stateless"),
+     "keras-random-rng-type", "--allow-lossy keras-random-rng-type"),
+    ("keras2_augmentation", _set_in("rotate", "config", "fill_value", 0.5),
+     "keras-image-fill-value-constant", "fill_value"),
+    ("keras2_augmentation", _set_in("zoom", "config", "fill_mode", "nearest"),
+     "keras-image-fill-mode-nearest", "nearest"),
+    # fill_value is unused under reflect: dropped whatever its value.
+    ("keras2_augmentation", _set_in("zoom", "config", "fill_value", 0.5), "keras-image-fill-value-unused", None),
 ])
 def test_edited_layer_argument_is_refused_or_dropped_by_its_rule(
         tmp_path: Path, fixture: str, edit: Any, rule: str, text: str | None) -> None:

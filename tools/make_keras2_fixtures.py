@@ -315,6 +315,31 @@ def build_hashing() -> tuple[Any, dict[str, np.ndarray], str]:
                       "CategoryEncoding(count); Concatenate -> Dense(2)")
 
 
+def build_augmentation() -> tuple[Any, dict[str, np.ndarray], str]:
+    import tf_keras as keras
+
+    rng = np.random.default_rng(11)
+    image = keras.Input(shape=(8, 8, 3), name="image")
+    # Every tf_keras image augmentation layer TF 2.3's Keras has, as a model carries them for
+    # training: each writes rng_type (stateful, unseeded); three write fill_value.
+    a = keras.layers.RandomFlip(name="flip")(image)
+    a = keras.layers.RandomRotation(0.1, fill_mode="constant", name="rotate")(a)
+    a = keras.layers.RandomZoom(0.2, name="zoom")(a)                                  # reflect
+    a = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="wrap", name="translate")(a)
+    a = keras.layers.RandomContrast(0.1, name="contrast")(a)
+    a = keras.layers.RandomHeight(0.1, name="height")(a)
+    a = keras.layers.RandomWidth(0.1, name="width")(a)
+    a = keras.layers.Conv2D(4, 3, name="conv")(a)
+    a = keras.layers.GlobalAveragePooling2D(name="gap")(a)
+    out = keras.layers.Dense(2, name="out")(a)
+    model = keras.Model(image, out, name="keras2_augmentation")
+    x = {"image": rng.standard_normal((BATCH, 8, 8, 3)).astype(np.float32)}
+    return model, x, ("tf_keras image augmentation (identity at inference): RandomFlip, RandomRotation(0.1, "
+                      "constant fill), RandomZoom(0.2), RandomTranslation(0.1, 0.1, wrap), RandomContrast(0.1), "
+                      "RandomHeight(0.1), RandomWidth(0.1), unseeded (rng_type stateful) -> Conv2D(4, 3) -> "
+                      "GlobalAveragePooling2D -> Dense(2)")
+
+
 FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
     "keras2_cnn": build_cnn,
     "keras2_rnn": build_rnn,
@@ -327,6 +352,7 @@ FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
     "keras2_layer_arguments": build_layer_arguments,
     "keras2_revived": build_revived,
     "keras2_hashing": build_hashing,
+    "keras2_augmentation": build_augmentation,
 }
 
 

@@ -17,7 +17,7 @@ from google.protobuf import message
 
 from rewriter.findings import Finding
 from rewriter.protos import meta_graph_pb2, saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
-from rewriter.rules import keras_config, restored_captures
+from rewriter.rules import combined_saveables, keras_config, restored_captures
 from rewriter.rules.object_graph_loader import KERAS_CONFIG, ObjectGraphRule
 from rewriter.savedmodel import checkpoint as checkpoint_io
 from rewriter.savedmodel import keras_metadata
@@ -118,11 +118,21 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
                     outcome.applications.append(ObjectGraphApplication(rule.id, file, path, f"dropped {name}"))
             if rule.drop_object and meta_index is not None and node_id is not None:
                 drops.append((rule, meta_index, path))
-            if rule.wire_captures and isinstance(msg, meta_graph_pb2.MetaGraphDef):
+            if (rule.wire_captures or rule.combine_saveables) and isinstance(msg, meta_graph_pb2.MetaGraphDef):
                 meta = contexts.get(int(path[len("meta_graphs["):].split("]")[0]))
-                for wired in restored_captures.WIRE_CAPTURES_TO_RESTORED.apply(msg, meta.checkpoint if meta else None):
-                    outcome.applications.append(ObjectGraphApplication(rule.id, file, f"{path}.graph_def",
-                                                                       f"wired {wired.line()}"))
+                checkpoint = meta.checkpoint if meta else None
+                if rule.wire_captures:
+                    for wired in restored_captures.WIRE_CAPTURES_TO_RESTORED.apply(msg, checkpoint):
+                        outcome.applications.append(ObjectGraphApplication(rule.id, file, f"{path}.graph_def",
+                                                                           f"wired {wired.line()}"))
+                combined = combined_saveables.combine(msg, checkpoint) if rule.combine_saveables else None
+                if combined is not None:
+                    outcome.applications.append(ObjectGraphApplication(rule.id, file, f"{path}.object_graph_def",
+                                                                       f"combined {combined.line()}"))
+                    # The folded objects' attributes left the checkpoint's object graph: it is rewritten.
+                    outcome.applications.append(ObjectGraphApplication(
+                        rule.id, "checkpoint", "nodes", f"attributes of {len(combined.folded) - 1} object(s) "
+                        f"restored through object {combined.carrier}"))
     return drops
 
 
