@@ -151,3 +151,28 @@ def test_the_action_is_for_meta_graphs_only() -> None:
         parse_object_graph_rules_text(text, "r.yaml")
     rule, = parse_object_graph_rules_text(text.replace("SavedObject", "MetaGraphDef"), "r.yaml")
     assert rule.wire_captures
+
+
+_KERAS3_AS_ROOT = """
+import sys
+import keras, tensorflow as tf
+keras.utils.set_random_seed(1)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.LayerNormalization(),
+                          keras.layers.Dense(2)])
+tf.saved_model.save(model, sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_a_keras3_model_saved_as_the_root_is_repaired_too(tmp_path: Path) -> None:
+    """tf.saved_model.save(keras3_model) itself (no tf.Module around it) exports the same copies."""
+    source = tmp_path / "source"
+    made = subprocess.run([sys.executable, "-c", _KERAS3_AS_ROOT, str(source)], capture_output=True, text=True,
+                          timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    report = tmp_path / "r.json"
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--python-loader", "--report", report)
+    assert result.code == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert all(o["max_abs_error"] == 0 for o in data["parity"]["outputs"])
+    assert f"object-graph rule {RULE}: 6 change(s) in saved_model.pb" in data["notes"]

@@ -320,24 +320,43 @@ def build_augmentation() -> tuple[Any, dict[str, np.ndarray], str]:
 
     rng = np.random.default_rng(11)
     image = keras.Input(shape=(8, 8, 3), name="image")
-    # Every tf_keras image augmentation layer TF 2.3's Keras has, as a model carries them for
-    # training: each writes rng_type (stateful, unseeded); three write fill_value.
+    # Random layers TF 2.3's Keras rebuilds from their config once rng_type (stateful, unseeded) is
+    # dropped: RandomContrast always writes it; Dropout and GaussianNoise when given one.
+    a = keras.layers.RandomContrast(0.1, name="contrast")(image)
+    a = keras.layers.Conv2D(4, 3, name="conv")(a)
+    a = keras.layers.GaussianNoise(0.2, rng_type="stateful", name="noise")(a)
+    a = keras.layers.GlobalAveragePooling2D(name="gap")(a)
+    a = keras.layers.Dropout(0.3, rng_type="stateful", name="dropout")(a)
+    out = keras.layers.Dense(2, name="out")(a)
+    model = keras.Model(image, out, name="keras2_augmentation")
+    x = {"image": rng.standard_normal((BATCH, 8, 8, 3)).astype(np.float32)}
+    return model, x, ("tf_keras random layers with rng_type 'stateful' and no seed (identity at inference): "
+                      "RandomContrast(0.1) -> Conv2D(4, 3) -> GaussianNoise(0.2) -> GlobalAveragePooling2D -> "
+                      "Dropout(0.3) -> Dense(2)")
+
+
+def build_augmentation_geometric() -> tuple[Any, dict[str, np.ndarray], str]:
+    import tf_keras as keras
+
+    rng = np.random.default_rng(12)
+    image = keras.Input(shape=(8, 8, 3), name="image")
+    # The augmentation layers whose TF 2.3 class holds a random generator state the tf_keras
+    # checkpoint lacks (keras-augmentation-generator-state): TF 2.3 gets the model without Keras
+    # metadata. RandomCrop is left out: its tf_keras serving graph draws from its generator.
     a = keras.layers.RandomFlip(name="flip")(image)
     a = keras.layers.RandomRotation(0.1, fill_mode="constant", name="rotate")(a)
-    a = keras.layers.RandomZoom(0.2, name="zoom")(a)                                  # reflect
+    a = keras.layers.RandomZoom(0.2, name="zoom")(a)
     a = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="wrap", name="translate")(a)
-    a = keras.layers.RandomContrast(0.1, name="contrast")(a)
     a = keras.layers.RandomHeight(0.1, name="height")(a)
     a = keras.layers.RandomWidth(0.1, name="width")(a)
     a = keras.layers.Conv2D(4, 3, name="conv")(a)
     a = keras.layers.GlobalAveragePooling2D(name="gap")(a)
     out = keras.layers.Dense(2, name="out")(a)
-    model = keras.Model(image, out, name="keras2_augmentation")
+    model = keras.Model(image, out, name="keras2_augmentation_geometric")
     x = {"image": rng.standard_normal((BATCH, 8, 8, 3)).astype(np.float32)}
-    return model, x, ("tf_keras image augmentation (identity at inference): RandomFlip, RandomRotation(0.1, "
-                      "constant fill), RandomZoom(0.2), RandomTranslation(0.1, 0.1, wrap), RandomContrast(0.1), "
-                      "RandomHeight(0.1), RandomWidth(0.1), unseeded (rng_type stateful) -> Conv2D(4, 3) -> "
-                      "GlobalAveragePooling2D -> Dense(2)")
+    return model, x, ("tf_keras geometric augmentation (identity at inference), unseeded: RandomFlip, "
+                      "RandomRotation(0.1, constant fill), RandomZoom(0.2), RandomTranslation(0.1, 0.1, wrap), "
+                      "RandomHeight(0.1), RandomWidth(0.1) -> Conv2D(4, 3) -> GlobalAveragePooling2D -> Dense(2)")
 
 
 FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
@@ -353,6 +372,7 @@ FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
     "keras2_revived": build_revived,
     "keras2_hashing": build_hashing,
     "keras2_augmentation": build_augmentation,
+    "keras2_augmentation_geometric": build_augmentation_geometric,
 }
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from rewriter.protos import (
     function_pb2,
     meta_graph_pb2,
+    op_def_pb2,
     saved_object_graph_pb2,
     struct_pb2,
     trackable_object_graph_pb2,
@@ -159,15 +160,14 @@ def _unique(prefix: str, taken: set[str]) -> str:
     return name
 
 
-def _captures(function: function_pb2.FunctionDef, bound: int) -> list[function_pb2.OpDef.ArgDef]:  # type: ignore[name-defined]
+def _captures(function: function_pb2.FunctionDef, bound: int) -> list[op_def_pb2.OpDef.ArgDef]:
     args = list(function.signature.input_arg)
     return args[len(args) - bound:] if bound else []
 
 
-def _call(fn: function_pb2.FunctionDef, node_name: str, callee: function_pb2.FunctionDef,
-          inputs: list[str], control: list[str] = ()) -> None:  # type: ignore[assignment]
+def _call(fn: function_pb2.FunctionDef, node_name: str, callee: function_pb2.FunctionDef, inputs: list[str]) -> None:
     call = fn.node_def.add(name=node_name, op="StatefulPartitionedCall")
-    call.input.extend(inputs + [f"^{c}" for c in control])
+    call.input.extend(inputs)
     call.attr["f"].func.name = callee.signature.name
     call.attr["Tin"].list.type.extend(a.type for a in callee.signature.input_arg)
     call.attr["Tout"].list.type.extend(a.type for a in callee.signature.output_arg)
