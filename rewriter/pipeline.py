@@ -38,7 +38,8 @@ from rewriter.savedmodel.model import (
 from rewriter.verify.python_loader_caveats import python_loader_caveats
 from rewriter.targets.registry import OpRegistry, load_registry, newest_registry
 from rewriter.targets.releases import Release, known_releases, release_of_producer
-from rewriter.rules.engine import Application, OpLookup, apply_rules
+from rewriter.rules.engine import Application, apply_rules
+from rewriter.savedmodel.op_signatures import OpSignatures
 from rewriter.rules.loader import Rule, load_rules
 from rewriter.savedmodel.files import (
     FINGERPRINT_PB,
@@ -112,16 +113,19 @@ def _registry_for(release: Release) -> OpRegistry:
     return load_registry(max(r for r in known if r <= release))
 
 
-def _lookups(models: list[MetaGraphScopes], source: OpRegistry, target: OpRegistry) -> tuple[dict, dict]:
-    lookups: dict[int, OpLookup] = {}
+def _attach_ops(models: list[MetaGraphScopes], source: OpRegistry, target: OpRegistry,
+                proto: saved_model_pb2.SavedModel) -> dict[int, dict[str, op_def_pb2.OpDef]]:
+    """Give every scope its OpDefs (Scope.ops) and the names its MetaGraphDef refers to from outside
+    (Scope.external_names, on the MetaGraphDef's graph); return each scope's function signatures."""
     libraries: dict[int, dict[str, op_def_pb2.OpDef]] = {}
     for model in models:
         signatures = model.signatures()
-        lookup = OpLookup(source, target, signatures)
+        ops = OpSignatures(source, target, signatures)
         for scope in model.scopes:
-            lookups[id(scope)] = lookup
+            scope.ops = ops
             libraries[id(scope)] = signatures
-    return lookups, libraries
+        model.graph.external_names = frozenset(external_names(proto.meta_graphs[model.index]))
+    return libraries
 
 
 def plan(input_dir: Path, options: Options, progress: Progress | None = None) -> Plan:
@@ -142,7 +146,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     skeleton = skeleton_of(files.proto)
     proto = skeleton if skeleton is not None else copy.deepcopy(files.proto)
     source_registry, target_registry = _registry_for(source_release), load_registry(target)
-    lookups, libraries = _lookups(models, source_registry, target_registry)
+    libraries = _attach_ops(models, source_registry, target_registry, proto)
     scopes = [scope for model in models for scope in model.scopes]
     say(f"checking {len(scopes)} graphs against TensorFlow {target}'s registry")
     malformed = malformed_attrs(scopes, source_registry, libraries)
@@ -152,9 +156,8 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
         raise BadInput(f"saved_model.pb: {first.where}, node {first.node!r} ({first.op}): {first.message}{more}: "
                        "a malformed model, which no TensorFlow release loads")
     before, before_by_node = _validate_per_node(models, target_registry, libraries)
-    externals = {id(model.graph): external_names(proto.meta_graphs[model.index]) for model in models}
     say("applying rules")
-    outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy, options.strict)
+    outcome = apply_rules(scopes, rules, target, options.allow_lossy, options.strict)
     # Only scopes a rule changed (or failed while changing: rule-error) are serialized again.
     touched = {a.where for a in outcome.applications} | {f.where for f in outcome.findings}
     if skeleton is not None:

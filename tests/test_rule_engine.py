@@ -21,7 +21,8 @@ from rewriter.savedmodel.graph_model import (
 )
 from rewriter.targets.registry import load_registry, newest_registry
 from rewriter.targets.releases import Release
-from rewriter.rules.engine import OpLookup, RuleApplicationError, RuleOutcome, apply_rules
+from rewriter.rules.engine import RuleApplicationError, RuleOutcome, apply_rules
+from rewriter.savedmodel.op_signatures import OpSignatures
 from rewriter.rules.loader import Rule, parse_rule_text
 
 T23 = Release(2, 3)
@@ -90,11 +91,10 @@ def run(
     allow_lossy: frozenset[str] = frozenset(),
     external: set[str] | None = None,
 ) -> RuleOutcome:
-    lookup = OpLookup(newest_registry(), load_registry(target), {})
-    return apply_rules(
-        scopes, rule_list, target, {id(s): lookup for s in scopes},
-        {id(s): (external or set()) for s in scopes}, allow_lossy,
-    )
+    ops = OpSignatures(newest_registry(), load_registry(target), {})
+    for scope in scopes:
+        scope.ops, scope.external_names = ops, frozenset(external or ())
+    return apply_rules(scopes, rule_list, target, allow_lossy)
 
 
 def inputs_of(scope: Scope) -> dict[str, list[str]]:

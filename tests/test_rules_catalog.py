@@ -28,7 +28,8 @@ from rewriter.savedmodel.graph_model import scope_from_graph_def
 from rewriter.targets.registry import load_registry, newest_registry
 from rewriter.targets.releases import Release
 from rewriter.report.conversion import Report
-from rewriter.rules.engine import OpLookup, apply_rules
+from rewriter.rules.engine import apply_rules
+from rewriter.savedmodel.op_signatures import OpSignatures
 from rewriter.rules.loader import Rule, load_rules
 from conftest import load_tool
 
@@ -154,8 +155,8 @@ def _lone_node(op: str) -> node_def_pb2.NodeDef:
 def _refused_by(node: node_def_pb2.NodeDef, rule_id: str) -> list[Any]:
     target = Release(2, 3)
     scope = scope_from_graph_def("serve", graph_pb2.GraphDef(node=[node]))
-    lookup = OpLookup(newest_registry(), load_registry(target), {})
-    outcome = apply_rules([scope], RULES, target, {id(scope): lookup}, {id(scope): set()})
+    scope.ops = OpSignatures(newest_registry(), load_registry(target), {})
+    outcome = apply_rules([scope], RULES, target)
     return [f for f in outcome.findings if f.kind == "refused" and f.rule == rule_id]
 
 

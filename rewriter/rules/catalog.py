@@ -7,9 +7,8 @@ Keras-config rules (rules/object-graph/*.yaml, rewriter/rules/object_graph_loade
 `check` validates a file's documents against rules/rule.schema.json (the JSON Schema editors use
 too) and then with its kind's parser; both report file:line.
 
-Ordering: `rules list` shows every rule by since, then id. Rules apply in their own order: graph
-rules by file, then position in the file (a rewrite may rely on an earlier one); object-graph and
-Keras-config rules by id.
+Ordering: `rules list` shows every rule by since, then id. Rules of every kind apply in one order:
+by file, then position in the file (a rewrite may rely on an earlier one).
 """
 from __future__ import annotations
 

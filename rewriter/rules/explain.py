@@ -15,7 +15,8 @@ from rewriter.errors import BadInput
 from rewriter.savedmodel.model import build_scopes
 from rewriter.targets.registry import load_registry
 from rewriter.targets.releases import Release
-from rewriter.rules.engine import Matcher, OpIndex, OpLookup
+from rewriter.rules.engine import Matcher, OpIndex
+from rewriter.savedmodel.op_signatures import OpSignatures
 from rewriter.rules.loader import Rule, load_rules
 
 
@@ -51,10 +52,11 @@ def explain(rule: Rule, input_dir: Path) -> list[Verdict]:
     source, oldest = _registry_for(source_release), load_registry(Release(2, 3))
     verdicts: list[Verdict] = []
     for model in models:
-        lookup = OpLookup(source, oldest, model.signatures())
+        ops = OpSignatures(source, oldest, model.signatures())
         for scope in model.scopes:
+            scope.ops = ops
             index = OpIndex(scope)
-            matcher = Matcher(scope, lookup, index)
+            matcher = Matcher(scope, index)
             for name in index.names(rule.root.ops):
                 verdicts.append(Verdict(scope.where(), name, scope.node_def(name).op, matcher.explain(rule, name)))
     return verdicts

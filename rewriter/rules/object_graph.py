@@ -2,7 +2,7 @@
 
 The rules and their format are read by rewriter/rules/object_graph_loader.py. This module
 evaluates their conditions on saved_model.pb, the checkpoint's TrackableObjectGraph and
-keras_metadata.pb (walked with rewriter/savedmodel/messages.py), applies rewrites in rule-id
+keras_metadata.pb (walked with rewriter/savedmodel/messages.py), applies rewrites in rule
 order and refusals after them, and plans what write() changes on disk (the checkpoint through
 rewriter/savedmodel/checkpoint.py, the Keras metadata through rewriter/savedmodel/keras_metadata.py).
 """
@@ -22,7 +22,7 @@ from rewriter.rules.object_graph_loader import KERAS_CONFIG, ObjectGraphRule
 from rewriter.savedmodel import checkpoint as checkpoint_io
 from rewriter.savedmodel import keras_metadata
 from rewriter.savedmodel.files import KERAS_METADATA_PB, SAVED_MODEL_PB, SavedModelFiles
-from rewriter.savedmodel.messages import MISSING, comparable, drop_field, is_present, mentions, messages_of_type, value_at
+from rewriter.savedmodel.messages import drop_field, messages_of_type
 from rewriter.savedmodel.object_graph import drop_objects, needed_objects, used_concrete_functions
 from rewriter.targets.releases import Release
 
@@ -47,35 +47,6 @@ class _GraphContext:
     checkpoint_nodes: int
     checkpoint: trackable_object_graph_pb2.TrackableObjectGraph | None = None
 
-
-
-def _holds(cond: Any, msg: message.Message, ctx: _GraphContext | None, node_id: int | None) -> bool:
-    if "not" in cond:
-        return not _holds(cond["not"], msg, ctx, node_id)
-    if "any" in cond:
-        return any(_holds(c, msg, ctx, node_id) for c in cond["any"])
-    if "all" in cond:
-        return all(_holds(c, msg, ctx, node_id) for c in cond["all"])
-    if "needed_by_signatures" in cond:
-        needed = ctx is not None and node_id is not None and node_id in ctx.needed
-        return needed == cond["needed_by_signatures"]
-    name = cond["field"]
-    if "present" in cond:
-        return is_present(msg, name) == cond["present"]
-    if "mentions" in cond:
-        return mentions(msg, name, frozenset(cond["mentions"]))
-    value = value_at(msg, name)
-    if "equals" in cond:
-        return value is not MISSING and value == cond["equals"]
-    if "in" in cond:
-        return value is not MISSING and value in cond["in"]
-    if "not_in" in cond:
-        return value is MISSING or value not in cond["not_in"]
-    other = value_at(msg, cond["subset_of"])
-    mine = [] if value is MISSING else list(value)
-    theirs = [] if other is MISSING else list(other)
-    keys = {comparable(x) for x in theirs}
-    return all(comparable(x) in keys for x in mine)
 
 
 
@@ -107,7 +78,7 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
         for path, msg in list(messages_of_type(root, rule.message, "", memo)):
             meta_index, node_id = _object_position(path)
             ctx = contexts.get(meta_index) if meta_index is not None else None
-            if not all(_holds(c, msg, ctx, node_id) for c in rule.where):
+            if not all(c.holds(msg, ctx, node_id) for c in rule.where):
                 continue
             if rule.refuse is not None:
                 outcome.refusals.append(Finding("refused", file, path, rule.message, rule.refuse.strip(),
@@ -194,7 +165,7 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
             for path, msg in messages_of_type(root, rule.message, "", memo):
                 meta_index, node_id = _object_position(path)
                 ctx = contexts.get(meta_index) if meta_index is not None else None
-                if all(_holds(c, msg, ctx, node_id) for c in rule.where):
+                if all(c.holds(msg, ctx, node_id) for c in rule.where):
                     outcome.refusals.append(Finding(
                         "lossy", file, path, rule.message,
                         f"rule {rule.id} is not exact; pass --allow-lossy {rule.id} to apply it", rule=rule.id))
@@ -297,7 +268,7 @@ def _drop(proto: saved_model_pb2.SavedModel, drops: list[tuple[ObjectGraphRule, 
 
 def _apply_keras_rules(rules: list[ObjectGraphRule], lossy: list[ObjectGraphRule], proto: saved_model_pb2.SavedModel,
                        keras: message.Message | None, outcome: Outcome) -> None:
-    """Rewrites (in id order) on every Keras object of every metadata string, then refusals and
+    """Rewrites (in rule order: file, then position) on every Keras object of every metadata string, then refusals and
     not-allowed lossy rules on what the rewrites left."""
     rewrites = [r for r in rules if r.keras_rewrite is not None]
     refusals = [r for r in rules if r.refuse is not None]

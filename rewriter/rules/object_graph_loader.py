@@ -40,7 +40,7 @@ it (children, dependencies), and the concrete functions that bind it (no object 
 would be needed); the remaining objects are renumbered. An object the checkpoint also holds is
 never dropped (the checkpoint's object graph would no longer line up): that is a refusal.
 
-Rewrites run first, in rule-id order, over every file; refusals (`refuse:`) run after, so they
+Rewrites run first, in rule order (file, then position in the file, as for graph rules), over every file; refusals (`refuse:`) run after, so they
 see only what no rewrite handled. A rule whose `match:` has `keras_class:` instead of `message:`
 is a Keras-config rule: it rewrites the Keras JSON configs inside the metadata (see
 rewriter/rules/keras_config.py). Keras metadata: a target whose Keras has no SavedMetadata
@@ -59,11 +59,11 @@ import yaml
 from rewriter.errors import BadInput, RuleFileError
 from rewriter.rules import keras_config
 from rewriter.rules.loader import ID_RE, _LineLoader
+from rewriter.rules.message_conditions import MessageCondition, parse_message_condition
 from rewriter.savedmodel.files import KERAS_METADATA_PB, SAVED_MODEL_PB
 from rewriter.targets.releases import Release, parse_release
 
 FILES = (SAVED_MODEL_PB, "checkpoint", KERAS_METADATA_PB)
-VALUE_TESTS = ("equals", "in", "not_in", "present", "subset_of", "mentions")
 
 
 # Actions on a whole MetaGraphDef, each proven in its own module (rewriter/rules/restored_captures.py,
@@ -81,7 +81,7 @@ class ObjectGraphRule:
     handles_fields: tuple[str, ...]
     file: str
     message: str
-    where: tuple[Any, ...]
+    where: tuple[MessageCondition, ...]
     drop_fields: tuple[str, ...]
     drop_object: bool
     warn: str | None
@@ -117,30 +117,17 @@ def _keys(path: str, mapping: Any, allowed: set[str], required: set[str], what: 
         raise _fail(path, mapping, f"{what}: missing key(s) {sorted(missing)}")
 
 
-def _condition(path: str, cond: Any) -> Any:
-    if not isinstance(cond, dict) or len(cond) == 0:
-        raise _fail(path, cond, "a condition must be a mapping")
-    if "not" in cond:
-        _keys(path, cond, {"not"}, {"not"}, "not")
-        return {"not": _condition(path, cond["not"])}
-    for combinator in ("any", "all"):
-        if combinator in cond:
-            _keys(path, cond, {combinator}, {combinator}, combinator)
-            if not isinstance(cond[combinator], list) or not cond[combinator]:
-                raise _fail(path, cond, f"{combinator} takes a non-empty list of conditions")
-            return {combinator: [_condition(path, c) for c in cond[combinator]]}
-    if "needed_by_signatures" in cond:
-        _keys(path, cond, {"needed_by_signatures"}, {"needed_by_signatures"}, "needed_by_signatures")
-        if not isinstance(cond["needed_by_signatures"], bool):
-            raise _fail(path, cond, "needed_by_signatures takes true or false")
-        return dict(cond)
-    _keys(path, cond, {"field", *VALUE_TESTS}, {"field"}, "condition")
-    tests = [t for t in VALUE_TESTS if t in cond]
-    if len(tests) != 1:
-        raise _fail(path, cond, f"a field condition takes exactly one of {list(VALUE_TESTS)}")
-    if tests[0] in ("in", "not_in", "mentions") and not isinstance(cond[tests[0]], list):
-        raise _fail(path, cond, f"{tests[0]} takes a list")
-    return dict(cond)
+class _Checker:
+    """The loader's file:line errors, in the form the condition classes ask for (conditions.Fail)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, where: Any, message: str) -> Exception:
+        return _fail(self.path, where, message)
+
+    def keys(self, mapping: Any, allowed: set[str], required: set[str], what: str) -> None:
+        _keys(self.path, mapping, allowed, required, what)
 
 
 def parse_object_graph_rule(data: Any, path: str) -> ObjectGraphRule:
@@ -190,7 +177,7 @@ def parse_object_graph_rule(data: Any, path: str) -> ObjectGraphRule:
     return ObjectGraphRule(
         id=rule_id, description=str(data["description"]).strip(), since=since, exact=bool(data["exact"]),
         handles_fields=tuple(handles["fields"]), file=file, message=match["message"],
-        where=tuple(_condition(path, c) for c in where), drop_fields=drop_fields, drop_object=drop_object,
+        where=tuple(parse_message_condition(_Checker(path), c) for c in where), drop_fields=drop_fields, drop_object=drop_object,
         warn=warn, refuse=refuse, source=f"{path}:{getattr(data, 'line', 0)}", fixture=data.get("fixture"),
         wire_captures=wire_captures, combine_saveables=combine_saveables,
     )
@@ -261,7 +248,8 @@ def builtin_object_graph_rules_dir() -> Path:
 
 
 def load_object_graph_rules(directory: Path | None = None) -> list[ObjectGraphRule]:
-    """Every rule of rules/object-graph/*.yaml (or `directory`), sorted by id; ids are unique."""
+    """Every rule of rules/object-graph/*.yaml (or `directory`), by file then position in the file,
+    as graph rules are (one ordering rule for every kind); ids are unique."""
     directory = directory or builtin_object_graph_rules_dir()
     rules: dict[str, ObjectGraphRule] = {}
     for path in sorted(directory.glob("*.yaml")):
@@ -269,4 +257,4 @@ def load_object_graph_rules(directory: Path | None = None) -> list[ObjectGraphRu
             if rule.id in rules:
                 raise RuleFileError(f"{rule.source}: duplicate rule id {rule.id!r} (also {rules[rule.id].source})")
             rules[rule.id] = rule
-    return [rules[k] for k in sorted(rules)]
+    return list(rules.values())
