@@ -1,12 +1,14 @@
 """signature-reads-restore-only-copy (rewriter/rules/restored_captures.py): a Keras 3 model held by a
 tf.Module and saved with tf.saved_model.save fails in every C++ loader (TF 2.21's own included,
 see test_convert_parity.py's diagnosis test); converted, its signature calls read the variables the
-restore op fills, and it serves bit-identical in the real TF 2.3.4 (C++ and Python loaders), 2.9.3
-and, in the slow tier, 1.15.5, 2.7.4 and 2.21.0 itself."""
+restore op fills, and it serves bit-identical in the real TF 2.3.4 (C++ and Python loaders) and,
+in the slow tier, 2.9.3, 1.15.5, 2.7.4 and 2.21.0 itself. Without the rule, parity names the
+source as the cause (the diagnosis this rule builds on)."""
 from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 from rewriter.protos import saved_model_pb2
 
-from conftest import fixture_dir, run_cli
+from conftest import ROOT, fixture_dir, run_cli
 from rewriter.savedmodel.checkpoint import read_checkpoint_graph
 from rewriter.rules.restored_captures import WIRE_CAPTURES_TO_RESTORED, restored_handles
 from rewriter.savedmodel.files import read_saved_model
@@ -130,7 +132,7 @@ def test_it_serves_bit_identical_in_tf23_both_loaders(source: Path, tmp_path: Pa
     assert any(n.startswith(f"warning [{RULE}]") for n in data["notes"])
 
 
-@pytest.mark.parametrize("target", ["2.9", pytest.param("2.7", marks=pytest.mark.slow),
+@pytest.mark.parametrize("target", [pytest.param("2.9", marks=pytest.mark.slow), pytest.param("2.7", marks=pytest.mark.slow),
                                     pytest.param("1.15", marks=pytest.mark.slow),
                                     pytest.param("2.21", marks=pytest.mark.slow)])
 def test_it_serves_bit_identical_in_other_releases(source: Path, tmp_path: Path, target: str) -> None:
@@ -176,3 +178,31 @@ def test_a_keras3_model_saved_as_the_root_is_repaired_too(tmp_path: Path) -> Non
     data = json.loads(report.read_text())
     assert all(o["max_abs_error"] == 0 for o in data["parity"]["outputs"])
     assert f"object-graph rule {RULE}: 6 change(s) in saved_model.pb" in data["notes"]
+
+
+def test_without_the_rule_the_source_is_named_as_the_cause(source: Path, tmp_path: Path) -> None:
+    """Without this rule (a model with a fault no rule repairs) the output fails in TF 2.3's C++
+    loader as the source fails in every C++ loader, and parity says the source fails that way too:
+    in the installed TF as a C++ loader runs it, and in TF 2.21.0's own C API."""
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "object-graph" / "restored-captures.yaml").unlink()
+    report_path = tmp_path / "report.json"
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--report", report_path, "--rules-dir", rules)
+    assert result.code == 3, result.stderr
+    parity = json.loads(report_path.read_text())["parity"]
+    assert [o["status"] for o in parity["outputs"]] == ["error", "error"]
+    assert "sequential/dense" in parity["source_session_errors"]["serving_default"]
+    assert "the source fails on doubled, serving_default too" in result.stdout + result.stderr or \
+        "the source fails on serving_default too" in result.stdout + result.stderr, result.stdout + result.stderr
+    # With the source in TF 2.21's C API (a C++ loader itself), nothing is compared, and the
+    # report says the source fails there (test_source_runtime.py has the rest of --source-runtime).
+    assert not (tmp_path / "out").exists()
+    kept = tmp_path / "out.unverified"  # exit 3 keeps the unproven output there
+    result = run_cli("verify", kept, "--against", source, "--to", "2.3", "--source-runtime", "2.21", "--report",
+                     report_path)
+    assert result.code == 3, result.stderr
+    parity = json.loads(report_path.read_text())["parity"]
+    assert parity["outputs"] == [] and parity["source_runtime"]["version"] == "2.21.0"
+    assert len(parity["skipped"]) == 2
+    assert all("the source fails in TensorFlow 2.21.0's C++ loader" in s for s in parity["skipped"])
