@@ -351,12 +351,22 @@ def build_augmentation_geometric() -> tuple[Any, dict[str, np.ndarray], str]:
     a = keras.layers.RandomWidth(0.1, name="width")(a)
     a = keras.layers.Conv2D(4, 3, name="conv")(a)
     a = keras.layers.GlobalAveragePooling2D(name="gap")(a)
-    out = keras.layers.Dense(2, name="out")(a)
-    model = keras.Model(image, out, name="keras2_augmentation_geometric")
-    x = {"image": rng.standard_normal((BATCH, 8, 8, 3)).astype(np.float32)}
+    # A TextVectorization, which TF 2.3's load_model cannot rebuild either (keras-text-vectorization).
+    text = keras.Input(shape=(1,), dtype="string", name="text")
+    vectorize = keras.layers.TextVectorization(max_tokens=12, output_sequence_length=4, name="vectorize")
+    vectorize.adapt(["the cat sat", "the dog ran far", "a bird sang"])
+    b = keras.layers.Embedding(12, 3, name="embed")(vectorize(text))
+    b = keras.layers.GlobalAveragePooling1D(name="gap_text")(b)
+    out = keras.layers.Dense(2, name="out")(keras.layers.Concatenate(name="concat")([a, b]))
+    model = keras.Model([image, text], out, name="keras2_augmentation_geometric")
+    words = ["the cat ran far", "a bird", "dog sat sang", "unknown words here"]
+    x = {"image": rng.standard_normal((BATCH, 8, 8, 3)).astype(np.float32),
+         "text": np.array([[words[i].encode()] for i in rng.integers(0, len(words), size=BATCH)], dtype=bytes)}
     return model, x, ("tf_keras geometric augmentation (identity at inference), unseeded: RandomFlip, "
                       "RandomRotation(0.1, constant fill), RandomZoom(0.2), RandomTranslation(0.1, 0.1, wrap), "
-                      "RandomHeight(0.1), RandomWidth(0.1) -> Conv2D(4, 3) -> GlobalAveragePooling2D -> Dense(2)")
+                      "RandomHeight(0.1), RandomWidth(0.1) -> Conv2D(4, 3) -> GlobalAveragePooling2D; an adapted "
+                      "TextVectorization(12 tokens, 4 per text) -> Embedding -> GlobalAveragePooling1D; "
+                      "Concatenate -> Dense(2)")
 
 
 FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
