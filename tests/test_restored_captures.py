@@ -192,7 +192,8 @@ def test_without_the_rule_the_source_is_named_as_the_cause(source: Path, tmp_pat
     assert result.code == 3, result.stderr
     parity = json.loads(report_path.read_text())["parity"]
     assert [o["status"] for o in parity["outputs"]] == ["error", "error"]
-    assert "sequential/dense" in parity["source_session_errors"]["serving_default"]
+    # Whichever copy the session reads first is named (not always the same one).
+    assert "Could not find variable sequential/" in parity["source_session_errors"]["serving_default"]
     assert "the source fails on doubled, serving_default too" in result.stdout + result.stderr or \
         "the source fails on serving_default too" in result.stdout + result.stderr, result.stdout + result.stderr
     # With the source in TF 2.21's C API (a C++ loader itself), nothing is compared, and the
