@@ -75,7 +75,8 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
     # The messages of a type, with their paths and object positions, found by one walk for all the
     # rules on that type (four rules on NodeDef walked the whole model four times). A drop never
     # changes which messages of its own rule's type there are (the walk stops at the outermost
-    # one), but it may take away messages of other types: then only this type's walk is kept.
+    # one), but it may take away messages of other types: then only this type's walk is kept (so
+    # too after an action that edits a MetaGraphDef's contents: wire_captures, combine_saveables).
     found: dict[str, list[tuple[str, message.Message, int | None, int | None]]] = {}
     for rule in rules:
         if rule.file != file or (rule.refuse is not None) != refusing or rule.keras_match is not None:
@@ -98,6 +99,7 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
             if rule.drop_object and meta_index is not None and node_id is not None:
                 drops.append((rule, meta_index, path))
             if (rule.wire_captures or rule.combine_saveables) and isinstance(msg, meta_graph_pb2.MetaGraphDef):
+                found = {rule.message: found[rule.message]}  # these edit what the MetaGraphDef holds
                 meta = contexts.get(int(path[len("meta_graphs["):].split("]")[0]))
                 checkpoint = meta.checkpoint if meta else None
                 if rule.wire_captures:
