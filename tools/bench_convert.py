@@ -19,7 +19,9 @@ on them: on a shared machine wall time measures the neighbours (the wall times a
 
 --baseline REF measures the same models with the code of git commit REF too (exported into a
 temporary folder with `git archive`, run with the same interpreter), model by model in the same
-run, so before and after see the same machine load.
+run, so before and after see the same machine load. Both sides load the installed rules (this
+checkout's, through the `tfdowngrade_rules` package), so what differs is the code; a baseline
+too old to read today's rule files fails, and its row says "(refused)".
 
 Models (all built without TensorFlow, from the committed fixtures, in a temporary directory):
   gen-30k / gen-300k  golden/fixtures/keras3_cnn with its function library copied until the model
