@@ -6,6 +6,9 @@
   golden/rules/<rule-id>/golden.pbtxt; every output must match, and bit-identically
   (max_abs_error == 0) when the rule claims exactness. A fixture the installed TF cannot run
   (meta.json "expected_outputs") is compared with the outputs its builder computed otherwise.
+  A rule that does not apply to 2.3 (its `since` is 2.3 or older: a TF 1.15 rule) is proven the
+  same way in the newest release older than its `since` (tool.golden_target: 1.15, TF 1.15.5).
+  Every other release a rule applies to: tests/test_targets_rules.py (slow tier).
 - A refusal rule with a fixture: `tfdowngrade convert` exits 1, writes nothing and prints the
   rule's message and id. Every op a refusal rule names is also refused on a hand-built node.
 
@@ -58,14 +61,18 @@ class Conversion:
 
 @pytest.fixture(scope="session")
 def conversions(tmp_path_factory: pytest.TempPathFactory, runtime_2_3: Any) -> dict[str, Conversion]:
-    """Each rewrite fixture converted once, with parity in TF 2.3.4 (lazily, by name)."""
+    """Each rewrite fixture converted once, with parity in TF 2.3.4 (lazily, by name; a key
+    "name@release" converts to that release instead: the rules for older targets only, see
+    tool.golden_target)."""
     from rewriter import api
     from rewriter.parity import ParityOptions
 
     cache: dict[str, Conversion] = {}
 
     class Lazy(dict):  # type: ignore[type-arg]
-        def __missing__(self, name: str) -> Conversion:
+        def __missing__(self, key: str) -> Conversion:
+            name, _, target = key.partition("@")
+            target = target or TARGET
             folder = tool.fixture_dir(name)
             base = tmp_path_factory.mktemp(name)
             report = Report("convert", folder / "saved_model", base / "out")
@@ -73,14 +80,14 @@ def conversions(tmp_path_factory: pytest.TempPathFactory, runtime_2_3: Any) -> d
             try:
                 parity = ParityOptions(inputs_file=tool.inputs_file(folder, base / "inputs.npz"),
                                        expected_file=tool.expected_file(folder, base / "expected.npz"))
-                api.convert(folder / "saved_model", base / "out", TARGET, report=report, parity=parity,
+                api.convert(folder / "saved_model", base / "out", target, report=report, parity=parity,
                             allow_lossy=ALLOWED)
             except TfDowngradeError as exc:
                 error = f"{type(exc).__name__}: {exc}"
             meta_path = folder / "meta.json"
             meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-            self[name] = Conversion(base / "out", report, error, meta)
-            return self[name]
+            self[key] = Conversion(base / "out", report, error, meta)
+            return self[key]
 
     return Lazy(cache)
 
@@ -93,10 +100,19 @@ def test_every_rewrite_rule_has_a_fixture_and_a_golden_file() -> None:
         assert (ROOT / "golden" / "rules" / rule.id / "golden.pbtxt").is_file(), f"{rule.id}: no golden.pbtxt"
 
 
+def _conversion_key(rule: Rule) -> str:
+    """The fixture, at the rule's golden target: 2.3, or for a rule that does not apply to 2.3
+    (since 2.3 or older) the newest release older than its since (1.15)."""
+    assert rule.fixture
+    target = tool.golden_target(rule.since)
+    return rule.fixture if target == TARGET else f"{rule.fixture}@{target}"
+
+
 @pytest.mark.parametrize("rule", REWRITES, ids=lambda r: r.id)
 def test_rule_golden_and_parity_in_tf_2_3(rule: Rule, conversions: dict[str, Conversion]) -> None:
+    """In TF 2.3.4, or for a rule of older targets only in the release its golden file names."""
     assert rule.fixture
-    result = conversions[rule.fixture]
+    result = conversions[_conversion_key(rule)]
     if result.error:
         pytest.fail(result.error)
     assert result.report.plan is not None and result.report.parity is not None
@@ -123,7 +139,7 @@ def test_lossy_rule_is_refused_without_allow_lossy(rule: Rule) -> None:
     from rewriter.api import check
 
     assert rule.fixture
-    plan = check(tool.fixture_dir(rule.fixture) / "saved_model", TARGET)
+    plan = check(tool.fixture_dir(rule.fixture) / "saved_model", tool.golden_target(rule.since))
     lossy = [f for f in plan.refusals if f.kind == "lossy" and f.rule == rule.id]
     assert lossy and f"--allow-lossy {rule.id}" in lossy[0].message
     assert not [a for a in plan.applications if a.rule == rule.id]
@@ -135,7 +151,7 @@ def test_refusal_exits_1_with_its_message(rule: Rule, tmp_path: Path, capsys: py
 
     assert rule.fixture and rule.refuse
     out = tmp_path / "out"
-    code = main([str(tool.fixture_dir(rule.fixture) / "saved_model"), str(out), "--to", TARGET, "-q"])
+    code = main([str(tool.fixture_dir(rule.fixture) / "saved_model"), str(out), "--to", tool.golden_target(rule.since), "-q"])
     stderr = " ".join(capsys.readouterr().err.split())
     assert code == 1
     assert not out.exists()

@@ -10,6 +10,8 @@ public API makes the op). Layout:
     golden/rules/<fixture>/data.npz       <sig>/inputs/<name>, <sig>/outputs/<name>
     golden/rules/<fixture>/meta.json      JAX back-compat style: name, created, versions, description
     golden/rules/<rule-id>/golden.pbtxt   the functions the rule rewrote, after conversion to 2.3
+                                          (a rule for older targets only: the newest release
+                                          older than its `since`, see golden_target)
 
 A rule names its fixture with `fixture: <name>` (golden/rules/<name>, else golden/fixtures/<name>).
 
@@ -40,6 +42,20 @@ REPO = Path(__file__).resolve().parent.parent
 RULE_GOLDEN = REPO / "golden" / "rules"
 GENERATOR = "tools/make_rule_fixtures.py"
 GOLDEN_TARGET = "2.3"
+
+
+def golden_target(since: Any) -> str:
+    """The release a rule's golden file and catalog proof use: GOLDEN_TARGET, or, for a rule that
+    does not apply there (its `since` is 2.3 or older, e.g. a TF 1.15 rule), the newest known
+    release older than its `since`."""
+    from rewriter.releases import known_releases, parse_release
+
+    if parse_release(GOLDEN_TARGET) < since:
+        return GOLDEN_TARGET
+    older = [r for r in known_releases() if r < since]
+    if not older:
+        raise SystemExit(f"no known release is older than {since}: the rule applies to no target")
+    return older[-1].key
 
 Inputs = dict[str, dict[str, np.ndarray]]  # signature -> input name -> array
 
@@ -1366,6 +1382,56 @@ def build_decode_image() -> Built:
                  "bytes made by TF's encoders and by hand; each image's pixels and shape are compared.")
 
 
+def build_batch_norm_nchw() -> Built:
+    """Fused batch norm in NCHW, as Keras 2 writes it (LayerNormalization: FusedBatchNormV3 NCHW,
+    is_training true; BatchNormalization(axis=1): is_training false), through the public
+    tf.compat.v1.nn.fused_batch_norm, plus FusedBatchNorm and FusedBatchNormV2 (tf.raw_ops: no
+    public API writes them any more) and float16 data with float32 statistics."""
+    import tensorflow as tf
+
+    raw = tf.raw_ops
+    fused = tf.compat.v1.nn.fused_batch_norm
+    x_spec, c_spec = _spec([2, 3, 4, 4], tf.float32, "x"), _spec([3], tf.float32, "scale")
+
+    class BatchNormNchw(tf.Module):
+        @tf.function(input_signature=[x_spec, c_spec, _spec([3], tf.float32, "offset"),
+                                      _spec([3], tf.float32, "mean"), _spec([3], tf.float32, "variance")])
+        def inference(self, x: Any, scale: Any, offset: Any, mean: Any, variance: Any) -> Any:
+            y, _, _ = fused(x, scale, offset, mean, variance, epsilon=0.001, data_format="NCHW", is_training=False)
+            v1 = raw.FusedBatchNorm(x=x, scale=scale, offset=offset, mean=mean, variance=variance, epsilon=0.5,
+                                    data_format="NCHW", is_training=False)
+            v2 = raw.FusedBatchNormV2(x=x, scale=scale, offset=offset, mean=mean, variance=variance,
+                                      data_format="NCHW", is_training=False)
+            half, _, _ = fused(tf.cast(x, tf.float16), scale, offset, mean, variance, data_format="NCHW",
+                               is_training=False)
+            return {"v3": y, "v1": v1.y, "v2": v2.y, "half": half}
+
+        @tf.function(input_signature=[x_spec, c_spec, _spec([3], tf.float32, "offset")])
+        def training(self, x: Any, scale: Any, offset: Any) -> Any:
+            y, mean, variance = fused(x, scale, offset, epsilon=0.001, data_format="NCHW", is_training=True)
+            v1 = raw.FusedBatchNorm(x=x, scale=scale, offset=offset, mean=[], variance=[], data_format="NCHW")
+            v2 = raw.FusedBatchNormV2(x=x, scale=scale, offset=offset, mean=[], variance=[], epsilon=0.25,
+                                      data_format="NCHW")
+            half, _, _ = fused(tf.cast(x, tf.float16), scale, offset, data_format="NCHW", is_training=True)
+            return {"v3": y, "v3_mean": mean, "v3_variance": variance, "v1": v1.y, "v1_variance": v1.batch_variance,
+                    "v2": v2.y, "v2_mean": v2.batch_mean, "half": half}
+
+    module = BatchNormNchw()
+    rng = np.random.default_rng(11)
+    # Quarters, and 2*4*4 = 32 values per channel: sums, means (sum * 1/32) and variances are exact
+    # whether a kernel multiplies by 1/n (Eigen) or divides by n, so a difference is the rewrite's fault.
+    x = (rng.integers(-16, 17, (2, 3, 4, 4)) / 4).astype(np.float32)
+    x[1, 2] += 100.0  # one channel far from zero: a layout mix-up would show as a large error
+    stats = {"scale": np.array([1.0, 0.5, -2.0], np.float32), "offset": np.array([0.25, -1.0, 3.0], np.float32)}
+    return Built(module, {"inference": module.inference, "training": module.training},
+                 {"inference": {"x": x, **stats, "mean": np.array([0.5, -1.0, 100.0], np.float32),
+                                "variance": np.array([4.0, 0.25, 1.0], np.float32)},
+                  "training": {"x": x, **stats}},
+                 "FusedBatchNormV3 (tf.compat.v1.nn.fused_batch_norm), FusedBatchNorm and FusedBatchNormV2 "
+                 "(tf.raw_ops) with data_format NCHW, is_training false (given mean and variance) and true "
+                 "(batch statistics, as Keras 2's LayerNormalization), float32 and float16 data.")
+
+
 def build_type_widening() -> Built:
     """Index and output types that an op's type attr accepts only since 2.9-2.13 (rules/type-widening.yaml's
     widen-* rules): each op written by its public API with an int8 / int16 / uint16 index or output, one
@@ -1441,6 +1507,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "decode_image": build_decode_image,
     "ctc": build_ctc,
     "type_widening": build_type_widening,
+    "batch_norm_nchw": build_batch_norm_nchw,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
@@ -1581,22 +1648,23 @@ def golden_text(proto: Any, where: list[str]) -> str:
 
 
 def write_goldens(rule_ids: set[str] | None = None) -> list[Path]:
-    """Convert each rule's fixture to GOLDEN_TARGET (no parity run) and write its golden.pbtxt."""
+    """Convert each rule's fixture to its golden_target (no parity run) and write its golden.pbtxt."""
     from rewriter.api import check
     from rewriter.rule_loader import load_rules
 
     written = []
-    plans: dict[str, Any] = {}
+    plans: dict[tuple[str, str], Any] = {}
     for rule in load_rules():
         if rule.fixture is None or rule.refuse is not None or (rule_ids and rule.id not in rule_ids):
             continue
-        if rule.fixture not in plans:
+        target = golden_target(rule.since)
+        if (rule.fixture, target) not in plans:
             lossy = [r.id for r in load_rules() if not r.exact]  # as tests/test_rules_catalog.py converts
-            plans[rule.fixture] = check(fixture_dir(rule.fixture) / "saved_model", GOLDEN_TARGET, allow_lossy=lossy)
-        plan = plans[rule.fixture]
+            plans[rule.fixture, target] = check(fixture_dir(rule.fixture) / "saved_model", target, allow_lossy=lossy)
+        plan = plans[rule.fixture, target]
         where = [app.where for app in plan.applications if app.rule == rule.id]
         if not where:
-            raise SystemExit(f"rule {rule.id} does not apply to its fixture {rule.fixture}")
+            raise SystemExit(f"rule {rule.id} does not apply to its fixture {rule.fixture} (--to {target})")
         path = RULE_GOLDEN / rule.id / "golden.pbtxt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(golden_text(plan.output_proto, where), "utf-8")
