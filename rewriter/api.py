@@ -1,7 +1,7 @@
 """The Python API: check, convert, verify. The CLI is a thin layer over these.
 
     import rewriter
-    from rewriter.parity import ParityOptions
+    from rewriter.verify.parity import ParityOptions
     report = rewriter.convert("in/", "out/", to="2.3")      # raises Refused / ParityFailed / ...
     report = rewriter.convert("in/", "out/", to="2.3", parity=ParityOptions(rtol=1e-4, seed=1))
     plan = rewriter.check("in/", to="2.3")                  # what would happen; nothing written
@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from rewriter.errors import BadInput, ParityFailed, RuntimeUnavailable
-from rewriter.parity import ParityOptions, ParityReport, select_meta_graph
-from rewriter.parity import verify as _verify
+from rewriter.verify.parity import ParityOptions, ParityReport, select_meta_graph
+from rewriter.verify.parity import verify as _verify
 from rewriter.pipeline import Options, Plan, plan, stage
-from rewriter.releases import Release, parse_release
-from rewriter.report import Report
-from rewriter.savedmodel_io import StagedOutput, discard, publish, set_aside
+from rewriter.targets.releases import Release, parse_release
+from rewriter.report.conversion import Report
+from rewriter.savedmodel.files import StagedOutput, discard, publish, set_aside
 
 Progress = Callable[[str], None]
 

@@ -56,8 +56,8 @@ exit codes:
   for a repository: the worst code of its versions (the JSON report has each version's)
 """
 if TYPE_CHECKING:
-    from rewriter.parity import ParityOptions
-    from rewriter.report import Report
+    from rewriter.verify.parity import ParityOptions
+    from rewriter.report.conversion import Report
 
 SUBCOMMANDS = ("convert", "check", "verify", "inspect", "rules", "targets")
 
@@ -192,7 +192,7 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
 
 def _parity_from(args: argparse.Namespace) -> "ParityOptions":
-    from rewriter.parity import ParityOptions
+    from rewriter.verify.parity import ParityOptions
     from rewriter.runtimes.source_runtime import parse_choice
 
     parse_choice(args.source_runtime)  # a malformed or unknown release is a usage error: before reading IN
@@ -208,7 +208,7 @@ def _parity_from(args: argparse.Namespace) -> "ParityOptions":
 # --- commands --------------------------------------------------------------------------
 def _cmd_convert(args: argparse.Namespace) -> int:
     from rewriter import api
-    from rewriter.report import Report, print_summary
+    from rewriter.report.conversion import Report, print_summary
     from rewriter.repository import is_repository
 
     if is_repository(args.input):
@@ -270,14 +270,14 @@ def _reported(report: "Report", args: argparse.Namespace) -> Iterator[None]:
         if getattr(args, "report_md", None):
             report.write_markdown(args.report_md)
         if getattr(args, "report_html", None):
-            from rewriter.report_html import write_html
+            from rewriter.report.html import write_html
 
             write_html(report, args.report_html)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from rewriter import api
-    from rewriter.report import Report, print_findings
+    from rewriter.report.conversion import Report, print_findings
 
     report = Report("check", args.input, None)
     report.parity_skipped = "check does not run the model"
@@ -306,7 +306,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from rewriter import api
     from rewriter.api import _parity_failure
-    from rewriter.report import Report, print_summary
+    from rewriter.report.conversion import Report, print_summary
 
     report = Report("verify", args.against, args.output)
     with _reported(report, args):
@@ -326,8 +326,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
-    from rewriter import consumers
-    from rewriter.releases import known_releases, parse_release
+    from rewriter.targets import consumers
+    from rewriter.targets.releases import known_releases, parse_release
 
     known = set(known_releases())
     rows = consumers.to_json()
@@ -348,11 +348,11 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules(args: argparse.Namespace) -> int:
-    from rewriter.rule_loader import builtin_rules_dir
+    from rewriter.rules.loader import builtin_rules_dir
 
     if args.rules_command == "explain":
-        from rewriter.releases import parse_release
-        from rewriter.rule_explain import explain_text
+        from rewriter.targets.releases import parse_release
+        from rewriter.rules.explain import explain_text
 
         target = None
         if args.to:
@@ -362,7 +362,7 @@ def _cmd_rules(args: argparse.Namespace) -> int:
                 raise BadInput(f"--to {args.to!r} is not a release like 2.3") from None
         print(explain_text(args.rule_id, args.input, target, args.rules_dir), end="")
         return EXIT_OK
-    from rewriter import rule_catalog
+    from rewriter.rules import catalog as rule_catalog
 
     if args.rules_command == "check":
         files = rule_catalog.rule_files(args.files or [builtin_rules_dir()])
@@ -455,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             finish()  # before any error line, so it is not drawn over
     except Refused as error:
         print(f"tfdowngrade: refused: {error}", file=sys.stderr)
-        from rewriter.report import print_findings
+        from rewriter.report.conversion import print_findings
 
         print_findings(error.findings, sys.stderr)
         return error.exit_code

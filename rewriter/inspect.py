@@ -6,13 +6,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rewriter.attr_values import type_name
-from rewriter.model import build_scopes
+from rewriter.savedmodel.attr_values import type_name
+from rewriter.savedmodel.model import build_scopes
 from rewriter.pipeline import source_release_of
-from rewriter.registry import load_registry
-from rewriter.releases import parse_release
-from rewriter.savedmodel_io import read_saved_model
-from rewriter.validator import validate_scopes
+from rewriter.targets.registry import load_registry
+from rewriter.targets.releases import parse_release
+from rewriter.savedmodel.files import read_saved_model
+from rewriter.verify.validator import validate_scopes
 
 
 def _shape(info: Any) -> str:

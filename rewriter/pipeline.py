@@ -1,13 +1,12 @@
 """The conversion, in one direction: load -> graph -> rules -> validate -> write.
 
-Verification in the real target runtime comes after writing (rewriter/parity.py); the CLI and
+Verification in the real target runtime comes after writing (rewriter/verify/parity.py); the CLI and
 the API chain the two.
 """
 from __future__ import annotations
 
 import copy
 import gc
-import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -18,10 +17,15 @@ from rewriter.protos import op_def_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.protos import saved_model_pb2
 
-from rewriter import __version__, normalize, object_graph, schema_check, training_paths
+from rewriter import __version__
+from rewriter.savedmodel import normalize
+from rewriter.rules import object_graph
+from rewriter.rules.object_graph_loader import load_object_graph_rules
+from rewriter.verify import schema_check
+from rewriter.rules import training_paths
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
-from rewriter.model import (
+from rewriter.savedmodel.model import (
     MetaGraphScopes,
     ProtoScope,
     build_scopes,
@@ -31,12 +35,13 @@ from rewriter.model import (
     skeleton_of,
     write_back,
 )
-from rewriter.python_loader_caveats import python_loader_caveats
-from rewriter.registry import OpRegistry, load_registry, newest_registry
-from rewriter.releases import Release, known_releases, release_of_producer
-from rewriter.rule_engine import Application, OpLookup, apply_rules
-from rewriter.rule_loader import Rule, load_rules
-from rewriter.savedmodel_io import (
+from rewriter.verify.python_loader_caveats import python_loader_caveats
+from rewriter.targets.registry import OpRegistry, load_registry, newest_registry
+from rewriter.targets.releases import Release, known_releases, release_of_producer
+from rewriter.rules.engine import Application, apply_rules
+from rewriter.savedmodel.op_signatures import OpSignatures
+from rewriter.rules.loader import Rule, load_rules
+from rewriter.savedmodel.files import (
     FINGERPRINT_PB,
     SavedModelFiles,
     check_output_location,
@@ -46,7 +51,7 @@ from rewriter.savedmodel_io import (
     publish,
     stage_saved_model,
 )
-from rewriter.validator import malformed_attrs, validate_scopes
+from rewriter.verify.validator import malformed_attrs, validate_scopes
 
 Progress = Callable[[str], None]
 # fingerprint.pb appeared with TF 2.12; older releases neither read nor write it.
@@ -108,16 +113,19 @@ def _registry_for(release: Release) -> OpRegistry:
     return load_registry(max(r for r in known if r <= release))
 
 
-def _lookups(models: list[MetaGraphScopes], source: OpRegistry, target: OpRegistry) -> tuple[dict, dict]:
-    lookups: dict[int, OpLookup] = {}
+def _attach_ops(models: list[MetaGraphScopes], source: OpRegistry, target: OpRegistry,
+                proto: saved_model_pb2.SavedModel) -> dict[int, dict[str, op_def_pb2.OpDef]]:
+    """Give every scope its OpDefs (Scope.ops) and the names its MetaGraphDef refers to from outside
+    (Scope.external_names, on the MetaGraphDef's graph); return each scope's function signatures."""
     libraries: dict[int, dict[str, op_def_pb2.OpDef]] = {}
     for model in models:
         signatures = model.signatures()
-        lookup = OpLookup(source, target, signatures)
+        ops = OpSignatures(source, target, signatures)
         for scope in model.scopes:
-            lookups[id(scope)] = lookup
+            scope.ops = ops
             libraries[id(scope)] = signatures
-    return lookups, libraries
+        model.graph.external_names = frozenset(external_names(proto.meta_graphs[model.index]))
+    return libraries
 
 
 def plan(input_dir: Path, options: Options, progress: Progress | None = None) -> Plan:
@@ -138,7 +146,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     skeleton = skeleton_of(files.proto)
     proto = skeleton if skeleton is not None else copy.deepcopy(files.proto)
     source_registry, target_registry = _registry_for(source_release), load_registry(target)
-    lookups, libraries = _lookups(models, source_registry, target_registry)
+    libraries = _attach_ops(models, source_registry, target_registry, proto)
     scopes = [scope for model in models for scope in model.scopes]
     say(f"checking {len(scopes)} graphs against TensorFlow {target}'s registry")
     malformed = malformed_attrs(scopes, source_registry, libraries)
@@ -148,9 +156,8 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
         raise BadInput(f"saved_model.pb: {first.where}, node {first.node!r} ({first.op}): {first.message}{more}: "
                        "a malformed model, which no TensorFlow release loads")
     before, before_by_node = _validate_per_node(models, target_registry, libraries)
-    externals = {id(model.graph): external_names(proto.meta_graphs[model.index]) for model in models}
     say("applying rules")
-    outcome = apply_rules(scopes, rules, target, lookups, externals, options.allow_lossy, options.strict)
+    outcome = apply_rules(scopes, rules, target, options.allow_lossy, options.strict)
     # Only scopes a rule changed (or failed while changing: rule-error) are serialized again.
     touched = {a.where for a in outcome.applications} | {f.where for f in outcome.findings}
     if skeleton is not None:
@@ -162,7 +169,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     del models, scopes
     gc.collect()
     say("applying object-graph rules")
-    og_rules = object_graph.load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
+    og_rules = load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy, strict=options.strict)
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)
@@ -172,7 +179,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     rule_findings = outcome.findings
     if not options.strict:
         # Functions only a training-mode path runs: stubbed with an error naming tfdowngrade
-        # (rewriter/training_paths.py), so their problems no longer stop the model.
+        # (rewriter/rules/training_paths.py), so their problems no longer stop the model.
         candidates = [f for f in outcome.findings if f.kind in ("refused", "lossy")] + after
         stubbed = training_paths.stub_unreached(proto, candidates, target)
         if stubbed.functions:

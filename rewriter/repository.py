@@ -376,7 +376,7 @@ def _prepare_shared_runtimes(args: argparse.Namespace, say: Callable[[str], None
     if getattr(args, "no_verify", False):
         return
     from rewriter.errors import TfDowngradeError
-    from rewriter.releases import parse_release
+    from rewriter.targets.releases import parse_release
     from rewriter.runtimes import obtain_runtime
 
     try:

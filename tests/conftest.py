@@ -74,7 +74,7 @@ def py23_env() -> Any:
 @pytest.fixture(scope="session")
 def runtime_2_3():
     """The real TF 2.3.4 runtime, fetched once into the user cache (or $TFDOWNGRADE_RUNTIME_DIR)."""
-    from rewriter.releases import Release
+    from rewriter.targets.releases import Release
     from rewriter.runtimes import obtain_runtime
 
     return obtain_runtime(Release(2, 3))

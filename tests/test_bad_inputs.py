@@ -384,7 +384,7 @@ def _log_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 
 
 def _assert_out(setup: Setup, before_out: dict) -> None:
-    from rewriter.savedmodel_io import read_saved_model
+    from rewriter.savedmodel.files import read_saved_model
 
     if setup.out is None:
         return
@@ -435,7 +435,7 @@ def test_corpus_is_fresh_and_covered() -> None:
 
 # --- 2 GiB: protobuf's limit for one message ------------------------------------------------------------
 def test_saved_model_pb_over_2gib_is_refused_unread(tmp_path: Path) -> None:
-    from rewriter.savedmodel_io import PROTO_LIMIT
+    from rewriter.savedmodel.files import PROTO_LIMIT
 
     source = _model(tmp_path)
     with open(source / "saved_model.pb", "r+b") as handle:
@@ -451,7 +451,7 @@ def test_saved_model_pb_over_2gib_is_refused_unread(tmp_path: Path) -> None:
 def test_output_over_2gib_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     # Growing a real model past 2 GiB needs gigabytes of memory; the limit logic is the same
     # at any size, so lower the limit below the rewritten fixture's size.
-    import rewriter.savedmodel_io as savedmodel_io
+    import rewriter.savedmodel.files as savedmodel_io
     from rewriter import api
     from rewriter.errors import BadInput
 
@@ -572,7 +572,7 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
 @pytest.mark.parametrize("room", ["none", "saved_model.pb-only"])
 def test_real_full_disk(room: str, tmp_path: Path, small_tmpfs: Callable[[int], Path]) -> None:
     from rewriter import api
-    from rewriter.savedmodel_io import serialize
+    from rewriter.savedmodel.files import serialize
 
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root; test_write_failure_leaves_no_output injects the same failure")

@@ -9,11 +9,11 @@ import pytest
 
 from conftest import FIXTURES, fixture_dir
 from rewriter import pipeline
-from rewriter.model import build_scopes
+from rewriter.savedmodel.model import build_scopes
 from rewriter.protos import saved_model_pb2
-from rewriter.registry import load_registry
-from rewriter.releases import Release
-from rewriter.validator import validate_scopes
+from rewriter.targets.registry import load_registry
+from rewriter.targets.releases import Release
+from rewriter.verify.validator import validate_scopes
 
 R23 = Release(2, 3)
 
@@ -83,7 +83,7 @@ def test_changed_nodes_and_signatures_are_validated_again() -> None:
             # A library without a called function cannot be rebuilt (build_scopes refuses it);
             # the incremental pass still validates every node: nothing is taken from the input.
             registry = load_registry(R23)
-            from rewriter.model import proto_scopes
+            from rewriter.savedmodel.model import proto_scopes
 
             full = []
             for _, scopes, signatures in proto_scopes(edited):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rewriter.rule_loader import load_rules
+from rewriter.rules.loader import load_rules
 from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent

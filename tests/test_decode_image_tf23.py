@@ -80,7 +80,7 @@ def py23_env() -> Py23Env:
 
 
 def test_each_image_and_malformed_input_decodes_alike_in_tf_2_3(tmp_path: Path, py23_env: Py23Env) -> None:
-    from rewriter.rule_loader import load_rules
+    from rewriter.rules.loader import load_rules
 
     rules = [r for r in load_rules() if r.id.startswith("decode-image")]
     assert rules and all(r.exactness == "narrowing" and r.fails_on and "WebP" in r.fails_on for r in rules)

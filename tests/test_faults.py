@@ -183,7 +183,7 @@ def test_sigkill_during_parity_leaves_nothing_at_out_and_the_next_run_cleans_up(
 @pytest.fixture()
 def cache_copy(tmp_path: Path) -> Path:
     """A private copy of the TF 2.3.4 runtime cache (the shared one stays untouched)."""
-    from rewriter.releases import Release
+    from rewriter.targets.releases import Release
     from rewriter.runtimes.fetch import obtain_runtime
 
     handle = obtain_runtime(Release(2, 3))

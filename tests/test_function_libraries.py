@@ -61,8 +61,8 @@ def test_call_chains_are_walked_without_recursion() -> None:
     Python's recursion limit of 1000."""
     from rewriter.protos import function_pb2
 
-    from rewriter.releases import Release
-    from rewriter.registry import load_registry
+    from rewriter.targets.releases import Release
+    from rewriter.targets.registry import load_registry
     from rewriter.runtimes.function_import import LibraryIndex, deepest_call_chain, function_to_graph_def
 
     library = function_pb2.FunctionDefLibrary()

@@ -6,11 +6,11 @@ from rewriter.protos import function_pb2, graph_pb2
 from rewriter.protos import saved_model_pb2
 
 from conftest import FIXTURES, fixture_dir
-from rewriter.graph_model import (
+from rewriter.savedmodel.graph_model import (
     ARG, CONTROL_RET, RET, GraphModelError, function_from_scope, graph_def_from_scope,
     scope_from_function, scope_from_graph_def,
 )
-from rewriter.model import build_scopes, write_back
+from rewriter.savedmodel.model import build_scopes, write_back
 
 
 def _load(name: str) -> tuple[bytes, saved_model_pb2.SavedModel]:

@@ -21,8 +21,8 @@ import pytest
 from conftest import ROOT, run_cli
 from rewriter.runtimes.python23 import Py23Env
 
-from rewriter import keras_config
-from rewriter.object_graph import parse_object_graph_rules_text
+from rewriter.rules import keras_config
+from rewriter.rules.object_graph_loader import parse_object_graph_rules_text
 
 KERAS2 = ROOT / "golden" / "keras2"
 NAMES = sorted(p.name for p in KERAS2.iterdir() if (p / "saved_model").is_dir())
@@ -181,11 +181,11 @@ def test_reports_list_the_keras_config_rewrites(converted: dict[str, tuple[Path,
 
 def _edit_metadata(src: Path, dst: Path, edit: Any) -> None:
     """A copy of a fixture with every metadata JSON string of keras_metadata.pb edited."""
-    from rewriter import object_graph
-    from rewriter.savedmodel_io import read_saved_model
+    from rewriter.savedmodel import keras_metadata
+    from rewriter.savedmodel.files import read_saved_model
 
     shutil.copytree(src, dst)
-    keras = object_graph._read_keras_metadata(read_saved_model(dst))
+    keras = keras_metadata.read_keras_metadata(read_saved_model(dst))
     assert keras is not None
     for node in keras.nodes:  # type: ignore[attr-defined]
         node.metadata = json.dumps(keras_config.transform(json.loads(node.metadata), edit))

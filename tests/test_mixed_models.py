@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rewriter.report import Report
+from rewriter.report.conversion import Report
 from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_mixed_model_converts_to_2_3_with_parity(name: str, tmp_path: Path, runtime_2_3: Any) -> None:
     from rewriter import api
-    from rewriter.parity import ParityOptions
+    from rewriter.verify.parity import ParityOptions
 
     folder = tool.fixture_dir(name)
     report = Report("convert", folder / "saved_model", tmp_path / "out")

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, run_cli
 from rewriter.api import check
 from rewriter.errors import RuleFileError
-from rewriter.rule_loader import parse_rule_text
+from rewriter.rules.loader import parse_rule_text
 
 FIXTURE = ROOT / "golden" / "rules" / "decode_image" / "saved_model"
 

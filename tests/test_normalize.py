@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rewriter.protos import function_pb2, node_def_pb2
 
-from rewriter.normalize import _drop_dangling_colocation
+from rewriter.savedmodel.normalize import _drop_dangling_colocation
 
 
 def _restore_function() -> function_pb2.FunctionDef:

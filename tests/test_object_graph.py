@@ -10,17 +10,13 @@ import tensorflow as tf
 from rewriter.protos import saved_object_graph_pb2, trackable_object_graph_pb2
 
 from conftest import fixture_dir
-from rewriter import bundle_index
+from rewriter.savedmodel import bundle_index
 from rewriter.errors import RuleFileError
-from rewriter.object_graph import (
-    drop_objects,
-    load_object_graph_rules,
-    needed_objects,
-    parse_object_graph_rules_text,
-)
+from rewriter.rules.object_graph_loader import load_object_graph_rules, parse_object_graph_rules_text
+from rewriter.savedmodel.object_graph import drop_objects, needed_objects
 from rewriter.pipeline import Options, plan, write
-from rewriter.releases import Release
-from rewriter.schema_check import diff, first_release_with
+from rewriter.targets.releases import Release
+from rewriter.verify.schema_check import diff, first_release_with
 
 R23, R221 = Release(2, 3), Release(2, 21)
 # Left to the schema check's refusal (no rule): new dtypes have no older form at all.
@@ -119,3 +115,42 @@ def test_rewritten_checkpoint_reads_back_in_tensorflow(tmp_path: Path) -> None:
     # The index round-trips through our reader.
     entries = bundle_index.read_index((out / "variables/variables.index").read_bytes())
     assert [k for k, _ in entries] == sorted(k for k, _ in entries)
+
+
+def test_message_conditions_say_why_they_do_not_hold() -> None:
+    """Object-graph conditions are typed objects, parsed once, that give a reason when they fail."""
+    from rewriter.rules.message_conditions import AnyOf, Field, NeededBySignatures, Not
+
+    text = ("id: x\ndescription: d\nsince: '2.6'\nexact: true\nhandles: {fields: []}\n"
+            "match:\n  message: tensorflow.SavedObject\n  where:\n"
+            "    - {field: kind, equals: captured_tensor}\n"
+            "    - {needed_by_signatures: false}\n"
+            "    - {not: {field: registered_name, present: true}}\n"
+            "    - {any: [{field: kind, in: [function]}, {field: registered_name, present: true}]}\n"
+            "rewrite: {drop_object: true}\n")
+    (rule,) = parse_object_graph_rules_text(text, "r.yaml")
+    equals, needed, negated, either = rule.where
+    assert isinstance(equals, Field) and isinstance(needed, NeededBySignatures)
+    assert isinstance(negated, Not) and isinstance(either, AnyOf)
+    obj = saved_object_graph_pb2.SavedObject()
+    obj.user_object.identifier = "x"
+    assert equals.failure(obj, None, None) == "kind is 'user_object', not 'captured_tensor'"
+    assert needed.failure(obj, None, 3) is None
+
+    class Needed:
+        needed = {3}
+
+    assert needed.failure(obj, Needed(), 3) == "the signatures need this object"
+    obj.registered_name = "custom"
+    assert negated.failure(obj, None, None) == "it holds, but must not"
+    assert either.holds(obj)
+    obj.ClearField("registered_name")
+    assert either.failure(obj, None, None) == (
+        "none of these holds: kind is 'user_object', not one of ['function']; registered_name is not set")
+
+
+def test_object_graph_rules_apply_by_file_then_position() -> None:
+    """One ordering rule for every kind: as graph rules, by file, then position in the file."""
+    rules = load_object_graph_rules()
+    keys = [(r.source.rsplit(":", 1)[0], int(r.source.rsplit(":", 1)[1])) for r in rules]
+    assert keys == sorted(keys)

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from rewriter.parity import _compare
+from rewriter.verify.parity import _compare
 
 TOL = {"float32": (1e-5, 1e-6)}
 
@@ -44,9 +44,9 @@ def test_tolerance_and_worst_index() -> None:
     assert compare([1.0, 2.0], [1.0, 2.0 + 1e-6]).status == "match"
 
 
-# --- the noise-aware verdict (rewriter/noise.py) -------------------------------------------
+# --- the noise-aware verdict (rewriter/verify/noise.py) -------------------------------------------
 def _bound(expected: np.ndarray, precision: str = "float32", movement: float | None = None) -> object:
-    from rewriter.noise import noise_bound
+    from rewriter.verify.noise import noise_bound
 
     return noise_bound(expected, precision, movement)
 
@@ -64,7 +64,7 @@ def test_three_grades_against_the_noise_bound() -> None:
 
 
 def test_without_a_measurement_the_bound_is_a_few_rounding_steps_of_the_range() -> None:
-    from rewriter.noise import EPSILON, FLOOR_ULPS
+    from rewriter.verify.noise import EPSILON, FLOOR_ULPS
 
     expected = np.array([0.5, -8.0], np.float32)
     bound = _bound(expected)
@@ -94,7 +94,7 @@ def test_strings_compare_by_value_whatever_numpy_dtype_holds_them() -> None:
 
 
 def test_perturbation_moves_each_element_by_one_ulp() -> None:
-    from rewriter.noise import perturb
+    from rewriter.verify.noise import perturb
 
     x = np.array([1.0, -3.0, 0.25], np.float32)
     moved = perturb(x, "float32", np.random.default_rng(0))
@@ -109,7 +109,7 @@ def test_precision_on_the_path_reads_casts_in_called_functions() -> None:
     from tensorflow.core.protobuf import saved_model_pb2
 
     from conftest import ROOT
-    from rewriter.noise import lowest_precision
+    from rewriter.verify.noise import lowest_precision
 
     def meta(name: str) -> object:
         path = ROOT / "golden" / "parity" / name / "saved_model" / "saved_model.pb"
@@ -126,7 +126,7 @@ def test_precision_on_the_path_reads_casts_in_called_functions() -> None:
                                               ("float64", "bfloat16")])
 def test_a_one_ulp_move_at_the_top_of_the_range_stays_finite(dtype: str, precision: str) -> None:
     """An input at its dtype's largest value moves down, not to infinity (which measures nothing)."""
-    from rewriter.noise import perturb
+    from rewriter.verify.noise import perturb
 
     top = np.finfo(dtype).max
     values = np.array([top, -top, 1.0, -2.5], dtype)

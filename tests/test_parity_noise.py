@@ -66,8 +66,8 @@ def test_row_splits_and_examples_are_valid(tmp_path: Path) -> None:
     from tensorflow.core.example import example_pb2
     from tensorflow.core.protobuf import saved_model_pb2
 
-    from rewriter import input_synthesis
-    from rewriter.parity import signature_inputs
+    from rewriter.verify import input_synthesis
+    from rewriter.verify.parity import signature_inputs
 
     def meta(name: str) -> Any:
         proto = saved_model_pb2.SavedModel.FromString((PARITY_FIXTURES / name / "saved_model" / "saved_model.pb").read_bytes())

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 from rewriter.protos import op_def_pb2
 
-from rewriter.releases import Release, known_releases, release_info
+from rewriter.targets.releases import Release, known_releases, release_info
 from rewriter.runtimes import TargetRuntime, obtain_runtime
 from conftest import load_tool
 

@@ -81,7 +81,7 @@ def test_html_report_in_chromium(chromium: str, tmp_path: Path) -> None:
     assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
     from PIL import Image
 
-    from rewriter.report_html import AFTER_FILL, BEFORE_FILL
+    from rewriter.report.html import AFTER_FILL, BEFORE_FILL
 
     pixels = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20) or []
     count = {colour: n for n, colour in pixels}
@@ -110,7 +110,7 @@ def test_html_report_of_a_refusal(chromium: str, tmp_path: Path) -> None:
 def test_error_histogram_bins_errors_by_their_bound() -> None:
     import numpy as np
 
-    from rewriter.error_distribution import RATIO_EDGES, error_histogram
+    from rewriter.report.error_distribution import RATIO_EDGES, error_histogram
 
     expected = np.array([1.0, 1.0, 1.0, 2.0, -3.0])
     # bound = 1e-6 + 1e-5 * |expected|: 1.1e-5 for 1.0

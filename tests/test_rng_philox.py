@@ -17,11 +17,12 @@ from rewriter.protos import graph_pb2, node_def_pb2
 from rewriter.protos import saved_model_pb2
 
 from conftest import ROOT, converted_without_parity
-from rewriter.graph_model import scope_from_graph_def
-from rewriter.registry import load_registry, newest_registry
-from rewriter.releases import Release
-from rewriter.rule_engine import OpLookup, apply_rules
-from rewriter.rule_loader import load_rules
+from rewriter.savedmodel.graph_model import scope_from_graph_def
+from rewriter.targets.registry import load_registry, newest_registry
+from rewriter.targets.releases import Release
+from rewriter.rules.engine import apply_rules
+from rewriter.savedmodel.op_signatures import OpSignatures
+from rewriter.rules.loader import load_rules
 from rewriter.runtimes.client import SignatureCall, TargetRuntime
 
 FIXTURE = ROOT / "golden" / "rules" / "rng_philox" / "saved_model"
@@ -118,8 +119,8 @@ EDITS: dict[str, Callable[[graph_pb2.GraphDef], None]] = {
 def _outcome(graph: graph_pb2.GraphDef) -> tuple[set[str], set[str]]:
     target = Release(2, 3)
     scope = scope_from_graph_def("serve", graph)
-    lookup = OpLookup(newest_registry(), load_registry(target), {})
-    outcome = apply_rules([scope], load_rules(), target, {id(scope): lookup}, {id(scope): set()})
+    scope.ops = OpSignatures(newest_registry(), load_registry(target), {})
+    outcome = apply_rules([scope], load_rules(), target)
     return {a.rule for a in outcome.applications}, {f.rule for f in outcome.findings if f.kind == "refused" and f.rule}
 
 

@@ -11,18 +11,19 @@ import numpy as np
 import pytest
 from rewriter.protos import function_pb2, graph_pb2, node_def_pb2, types_pb2
 
-from rewriter import attr_values
-from rewriter.graph_model import (
+from rewriter.savedmodel import attr_values
+from rewriter.savedmodel.graph_model import (
     Scope,
     function_from_scope,
     graph_def_from_scope,
     scope_from_function,
     scope_from_graph_def,
 )
-from rewriter.registry import load_registry, newest_registry
-from rewriter.releases import Release
-from rewriter.rule_engine import OpLookup, RuleApplicationError, RuleOutcome, apply_rules
-from rewriter.rule_loader import Rule, parse_rule_text
+from rewriter.targets.registry import load_registry, newest_registry
+from rewriter.targets.releases import Release
+from rewriter.rules.engine import RuleApplicationError, RuleOutcome, apply_rules
+from rewriter.savedmodel.op_signatures import OpSignatures
+from rewriter.rules.loader import Rule, parse_rule_text
 
 T23 = Release(2, 3)
 
@@ -90,11 +91,10 @@ def run(
     allow_lossy: frozenset[str] = frozenset(),
     external: set[str] | None = None,
 ) -> RuleOutcome:
-    lookup = OpLookup(newest_registry(), load_registry(target), {})
-    return apply_rules(
-        scopes, rule_list, target, {id(s): lookup for s in scopes},
-        {id(s): (external or set()) for s in scopes}, allow_lossy,
-    )
+    ops = OpSignatures(newest_registry(), load_registry(target), {})
+    for scope in scopes:
+        scope.ops, scope.external_names = ops, frozenset(external or ())
+    return apply_rules(scopes, rule_list, target, allow_lossy)
 
 
 def inputs_of(scope: Scope) -> dict[str, list[str]]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from rewriter.errors import RuleFileError
-from rewriter.rule_conditions import AttrRef, Compare
-from rewriter.rule_loader import load_rules, parse_rule_text
+from rewriter.rules.conditions import AttrRef, Compare
+from rewriter.rules.loader import load_rules, parse_rule_text
 
 GOOD = """\
 id: sample

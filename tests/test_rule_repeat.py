@@ -1,4 +1,4 @@
-"""Repeated rewrite nodes (rewriter/rule_repeat.py): match.counts from recorded shapes, `repeat:`,
+"""Repeated rewrite nodes (rewriter/rules/repeat.py): match.counts from recorded shapes, `repeat:`,
 `{each: ...}` inputs and `{count: ...}` attrs, on hand-built graphs and inline rules."""
 from __future__ import annotations
 

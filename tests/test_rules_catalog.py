@@ -27,12 +27,13 @@ from rewriter.protos import graph_pb2, node_def_pb2
 from rewriter.protos import saved_model_pb2
 
 from rewriter.errors import TfDowngradeError
-from rewriter.graph_model import scope_from_graph_def
-from rewriter.registry import load_registry, newest_registry
-from rewriter.releases import Release
-from rewriter.report import Report
-from rewriter.rule_engine import OpLookup, apply_rules
-from rewriter.rule_loader import Rule, load_rules
+from rewriter.savedmodel.graph_model import scope_from_graph_def
+from rewriter.targets.registry import load_registry, newest_registry
+from rewriter.targets.releases import Release
+from rewriter.report.conversion import Report
+from rewriter.rules.engine import apply_rules
+from rewriter.savedmodel.op_signatures import OpSignatures
+from rewriter.rules.loader import Rule, load_rules
 from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,7 @@ def conversions(tmp_path_factory: pytest.TempPathFactory, runtime_2_3: Any) -> d
     "name@release" converts to that release instead: the rules for older targets only, see
     tool.golden_target)."""
     from rewriter import api
-    from rewriter.parity import ParityOptions
+    from rewriter.verify.parity import ParityOptions
 
     cache: dict[str, Conversion] = {}
 
@@ -170,8 +171,8 @@ def _lone_node(op: str) -> node_def_pb2.NodeDef:
 def _refused_by(node: node_def_pb2.NodeDef, rule_id: str) -> list[Any]:
     target = Release(2, 3)
     scope = scope_from_graph_def("serve", graph_pb2.GraphDef(node=[node]))
-    lookup = OpLookup(newest_registry(), load_registry(target), {})
-    outcome = apply_rules([scope], RULES, target, {id(scope): lookup}, {id(scope): set()})
+    scope.ops = OpSignatures(newest_registry(), load_registry(target), {})
+    outcome = apply_rules([scope], RULES, target)
     return [f for f in outcome.findings if f.kind == "refused" and f.rule == rule_id]
 
 
@@ -236,7 +237,7 @@ def test_type_refusal_leaves_the_types_the_target_has_alone(rule: Rule) -> None:
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
 def test_rule_ops_exist_in_the_newest_release_and_since_is_not_before_them(rule: Rule) -> None:
     """A rule about an op TF never had, or whose `since` predates the op, is a typo."""
-    from rewriter.validator import first_release_with_op
+    from rewriter.verify.validator import first_release_with_op
 
     for op in rule.handles_ops:
         first = first_release_with_op(op)
@@ -263,7 +264,7 @@ PYTHON_LOADER_FIXTURES = sorted(
 
 
 # Fixtures TF 2.3's Python loader is known to fail on: (what it fails with, the note in the
-# conversion report that warns about it: rewriter/python_loader_caveats.py). The C++ loader above
+# conversion report that warns about it: rewriter/verify/python_loader_caveats.py). The C++ loader above
 # still proves them.
 PYTHON_LOADER_LIMITS = {
     "anonymous_tables_all": ("The same saveable will be restored with two names", "restored with two names"),

@@ -12,7 +12,7 @@ from conftest import ROOT
 
 FETCH = """
 import json, sys, pathlib
-from rewriter.releases import Release
+from rewriter.targets.releases import Release
 from rewriter.runtimes.fetch import obtain_runtime
 said = []
 handle = obtain_runtime(Release(2, 3), cache_dir=pathlib.Path(sys.argv[1]), progress=said.append)
@@ -37,7 +37,7 @@ def test_concurrent_fetches_share_one_whole_runtime(tmp_path: Path) -> None:
     # Nothing half-built is left: the runtime, and the lock file.
     assert sorted(p.name for p in cache.iterdir()) == [".lock-2.3", "2.3"]
 
-    from rewriter.releases import Release
+    from rewriter.targets.releases import Release
     from rewriter.runtimes import TargetRuntime
     from rewriter.runtimes.fetch import obtain_runtime
 

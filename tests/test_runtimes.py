@@ -22,7 +22,7 @@ from rewriter.protos import function_pb2, graph_pb2, types_pb2
 from rewriter.protos import saved_model_pb2
 
 from rewriter.errors import RuntimeUnavailable
-from rewriter.releases import Release, release_info
+from rewriter.targets.releases import Release, release_info
 from rewriter.runtimes import RunResult, RuntimeHandle, SignatureCall, TargetRuntime, obtain_runtime
 from rewriter.runtimes import elf, fetch, worker
 from rewriter.runtimes.client import BFLOAT16
@@ -487,7 +487,7 @@ def test_tstring_release_strings_and_function_import(key: str, model_dir: Path,
                                                      tmp_path: Path) -> None:
     # 2.4 is the first TF_TString release (and still a patched cp38 build); 2.21 is a cp311
     # build that needs libtensorflow_cc and lib_pywrap_tensorflow_common beside it
-    from rewriter.releases import parse_release
+    from rewriter.targets.releases import parse_release
 
     release = parse_release(key)
     assert release_info(release)["string_layout"] == "tstring"

@@ -9,11 +9,11 @@ from rewriter.protos import types_pb2
 from rewriter.protos import saved_model_pb2, trackable_object_graph_pb2
 
 from conftest import fixture_dir
-from rewriter import bundle_index
+from rewriter.savedmodel import bundle_index
 from rewriter.errors import Refused
 from rewriter.pipeline import Options, plan, write
-from rewriter.releases import Release, known_releases
-from rewriter.schema_check import (
+from rewriter.targets.releases import Release, known_releases
+from rewriter.verify.schema_check import (
     check_message,
     diff,
     first_release_with,

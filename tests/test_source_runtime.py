@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from rewriter.errors import BadInput
-from rewriter.releases import Release, known_releases
+from rewriter.targets.releases import Release, known_releases
 from rewriter.runtimes.source_runtime import (
     AUTO,
     INSTALLED,
@@ -206,9 +206,9 @@ def test_capi_source_calls_see_one_session(tmp_path: Path) -> None:
     what one loaded session would; a refused call is an error and leaves the history alone."""
     import numpy as np
 
-    from rewriter.parity import select_meta_graph
+    from rewriter.verify.parity import select_meta_graph
     from rewriter.runtimes.source_runtime import CapiSource, SourceCallError, resolve
-    from rewriter.savedmodel_io import read_saved_model
+    from rewriter.savedmodel.files import read_saved_model
 
     model = tmp_path / "counter"
     made = subprocess.run([sys.executable, "-c", _COUNTER_MODEL, str(model)], capture_output=True, text=True,

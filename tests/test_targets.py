@@ -21,9 +21,10 @@ from tensorflow.core.framework import full_type_pb2, node_def_pb2
 
 from conftest import ROOT, fixture_dir, run_cli
 from rewriter.errors import BadInput
-from rewriter.object_graph import _holds, load_object_graph_rules, parse_object_graph_rules_text
-from rewriter.releases import Release, known_releases, parse_release
-from rewriter.schema_check import first_release_with
+from rewriter.rules.message_conditions import Field
+from rewriter.rules.object_graph_loader import load_object_graph_rules, parse_object_graph_rules_text
+from rewriter.targets.releases import Release, known_releases, parse_release
+from rewriter.verify.schema_check import first_release_with
 
 FULL_TYPE_RULES = [r for r in load_object_graph_rules() if r.source.split(":")[0].endswith("full-type.yaml")]
 
@@ -35,7 +36,8 @@ def test_full_type_rules_since_is_the_release_that_added_their_values() -> None:
         assert values, rule.id
         firsts = {first_release_with("schema-enum", v, Release(2, 6)) for v in values}
         assert firsts == {rule.since.key}, (rule.id, firsts)
-        mentioned = {name for cond in rule.where for name in cond.get("mentions", [])}
+        mentioned = {name for cond in rule.where if isinstance(cond, Field) and cond.test == "mentions"
+                     for name in cond.value}
         assert mentioned == {v.rpartition(".")[2] for v in values}, rule.id
 
 
@@ -50,11 +52,11 @@ def _node(type_ids: list[int]) -> node_def_pb2.NodeDef:
 
 
 def test_mentions_finds_a_value_at_any_depth_and_only_that_value() -> None:
-    cond = {"field": "experimental_type", "mentions": ["TFT_SHAPE_TENSOR"]}
+    cond = Field("experimental_type", "mentions", frozenset({"TFT_SHAPE_TENSOR"}))
     deep = _node([full_type_pb2.TFT_ARRAY, full_type_pb2.TFT_SHAPE_TENSOR, full_type_pb2.TFT_INT32])
-    assert _holds(cond, deep, None, None)
-    assert not _holds(cond, _node([full_type_pb2.TFT_ARRAY, full_type_pb2.TFT_INT32]), None, None)
-    assert not _holds(cond, node_def_pb2.NodeDef(name="bare"), None, None)
+    assert cond.holds(deep)
+    assert not cond.holds(_node([full_type_pb2.TFT_ARRAY, full_type_pb2.TFT_INT32]))
+    assert not cond.holds(node_def_pb2.NodeDef(name="bare"))
 
 
 def test_mentions_takes_a_list() -> None:

@@ -1,10 +1,10 @@
-"""rewriter.tensors against TensorFlow's own tensor_util, on the values rules and models hold."""
+"""rewriter.savedmodel.tensors against TensorFlow's own tensor_util, on the values rules and models hold."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rewriter import tensors
+from rewriter.savedmodel import tensors
 from rewriter.protos import tensor_pb2, types_pb2
 
 CASES = [
@@ -62,7 +62,7 @@ def test_short_typed_fields_are_padded_with_their_last_value() -> None:
 def test_limits_are_tensorflows() -> None:
     from tensorflow.python.framework import dtypes
 
-    from rewriter.attr_values import tensor_from_plain
+    from rewriter.savedmodel.attr_values import tensor_from_plain
 
     # A rule's {limit: lowest} of the matched dtype: TF's min is a numpy (or ml_dtypes) scalar.
     for name in ("DT_FLOAT", "DT_HALF", "DT_BFLOAT16", "DT_INT8"):

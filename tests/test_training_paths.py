@@ -1,4 +1,4 @@
-"""Training-only code paths (rewriter/training_paths.py): a function no signature, save or restore
+"""Training-only code paths (rewriter/rules/training_paths.py): a function no signature, save or restore
 function reaches, holding an op the target lacks, is stubbed with an error naming tfdowngrade;
 the signatures stay exact in TF 2.3.4's C++ loader and its Python loader; --strict refuses."""
 from __future__ import annotations

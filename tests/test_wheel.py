@@ -57,7 +57,7 @@ def test_wheel_installed_without_editable_converts_the_example(tmp_path: Path) -
     installed = _run([python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel], cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr[-3000:]
 
-    where = _run([python, "-c", "import rewriter, rewriter.rule_loader as r; print(rewriter.__file__); "
+    where = _run([python, "-c", "import rewriter, rewriter.rules.loader as r; print(rewriter.__file__); "
                   "print(r.builtin_rules_dir()); print(len(r.load_rules()))"], cwd=tmp_path)
     assert where.returncode == 0, where.stderr[-3000:]
     module, rules_dir, count = where.stdout.split()

@@ -160,7 +160,7 @@ def physical_limit(model: Path, scratch: Path, repeat: int) -> Seconds:
 def conversion(model: Path, scratch: Path, target: str, repeat: int) -> tuple[Seconds, bool]:
     """Best time of plan + write in this process, and whether the plan converts."""
     from rewriter.pipeline import Options, plan, write
-    from rewriter.releases import parse_release
+    from rewriter.targets.releases import parse_release
 
     best, ok = Seconds(), True
     for attempt in range(repeat):

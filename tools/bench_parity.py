@@ -10,7 +10,7 @@ parity, then time, once each, in this process:
   tf       loading the source with tf.saved_model.load and calling every signature once, plus
            loading OUT in the real TF 2.3.4 runtime and running every signature once (the floor:
            what any parity check has to pay);
-  parity   rewriter.parity.verify with its defaults (source run + noise measurement, target run,
+  parity   rewriter.verify.parity.verify with its defaults (source run + noise measurement, target run,
            function import in the target);
   no-noise the same with --rtol/--atol given, which skips the noise measurement (the verdict's
            own cost is the difference).
@@ -46,8 +46,8 @@ def _tf_alone(source: Path, out: Path, runtime: object) -> float:
     """Load + run the source in the installed TF, load + run OUT in the target: once each."""
     import tensorflow as tf
 
-    from rewriter.parity import select_meta_graph, signature_calls, signature_inputs
-    from rewriter.savedmodel_io import read_saved_model
+    from rewriter.verify.parity import select_meta_graph, signature_calls, signature_inputs
+    from rewriter.savedmodel.files import read_saved_model
 
     meta = select_meta_graph(read_saved_model(out).proto, ["serve"])
     inputs = signature_inputs(meta, 0, None)
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from rewriter import api
-    from rewriter.parity import ParityOptions
-    from rewriter.releases import Release
+    from rewriter.verify.parity import ParityOptions
+    from rewriter.targets.releases import Release
     from rewriter.runtimes import TargetRuntime, obtain_runtime
 
     target = Release(2, 3)

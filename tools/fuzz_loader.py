@@ -263,7 +263,7 @@ def execute(data: bytes, model: Path, target: str) -> str:
     from rewriter import api
     from rewriter.errors import TfDowngradeError
     from rewriter.pipeline import write
-    from rewriter.savedmodel_io import read_saved_model
+    from rewriter.savedmodel.files import read_saved_model
 
     pb = model / "saved_model.pb"
     pb.write_bytes(data)

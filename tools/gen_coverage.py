@@ -124,8 +124,8 @@ def _args(op: object) -> tuple[list[tuple], list[tuple]]:
 
 def registry_rows() -> list[Row]:
     """Every op, attr, allowed type and arg change after 2.3, with the first release that has it."""
-    from rewriter.registry import load_registry
-    from rewriter.releases import Release, known_releases
+    from rewriter.targets.registry import load_registry
+    from rewriter.targets.releases import Release, known_releases
 
     releases = [r for r in known_releases() if (r.major, r.minor) >= BASE]
     rows: dict[str, Row] = {}
@@ -265,7 +265,7 @@ def render(entries: list[Entry], rules: list) -> str:
 
 
 def generate() -> tuple[str, list[Entry]]:
-    from rewriter.rule_loader import load_rules
+    from rewriter.rules.loader import load_rules
 
     rules = load_rules()
     entries = classify(registry_rows(), rules)

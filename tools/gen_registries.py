@@ -3,7 +3,7 @@
 
 For each minor release: find its newest patch on PyPI, download the wheel, unpack the C-API
 libraries (rewriter.runtimes), dump TF_GetAllOpList() in a worker process (one TF per process),
-and record everything releases.json needs (format documented in rewriter/releases.py).
+and record everything releases.json needs (format documented in rewriter/targets/releases.py).
 
     .venv/bin/python tools/gen_registries.py                  # every release not yet done
     .venv/bin/python tools/gen_registries.py --releases 2.3,2.10 --force
@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rewriter.releases import Release, parse_release  # noqa: E402
+from rewriter.targets.releases import Release, parse_release  # noqa: E402
 from rewriter.runtimes import elf, fetch, unpack  # noqa: E402
 from rewriter.runtimes.client import TargetRuntime  # noqa: E402
 

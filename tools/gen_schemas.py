@@ -16,7 +16,7 @@ pip download; a wheel whose sha256 differs is refused.
     .venv/bin/python tools/gen_schemas.py --releases 2.3,2.21 --force
     TFDOWNGRADE_WHEELHOUSE=/tmp/wheels .venv/bin/python tools/gen_schemas.py
 
-The format is documented in rewriter/schema_check.py.
+The format is documented in rewriter/verify/schema_check.py.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from google.protobuf import descriptor_pb2  # noqa: E402
 
-from rewriter.releases import Release, known_releases, parse_release, release_info  # noqa: E402
+from rewriter.targets.releases import Release, known_releases, parse_release, release_info  # noqa: E402
 from rewriter.runtimes import fetch  # noqa: E402
 
 SCHEMA_DIR = ROOT / "rewriter" / "schemas"

@@ -9,7 +9,7 @@ Writes OUT/<name>/saved_model (default OUT: golden/parity) and OUT/<name>/meta.j
   a mixed-precision Keras model (float16 compute, float32 output), an FFT model;
 - inputs: signatures whose inputs random values do not fit: gather/scatter/one-hot/segment
   indices, serialized tf.Examples read by ParseExampleV2, ragged row splits, encoded images.
-  Parity must find inputs the source accepts without --inputs (rewriter/input_synthesis.py).
+  Parity must find inputs the source accepts without --inputs (rewriter/verify/input_synthesis.py).
 
 Deterministic: keras.utils.set_random_seed(0) and np.random.default_rng(0).
 """

@@ -1631,7 +1631,7 @@ def golden_text(proto: Any, where: list[str]) -> str:
     """The rewritten scopes (`function NAME` / `graph TAGS`) of an output SavedModel, as text."""
     from google.protobuf import text_format
 
-    from rewriter.model import meta_graph_label
+    from rewriter.savedmodel.model import meta_graph_label
 
     parts = []
     for index, meta_graph in enumerate(proto.meta_graphs):
@@ -1650,7 +1650,7 @@ def golden_text(proto: Any, where: list[str]) -> str:
 def write_goldens(rule_ids: set[str] | None = None) -> list[Path]:
     """Convert each rule's fixture to its golden_target (no parity run) and write its golden.pbtxt."""
     from rewriter.api import check
-    from rewriter.rule_loader import load_rules
+    from rewriter.rules.loader import load_rules
 
     written = []
     plans: dict[tuple[str, str], Any] = {}

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rewriter.errors import RuntimeUnavailable
-from rewriter.releases import Release, release_info
+from rewriter.targets.releases import Release, release_info
 from rewriter.runtimes import unpack
 
 MARKER = "runtime.json"

@@ -6,7 +6,7 @@ save/restore functions that serving never runs, through function_def_to_graph.py
     `_input_shapes` attr, else the arg's `_output_shapes`; `_`-prefixed arg attrs copied),
   - the body nodes are copied, and inputs 'node:out_arg:i' are renamed to 'node:flat_index'
     using the op's output args as the RUNNING release defines them (so we use the target
-    release's registry, rewriter.registry), or the callee's signature for function calls,
+    release's registry, rewriter.targets.registry), or the callee's signature for function calls,
   - func-valued attrs must name a function of the library,
   - the graph's library holds the functions the body calls as ops (with their gradient
     entries), as TF's function_def_to_graph_def copies them ("copied_functions"); func-valued
@@ -26,8 +26,8 @@ from pathlib import Path
 from rewriter.protos import function_pb2, graph_pb2, node_def_pb2, op_def_pb2
 from rewriter.protos import saved_model_pb2
 
-from rewriter.releases import Release, release_info
-from rewriter.registry import OpRegistry, load_registry
+from rewriter.targets.releases import Release, release_info
+from rewriter.targets.registry import OpRegistry, load_registry
 
 
 class ConversionError(Exception):

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rewriter.errors import BadInput
-from rewriter.releases import Release, known_releases
+from rewriter.targets.releases import Release, known_releases
 
 AUTO = "auto"
 INSTALLED = "installed"

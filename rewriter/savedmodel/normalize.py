@@ -17,8 +17,8 @@ from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.protos import saved_model_pb2
 
-from rewriter.registry import OpRegistry
-from rewriter.releases import Release, producer_version, release_info
+from rewriter.targets.registry import OpRegistry
+from rewriter.targets.releases import Release, producer_version, release_info
 
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewriter.errors import BadInput
-from rewriter.model import build_scopes
-from rewriter.registry import load_registry
-from rewriter.releases import Release
-from rewriter.rule_engine import Matcher, OpIndex, OpLookup
-from rewriter.rule_loader import Rule, load_rules
+from rewriter.savedmodel.model import build_scopes
+from rewriter.targets.registry import load_registry
+from rewriter.targets.releases import Release
+from rewriter.rules.engine import Matcher, OpIndex
+from rewriter.savedmodel.op_signatures import OpSignatures
+from rewriter.rules.loader import Rule, load_rules
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def find_rule(rule_id: str, rules_dir: Path | None = None) -> Rule:
 def explain(rule: Rule, input_dir: Path) -> list[Verdict]:
     """One verdict per candidate node of IN, in scope and node order."""
     from rewriter.pipeline import _registry_for, source_release_of
-    from rewriter.savedmodel_io import read_saved_model
+    from rewriter.savedmodel.files import read_saved_model
 
     files = read_saved_model(input_dir)
     source_release, _ = source_release_of(files.proto)
@@ -51,10 +52,11 @@ def explain(rule: Rule, input_dir: Path) -> list[Verdict]:
     source, oldest = _registry_for(source_release), load_registry(Release(2, 3))
     verdicts: list[Verdict] = []
     for model in models:
-        lookup = OpLookup(source, oldest, model.signatures())
+        ops = OpSignatures(source, oldest, model.signatures())
         for scope in model.scopes:
+            scope.ops = ops
             index = OpIndex(scope)
-            matcher = Matcher(scope, lookup, index)
+            matcher = Matcher(scope, index)
             for name in index.names(rule.root.ops):
                 verdicts.append(Verdict(scope.where(), name, scope.node_def(name).op, matcher.explain(rule, name)))
     return verdicts

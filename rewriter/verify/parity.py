@@ -8,7 +8,7 @@ are generated from each signature's TensorInfo with a seeded generator:
   - unknown dimensions take UNKNOWN_DIM (2), an unknown rank is a vector of UNKNOWN_DIM;
   - floats are standard normal; ints (signed and unsigned) are in [0, INT_HIGH) so they are
     valid indices for small tables; bools are fair coins; strings are words from WORDS.
-Float outputs are graded against the model's own numerical noise (rewriter/noise.py):
+Float outputs are graded against the model's own numerical noise (rewriter/verify/noise.py):
 `bit-identical`, `within-noise` (the error is within a bound measured on the source: one-ulp
 input changes, the compute precision on the path to the output, the output's range) or
 `mismatch`. --rtol/--atol, when given, replace that bound for every float output (grade
@@ -24,12 +24,12 @@ from typing import Any, Callable
 import numpy as np
 from rewriter.protos import meta_graph_pb2, saved_model_pb2
 
-from rewriter.attr_values import type_name
-from rewriter.error_distribution import error_histogram
+from rewriter.savedmodel.attr_values import type_name
+from rewriter.report.error_distribution import error_histogram
 from rewriter.errors import BadInput, RuntimeUnavailable
-from rewriter import noise
-from rewriter.input_synthesis import Candidate, candidates
-from rewriter.noise import NoiseBound
+from rewriter.verify import noise
+from rewriter.verify.input_synthesis import Candidate, candidates
+from rewriter.verify.noise import NoiseBound
 from rewriter.runtimes.source_runtime import KIND_CAPI, KIND_INSTALLED, TARGET_DESCRIBE
 
 UNKNOWN_DIM = 2
@@ -82,7 +82,7 @@ class OutputResult:
     bound_of_range: float | None = None
     movement: float | None = None  # how far the source moved under one-ulp input changes
     bound_origin: str = ""
-    error_histogram: dict[str, Any] | None = None  # rewriter/error_distribution.py (HTML report)
+    error_histogram: dict[str, Any] | None = None  # rewriter/report/error_distribution.py (HTML report)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
@@ -118,7 +118,7 @@ class ParityReport:
     source_session_errors: dict[str, str] = field(default_factory=dict)
     # With --python-loader: TF 2.3's tf.saved_model.load on the output, every signature called.
     python_loader: PythonLoaderResult | None = None
-    # signature -> which input strategy fed it (rewriter/input_synthesis.py), see SourceRun.
+    # signature -> which input strategy fed it (rewriter/verify/input_synthesis.py), see SourceRun.
     input_strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Which runtime ran the source (a runtimes.source_runtime.SourceRuntime); None: not recorded.
     source_runtime: Any = None
@@ -284,7 +284,7 @@ BatchRunner = Callable[[Batch, Batch], list["dict[str, np.ndarray] | str"]]
 def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                alternatives: dict[str, list[Candidate]] | None, precisions: dict[str, str] | None,
                seed: int = 0, where: str = "") -> SourceRun:
-    """Run every signature on the first of its `alternatives` (rewriter/input_synthesis.py) the
+    """Run every signature on the first of its `alternatives` (rewriter/verify/input_synthesis.py) the
     source accepts, and measure its noise, in as few batches as can be: `run_batch(replay, batch)`
     runs `batch` after `replay` (the successful calls so far, which a runtime that cannot keep a
     session between batches runs again first, and one that can ignores) and returns the batch's
@@ -363,7 +363,7 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
     import tensorflow as tf
 
     from rewriter.runtimes.function_import import deepest_call_chain
-    from rewriter.savedmodel_io import read_saved_model
+    from rewriter.savedmodel.files import read_saved_model
 
     proto = read_saved_model(model_dir).proto
     meta_graph = select_meta_graph(proto, tags)
@@ -394,7 +394,7 @@ def _same(a: np.ndarray, b: np.ndarray | None) -> bool:
 
 def output_bounds(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str, expected: dict[str, Any],
                   run: SourceRun | None, why_unmeasured: str = "") -> dict[str, NoiseBound]:
-    """The noise bound of each float output of signature `key` (rewriter/noise.py)."""
+    """The noise bound of each float output of signature `key` (rewriter/verify/noise.py)."""
     bounds: dict[str, NoiseBound] = {}
     for name, value in expected.items():
         value = np.asarray(value)
@@ -698,7 +698,7 @@ def verify(
 ) -> ParityReport:
     """Run OUT in the real target runtime and IN in the source runtime (--source-runtime); compare."""
     from rewriter.runtimes import TargetRuntime, obtain_runtime, source_runtime
-    from rewriter.savedmodel_io import read_saved_model
+    from rewriter.savedmodel.files import read_saved_model
 
     say = progress or (lambda _: None)
     tags = list(options.tags)

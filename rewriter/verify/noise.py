@@ -37,7 +37,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from rewriter.model import functions_called_by
+from rewriter.savedmodel.model import functions_called_by
 
 # One rounding step of each float precision (numpy has no bfloat16: 2**-7 is its epsilon).
 EPSILON = {
@@ -107,7 +107,7 @@ def _float_precisions_of(node: Any) -> set[str]:
 
 
 def _dt_precision(dtype: int) -> str | None:
-    from rewriter.attr_values import type_name
+    from rewriter.savedmodel.attr_values import type_name
 
     return _DT_PRECISION.get(type_name(dtype).replace("_REF", ""))
 

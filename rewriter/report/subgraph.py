@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
-    from rewriter.graph_model import Scope
+    from rewriter.savedmodel.graph_model import Scope
 
 MAX_NEIGHBOURS = 12  # a NoOp with hundreds of control inputs would drown the picture
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import networkx as nx
 from rewriter.protos import function_pb2, graph_pb2, node_def_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
+
+if TYPE_CHECKING:
+    from rewriter.savedmodel.op_signatures import OpSignatures
 
 NodeKey = "str | tuple[str, str]"
 
@@ -46,6 +49,10 @@ class Scope:
     # Position counter for nodes added by rewrites: they sort right after their anchor.
     _added: int = field(default=0, repr=False)
     _order: list[str] | None = field(default=None, repr=False)
+    # Set by the pipeline before rules run: the OpDefs for port arithmetic, and the names the
+    # MetaGraphDef refers to from outside this graph (signatures, saver), which cannot be removed.
+    ops: "OpSignatures | None" = field(default=None, repr=False)
+    external_names: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def is_function(self) -> bool:
@@ -53,6 +60,19 @@ class Scope:
 
     def where(self) -> str:
         return f"function {self.name}" if self.is_function else f"graph {self.name}"
+
+    # --- ports: naming a producer's outputs (needs `ops`) --------------------------------
+    def output_index(self, node: NodeDef, port: str) -> int | None:
+        """The flat output index a port text (":1", ":values:0") of `node` names; None if unknown."""
+        assert self.ops is not None, "Scope.ops is set before ports are resolved"
+        return self.ops.output_index(self.is_function, node, port)
+
+    def output_port(self, node: NodeDef, flat: int, added: bool = False) -> str:
+        """The port text for flat output `flat` of `node`; `added` for a node a rewrite just
+        made (its op is the target's)."""
+        assert self.ops is not None, "Scope.ops is set before ports are resolved"
+        op = self.ops.target_op(node.op) if added else self.ops.op(node.op)
+        return self.ops.output_port(self.is_function, node, flat, op)
 
     # --- reading -----------------------------------------------------------------------
     def nodes(self) -> Iterator[tuple[str, NodeDef]]:

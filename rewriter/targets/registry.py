@@ -15,7 +15,7 @@ from rewriter.protos.attr_value_pb2 import AttrValue
 from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.protos.node_def_pb2 import NodeDef
 
-from rewriter.releases import Release, known_releases, release_info
+from rewriter.targets.releases import Release, known_releases, release_info
 
 
 

@@ -14,7 +14,7 @@ from rewriter.protos import meta_graph_pb2, saved_model_pb2
 from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 
 from rewriter.errors import BadInput
-from rewriter.graph_model import (
+from rewriter.savedmodel.graph_model import (
     GraphModelError,
     Scope,
     fill_nodes,
@@ -109,7 +109,7 @@ def _check_object_graph(label: str, meta_graph: meta_graph_pb2.MetaGraphDef, lib
     A name the library lacks makes the model unloadable (and made TF's fingerprinting raise
     an undocumented exception while writing, found by tools/fuzz_loader.py).
     """
-    from rewriter.object_graph import used_concrete_functions
+    from rewriter.savedmodel.object_graph import used_concrete_functions
 
     object_graph = meta_graph.object_graph_def
     named = sorted(set(object_graph.concrete_functions) | used_concrete_functions(object_graph))

@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator
 from google.protobuf import any_pb2, descriptor, descriptor_pb2, descriptor_pool, message, wrappers_pb2
 
 from rewriter.findings import Finding
-from rewriter.releases import Release, parse_release
+from rewriter.targets.releases import Release, parse_release
 
 FORMAT = 1
 FieldDescriptor = descriptor.FieldDescriptor
@@ -526,11 +526,11 @@ def _nested(message_type: descriptor.Descriptor) -> Iterator[descriptor.Descript
 def check_output(proto: message.Message, outcome: Any, target: Release) -> list[Finding]:
     """Every message the output would hold, against the target's schema.
 
-    `outcome` is the object-graph step's (rewriter.object_graph.Outcome): the checkpoint's object
+    `outcome` is the object-graph step's (rewriter.rules.object_graph.Outcome): the checkpoint's object
     graph and keras_metadata.pb as they will be written. fingerprint.pb is not checked here: it is
     made anew at write time and checked then (rewriter.pipeline._write_fingerprint).
     """
-    from rewriter.savedmodel_io import KERAS_METADATA_PB, SAVED_MODEL_PB
+    from rewriter.savedmodel.files import KERAS_METADATA_PB, SAVED_MODEL_PB
 
     findings = check_message(proto, target, SAVED_MODEL_PB)
     if outcome is not None and outcome.checkpoint_graph is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rewriter import tensors
+from rewriter.savedmodel import tensors
 from rewriter.protos import attr_value_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from rewriter.protos.attr_value_pb2 import AttrValue
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from rewriter.attr_values import type_name
+from rewriter.savedmodel.attr_values import type_name
 
 # Ops whose output 0 is the input (or a reshaped/retyped copy of it): follow them.
 PASS_THROUGH = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "Snapshot", "EnsureShape",
@@ -156,7 +156,7 @@ def _shape_of(graph: _Graph, scope: _Scope, ref: str, depth: int = 0) -> list[in
 
 
 def _const_value(graph: _Graph, scope: _Scope, ref: str) -> np.ndarray | None:
-    from rewriter.tensors import make_ndarray
+    from rewriter.savedmodel.tensors import make_ndarray
 
     name = _node_of(ref)
     if scope.function is not None and name in scope.bindings and name not in scope.nodes:
@@ -170,7 +170,7 @@ def _const_value(graph: _Graph, scope: _Scope, ref: str) -> np.ndarray | None:
         return None
     try:
         return np.asarray(make_ndarray(node.attr["value"].tensor))
-    except Exception:  # a dtype rewriter.tensors does not read: no value known
+    except Exception:  # a dtype rewriter.savedmodel.tensors does not read: no value known
         return None
 
 

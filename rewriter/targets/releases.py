@@ -69,10 +69,10 @@ class Release:
 def parse_release(text: str) -> Release:
     """Parse '2.3', '2.3.4' or 'v2.3' into a Release; raise BadInput on anything else.
 
-    A consumer (`tfjs-node@4.22`, `jetpack@4.6:tf2`; rewriter/consumers.py) gives the release it runs,
+    A consumer (`tfjs-node@4.22`, `jetpack@4.6:tf2`; rewriter/targets/consumers.py) gives the release it runs,
     carrying the consumer's name for the report.
     """
-    from rewriter import consumers
+    from rewriter.targets import consumers
 
     if consumers.is_consumer_target(text):
         found = consumers.resolve(text)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from rewriter.errors import RuleFileError
 
 if TYPE_CHECKING:
-    from rewriter.rule_loader import Rewrite, Rule
+    from rewriter.rules.loader import Rewrite, Rule
 
 MAX_COUNT = 4096  # one node per copy: a bound on how much a single match may add
 COUNT_NAME_RE = re.compile(r"^[A-Za-z_]\w*$")
@@ -71,7 +71,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_term(term: Any, names: set[str], fail: Callable[[Any, str], RuleFileError], what: str) -> None:
-    from rewriter.rule_loader import ATTR_REF_RE, INPUT_REF_RE, OUTPUT_REF_RE
+    from rewriter.rules.loader import ATTR_REF_RE, INPUT_REF_RE, OUTPUT_REF_RE
 
     if _is_int(term):
         return
@@ -200,7 +200,7 @@ def for_counts(rule: Rule, counts: dict[str, int] | None) -> Rule:
     """The rule with its rewrite expanded for these counts (the rule itself if it repeats nothing)."""
     import dataclasses
 
-    from rewriter.rule_loader import parse_expanded_rewrite
+    from rewriter.rules.loader import parse_expanded_rewrite
 
     if not counts or "rewrite_template" not in rule.extra:
         return rule

@@ -12,11 +12,11 @@ from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2
 from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.protos.node_def_pb2 import NodeDef
 
-from rewriter.attr_values import type_name
+from rewriter.savedmodel.attr_values import type_name
 from rewriter.findings import Finding
-from rewriter.graph_model import Scope
-from rewriter.registry import OpRegistry, arg_count, load_registry
-from rewriter.releases import Release, known_releases
+from rewriter.savedmodel.graph_model import Scope
+from rewriter.targets.registry import OpRegistry, arg_count, load_registry
+from rewriter.targets.releases import Release, known_releases
 
 
 # AttrValue oneof field a plain OpDef attr type must use.

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from rewriter import attr_values
+from rewriter.savedmodel import attr_values
 
 if TYPE_CHECKING:
     from rewriter.protos.node_def_pb2 import NodeDef

@@ -51,8 +51,8 @@ The rule format (docs/writing-rules.md has the full guide):
         - {axis_size: "node.input[0]", axis: "node.input[1]", range: [1, 32768]}
                                                  # the recorded size along the axis a Const input holds
         - {any: [...]} / {all: [...]} / {not: {...}}
-        (each kind is one class in rewriter/rule_conditions.py; families and fragments, which
-        expand into such rules before they are checked, are in rewriter/rule_expand.py)
+        (each kind is one class in rewriter/rules/conditions.py; families and fragments, which
+        expand into such rules before they are checked, are in rewriter/rules/expand.py)
     rewrite:                            # or `refuse: "message for the user"`
       drop_attrs: [node.debug_name]
       set_attrs: {"node.attr": value}
@@ -97,14 +97,14 @@ from typing import Any
 
 import yaml
 
-from rewriter import rule_repeat
-from rewriter.attr_values import AttrConversionError, tensor_from_plain, type_enum
+from rewriter.rules import repeat as rule_repeat
+from rewriter.savedmodel.attr_values import AttrConversionError, tensor_from_plain, type_enum
 from rewriter.errors import RuleFileError
-from rewriter.releases import Release, parse_release
-from rewriter.rule_conditions import (  # noqa: F401  (the reference syntax, re-exported)
+from rewriter.targets.releases import Release, parse_release
+from rewriter.rules.conditions import (  # noqa: F401  (the reference syntax, re-exported)
     ATTR_REF_RE, INPUT_REF_RE, NAME_RE, OUTPUT_REF_RE, Condition, parse_condition,
 )
-from rewriter.rule_expand import expand_documents
+from rewriter.rules.expand import expand_documents
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # handles.types: "Op.attr:DT_TYPE", a type that attr's allowed list gained after 2.3
@@ -475,7 +475,7 @@ def parse_rule(data: Any, path: str) -> Rule:
     if not isinstance(where, list):
         raise checker.fail(data["match"], "match.where must be a list of conditions")
     conditions = tuple(parse_condition(checker, cond, names) for cond in where)
-    # match.counts and repeated rewrite nodes: rewriter/rule_repeat.py expands the template
+    # match.counts and repeated rewrite nodes: rewriter/rules/repeat.py expands the template
     extra: dict = {}
     rewrite: Rewrite | None = None
     if "counts" in data["match"]:
@@ -516,7 +516,7 @@ def parse_rule(data: Any, path: str) -> Rule:
 
 
 def parse_expanded_rewrite(rule: Rule, counts: dict[str, int]) -> Rewrite:
-    """A repeating rule's rewrite for the counts of one match (rewriter/rule_repeat.py)."""
+    """A repeating rule's rewrite for the counts of one match (rewriter/rules/repeat.py)."""
     checker = _Checker(rule.source.rsplit(":", 1)[0])
     names = {p.name for p in rule.patterns}
     return _parse_rewrite(checker, rule_repeat.expand(rule.extra["rewrite_template"], counts, checker.fail), names)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from rewriter.protos import function_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
 
-from rewriter.attr_values import shape_to_plain
-from rewriter.graph_model import Scope
+from rewriter.savedmodel.attr_values import shape_to_plain
+from rewriter.savedmodel.graph_model import Scope
 
 
 def output_shape(node: NodeDef, flat_index: int | None) -> list[int] | None:

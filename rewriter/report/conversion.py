@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from rewriter import __version__
 from rewriter.findings import Finding
-from rewriter.parity import ParityReport
+from rewriter.verify.parity import ParityReport
 from rewriter.pipeline import Plan
 
 REPORT_FORMAT = 1
@@ -170,7 +170,7 @@ class Report:
 
 
 def _strategy_words(fed: dict[str, Any]) -> str:
-    """Which input strategy fed a signature (rewriter/input_synthesis.py), in words."""
+    """Which input strategy fed a signature (rewriter/verify/input_synthesis.py), in words."""
     strategy = fed.get("strategy")
     failed = f" (failed first: {'; '.join(fed['failed'])})" if fed.get("failed") else ""
     if strategy is None:

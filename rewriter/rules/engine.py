@@ -13,14 +13,18 @@ from rewriter.protos import node_def_pb2, op_def_pb2
 from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.protos.node_def_pb2 import NodeDef
 
-from rewriter import attr_values, rule_repeat, static_shapes, tensors
+from rewriter.savedmodel import attr_values
+from rewriter.rules import repeat as rule_repeat
+from rewriter.savedmodel import static_shapes
+from rewriter.savedmodel import tensors
 from rewriter.findings import Finding
-from rewriter.graph_model import ARG, CONTROL_RET, RET, Scope
-from rewriter.registry import OpRegistry, attr_or_default
-from rewriter.releases import Release
-from rewriter.rule_conditions import AttrRef, InputRef, OutputRef
-from rewriter.rule_loader import INPUT_REF_RE, OUTPUT_REF_RE, Rule, _ConstSpec, _TensorAttr
-from rewriter.subgraph import snapshot
+from rewriter.savedmodel.graph_model import ARG, CONTROL_RET, RET, Scope
+from rewriter.savedmodel.op_signatures import PortError
+from rewriter.targets.registry import OpRegistry, attr_or_default
+from rewriter.targets.releases import Release
+from rewriter.rules.conditions import AttrRef, InputRef, OutputRef
+from rewriter.rules.loader import INPUT_REF_RE, OUTPUT_REF_RE, Rule, _ConstSpec, _TensorAttr
+from rewriter.report.subgraph import snapshot
 
 MAX_PASSES = 50
 
@@ -42,7 +46,7 @@ class Application:
     dropped_attrs: list[str] = field(default_factory=list)
     set_attrs: list[str] = field(default_factory=list)
     retyped: list[str] = field(default_factory=list)
-    # The touched part of the graph before and after (rewriter/subgraph.py), for the HTML report.
+    # The touched part of the graph before and after (rewriter/report/subgraph.py), for the HTML report.
     graph_before: Any = field(default=None, repr=False, compare=False)
     graph_after: Any = field(default=None, repr=False, compare=False)
 
@@ -58,55 +62,6 @@ class Application:
             "set_attrs": self.set_attrs,
             "retyped": self.retyped,
         }
-
-
-class OpLookup:
-    """OpDefs for port arithmetic: the scope's own library first, then source, then target release."""
-
-    def __init__(self, source: OpRegistry, target: OpRegistry, library: dict[str, OpDef]) -> None:
-        self.source, self.target, self.library = source, target, library
-
-    def op(self, name: str) -> OpDef | None:
-        return self.library.get(name) or self.source.op(name) or self.target.op(name)
-
-    def target_op(self, name: str) -> OpDef | None:
-        return self.library.get(name) or self.target.op(name)
-
-    def output_flat_index(self, scope: Scope, node: NodeDef, port: str) -> int | None:
-        """The flat output index a port text names (None if it cannot be resolved)."""
-        if not scope.is_function:
-            return int(port[1:]) if port else 0
-        parts = port.split(":")
-        if len(parts) != 3:
-            return 0 if port == "" else None
-        op = self.op(node.op)
-        if op is None:
-            return None
-        ranges = _ranges(op, op.output_arg, node)
-        if parts[1] not in ranges:
-            return None
-        return ranges[parts[1]][0] + int(parts[2])
-
-    def port_text(self, scope: Scope, node: NodeDef, flat: int, op: OpDef | None) -> str:
-        if not scope.is_function:
-            return f":{flat}"
-        if op is None:
-            raise RuleApplicationError(f"op {node.op} is unknown, its outputs cannot be named")
-        for name, (start, count) in _ranges(op, op.output_arg, node).items():
-            if start <= flat < start + count:
-                return f":{name}:{flat - start}"
-        raise RuleApplicationError(f"{node.op} has no output {flat}")
-
-
-def _ranges(op: OpDef, args: Any, node: NodeDef) -> dict[str, tuple[int, int]]:
-    from rewriter.registry import arg_count
-
-    ranges, start = {}, 0
-    for arg in args:
-        count = arg_count(op, arg, node)
-        ranges[arg.name] = (start, count)
-        start += count
-    return ranges
 
 
 # --- matching -----------------------------------------------------------------------------
@@ -138,8 +93,9 @@ class OpIndex:
 
 
 class Matcher:
-    def __init__(self, scope: Scope, lookup: OpLookup, index: OpIndex | None = None) -> None:
-        self.scope, self.lookup = scope, lookup
+    def __init__(self, scope: Scope, index: OpIndex | None = None) -> None:
+        assert scope.ops is not None, "the pipeline sets Scope.ops before rules run"
+        self.scope, self.ops = scope, scope.ops
         self.index = index if index is not None else OpIndex(scope)
 
     def matches(self, rule: Rule) -> Iterator[dict[str, str]]:
@@ -176,7 +132,7 @@ class Matcher:
                 src_node = self.scope.node_def(src)
                 if src_node.op not in patterns[other].ops:
                     return None, f"{where}: it reads {src} ({src_node.op}), wants {' or '.join(patterns[other].ops)}"
-                if self.lookup.output_flat_index(self.scope, src_node, port) != out_index:
+                if self.scope.output_index(src_node, port) != out_index:
                     return None, f"{where}: it reads output {port or ':0'} of {src}, wants output {out_index}"
                 if other in binding:
                     if binding[other] != src:
@@ -189,7 +145,7 @@ class Matcher:
     # --- what conditions read (rule_conditions.MatchContext) ------------------------------
     def attr_value(self, binding: dict[str, str], ref: AttrRef) -> tuple[bool, Any]:
         """(present, plain value) of n.attr or n.attr[i]; an absent attr takes its OpDef default."""
-        return attr_plain(self.scope, self.lookup, binding, str(ref))
+        return attr_plain(self.scope, binding, str(ref))
 
     def producer_of(self, binding: dict[str, str], ref: InputRef) -> tuple[NodeDef, int | None] | None:
         """The node an input reference (n.input[i]) reads, and which flat output; None for a
@@ -198,7 +154,7 @@ class Matcher:
         if ref.index >= len(inputs) or not isinstance(inputs[ref.index][0], str):
             return None
         producer = self.scope.node_def(str(inputs[ref.index][0]))
-        return producer, self.lookup.output_flat_index(self.scope, producer, inputs[ref.index][1])
+        return producer, self.scope.output_index(producer, inputs[ref.index][1])
 
     def const_value(self, binding: dict[str, str], ref: InputRef) -> Any:
         found = self.producer_of(binding, ref)
@@ -221,7 +177,7 @@ class Matcher:
         if isinstance(src, tuple):
             return static_shapes.arg_shape(self.scope, src[1]) if src[0] == ARG else None
         producer = self.scope.node_def(str(src))
-        return static_shapes.output_shape(producer, self.lookup.output_flat_index(self.scope, producer, port))
+        return static_shapes.output_shape(producer, self.scope.output_index(producer, port))
 
     def only_returned(self, name: str) -> bool:
         """Every data reader of the node is a return value of its function, directly or through
@@ -262,7 +218,7 @@ class Matcher:
         return None
 
     def counts(self, rule: Rule, binding: dict[str, str]) -> dict[str, int] | None:
-        """match.counts for this match (rewriter/rule_repeat.py); None if one is not known."""
+        """match.counts for this match (rewriter/rules/repeat.py); None if one is not known."""
         if "counts" not in rule.extra:
             return {}
 
@@ -275,10 +231,10 @@ class Matcher:
             return self.static_shape(binding, InputRef(match.group("node"), int(match.group("index"))))
 
         return rule_repeat.evaluate(rule.extra["counts"], shape,
-                                    lambda ref: attr_plain(self.scope, self.lookup, binding, ref)[1])
+                                    lambda ref: attr_plain(self.scope, binding, ref)[1])
 
 
-def attr_plain(scope: Scope, lookup: OpLookup, binding: dict[str, str], ref: str) -> tuple[bool, Any]:
+def attr_plain(scope: Scope, binding: dict[str, str], ref: str) -> tuple[bool, Any]:
     """(present, plain value) of n.attr, or of element i of a list attr for n.attr[i] (None past
     its end); an absent attr takes its OpDef default if known."""
     node_key, attr = ref.split(".", 1)
@@ -287,7 +243,7 @@ def attr_plain(scope: Scope, lookup: OpLookup, binding: dict[str, str], ref: str
     if attr in node.attr:
         present, value = True, attr_values.to_plain(node.attr[attr])
     else:
-        op = lookup.op(node.op)
+        op = scope.ops.op(node.op) if scope.ops is not None else None
         default = attr_or_default(op, node, attr) if op is not None else None
         present, value = False, (attr_values.to_plain(default) if default is not None else None)
     if index_text:
@@ -298,12 +254,13 @@ def attr_plain(scope: Scope, lookup: OpLookup, binding: dict[str, str], ref: str
 
 # --- rewriting ----------------------------------------------------------------------------
 class Rewriter:
-    def __init__(self, scope: Scope, lookup: OpLookup, external_names: set[str], index: OpIndex | None = None) -> None:
-        self.scope, self.lookup = scope, lookup
+    def __init__(self, scope: Scope, index: OpIndex | None = None) -> None:
+        assert scope.ops is not None, "the pipeline sets Scope.ops before rules run"
+        self.scope, self.ops = scope, scope.ops
         self.index = index  # kept current with every node this rewriter adds or retypes
         # Names the MetaGraphDef refers to from outside the graph (signatures, saver): such a
         # node cannot be removed without breaking the reference.
-        self.external_names = external_names
+        self.external_names = scope.external_names
 
     def apply(self, rule: Rule, binding: dict[str, str]) -> Application | None:
         scope, spec = self.scope, rule.rewrite
@@ -356,7 +313,7 @@ class Rewriter:
         """The output types of a removed, externally named node, if the rule rewires every output."""
         assert rule.rewrite is not None
         node = self.scope.node_def(binding[key])
-        op = self.lookup.op(node.op)
+        op = self.ops.op(node.op)
         rewired = sorted(i for k, i, _ in rule.rewrite.outputs if k == key)
         types: list[int] = []
         for arg in op.output_arg if op is not None else []:
@@ -393,7 +350,7 @@ class Rewriter:
         node = self.scope.node_def(name)
         if node.op == op_name:
             return False
-        old, new = self.lookup.op(node.op), self.lookup.target_op(op_name)
+        old, new = self.ops.op(node.op), self.ops.target_op(op_name)
         if new is None:
             raise RuleApplicationError(f"rule {rule.id} retypes to op {op_name}, which the target release lacks")
         if old is not None and [a.name for a in old.output_arg] != [a.name for a in new.output_arg]:
@@ -456,7 +413,7 @@ class Rewriter:
             node = self.scope.node_def(binding[node_key])
             if source_attr in node.attr:
                 return node.attr[source_attr]
-            op = self.lookup.op(node.op)
+            op = self.ops.op(node.op)
             default = attr_or_default(op, node, source_attr) if op is not None else None
             if default is not None:
                 return default
@@ -464,7 +421,7 @@ class Rewriter:
                 plain = plain["default"]
             else:
                 raise RuleApplicationError(f"rule {rule.id}: {node.name} has no attr {source_attr} to copy")
-        op = self.lookup.target_op(op_name) or self.lookup.op(op_name)
+        op = self.ops.target_op(op_name) or self.ops.op(op_name)
         attr_def = next((a for a in op.attr if a.name == attr), None) if op is not None else None
         if attr_def is None:
             raise RuleApplicationError(f"rule {rule.id}: op {op_name} has no attr {attr!r}")
@@ -481,7 +438,7 @@ class Rewriter:
         content = spec.value
         if isinstance(content, dict) and "copy" in content:
             node_key, attr = str(content["copy"]).split(".", 1)
-            _, content = attr_plain(self.scope, self.lookup, binding, content["copy"])
+            _, content = attr_plain(self.scope, binding, content["copy"])
             if content is None:
                 raise RuleApplicationError(f"rule {rule.id}: {binding[node_key]} has no attr {attr} to copy")
         elif isinstance(content, dict):
@@ -516,7 +473,7 @@ class Rewriter:
                     inherited.append(src)
         new_names = {new.key: scope.unique_name(f"{anchor}/{new.key}") for new in rule.rewrite.nodes}
         for new in rule.rewrite.nodes:
-            if self.lookup.target_op(new.op) is None:
+            if self.ops.target_op(new.op) is None:
                 raise RuleApplicationError(f"rule {rule.id} creates op {new.op}, which the target release lacks")
             node = NodeDef(name=new_names[new.key], op=new.op, device=root.device)
             for attr, plain in new.attrs:
@@ -546,16 +503,22 @@ class Rewriter:
         key, flat = match.group("node"), int(match.group("index"))
         if key in new_names:
             node = scope.node_def(new_names[key])
-            return new_names[key], self.lookup.port_text(scope, node, flat, self.lookup.target_op(node.op))
+            return new_names[key], self._port(node, flat, added=True)
         node = scope.node_def(binding[key])
-        return binding[key], self.lookup.port_text(scope, node, flat, self.lookup.op(node.op))
+        return binding[key], self._port(node, flat)
+
+    def _port(self, node: NodeDef, flat: int, added: bool = False) -> str:
+        try:
+            return self.scope.output_port(node, flat, added)
+        except PortError as error:
+            raise RuleApplicationError(str(error)) from None
 
     def _rewire_output(self, name: str, out_index: int, target: tuple[object, str], added: set[str]) -> bool:
         scope, node = self.scope, self.scope.node_def(name)
         moved = False
         for dst, data in list(scope.out_edges(name)):
             port = data["port"]
-            if port is None or self.lookup.output_flat_index(scope, node, port) != out_index:
+            if port is None or scope.output_index(node, port) != out_index:
                 continue
             if dst in added:
                 continue  # a node this rewrite added reads the old output on purpose (e.g. a Cast of it)
@@ -620,32 +583,29 @@ def apply_rules(
     scopes: list[Scope],
     rules: list[Rule],
     target: Release,
-    lookups: dict[int, OpLookup],
-    external_names: dict[int, set[str]],
     allow_lossy: set[str] | frozenset[str] = frozenset(),
     strict: bool = False,
 ) -> RuleOutcome:
     """Apply every rule for `target` until none applies; then collect refusals. With `strict`,
     narrowing rules refuse instead of applying.
 
-    `lookups[id(scope)]` and `external_names[id(scope)]` give each scope its op lookup and the
-    names referenced from outside it.
+    Each scope carries what matching needs (`Scope.ops`, `Scope.external_names`); the op index
+    of each scope is kept current by its Rewriter.
     """
     active = [rule for rule in rules if rule.applies_to(target)]
     rewrites = [rule for rule in active if rule.rewrite is not None]
     refusals = [rule for rule in active if rule.refuse is not None]
     applications: list[Application] = []
     findings: dict[tuple[str, str, str], Finding] = {}
-    indexes = {id(scope): OpIndex(scope) for scope in scopes}  # one scan per scope, kept current
+    indexes = [OpIndex(scope) for scope in scopes]  # one scan per scope, kept current
     for _ in range(MAX_PASSES):
         changed = False
         for rule in rewrites:
-            for scope in scopes:
-                index = indexes[id(scope)]
+            for scope, index in zip(scopes, indexes):
                 if not any(index.by_op.get(op) for op in rule.root.ops):
                     continue
-                matcher = Matcher(scope, lookups[id(scope)], index)
-                rewriter = Rewriter(scope, lookups[id(scope)], external_names.get(id(scope), set()), index)
+                matcher = Matcher(scope, index)
+                rewriter = Rewriter(scope, index)
                 for binding in list(matcher.matches(rule)):
                     # An earlier application may have changed the graph: match again before rewriting.
                     fresh = matcher.bind(rule, binding[rule.root.name])
@@ -683,8 +643,8 @@ def apply_rules(
     else:
         raise RuleApplicationError(f"the rules still change the graph after {MAX_PASSES} passes: a rule undoes another")
     for rule in refusals:
-        for scope in scopes:
-            for binding in Matcher(scope, lookups[id(scope)], indexes[id(scope)]).matches(rule):
+        for scope, index in zip(scopes, indexes):
+            for binding in Matcher(scope, index).matches(rule):
                 root = scope.node_def(binding[rule.root.name])
                 assert rule.refuse is not None
                 findings[(rule.id, scope.where(), root.name)] = Finding(

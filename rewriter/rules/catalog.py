@@ -2,14 +2,13 @@
 check` read.
 
 Three kinds share the rule file format's header (id, description, since, exactness, handles,
-fixture, refusal text): graph rules (rules/*.yaml, rewriter/rule_loader.py), object-graph rules and
-Keras-config rules (rules/object-graph/*.yaml, rewriter/object_graph.py and keras_config.py).
+fixture, refusal text): graph rules (rules/*.yaml, rewriter/rules/loader.py), object-graph rules and
+Keras-config rules (rules/object-graph/*.yaml, rewriter/rules/object_graph_loader.py and keras_config.py).
 `check` validates a file's documents against rules/rule.schema.json (the JSON Schema editors use
 too) and then with its kind's parser; both report file:line.
 
-Ordering: `rules list` shows every rule by since, then id. Rules apply in their own order: graph
-rules by file, then position in the file (a rewrite may rely on an earlier one); object-graph and
-Keras-config rules by id.
+Ordering: `rules list` shows every rule by since, then id. Rules of every kind apply in one order:
+by file, then position in the file (a rewrite may rely on an earlier one).
 """
 from __future__ import annotations
 
@@ -22,8 +21,8 @@ from typing import Any
 import yaml
 
 from rewriter.errors import RuleFileError
-from rewriter.releases import Release
-from rewriter.rule_loader import Rule, _LineLoader, builtin_rules_dir, load_rules, parse_rule_text
+from rewriter.targets.releases import Release
+from rewriter.rules.loader import Rule, _LineLoader, builtin_rules_dir, load_rules, parse_rule_text
 
 SCHEMA_FILE = "rule.schema.json"
 OBJECT_GRAPH_DIR = "object-graph"
@@ -70,7 +69,7 @@ def _shown_source(source: str) -> str:
 
 def all_headers(rules_dir: Path | None = None) -> list[RuleHeader]:
     """Every rule of every kind, by since then id."""
-    from rewriter.object_graph import load_object_graph_rules
+    from rewriter.rules.object_graph_loader import load_object_graph_rules
 
     directory = rules_dir or builtin_rules_dir()
     headers = [_graph_header(rule) for rule in load_rules(rules_dir)]
@@ -153,7 +152,7 @@ def _documents(text: str, shown: str) -> list[Any]:
 
 def check_file(path: Path) -> list[str]:
     """The ids of the rules one file holds, after checking it: schema, then its kind's parser."""
-    from rewriter.object_graph import parse_object_graph_rule
+    from rewriter.rules.object_graph_loader import parse_object_graph_rule
 
     shown = str(path)
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rewriter.protos import saved_model_pb2
 
-from rewriter.releases import Release
+from rewriter.targets.releases import Release
 
 # TF 2.3's Python loader rebuilds each function without the FunctionDef's attrs, so a function
 # marked _XlaMustCompile runs without XLA there (measured: Keras 3's grouped Conv2D then fails

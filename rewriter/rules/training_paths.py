@@ -19,10 +19,10 @@ from typing import Iterable
 from rewriter.protos import function_pb2, node_def_pb2, types_pb2
 from rewriter.protos import meta_graph_pb2, saved_model_pb2
 
-from rewriter import attr_values
-from rewriter.model import functions_called_by
+from rewriter.savedmodel import attr_values
+from rewriter.savedmodel.model import functions_called_by
 from rewriter.findings import Finding
-from rewriter.releases import Release
+from rewriter.targets.releases import Release
 
 STUB_PREFIX = "tfdowngrade_unavailable"
 # Outputs a stub cannot make up a value for (a Const cannot hold them): such functions stay refused.

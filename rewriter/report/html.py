@@ -4,7 +4,7 @@ It holds, with no script and nothing fetched (a Content-Security-Policy forbids 
   - a summary (source, target, exit code, runtimes);
   - #rewrites: for each rewrite, pictures of the subgraph it changed, before and after;
   - #parity: the parity table with each output's grade and a histogram of its errors against the
-    bound (rewriter/error_distribution.py);
+    bound (rewriter/report/error_distribution.py);
   - #refusals: what has no older form, with each rule's guidance;
   - #notes.
 
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
-    from rewriter.report import Report
-    from rewriter.subgraph import Subgraph
+    from rewriter.report.conversion import Report
+    from rewriter.report.subgraph import Subgraph
 
 PICTURES_PER_RULE = 2  # the others of a rule are listed by place: they look alike
 BEFORE_FILL, AFTER_FILL = "#f7c9c4", "#c3e6cd"  # nodes a rewrite removed or changed / added or changed

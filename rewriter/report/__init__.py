@@ -1,0 +1,1 @@
+"""Reports of a conversion: JSON, Markdown, terminal summary and HTML."""

@@ -1,0 +1,187 @@
+"""The typed conditions of object-graph rules (`match: {message: ..., where: [...]}`).
+
+Like the op rules' conditions (rewriter/rules/conditions.py), each kind is one frozen class that
+checks its own YAML when the rule loads (`parse`, raising file:line errors) and evaluates itself
+on a message (`failure`: None when it holds, otherwise a reason a person can read). A new kind is
+one class registered in MESSAGE_CONDITION_KINDS plus a line in docs/writing-object-graph-rules.md.
+
+    {field: kind, equals: captured_tensor}       the field's value (a oneof: its set case)
+    {field: a.b, in: [...]} / {not_in: [...]}    dotted paths into sub-messages; enums by name
+    {field: registered_name, present: true}      set / non-empty
+    {field: dependencies, subset_of: children}   every element is also in another field
+    {field: experimental_type, mentions: [...]}  an enum value so named anywhere below the field
+    {needed_by_signatures: false}                SavedObject only: the signatures reach it
+    {not: {...}} / {any: [...]} / {all: [...]}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from google.protobuf import message
+
+from rewriter.rules.conditions import Fail
+from rewriter.savedmodel.messages import MISSING, comparable, is_present, mentions, value_at
+
+
+class ObjectContext(Protocol):
+    """What `needed_by_signatures` reads about the SavedObjectGraph a message sits in."""
+
+    needed: set[int]
+
+
+class MessageCondition:
+    key: ClassVar[str]
+    keys: ClassVar[frozenset[str]]
+
+    @classmethod
+    def parse(cls, checker: Fail, spec: dict[str, Any]) -> MessageCondition:
+        raise NotImplementedError
+
+    def failure(self, msg: message.Message, ctx: ObjectContext | None, node_id: int | None) -> str | None:
+        """None when the condition holds on `msg`; otherwise why not."""
+        raise NotImplementedError
+
+    def holds(self, msg: message.Message, ctx: ObjectContext | None = None, node_id: int | None = None) -> bool:
+        return self.failure(msg, ctx, node_id) is None
+
+
+@dataclass(frozen=True)
+class AnyOf(MessageCondition):
+    key: ClassVar[str] = "any"
+    keys: ClassVar[frozenset[str]] = frozenset({"any"})
+    conditions: tuple[MessageCondition, ...]
+
+    @classmethod
+    def parse(cls, checker: Fail, spec: dict[str, Any]) -> MessageCondition:
+        if not isinstance(spec[cls.key], list) or not spec[cls.key]:
+            raise checker.fail(spec, f"{cls.key} takes a non-empty list of conditions")
+        return cls(tuple(parse_message_condition(checker, c) for c in spec[cls.key]))
+
+    def failure(self, msg: message.Message, ctx: ObjectContext | None, node_id: int | None) -> str | None:
+        reasons = []
+        for cond in self.conditions:
+            reason = cond.failure(msg, ctx, node_id)
+            if reason is None:
+                return None
+            reasons.append(reason)
+        return "none of these holds: " + "; ".join(reasons)
+
+
+@dataclass(frozen=True)
+class AllOf(MessageCondition):
+    key: ClassVar[str] = "all"
+    keys: ClassVar[frozenset[str]] = frozenset({"all"})
+    conditions: tuple[MessageCondition, ...]
+
+    @classmethod
+    def parse(cls, checker: Fail, spec: dict[str, Any]) -> MessageCondition:
+        if not isinstance(spec[cls.key], list) or not spec[cls.key]:
+            raise checker.fail(spec, f"{cls.key} takes a non-empty list of conditions")
+        return cls(tuple(parse_message_condition(checker, c) for c in spec[cls.key]))
+
+    def failure(self, msg: message.Message, ctx: ObjectContext | None, node_id: int | None) -> str | None:
+        for cond in self.conditions:
+            reason = cond.failure(msg, ctx, node_id)
+            if reason is not None:
+                return reason
+        return None
+
+
+@dataclass(frozen=True)
+class Not(MessageCondition):
+    key: ClassVar[str] = "not"
+    keys: ClassVar[frozenset[str]] = frozenset({"not"})
+    condition: MessageCondition
+
+    @classmethod
+    def parse(cls, checker: Fail, spec: dict[str, Any]) -> MessageCondition:
+        return cls(parse_message_condition(checker, spec["not"]))
+
+    def failure(self, msg: message.Message, ctx: ObjectContext | None, node_id: int | None) -> str | None:
+        return "it holds, but must not" if self.condition.failure(msg, ctx, node_id) is None else None
+
+
+@dataclass(frozen=True)
+class NeededBySignatures(MessageCondition):
+    key: ClassVar[str] = "needed_by_signatures"
+    keys: ClassVar[frozenset[str]] = frozenset({"needed_by_signatures"})
+    wanted: bool
+
+    @classmethod
+    def parse(cls, checker: Fail, spec: dict[str, Any]) -> MessageCondition:
+        if not isinstance(spec[cls.key], bool):
+            raise checker.fail(spec, "needed_by_signatures takes true or false")
+        return cls(spec[cls.key])
+
+    def failure(self, msg: message.Message, ctx: ObjectContext | None, node_id: int | None) -> str | None:
+        needed = ctx is not None and node_id is not None and node_id in ctx.needed
+        if needed == self.wanted:
+            return None
+        return "the signatures need this object" if needed else "no signature needs this object"
+
+
+FIELD_TESTS = ("equals", "in", "not_in", "present", "subset_of", "mentions")
+
+
+@dataclass(frozen=True)
+class Field(MessageCondition):
+    """A test of one field (dotted path) of the message: exactly one of FIELD_TESTS."""
+
+    key: ClassVar[str] = "field"
+    keys: ClassVar[frozenset[str]] = frozenset({"field", *FIELD_TESTS})
+    field: str
+    test: str
+    value: Any
+
+    @classmethod
+    def parse(cls, checker: Fail, spec: dict[str, Any]) -> MessageCondition:
+        tests = [t for t in FIELD_TESTS if t in spec]
+        if len(tests) != 1:
+            raise checker.fail(spec, f"a field condition takes exactly one of {list(FIELD_TESTS)}")
+        test = tests[0]
+        value = spec[test]
+        if test in ("in", "not_in", "mentions"):
+            if not isinstance(value, list):
+                raise checker.fail(spec, f"{test} takes a list")
+            value = frozenset(value) if test == "mentions" else tuple(value)
+        if test == "present" and not isinstance(value, bool):
+            raise checker.fail(spec, "present takes true or false")
+        if not isinstance(spec["field"], str) or not spec["field"]:
+            raise checker.fail(spec, "field takes a dotted field path")
+        return cls(spec["field"], test, value)
+
+    def failure(self, msg: message.Message, ctx: ObjectContext | None, node_id: int | None) -> str | None:
+        name, test = self.field, self.test
+        if test == "present":
+            present = is_present(msg, name)
+            return None if present == self.value else f"{name} is {'set' if present else 'not set'}"
+        if test == "mentions":
+            return None if mentions(msg, name, self.value) else f"{name} mentions none of {sorted(self.value)}"
+        value = value_at(msg, name)
+        shown = "unset" if value is MISSING else repr(value)
+        if test == "equals":
+            return None if value is not MISSING and value == self.value else f"{name} is {shown}, not {self.value!r}"
+        if test == "in":
+            return None if value is not MISSING and value in self.value else f"{name} is {shown}, not one of {list(self.value)}"
+        if test == "not_in":
+            return None if value is MISSING or value not in self.value else f"{name} is {shown}"
+        other = value_at(msg, self.value)
+        mine = [] if value is MISSING else list(value)
+        theirs = {comparable(x) for x in ([] if other is MISSING else list(other))}
+        missing = [x for x in mine if comparable(x) not in theirs]
+        return None if not missing else f"{len(missing)} element(s) of {name} are not in {self.value}"
+
+
+MESSAGE_CONDITION_KINDS: tuple[type[MessageCondition], ...] = (AnyOf, AllOf, Not, NeededBySignatures, Field)
+
+
+def parse_message_condition(checker: Fail, spec: Any) -> MessageCondition:
+    if not isinstance(spec, dict) or not spec:
+        raise checker.fail(spec, "a condition must be a mapping")
+    for kind in MESSAGE_CONDITION_KINDS:
+        if kind.key in spec:
+            checker.keys(spec, set(kind.keys), {kind.key}, kind.key if kind is not Field else "condition")
+            return kind.parse(checker, spec)
+    names = ", ".join(kind.key for kind in MESSAGE_CONDITION_KINDS)
+    raise checker.fail(spec, f"unknown condition {sorted(spec)}; use one of {names}")

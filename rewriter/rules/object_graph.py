@@ -1,0 +1,307 @@
+"""Applying object-graph and Keras-config rules: the step the pipeline runs on the model's messages.
+
+The rules and their format are read by rewriter/rules/object_graph_loader.py. This module
+evaluates their conditions on saved_model.pb, the checkpoint's TrackableObjectGraph and
+keras_metadata.pb (walked with rewriter/savedmodel/messages.py), applies rewrites in rule
+order and refusals after them, and plans what write() changes on disk (the checkpoint through
+rewriter/savedmodel/checkpoint.py, the Keras metadata through rewriter/savedmodel/keras_metadata.py).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from google.protobuf import message
+
+from rewriter.findings import Finding
+from rewriter.protos import saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
+from rewriter.rules import keras_config
+from rewriter.rules.object_graph_loader import KERAS_CONFIG, ObjectGraphRule
+from rewriter.savedmodel import checkpoint as checkpoint_io
+from rewriter.savedmodel import keras_metadata
+from rewriter.savedmodel.files import KERAS_METADATA_PB, SAVED_MODEL_PB, SavedModelFiles
+from rewriter.savedmodel.messages import drop_field, messages_of_type
+from rewriter.savedmodel.object_graph import drop_objects, needed_objects, used_concrete_functions
+from rewriter.targets.releases import Release
+
+
+@dataclass
+class ObjectGraphApplication:
+    rule: str
+    file: str
+    path: str
+    action: str  # "dropped registered_name" / "dropped object 648"
+
+    def line(self) -> str:
+        return f"{self.file}: {self.path}: {self.action} [rule {self.rule}]"
+
+
+@dataclass
+class _GraphContext:
+    """What `needed_by_signatures` needs to know about one SavedObjectGraph."""
+
+    graph: saved_object_graph_pb2.SavedObjectGraph
+    needed: set[int]
+    checkpoint_nodes: int
+
+
+
+
+
+@dataclass
+class Outcome:
+    applications: list[ObjectGraphApplication] = field(default_factory=list)
+    refusals: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    checkpoint_graph: trackable_object_graph_pb2.TrackableObjectGraph | None = None
+    keras_metadata: message.Message | None = None
+    # What write() must do: relative path -> new bytes or None (left out), and a function run on
+    # the complete temporary output folder (appending the new object graph to its data shard).
+    replaced: dict[str, bytes | None] = field(default_factory=dict)
+    finalize: Callable[[Path], None] | None = None
+    rewritten: list[str] = field(default_factory=list)  # files the finalize step writes
+
+
+
+
+def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, outcome: Outcome,
+              contexts: dict[int, _GraphContext], refusing: bool) -> list[tuple[ObjectGraphRule, int, str]]:
+    """Apply the rules of one file; return the (rule, meta graph index, node id) drops asked for."""
+    drops: list[tuple[ObjectGraphRule, int, str]] = []
+    memo: dict[str, bool] = {}
+    for rule in rules:
+        if rule.file != file or (rule.refuse is not None) != refusing or rule.keras_match is not None:
+            continue
+        for path, msg in list(messages_of_type(root, rule.message, "", memo)):
+            meta_index, node_id = _object_position(path)
+            ctx = contexts.get(meta_index) if meta_index is not None else None
+            if not all(c.holds(msg, ctx, node_id) for c in rule.where):
+                continue
+            if rule.refuse is not None:
+                outcome.refusals.append(Finding("refused", file, path, rule.message, rule.refuse.strip(),
+                                                rule=rule.id, since=rule.since.key))
+                continue
+            for name in rule.drop_fields:
+                if drop_field(msg, name):
+                    outcome.applications.append(ObjectGraphApplication(rule.id, file, path, f"dropped {name}"))
+            if rule.drop_object and meta_index is not None and node_id is not None:
+                drops.append((rule, meta_index, path))
+    return drops
+
+
+def _object_position(path: str) -> tuple[int | None, int | None]:
+    """(meta graph index, node id) of a path 'meta_graphs[0].object_graph_def.nodes[12]...'."""
+    match = re.match(r"^meta_graphs\[(\d+)\]\.object_graph_def\.nodes\[(\d+)\]", path)
+    if not match:
+        return None, None
+    return int(match.group(1)), int(match.group(2))
+
+
+def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target: Release,
+              rules: list[ObjectGraphRule], allow_lossy: frozenset[str] = frozenset(), strict: bool = False) -> Outcome:
+    """Apply the object-graph rules for `target` to saved_model.pb (in place), the checkpoint's
+    object graph and keras_metadata.pb; plan what write() must change on disk.
+
+    Keras metadata that no Keras-config rule can make readable to the target's Keras is left
+    out, with a warning (unless `strict`, which refuses instead): the graphs need none of it, and
+    the target's load_model then returns the generic restored object, as for Keras 3 exports."""
+    from rewriter.verify import schema_check
+
+    outcome = Outcome()
+    active = [r for r in rules if r.applies_to(target)]
+    lossy = [r for r in active if not r.exact and r.refuse is None and r.id not in allow_lossy]
+    active = [r for r in active if r not in lossy]
+    ckpt = checkpoint_io.read_checkpoint_graph(files)
+    checkpoint_nodes = len(ckpt.graph.nodes) if ckpt is not None else 0
+    contexts = {
+        i: _GraphContext(mg.object_graph_def, needed_objects(mg.object_graph_def), checkpoint_nodes)
+        for i, mg in enumerate(proto.meta_graphs)
+    }
+    keras = keras_metadata.read_keras_metadata(files)
+    roots: dict[str, message.Message | None] = {
+        SAVED_MODEL_PB: proto, "checkpoint": ckpt.graph if ckpt else None, KERAS_METADATA_PB: keras,
+    }
+    for refusing in (False, True):
+        for file, root in roots.items():
+            if root is None:
+                continue
+            drops = _apply_to(active, file, root, outcome, contexts, refusing)
+            if drops:
+                _drop(proto, drops, contexts, outcome, keras)
+    refused_before = len(outcome.refusals)
+    _apply_keras_rules([r for r in active if r.keras_match is not None],
+                       [r for r in lossy if r.keras_match is not None], proto, keras, outcome)
+    unreadable = [f for f in outcome.refusals[refused_before:] if f.kind == "refused"]
+    if unreadable and not strict:
+        # Only the Keras metadata is in question: leave it out instead of refusing the model.
+        outcome.refusals = outcome.refusals[:refused_before] + [
+            f for f in outcome.refusals[refused_before:] if f.kind != "refused"]
+        _leave_out_keras_metadata(proto, outcome, unreadable, target)
+        keras = None
+    for rule in lossy:
+        for file, root in roots.items():
+            if root is None or rule.file != file or rule.keras_match is not None:
+                continue
+            memo: dict[str, bool] = {}
+            for path, msg in messages_of_type(root, rule.message, "", memo):
+                meta_index, node_id = _object_position(path)
+                ctx = contexts.get(meta_index) if meta_index is not None else None
+                if all(c.holds(msg, ctx, node_id) for c in rule.where):
+                    outcome.refusals.append(Finding(
+                        "lossy", file, path, rule.message,
+                        f"rule {rule.id} is not exact; pass --allow-lossy {rule.id} to apply it", rule=rule.id))
+    warned = {a.rule for a in outcome.applications}
+    for rule in active:
+        if rule.warn and rule.id in warned:
+            outcome.notes.append(f"warning [{rule.id}]: {rule.warn.strip()}")
+    counts: dict[tuple[str, str], int] = {}
+    for app in outcome.applications:
+        counts[(app.rule, app.file)] = counts.get((app.rule, app.file), 0) + 1
+    for (rule_id, file), count in sorted(counts.items()):
+        outcome.notes.append(f"object-graph rule {rule_id}: {count} change(s) in {file}")
+    # Keras metadata: TF 2.3's Keras reads it from the object graph only.
+    # (TF 2.4's Keras too: the message exists there, the file is read from 2.5 on). Newer Keras
+    # reads the file first, so the object-graph copy is harmless to it.
+    if keras is not None:
+        folded, refusals = keras_metadata.fold_into_object_graph(proto, keras)
+        outcome.refusals.extend(refusals)
+        outcome.notes.append(
+            f"{KERAS_METADATA_PB}: the metadata of {folded} Keras object(s) copied into the object graph "
+            "(SavedObject.user_object.metadata), where TF 2.3's and 2.4's Keras read it")
+        if not schema_check.keras_metadata_known(target):
+            outcome.replaced[KERAS_METADATA_PB] = None
+            outcome.notes.append(f"{KERAS_METADATA_PB} left out: TensorFlow {target}'s Keras does not read it")
+        elif any(a.file == KERAS_METADATA_PB for a in outcome.applications):
+            outcome.replaced[KERAS_METADATA_PB] = keras.SerializeToString(deterministic=True)
+    # What the schema check must see: the metadata file as it will be written, if it is.
+    kept = KERAS_METADATA_PB not in outcome.replaced or outcome.replaced[KERAS_METADATA_PB] is not None
+    outcome.keras_metadata = keras if kept else None
+    if ckpt is not None:
+        outcome.checkpoint_graph = ckpt.graph
+        if any(a.file == "checkpoint" for a in outcome.applications):
+            rewrite = checkpoint_io.plan_rewrite(files, ckpt)
+            outcome.replaced[checkpoint_io.INDEX] = rewrite.index
+            outcome.replaced[rewrite.shard] = None  # written by finalize: a copy with the new graph appended
+            outcome.rewritten.append(rewrite.shard)
+            outcome.finalize = rewrite.finalize
+    return outcome
+
+
+# What TF's Keras loaders revive as Keras objects (tf_keras/saving/saved_model/constants.py
+# KERAS_OBJECT_IDENTIFIERS, the same list in TF 2.3); anything else is revived as a generic object.
+
+def _leave_out_keras_metadata(proto: saved_model_pb2.SavedModel, outcome: Outcome, unreadable: list[Finding],
+                              target: Release) -> None:
+    """Write the model without Keras metadata: no keras_metadata.pb, and every Keras object of the
+    object graph a generic user object, so load_model returns the generic restored object, as it
+    does for a Keras 3 export."""
+    outcome.replaced[KERAS_METADATA_PB] = None
+    cleared = keras_metadata.make_objects_generic(proto)
+    first = unreadable[0]
+    more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+    outcome.notes.append(
+        f"warning: the Keras metadata is left out: TensorFlow {target}'s Keras cannot read {first.where}"
+        f"{more}: {first.message} [rule {first.rule}]. tf.keras.models.load_model(OUT) in {target} therefore "
+        "returns the generic restored object (as for Keras 3 exports), not a tf.keras.Model; its signatures and "
+        f"tf.saved_model.load(OUT) work and are checked. {cleared} Keras object(s) are written as generic "
+        "objects. --strict refuses such a model instead")
+
+
+def _drop(proto: saved_model_pb2.SavedModel, drops: list[tuple[ObjectGraphRule, int, str]],
+          contexts: dict[int, _GraphContext], outcome: Outcome, keras: message.Message | None) -> None:
+    by_graph: dict[int, dict[int, tuple[ObjectGraphRule, str]]] = {}
+    for rule, meta_index, path in drops:
+        _, node_id = _object_position(path)
+        assert node_id is not None
+        by_graph.setdefault(meta_index, {})[node_id] = (rule, path)
+    for meta_index, wanted in by_graph.items():
+        ctx = contexts[meta_index]
+        graph = proto.meta_graphs[meta_index].object_graph_def
+        used = used_concrete_functions(graph)
+        refused = False
+        for node_id, (rule, path) in sorted(wanted.items()):
+            if node_id < ctx.checkpoint_nodes:
+                outcome.refusals.append(Finding(
+                    "refused", SAVED_MODEL_PB, path, "tensorflow.SavedObject",
+                    f"object {node_id} has no form TensorFlow {rule.since} and older know, and the checkpoint "
+                    "holds it, so it cannot be left out", rule=rule.id))
+                refused = True
+        for name, function in graph.concrete_functions.items():
+            if name in used and set(function.bound_inputs) & set(wanted):
+                outcome.refusals.append(Finding(
+                    "refused", SAVED_MODEL_PB, f"meta_graphs[{meta_index}].object_graph_def.concrete_functions[{name!r}]",
+                    "tensorflow.SavedConcreteFunction",
+                    f"concrete function {name} is used by a function object and binds an object that must be "
+                    "left out", rule=wanted[min(wanted)][0].id))
+                refused = True
+        if refused:
+            continue
+        new_id, notes = drop_objects(graph, set(wanted))
+        for node_id, (rule, path) in sorted(wanted.items()):
+            outcome.applications.append(ObjectGraphApplication(rule.id, SAVED_MODEL_PB, path, f"dropped object {node_id}"))
+        outcome.notes.extend(f"meta graph {meta_index}: {n}" for n in sorted(set(notes)))
+        if keras is not None and meta_index == 0:
+            for node in keras.nodes:  # type: ignore[attr-defined]
+                node.node_id = new_id.get(node.node_id, node.node_id)
+        ctx.needed = needed_objects(graph)
+
+
+
+def _apply_keras_rules(rules: list[ObjectGraphRule], lossy: list[ObjectGraphRule], proto: saved_model_pb2.SavedModel,
+                       keras: message.Message | None, outcome: Outcome) -> None:
+    """Rewrites (in rule order: file, then position) on every Keras object of every metadata string, then refusals and
+    not-allowed lossy rules on what the rewrites left."""
+    rewrites = [r for r in rules if r.keras_rewrite is not None]
+    refusals = [r for r in rules if r.refuse is not None]
+    if not (rewrites or refusals or lossy):
+        return
+    for file, label, holder, field_name in keras_metadata.metadata_strings(proto, keras):
+        text = getattr(holder, field_name)
+        try:
+            value = keras_config.decode(text)
+        except ValueError as error:
+            outcome.refusals.append(Finding("refused", file, label, KERAS_CONFIG,
+                                            f"the Keras metadata is not valid JSON ({error})"))
+            continue
+        changed = False
+
+        def rewrite(path: str, obj: dict[str, Any]) -> Any:
+            nonlocal changed
+            for rule in rewrites:
+                assert rule.keras_match is not None and rule.keras_rewrite is not None
+                if not keras_config.matches(rule.keras_match, obj):
+                    continue
+                what = obj.get("class_name")
+                if rule.keras_rewrite.empty:
+                    # A warn-only rule: the config stays; the report carries the rule's warning.
+                    outcome.applications.append(ObjectGraphApplication(rule.id, file, f"{label}: {path} ({what})",
+                                                                       "kept (warning)"))
+                    continue
+                new, changes = keras_config.apply_rewrite(rule.keras_rewrite, obj)
+                for change in changes:
+                    outcome.applications.append(ObjectGraphApplication(rule.id, file, f"{label}: {path} ({what})", change))
+                    changed = True
+                if new is not obj:
+                    return new  # replaced by a plain value: no other rule sees it as a Keras object
+            return obj
+
+        def refuse(path: str, obj: dict[str, Any]) -> Any:
+            for rule in refusals:
+                assert rule.keras_match is not None and rule.refuse is not None
+                if keras_config.matches(rule.keras_match, obj):
+                    outcome.refusals.append(Finding("refused", file, f"{label}: {path}", str(obj.get("class_name")),
+                                                    rule.refuse.strip(), rule=rule.id, since=rule.since.key))
+            for rule in lossy:
+                assert rule.keras_match is not None
+                if keras_config.matches(rule.keras_match, obj):
+                    outcome.refusals.append(Finding(
+                        "lossy", file, f"{label}: {path}", str(obj.get("class_name")),
+                        f"rule {rule.id} is not exact; pass --allow-lossy {rule.id} to apply it", rule=rule.id))
+            return obj
+
+        value = keras_config.transform(value, rewrite)
+        keras_config.transform(value, refuse)
+        if changed:
+            setattr(holder, field_name, keras_config.encode(value))

@@ -1,0 +1,1 @@
+"""What each target is: TensorFlow releases, their op registries, and the consumers that pin them."""
