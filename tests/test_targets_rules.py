@@ -58,7 +58,7 @@ def test_rule_tier_representative_case(case: tuple[Any, str], prover: Any) -> No
 def test_tier_cases_are_the_releases_older_than_since() -> None:
     """The case list is what issue 13 asks: a rule with since S in every tier release older than
     S, 1.15 ... 2.20, and in no other."""
-    from rewriter.releases import Release
+    from rewriter.targets.releases import Release
 
     by_rule: dict[str, list[str]] = {}
     for rule, release in CASES:

@@ -48,7 +48,7 @@ def golden_target(since: Any) -> str:
     """The release a rule's golden file and catalog proof use: GOLDEN_TARGET, or, for a rule that
     does not apply there (its `since` is 2.3 or older, e.g. a TF 1.15 rule), the newest known
     release older than its `since`."""
-    from rewriter.releases import known_releases, parse_release
+    from rewriter.targets.releases import known_releases, parse_release
 
     if parse_release(GOLDEN_TARGET) < since:
         return GOLDEN_TARGET

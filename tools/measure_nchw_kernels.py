@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from rewriter import api
     from rewriter.errors import TfDowngradeError
-    from rewriter.parity import ParityOptions
-    from rewriter.report import Report
+    from rewriter.verify.parity import ParityOptions
+    from rewriter.report.conversion import Report
 
     with tempfile.TemporaryDirectory(prefix="nchw-") as tmp:
         for index, (name, (shape, op)) in enumerate(cases().items()):

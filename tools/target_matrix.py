@@ -82,7 +82,7 @@ class RuleProof:
 
 
 def tier_releases() -> list[Any]:
-    from rewriter.releases import known_releases, parse_release
+    from rewriter.targets.releases import known_releases, parse_release
 
     first, last = parse_release(RULE_TIER_FIRST), parse_release(RULE_TIER_LAST)
     return [r for r in known_releases() if first <= r <= last]
@@ -91,7 +91,7 @@ def tier_releases() -> list[Any]:
 def rule_tier_cases(rule_ids: set[str] | None = None, releases: set[str] | None = None) -> list[tuple[Any, str]]:
     """(rule, release) for every rule with a fixture and every tier release older than its since:
     the releases the rule applies to."""
-    from rewriter.rule_loader import load_rules
+    from rewriter.rules.loader import load_rules
 
     cases = []
     for rule in load_rules():
@@ -124,9 +124,9 @@ class FixtureProofs:
             return self._conversions[fixture, release]
         from rewriter import api
         from rewriter.errors import TfDowngradeError
-        from rewriter.parity import ParityOptions
-        from rewriter.report import Report
-        from rewriter.rule_loader import load_rules
+        from rewriter.verify.parity import ParityOptions
+        from rewriter.report.conversion import Report
+        from rewriter.rules.loader import load_rules
 
         tool = self._tool()
         folder = tool.fixture_dir(fixture)
