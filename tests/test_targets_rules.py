@@ -7,7 +7,7 @@ release's real runtime: the rule applied, every output matched, bit for bit when
 exactness (a refusal: its fixture is refused by it with its message). The proofs are
 tools/target_matrix.py's (`--rules`), which also writes the summary in docs/targets.md.
 
-    .venv/bin/python -m pytest -m slow tests/test_targets_rules.py            # everything (hours)
+    .venv/bin/python -m pytest -m slow tests/test_targets_rules.py            # everything (~20 min)
     .venv/bin/python -m pytest -m slow tests/test_targets_rules.py -k "to-1.15]"   # one release
 
 The main suite runs one case: the 1.15-only batch-norm rule in TF 1.15.5 is already proven by
@@ -76,9 +76,11 @@ def test_tier_cases_are_the_releases_older_than_since() -> None:
 def test_rule_summary_lists_what_is_not_proven(tmp_path: Path) -> None:
     proofs = [matrix.RuleProof("a", "1.15", True, "bit-identical"),
               matrix.RuleProof("b", "1.15", False, "parity failed | x"),
+              matrix.RuleProof("c", "1.15", False, "refused: y"),
+              matrix.RuleProof("d", "1.15", False, "parity failed | x"),
               matrix.RuleProof("a", "2.9", True, "bit-identical")]
     lines = matrix.rules_summary(proofs, "cmd", 1.0)
-    assert "| 1.15 | 1 of 2 | b: parity failed / x |" in lines
+    assert "| 1.15 | 1 of 4 | b, d: parity failed / x; c: refused: y |" in lines
     assert "| 2.9 | 1 of 1 | - |" in lines
     doc = tmp_path / "t.md"
     doc.write_text("# T\n\nkept\n")

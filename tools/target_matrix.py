@@ -193,15 +193,20 @@ class FixtureProofs:
         return RuleProof(rule.id, release, True, "refused")
 
 
-def rules_summary(proofs: list[RuleProof], command: str, seconds: float) -> list[str]:
+def rules_summary(proofs: list[RuleProof], command: str, seconds: float | None) -> list[str]:
+    """One row per release; the rules not proven grouped by why (the same refusal often blocks
+    every rule of one fixture)."""
     releases = sorted({p.release for p in proofs}, key=lambda k: tuple(int(x) for x in k.split(".")))
-    lines = ["| release | rules proven | not proven |", "|---|---|---|"]
+    lines = ["| release | rules proven | not proven (rules: why) |", "|---|---|---|"]
     for release in releases:
         here = [p for p in proofs if p.release == release]
         failed = [p for p in here if not p.ok]
-        lines.append(f"| {release} | {len(here) - len(failed)} of {len(here)} | "
-                     + ("; ".join(f"{p.rule}: {p.detail}".replace("|", "/") for p in failed) or "-") + " |")
-    lines += ["", f"Written by `{command}` in {seconds:.0f} s."]
+        by_reason: dict[str, list[str]] = {}
+        for proof in failed:
+            by_reason.setdefault(proof.detail[:160], []).append(proof.rule)
+        cell = "; ".join(f"{', '.join(rules)}: {why}" for why, rules in by_reason.items()).replace("|", "/")
+        lines.append(f"| {release} | {len(here) - len(failed)} of {len(here)} | {cell or '-'} |")
+    lines += ["", f"Written by `{command}`" + (f" in {seconds:.0f} s." if seconds is not None else ".")]
     return lines
 
 
@@ -269,10 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     table.append("")
     command = f"tools/target_matrix.py --releases {args.releases}" + (f" --models {args.models}" if args.models else "")
     table.append(f"Written by `{command}` in {time.time() - started:.0f} s.")
-    text = args.doc.read_text("utf-8")
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    args.doc.write_text(head + BEGIN + "\n" + "\n".join(table) + "\n" + END + tail, "utf-8")
+    if args.write_doc:
+        write_section(args.doc, BEGIN, END, table)
     return 0 if all(c == "match" for _, cells in rows for c in cells) else 1
 
 
