@@ -80,6 +80,7 @@ def write_model(folder: Path, shape: list[int], op: Callable[[Any], Any]) -> tup
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--releases", default="1.15,2.3,2.7,2.8,2.9,2.15")
+    parser.add_argument("--ops", help="only the cases whose name contains one of these (comma-separated)")
     args = parser.parse_args(argv)
     from rewriter import api
     from rewriter.errors import TfDowngradeError
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="nchw-") as tmp:
         for index, (name, (shape, op)) in enumerate(cases().items()):
+            if args.ops and not any(part in name for part in args.ops.split(",")):
+                continue
             folder = Path(tmp) / f"op{index}"
             folder.mkdir()
             model, inputs = write_model(folder, shape, op)
