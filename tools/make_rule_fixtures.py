@@ -1432,6 +1432,36 @@ def build_batch_norm_nchw() -> Built:
                  "(batch statistics, as Keras 2's LayerNormalization), float32 and float16 data.")
 
 
+def build_pool_nchw() -> Built:
+    """tf.nn.max_pool2d / avg_pool2d with data_format="NCHW" (Keras 2's channels_first pooling
+    layers write the same ops), VALID and SAME, square and oblong windows and strides, on
+    standard-normal float32 data: values no kernel computes exactly, so the fixture shows what a
+    different order of work gives."""
+    import tensorflow as tf
+
+    class PoolNchw(tf.Module):
+        @tf.function(input_signature=[_spec([2, 3, 7, 6], tf.float32, "x")])
+        def pool(self, x: Any) -> Any:
+            nchw = {"data_format": "NCHW"}
+            return {
+                "max_2x2_valid": tf.nn.max_pool2d(x, 2, 2, "VALID", **nchw),
+                "max_3x3_same": tf.nn.max_pool2d(x, 3, 2, "SAME", **nchw),
+                "max_3x2_same": tf.nn.max_pool2d(x, [3, 2], [1, 2], "SAME", **nchw),
+                "avg_2x2_valid": tf.nn.avg_pool2d(x, 2, 2, "VALID", **nchw),
+                "avg_3x3_same": tf.nn.avg_pool2d(x, 3, 1, "SAME", **nchw),
+                "avg_3x2_same": tf.nn.avg_pool2d(x, [3, 2], [2, 1], "SAME", **nchw),
+            }
+
+    module = PoolNchw()
+    x = np.random.default_rng(12).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    x[1, 2] += 50.0  # one channel far from the others: a layout mix-up shows as a large error
+    x[0, 1, 0, 0] = np.nan  # a NaN at a window's first element, and -inf inside one
+    x[1, 0, 3, 3] = -np.inf
+    return Built(module, {"pool": module.pool}, {"pool": {"x": x}},
+                 "tf.nn.max_pool2d and tf.nn.avg_pool2d with data_format NCHW (VALID and SAME; 2x2, 3x3 and "
+                 "3x2 windows; equal and unequal strides) on standard-normal float32 data.")
+
+
 def build_type_widening() -> Built:
     """Index and output types that an op's type attr accepts only since 2.9-2.13 (rules/type-widening.yaml's
     widen-* rules): each op written by its public API with an int8 / int16 / uint16 index or output, one
@@ -1508,6 +1538,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "ctc": build_ctc,
     "type_widening": build_type_widening,
     "batch_norm_nchw": build_batch_norm_nchw,
+    "pool_nchw": build_pool_nchw,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).

@@ -411,6 +411,8 @@ class Rewriter:
         if isinstance(plain, dict) and "copy" in plain:
             node_key, source_attr = str(plain["copy"]).split(".", 1)
             node = self.scope.node_def(binding[node_key])
+            if source_attr in node.attr and "permute" in plain:
+                return _permuted(rule, node.attr[source_attr], plain["permute"])
             if source_attr in node.attr:
                 return node.attr[source_attr]
             op = self.ops.op(node.op)
@@ -652,3 +654,16 @@ def apply_rules(
                 )
     return RuleOutcome(applications, list(findings.values()))
 
+
+def _permuted(rule: Rule, value: Any, order: list[int]) -> Any:
+    """A list attr with its elements reordered: element i is element order[i] (a layout change,
+    e.g. NCHW ksize [1, 1, kh, kw] to NHWC [1, kh, kw, 1] with [0, 2, 3, 1])."""
+    for kind in ("i", "f", "s", "type", "b"):
+        items = list(getattr(value.list, kind))
+        if items:
+            if len(items) != len(order):
+                raise RuleApplicationError(f"rule {rule.id}: cannot permute {len(items)} elements by {order}")
+            out = attr_values.AttrValue()
+            getattr(out.list, kind).extend(items[j] for j in order)
+            return out
+    raise RuleApplicationError(f"rule {rule.id}: permute needs a non-empty list attr")
