@@ -1462,6 +1462,52 @@ def build_pool_nchw() -> Built:
                  "3x2 windows; equal and unequal strides) on standard-normal float32 data.")
 
 
+def build_conv_nchw() -> Built:
+    """tf.nn.conv2d, depthwise_conv2d and conv3d in channels-first layouts (Keras 2's
+    channels_first Conv layers write the same ops), strided and dilated, on dyadic data (sums exact
+    in any order), and max_pool3d / avg_pool3d in NCDHW on standard-normal data."""
+    import tensorflow as tf
+
+    class ConvNchw(tf.Module):
+        @tf.function(input_signature=[_spec([2, 3, 7, 6], tf.float32, "image"), _spec([3, 3, 3, 4], tf.float32, "kernel"),
+                                      _spec([3, 2, 3, 2], tf.float32, "depthwise"),
+                                      _spec([2, 2, 4, 5, 5], tf.float32, "volume"), _spec([2, 3, 2, 2, 3], tf.float32, "kernel3d")])
+        def conv(self, image: Any, kernel: Any, depthwise: Any, volume: Any, kernel3d: Any) -> Any:
+            return {
+                "conv2d_same": tf.nn.conv2d(image, kernel, 1, "SAME", data_format="NCHW"),
+                "conv2d_strided_dilated": tf.nn.conv2d(image, kernel, [1, 1, 2, 1], "VALID", data_format="NCHW",
+                                                       dilations=[1, 1, 1, 2]),
+                "depthwise_same": tf.nn.depthwise_conv2d(image, depthwise, [1, 1, 2, 2], "SAME", data_format="NCHW"),
+                "conv3d_same": tf.nn.conv3d(volume, kernel3d, [1, 1, 1, 2, 1], "SAME", data_format="NCDHW"),
+            }
+
+        @tf.function(input_signature=[_spec([2, 3, 4, 5, 6], tf.float32, "volume")])
+        def pool(self, volume: Any) -> Any:
+            return {
+                "max3d_valid": tf.nn.max_pool3d(volume, 2, 2, "VALID", data_format="NCDHW"),
+                "max3d_same": tf.nn.max_pool3d(volume, [2, 3, 2], [1, 2, 2], "SAME", data_format="NCDHW"),
+                "avg3d_valid": tf.nn.avg_pool3d(volume, 2, 2, "VALID", data_format="NCDHW"),
+                "avg3d_same": tf.nn.avg_pool3d(volume, 3, [2, 1, 2], "SAME", data_format="NCDHW"),
+            }
+
+    module = ConvNchw()
+    rng = np.random.default_rng(13)
+
+    def dyadic(shape: tuple[int, ...], denominator: int) -> Any:
+        return (rng.integers(-8, 9, shape) / denominator).astype(np.float32)
+
+    pool_volume = rng.standard_normal((2, 3, 4, 5, 6)).astype(np.float32)
+    pool_volume[1, 2] += 50.0  # one channel far from the others: a layout mix-up shows
+    return Built(module, {"conv": module.conv, "pool": module.pool},
+                 {"conv": {"image": dyadic((2, 3, 7, 6), 4), "kernel": dyadic((3, 3, 3, 4), 8),
+                           "depthwise": dyadic((3, 2, 3, 2), 8), "volume": dyadic((2, 2, 4, 5, 5), 4),
+                           "kernel3d": dyadic((2, 3, 2, 2, 3), 8)},
+                  "pool": {"volume": pool_volume}},
+                 "tf.nn.conv2d (SAME; VALID strided and dilated), tf.nn.depthwise_conv2d and tf.nn.conv3d in "
+                 "NCHW / NCDHW on dyadic data (sums exact in any order); tf.nn.max_pool3d and avg_pool3d in NCDHW "
+                 "on standard-normal float32 data.")
+
+
 def build_type_widening() -> Built:
     """Index and output types that an op's type attr accepts only since 2.9-2.13 (rules/type-widening.yaml's
     widen-* rules): each op written by its public API with an int8 / int16 / uint16 index or output, one
@@ -1539,6 +1585,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "type_widening": build_type_widening,
     "batch_norm_nchw": build_batch_norm_nchw,
     "pool_nchw": build_pool_nchw,
+    "conv_nchw": build_conv_nchw,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
