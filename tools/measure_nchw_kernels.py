@@ -4,8 +4,10 @@
 Saves one small SavedModel with one signature per op in a channels-first layout (written by the
 installed TensorFlow, which runs them on CPU), converts it to each release given, and prints per
 op and release whether the output ran and matched there (parity in the real runtime), or the
-runtime's error. The measurement behind rules/batch-norm-nchw.yaml and the list in
-docs/targets.md ("Channels-first kernels on CPU").
+runtime's error. The measurement behind rules/batch-norm-nchw.yaml, pool-nchw.yaml and
+conv-nchw.yaml and the list in docs/targets.md ("Channels-first (NCHW) kernels on CPU"). Those
+rules are left out of the conversions here (a copy of rules/ without them), so that the kernels
+themselves are measured; --with-rules keeps them (then 1.15 ... 2.8 should read "runs").
 
     .venv/bin/python tools/measure_nchw_kernels.py --releases 1.15,2.3,2.7,2.8,2.9,2.15
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The rules that rewrite channels-first ops (left out unless --with-rules).
+LAYOUT_RULES = ("batch-norm-nchw.yaml", "pool-nchw.yaml", "conv-nchw.yaml")
 
 
 def cases() -> dict[str, tuple[list[int], Callable[[Any], Any]]]:
@@ -40,6 +45,12 @@ def cases() -> dict[str, tuple[list[int], Callable[[Any], Any]]]:
         "FusedBatchNormV3 NCHW": (four, lambda x: raw.FusedBatchNormV3(
             x=x, scale=tf.ones([3]), offset=tf.zeros([3]), mean=tf.zeros([3]), variance=tf.ones([3]),
             data_format="NCHW", is_training=False).y),
+        "FusedBatchNormV3 NCHW training": (four, lambda x: raw.FusedBatchNormV3(
+            x=x, scale=tf.ones([3]), offset=tf.zeros([3]), mean=[], variance=[], data_format="NCHW",
+            is_training=True).y),
+        "FusedBatchNormV3 NCHW float16": (four, lambda x: tf.cast(raw.FusedBatchNormV3(
+            x=tf.cast(x, tf.float16), scale=tf.ones([3]), offset=tf.zeros([3]), mean=tf.zeros([3]),
+            variance=tf.ones([3]), data_format="NCHW", is_training=False).y, tf.float32)),
         "FusedBatchNormV3 NCDHW": (five, lambda x: raw.FusedBatchNormV3(
             x=x, scale=tf.ones([3]), offset=tf.zeros([3]), mean=tf.zeros([3]), variance=tf.ones([3]),
             data_format="NCDHW", is_training=False).y),
@@ -81,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--releases", default="1.15,2.3,2.7,2.8,2.9,2.15")
     parser.add_argument("--ops", help="only the cases whose name contains one of these (comma-separated)")
+    parser.add_argument("--with-rules", action="store_true", help="keep the channels-first rules")
     args = parser.parse_args(argv)
     from rewriter import api
     from rewriter.errors import TfDowngradeError
@@ -88,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     from rewriter.report.conversion import Report
 
     with tempfile.TemporaryDirectory(prefix="nchw-") as tmp:
+        rules_dir = None
+        if not args.with_rules:
+            rules_dir = Path(tmp) / "rules"
+            shutil.copytree(ROOT / "rules", rules_dir, ignore=shutil.ignore_patterns(*LAYOUT_RULES))
         for index, (name, (shape, op)) in enumerate(cases().items()):
             if args.ops and not any(part in name for part in args.ops.split(",")):
                 continue
@@ -98,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 report = Report("convert", model, folder / release)
                 verdict = "runs, matches"
                 try:
-                    api.convert(model, folder / release, release, report=report, parity=ParityOptions(inputs_file=inputs))
+                    api.convert(model, folder / release, release, report=report, rules_dir=rules_dir,
+                                parity=ParityOptions(inputs_file=inputs))
                 except TfDowngradeError as error:
                     findings = getattr(error, "findings", None)
                     verdict = "refused: " + (findings[0].message if findings else str(error)).splitlines()[0][:110]
