@@ -2,13 +2,11 @@
 
 - A rewrite rule has a fixture (golden/rules/<fixture>/, see tools/make_rule_fixtures.py). The
   fixture is converted once per session to 2.3 with rewriter.api.convert, which runs it in the
-  REAL TF 2.3.4 runtime. The rule must have applied; the functions it rewrote must equal
+  REAL TF 2.3.4 runtime (to 1.15, in the real TF 1.15.5, for a rule about what 2.0-2.3 added:
+  rules/tf1-*.yaml; the tool's catalog_target). The rule must have applied; the functions it rewrote must equal
   golden/rules/<rule-id>/golden.pbtxt; every output must match, and bit-identically
   (max_abs_error == 0) when the rule claims exactness. A fixture the installed TF cannot run
   (meta.json "expected_outputs") is compared with the outputs its builder computed otherwise.
-  A rule that does not apply to 2.3 (its `since` is 2.3 or older: a TF 1.15 rule) is proven the
-  same way in the newest release older than its `since` (tool.golden_target: 1.15, TF 1.15.5).
-  Every other release a rule applies to: tests/test_targets_rules.py (slow tier).
 - A refusal rule with a fixture: `tfdowngrade convert` exits 1, writes nothing and prints the
   rule's message and id. Every op a refusal rule names is also refused on a hand-built node.
 
@@ -61,21 +59,19 @@ class Conversion:
 
 
 @pytest.fixture(scope="session")
-def conversions(tmp_path_factory: pytest.TempPathFactory, runtime_2_3: Any) -> dict[str, Conversion]:
-    """Each rewrite fixture converted once, with parity in TF 2.3.4 (lazily, by name; a key
-    "name@release" converts to that release instead: the rules for older targets only, see
-    tool.golden_target)."""
+def conversions(tmp_path_factory: pytest.TempPathFactory, runtime_2_3: Any) -> dict[tuple[str, str], Conversion]:
+    """Each rewrite fixture converted once per target, with parity in that release's real runtime
+    (lazily, by (fixture, target))."""
     from rewriter import api
     from rewriter.verify.parity import ParityOptions
 
     cache: dict[str, Conversion] = {}
 
     class Lazy(dict):  # type: ignore[type-arg]
-        def __missing__(self, key: str) -> Conversion:
-            name, _, target = key.partition("@")
-            target = target or TARGET
+        def __missing__(self, key: tuple[str, str]) -> Conversion:
+            name, target = key
             folder = tool.fixture_dir(name)
-            base = tmp_path_factory.mktemp(name)
+            base = tmp_path_factory.mktemp(f"{name}-{target}")
             report = Report("convert", folder / "saved_model", base / "out")
             error = None
             try:
@@ -101,19 +97,10 @@ def test_every_rewrite_rule_has_a_fixture_and_a_golden_file() -> None:
         assert (ROOT / "golden" / "rules" / rule.id / "golden.pbtxt").is_file(), f"{rule.id}: no golden.pbtxt"
 
 
-def _conversion_key(rule: Rule) -> str:
-    """The fixture, at the rule's golden target: 2.3, or for a rule that does not apply to 2.3
-    (since 2.3 or older) the newest release older than its since (1.15)."""
-    assert rule.fixture
-    target = tool.golden_target(rule.since)
-    return rule.fixture if target == TARGET else f"{rule.fixture}@{target}"
-
-
 @pytest.mark.parametrize("rule", REWRITES, ids=lambda r: r.id)
-def test_rule_golden_and_parity_in_tf_2_3(rule: Rule, conversions: dict[str, Conversion]) -> None:
-    """In TF 2.3.4, or for a rule of older targets only in the release its golden file names."""
+def test_rule_golden_and_parity_in_its_target(rule: Rule, conversions: dict[tuple[str, str], Conversion]) -> None:
     assert rule.fixture
-    result = conversions[_conversion_key(rule)]
+    result = conversions[(rule.fixture, tool.catalog_target(rule))]
     if result.error:
         pytest.fail(result.error)
     assert result.report.plan is not None and result.report.parity is not None
@@ -140,7 +127,7 @@ def test_lossy_rule_is_refused_without_allow_lossy(rule: Rule) -> None:
     from rewriter.api import check
 
     assert rule.fixture
-    plan = check(tool.fixture_dir(rule.fixture) / "saved_model", tool.golden_target(rule.since))
+    plan = check(tool.fixture_dir(rule.fixture) / "saved_model", tool.catalog_target(rule))
     lossy = [f for f in plan.refusals if f.kind == "lossy" and f.rule == rule.id]
     assert lossy and f"--allow-lossy {rule.id}" in lossy[0].message
     assert not [a for a in plan.applications if a.rule == rule.id]
@@ -152,11 +139,17 @@ def test_refusal_exits_1_with_its_message(rule: Rule, tmp_path: Path, capsys: py
 
     assert rule.fixture and rule.refuse
     out = tmp_path / "out"
-    code = main([str(tool.fixture_dir(rule.fixture) / "saved_model"), str(out), "--to", tool.golden_target(rule.since), "-q"])
+    code = main([str(tool.fixture_dir(rule.fixture) / "saved_model"), str(out), "--to", tool.catalog_target(rule), "-q"])
     stderr = " ".join(capsys.readouterr().err.split())
     assert code == 1
     assert not out.exists()
     assert rule.refuse in stderr and f"[rule {rule.id}]" in stderr
+
+
+def _target(rule: Rule) -> Release:
+    from rewriter.targets.releases import parse_release
+
+    return parse_release(tool.catalog_target(rule))
 
 
 @functools.cache
@@ -168,17 +161,17 @@ def _lone_node(op: str) -> node_def_pb2.NodeDef:
     return node_def_pb2.NodeDef(name="node", op=op)
 
 
-def _refused_by(node: node_def_pb2.NodeDef, rule_id: str) -> list[Any]:
-    target = Release(2, 3)
+def _refused_by(node: node_def_pb2.NodeDef, rule: Rule) -> list[Any]:
+    target = _target(rule)
     scope = scope_from_graph_def("serve", graph_pb2.GraphDef(node=[node]))
     scope.ops = OpSignatures(newest_registry(), load_registry(target), {})
     outcome = apply_rules([scope], RULES, target)
-    return [f for f in outcome.findings if f.kind == "refused" and f.rule == rule_id]
+    return [f for f in outcome.findings if f.kind == "refused" and f.rule == rule.id]
 
 
-def _hand_built(handled: str) -> node_def_pb2.NodeDef:
+def _hand_built(handled: str, rule: Rule) -> node_def_pb2.NodeDef:
     """A node of what a refusal handles: "Op.attr:DT_X" sets the attr to that type ("ANY": the
-    first type the 2.3 OpDef does not allow); "Op.attr" sets the attr to the newest OpDef's
+    first type the target's OpDef does not allow); "Op.attr" sets the attr to the newest OpDef's
     default (such attrs are refused for being present at all)."""
     from rewriter.protos import types_pb2
 
@@ -186,7 +179,7 @@ def _hand_built(handled: str) -> node_def_pb2.NodeDef:
     op, attr = op_attr.split(".")
     node = _lone_node(op)
     if dtype == "ANY":
-        old = load_registry(Release(2, 3)).attr_def(op, attr)
+        old = load_registry(_target(rule)).attr_def(op, attr)
         assert old is not None
         allowed = set(old.allowed_values.list.type)
         node.attr[attr].type = next(t for t in types_pb2.DataType.values() if t and t not in allowed and t < 100)
@@ -210,28 +203,28 @@ def test_refusal_rule_refuses_each_op_it_names(rule: Rule) -> None:
         handled = [*rule.handles_types, *rule.handles_attrs]
         assert handled, f"{rule.id}: a conditional refusal needs a fixture, or handles.types / handles.attrs"
         for entry in handled:
-            refused = _refused_by(_hand_built(entry), rule.id)
+            refused = _refused_by(_hand_built(entry, rule), rule)
             assert refused and refused[0].message == rule.refuse, f"{rule.id} does not refuse a node with {entry}"
         return
     for op in rule.root.ops:
-        refused = _refused_by(_lone_node(op), rule.id)
+        refused = _refused_by(_lone_node(op), rule)
         assert refused and refused[0].message == rule.refuse, f"{rule.id} does not refuse {op}"
 
 
 @pytest.mark.parametrize("rule", [r for r in REFUSALS if r.handles_types], ids=lambda r: r.id)
 def test_type_refusal_leaves_the_types_the_target_has_alone(rule: Rule) -> None:
-    """A type refusal must not refuse a type the op's 2.3 form accepts (that model converts as is)."""
+    """A type refusal must not refuse a type the op's target form accepts (that model converts as is)."""
     from rewriter.protos import types_pb2
 
     for entry in rule.handles_types:
         op_attr, _, _ = entry.partition(":")
         op, attr = op_attr.split(".")
-        old = load_registry(Release(2, 3)).attr_def(op, attr)
+        old = load_registry(_target(rule)).attr_def(op, attr)
         assert old is not None
         for dtype in old.allowed_values.list.type:
             node = _lone_node(op)
             node.attr[attr].type = dtype
-            assert not _refused_by(node, rule.id), f"{rule.id} refuses {op}.{attr}={types_pb2.DataType.Name(dtype)}, which 2.3 has"
+            assert not _refused_by(node, rule), f"{rule.id} refuses {op}.{attr}={types_pb2.DataType.Name(dtype)}, which the target has"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
@@ -258,7 +251,8 @@ def test_rule_ops_exist_in_the_newest_release_and_since_is_not_before_them(rule:
 # --- the second judge: TF 2.3.4's Python loader on every rewrite fixture ---------------------
 # Fixtures whose signatures run in the source (NOT_RUNNABLE ones record no outputs).
 PYTHON_LOADER_FIXTURES = sorted(
-    {r.fixture for r in REWRITES if r.fixture and (ROOT / "golden" / "rules" / r.fixture).is_dir()}
+    {r.fixture for r in REWRITES if r.fixture and (ROOT / "golden" / "rules" / r.fixture).is_dir()
+     and tool.catalog_target(r) == TARGET}
     - tool.NOT_RUNNABLE
 )
 
@@ -275,14 +269,14 @@ PYTHON_LOADER_LIMITS = {
 
 
 @pytest.mark.parametrize("name", sorted({*PYTHON_LOADER_FIXTURES, *PYTHON_LOADER_LIMITS}))
-def test_rule_fixture_loads_in_tf23_python_and_matches(name: str, conversions: dict[str, Conversion],
+def test_rule_fixture_loads_in_tf23_python_and_matches(name: str, conversions: dict[tuple[str, str], Conversion],
                                                        py23_env: Any, tmp_path: Path) -> None:
     """tf.saved_model.load in TF 2.3.4 rebuilds every function and the object graph: it sees more
     than the C++ loader the parity above runs in (ConvNeXt's grouped Conv2D taught us that)."""
     from conftest import assert_tf23_python_loader_matches, split_golden_data
     from rewriter.runtimes.python23 import save_feeds
 
-    result = conversions[name]
+    result = conversions[(name, TARGET)]
     if result.error:
         pytest.fail(result.error)
     if name in PYTHON_LOADER_LIMITS:

@@ -10,8 +10,7 @@ public API makes the op). Layout:
     golden/rules/<fixture>/data.npz       <sig>/inputs/<name>, <sig>/outputs/<name>
     golden/rules/<fixture>/meta.json      JAX back-compat style: name, created, versions, description
     golden/rules/<rule-id>/golden.pbtxt   the functions the rule rewrote, after conversion to 2.3
-                                          (a rule for older targets only: the newest release
-                                          older than its `since`, see golden_target)
+                                          (to 1.15 for a rule about what 2.0-2.3 added)
 
 A rule names its fixture with `fixture: <name>` (golden/rules/<name>, else golden/fixtures/<name>).
 
@@ -42,20 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 RULE_GOLDEN = REPO / "golden" / "rules"
 GENERATOR = "tools/make_rule_fixtures.py"
 GOLDEN_TARGET = "2.3"
-
-
-def golden_target(since: Any) -> str:
-    """The release a rule's golden file and catalog proof use: GOLDEN_TARGET, or, for a rule that
-    does not apply there (its `since` is 2.3 or older, e.g. a TF 1.15 rule), the newest known
-    release older than its `since`."""
-    from rewriter.targets.releases import known_releases, parse_release
-
-    if parse_release(GOLDEN_TARGET) < since:
-        return GOLDEN_TARGET
-    older = [r for r in known_releases() if r < since]
-    if not older:
-        raise SystemExit(f"no known release is older than {since}: the rule applies to no target")
-    return older[-1].key
+TF1_TARGET = "1.15"  # rules about ops 2.0-2.3 added are proven here (catalog_target)
 
 Inputs = dict[str, dict[str, np.ndarray]]  # signature -> input name -> array
 
@@ -1725,8 +1711,17 @@ def golden_text(proto: Any, where: list[str]) -> str:
     return "\n".join(parts)
 
 
+def catalog_target(rule: Any) -> str:
+    """The release a rule's fixture is converted to for its golden file and its parity proof:
+    GOLDEN_TARGET, or TF 1.15 for a rule about what 2.0-2.3 added (2.3 has that already, so the
+    rule applies to 1.15 only; rules/tf1-*.yaml)."""
+    from rewriter.targets.releases import parse_release
+
+    return GOLDEN_TARGET if parse_release(GOLDEN_TARGET) < rule.since else TF1_TARGET
+
+
 def write_goldens(rule_ids: set[str] | None = None) -> list[Path]:
-    """Convert each rule's fixture to its golden_target (no parity run) and write its golden.pbtxt."""
+    """Convert each rule's fixture to its catalog_target (no parity run) and write its golden.pbtxt."""
     from rewriter.api import check
     from rewriter.rules.loader import load_rules
 
@@ -1735,14 +1730,14 @@ def write_goldens(rule_ids: set[str] | None = None) -> list[Path]:
     for rule in load_rules():
         if rule.fixture is None or rule.refuse is not None or (rule_ids and rule.id not in rule_ids):
             continue
-        target = golden_target(rule.since)
-        if (rule.fixture, target) not in plans:
+        key = (rule.fixture, catalog_target(rule))
+        if key not in plans:
             lossy = [r.id for r in load_rules() if not r.exact]  # as tests/test_rules_catalog.py converts
-            plans[rule.fixture, target] = check(fixture_dir(rule.fixture) / "saved_model", target, allow_lossy=lossy)
-        plan = plans[rule.fixture, target]
+            plans[key] = check(fixture_dir(rule.fixture) / "saved_model", key[1], allow_lossy=lossy)
+        plan = plans[key]
         where = [app.where for app in plan.applications if app.rule == rule.id]
         if not where:
-            raise SystemExit(f"rule {rule.id} does not apply to its fixture {rule.fixture} (--to {target})")
+            raise SystemExit(f"rule {rule.id} does not apply to its fixture {rule.fixture}")
         path = RULE_GOLDEN / rule.id / "golden.pbtxt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(golden_text(plan.output_proto, where), "utf-8")
