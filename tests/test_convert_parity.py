@@ -190,49 +190,8 @@ def test_expected_outputs_stand_in_for_a_source_that_cannot_run_here(tmp_path: P
     assert "fft_2d/fft2" in result.stderr
 
 
-_KERAS3_IN_MODULE = """
-import sys
-import keras, tensorflow as tf
-model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
-class Holder(tf.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = model
-    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
-    def serve(self, x):
-        return {"y": self.model(x)}
-holder = Holder()
-tf.saved_model.save(holder, sys.argv[1], signatures={"serving_default": holder.serve})
-"""
-
-
-def test_a_source_that_fails_in_a_cxx_loader_too_is_named_as_the_cause(tmp_path: Path) -> None:
-    """A Keras 3 model held by a tf.Module and saved with tf.saved_model.save: TF 2.21 saves its
-    variables as restore-only copies the signature never reads, so any C++ loader (TF 2.21's own
-    included) fails to find them. The report must say the source fails that way too."""
-    import subprocess
-    import sys
-
-    source = tmp_path / "source"
-    made = subprocess.run([sys.executable, "-c", _KERAS3_IN_MODULE, str(source)], capture_output=True, text=True,
-                          timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
-    report_path = tmp_path / "report.json"
-    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--report", report_path)
-    assert result.code == 3, result.stderr
-    parity = json.loads(report_path.read_text())["parity"]
-    assert [o["status"] for o in parity["outputs"]] == ["error"]
-    assert "sequential/dense" in parity["source_session_errors"]["serving_default"]
-    assert "the source fails on serving_default too" in result.stdout + result.stderr
-    # With the source in TF 2.21's C API (a C++ loader itself), nothing is compared, and the
-    # report says the source fails there (test_source_runtime.py has the rest of --source-runtime).
-    assert not (tmp_path / "out").exists()
-    kept = tmp_path / "out.unverified"  # exit 3 keeps the unproven output there
-    result = run_cli("verify", kept, "--against", source, "--to", "2.3", "--source-runtime", "2.21", "--report", report_path)
-    assert result.code == 3, result.stderr
-    parity = json.loads(report_path.read_text())["parity"]
-    assert parity["outputs"] == [] and parity["source_runtime"]["version"] == "2.21.0"
-    assert len(parity["skipped"]) == 1 and "the source fails in TensorFlow 2.21.0's C++ loader" in parity["skipped"][0]
+# The Keras 3 model held by a tf.Module that no C++ loader serves, and the report naming the source
+# as the cause when no rule repairs it: tests/test_restored_captures.py.
 
 
 def test_a_good_source_is_not_blamed(converted) -> None:
@@ -281,10 +240,18 @@ def test_python_loader_flag_judges_with_tf23_python_too(tmp_path: Path) -> None:
 
 
 def test_python_loader_flag_fails_where_only_the_python_loader_fails(tmp_path: Path) -> None:
-    """Two mutable tables: TF 2.3's C++ loader runs the output, its Python loader cannot restore it."""
+    """Two mutable tables: TF 2.3's C++ loader runs the output, its Python loader cannot restore it
+    (without the rule saveables-restored-through-one-object, which repairs that:
+    tests/test_combined_saveables.py)."""
+    import shutil
+
     source = ROOT / "golden" / "rules" / "anonymous_tables_all" / "saved_model"
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "object-graph" / "combined-saveables.yaml").unlink()
     report = tmp_path / "r.json"
-    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--python-loader", "--report", report)
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--python-loader", "--report", report,
+                     "--rules-dir", rules)
     assert result.code == 3, result.stderr
     assert "Python loader" in result.stderr and "restored with two names" in result.stderr
     parity = json.loads(report.read_text())["parity"]

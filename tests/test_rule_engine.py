@@ -740,6 +740,26 @@ def test_list_length_element_and_compare_conditions() -> None:
     assert not run([_pool_graph("DT_FLOAT", [0, 0, 1, 1, 1, 1])], GUARDED_POOL).applications  # length 6
 
 
+ONE_DIAGONAL = rules("""
+id: one-diagonal
+description: test
+since: "2.3"
+match:
+  nodes: {node: {op: MatrixDiagPartV3}}
+  where:
+    - {const: "node.input[1]", distinct: 1}
+rewrite: {drop_attrs: [node.align]}
+""")
+
+
+@pytest.mark.parametrize("k, applies", [(0, True), ([2], True), ([-1, -1], True), ([-1, 1], False), ([], False)])
+def test_distinct_counts_the_different_numbers_of_a_scalar_or_list(k: Any, applies: bool) -> None:
+    scope = graph(node("x", "Placeholder", dtype="DT_FLOAT"), const("k", k),
+                  const("pad", 0.0, "DT_FLOAT"),
+                  node("diag", "MatrixDiagPartV3", ["x", "k", "pad"], T="DT_FLOAT", align="LEFT_RIGHT"))
+    assert bool(run([scope], ONE_DIAGONAL, target=Release(1, 15)).applications) is applies
+
+
 def test_compare_with_a_missing_element_is_false() -> None:
     missing = rules(GUARDED_POOL_TEXT.replace('"node.explicit_paddings[2]"', '"node.explicit_paddings[9]"'))
     assert not run([_pool_graph("DT_FLOAT", [0, 0, 1, 1, 1, 1, 0, 0])], missing).applications

@@ -163,6 +163,7 @@ def test_malformed_rewrites(replace: tuple[str, str], expected: str) -> None:
         ("{shape: 'node:0'}", "a shape condition needs exactly one of"),
         ("{attr: node.x, length: -1}", "length: needs a whole number"),
         ("{attr: node.x, length: [4]}", "length: needs a whole number"),
+        ("{const: 'node.input[1]', distinct: 0}", "distinct: needs a whole number >= 1"),
         ("{attr: 'node.x[a]', equals: 1}", "must be <matched node>.<attr> or"),
         ("{compare: [node.x, '=<', 1]}", "compare: write [left, OP, right]"),
         ("{compare: [node.x, '<']}", "compare: write [left, OP, right]"),

@@ -70,3 +70,69 @@ def test_malformed_repetition_fails_with_file_and_line(edit: tuple[str, str], me
     with pytest.raises(RuleFileError, match=message) as raised:
         rules(PER_PART.replace(old, new))
     assert str(raised.value).startswith("test.yaml:")
+
+
+# A node with a list of outputs replaced by another: `{i+K}` lists inputs from K on, a
+# `sum` count, and `outputs: {"node:{i}": {each, ref}}` rewires every output by position (as
+# rules/tf1-parse-example.yaml does for ParseExampleV2 -> ParseExample).
+REPLACE_N = """
+id: replace-n
+description: test
+since: "2.4"
+match:
+  nodes: {node: {op: IdentityN}}
+  counts:
+    rest: {value: 2, range: [0, 8]}
+    every: {sum: [1, {shape: "node.input[0]", dim: 0}], range: [1, 8]}
+rewrite:
+  nodes:
+    copy: {op: ShapeN, inputs: ["node.input[0]", {each: rest, ref: "node.input[{i+1}]"}],
+           attrs: {N: {count: every}, T: {copy: "node.T[2]"}}}   # element 2 of IdentityN's list
+  outputs: {"node:{i}": {each: every, ref: "copy:{i}"}}
+  remove: [node]
+"""
+
+
+def test_each_from_a_sum_count_and_every_output_rewired_by_position() -> None:
+    from rewriter.savedmodel import attr_values
+
+    types = attr_values.from_plain(["DT_FLOAT"] * 3, "list(type)")
+    scope = graph(node("x", "Placeholder", dtype="DT_FLOAT", _output_shapes=_shapes([2])),
+                  node("y", "Placeholder", dtype="DT_FLOAT"), node("z", "Placeholder", dtype="DT_FLOAT"),
+                  node("idn", "IdentityN", ["x", "y", "z"], T=types),
+                  *[node(f"out{k}", "Identity", [f"idn:{k}" if k else "idn"], T="DT_FLOAT") for k in range(3)])
+    outcome = run([scope], rules(REPLACE_N))
+    assert len(outcome.applications) == 1 and not outcome.findings
+    edges = inputs_of(scope)  # type: ignore[arg-type]
+    assert edges["idn/copy"] == ["x", "y", "z"]
+    assert [edges[f"out{k}"] for k in range(3)] == [["idn/copy:0"], ["idn/copy:1"], ["idn/copy:2"]]
+    assert "idn" not in edges
+    assert scope.node_def("idn/copy").attr["T"].type == 1  # type: ignore[attr-defined]  # DT_FLOAT
+
+
+def test_outputs_each_needs_the_index_and_a_count() -> None:
+    with pytest.raises(RuleFileError, match="outputs: write"):
+        rules(REPLACE_N.replace('"node:{i}": {each: every', '"node:0": {each: every'))
+    with pytest.raises(RuleFileError, match="must be <matched node>.<attr> or <matched node>.<attr>\\[k\\]"):
+        rules(REPLACE_N.replace('"node.T[2]"', '"node.T[x]"'))
+    with pytest.raises(RuleFileError, match="'rest2' in {i\\+...} is neither a whole number nor one of"):
+        rules(REPLACE_N.replace('"node.input[{i+1}]"', '"node.input[{i+rest2}]"'))
+
+
+def test_an_index_shifted_by_counts() -> None:
+    # the second group of outputs: node:{i+rest} with rest = 2 reads copy:2 ... copy:{every-1}
+    text = REPLACE_N.replace('outputs: {"node:{i}": {each: every, ref: "copy:{i}"}}',
+                             'outputs: {"node:{i}": {each: rest, ref: "copy:{i}"}, '
+                             '"node:{i+rest}": {each: one, ref: "copy:{i+rest+0}"}}')
+    text = text.replace("    rest: {value: 2, range: [0, 8]}", "    rest: {value: 2, range: [0, 8]}\n    one: {value: 1, range: [1, 1]}")
+    from rewriter.savedmodel import attr_values
+
+    types = attr_values.from_plain(["DT_FLOAT"] * 3, "list(type)")
+    scope = graph(node("x", "Placeholder", dtype="DT_FLOAT", _output_shapes=_shapes([2])),
+                  node("y", "Placeholder", dtype="DT_FLOAT"), node("z", "Placeholder", dtype="DT_FLOAT"),
+                  node("idn", "IdentityN", ["x", "y", "z"], T=types),
+                  *[node(f"out{k}", "Identity", [f"idn:{k}" if k else "idn"], T="DT_FLOAT") for k in range(3)])
+    outcome = run([scope], rules(text))
+    assert len(outcome.applications) == 1 and not outcome.findings
+    edges = inputs_of(scope)  # type: ignore[arg-type]
+    assert [edges[f"out{k}"] for k in range(3)] == [["idn/copy:0"], ["idn/copy:1"], ["idn/copy:2"]]

@@ -261,7 +261,7 @@ PYTHON_LOADER_FIXTURES = sorted(
 # conversion report that warns about it: rewriter/verify/python_loader_caveats.py). The C++ loader above
 # still proves them.
 PYTHON_LOADER_LIMITS = {
-    "anonymous_tables_all": ("The same saveable will be restored with two names", "restored with two names"),
+    # (anonymous_tables_all's three mutable tables load since saveables-restored-through-one-object.)
     # Its ids >= num_segments are dropped by XLA, which the source needs (the V2 ops have no CPU
     # kernel); TF 2.3's Python loader drops the jit mark, and the CPU kernel rejects such ids.
     "segments_v2": ("is out of range", "_XlaMustCompile"),

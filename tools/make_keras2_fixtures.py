@@ -315,6 +315,60 @@ def build_hashing() -> tuple[Any, dict[str, np.ndarray], str]:
                       "CategoryEncoding(count); Concatenate -> Dense(2)")
 
 
+def build_augmentation() -> tuple[Any, dict[str, np.ndarray], str]:
+    import tf_keras as keras
+
+    rng = np.random.default_rng(11)
+    image = keras.Input(shape=(8, 8, 3), name="image")
+    # Random layers TF 2.3's Keras rebuilds from their config once rng_type (stateful, unseeded) is
+    # dropped: RandomContrast always writes it; Dropout and GaussianNoise when given one.
+    a = keras.layers.RandomContrast(0.1, name="contrast")(image)
+    a = keras.layers.Conv2D(4, 3, name="conv")(a)
+    a = keras.layers.GaussianNoise(0.2, rng_type="stateful", name="noise")(a)
+    a = keras.layers.GlobalAveragePooling2D(name="gap")(a)
+    a = keras.layers.Dropout(0.3, rng_type="stateful", name="dropout")(a)
+    out = keras.layers.Dense(2, name="out")(a)
+    model = keras.Model(image, out, name="keras2_augmentation")
+    x = {"image": rng.standard_normal((BATCH, 8, 8, 3)).astype(np.float32)}
+    return model, x, ("tf_keras random layers with rng_type 'stateful' and no seed (identity at inference): "
+                      "RandomContrast(0.1) -> Conv2D(4, 3) -> GaussianNoise(0.2) -> GlobalAveragePooling2D -> "
+                      "Dropout(0.3) -> Dense(2)")
+
+
+def build_augmentation_geometric() -> tuple[Any, dict[str, np.ndarray], str]:
+    import tf_keras as keras
+
+    rng = np.random.default_rng(12)
+    image = keras.Input(shape=(8, 8, 3), name="image")
+    # The augmentation layers whose TF 2.3 class holds a random generator state the tf_keras
+    # checkpoint lacks (keras-augmentation-generator-state): TF 2.3 gets the model without Keras
+    # metadata. RandomCrop is left out: its tf_keras serving graph draws from its generator.
+    a = keras.layers.RandomFlip(name="flip")(image)
+    a = keras.layers.RandomRotation(0.1, fill_mode="constant", name="rotate")(a)
+    a = keras.layers.RandomZoom(0.2, name="zoom")(a)
+    a = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="wrap", name="translate")(a)
+    a = keras.layers.RandomHeight(0.1, name="height")(a)
+    a = keras.layers.RandomWidth(0.1, name="width")(a)
+    a = keras.layers.Conv2D(4, 3, name="conv")(a)
+    a = keras.layers.GlobalAveragePooling2D(name="gap")(a)
+    # A TextVectorization, which TF 2.3's load_model cannot rebuild either (keras-text-vectorization).
+    text = keras.Input(shape=(1,), dtype="string", name="text")
+    vectorize = keras.layers.TextVectorization(max_tokens=12, output_sequence_length=4, name="vectorize")
+    vectorize.adapt(["the cat sat", "the dog ran far", "a bird sang"])
+    b = keras.layers.Embedding(12, 3, name="embed")(vectorize(text))
+    b = keras.layers.GlobalAveragePooling1D(name="gap_text")(b)
+    out = keras.layers.Dense(2, name="out")(keras.layers.Concatenate(name="concat")([a, b]))
+    model = keras.Model([image, text], out, name="keras2_augmentation_geometric")
+    words = ["the cat ran far", "a bird", "dog sat sang", "unknown words here"]
+    x = {"image": rng.standard_normal((BATCH, 8, 8, 3)).astype(np.float32),
+         "text": np.array([[words[i].encode()] for i in rng.integers(0, len(words), size=BATCH)], dtype=bytes)}
+    return model, x, ("tf_keras geometric augmentation (identity at inference), unseeded: RandomFlip, "
+                      "RandomRotation(0.1, constant fill), RandomZoom(0.2), RandomTranslation(0.1, 0.1, wrap), "
+                      "RandomHeight(0.1), RandomWidth(0.1) -> Conv2D(4, 3) -> GlobalAveragePooling2D; an adapted "
+                      "TextVectorization(12 tokens, 4 per text) -> Embedding -> GlobalAveragePooling1D; "
+                      "Concatenate -> Dense(2)")
+
+
 FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
     "keras2_cnn": build_cnn,
     "keras2_rnn": build_rnn,
@@ -327,6 +381,8 @@ FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
     "keras2_layer_arguments": build_layer_arguments,
     "keras2_revived": build_revived,
     "keras2_hashing": build_hashing,
+    "keras2_augmentation": build_augmentation,
+    "keras2_augmentation_geometric": build_augmentation_geometric,
 }
 
 

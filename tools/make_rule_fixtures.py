@@ -496,6 +496,39 @@ def write_v1_defaults(export: Path) -> tuple[Inputs, str]:
                     "lookup table and the Saver's MergeV2Checkpoints, every attr spelled out at its default.")
 
 
+def write_tf1_v1_defaults(export: Path) -> tuple[Inputs, str]:
+    """A TF1-style graph saved with SavedModelBuilder(strip_default_attrs=False): the ops the TF 1.15
+    rules handle with every attr spelled out at its default (Tsegmentids = int32, align, binary_output,
+    use_default_device is not in a graph like this)."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        data = v1.placeholder(tf.float32, [None, 2], name="data")
+        ids = v1.placeholder(tf.int32, [None], name="ids")
+        tokens = v1.placeholder(tf.int64, [None, 3], name="tokens")
+        rows = tf.range(tf.shape(ids)[0])
+        outputs = {
+            "sum": tf.sparse.segment_sum(data, rows, ids),
+            "mean_n": tf.sparse.segment_mean(data, rows, ids, num_segments=4),
+            "diag": tf.linalg.diag(data),
+            "counts": tf.math.bincount(tokens, minlength=5, maxlength=5, axis=-1),
+        }
+        with v1.Session(graph=graph) as session:
+            builder = v1.saved_model.Builder(str(export))
+            signature = v1.saved_model.predict_signature_def({"data": data, "ids": ids, "tokens": tokens}, outputs)
+            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature},
+                                                 strip_default_attrs=False)
+            builder.save()
+    inputs = {"serving_default": {"data": np.array([[1.0, -2.0], [0.5, 4.0], [3.0, 0.25]], np.float32),
+                                  "ids": np.array([0, 0, 2], np.int32),
+                                  "tokens": np.array([[0, 4, 4], [7, 1, 0]], np.int64)}}
+    return inputs, ("TF1-style graph (tf.compat.v1) saved with SavedModelBuilder(strip_default_attrs=False): "
+                    "SparseSegmentSum / SparseSegmentMeanWithNumSegments with int32 ids (Tsegmentids spelled "
+                    "out), tf.linalg.diag (align spelled out) and tf.math.bincount(axis=-1) (binary_output).")
+
+
 def build_int64_concat_offset_and_table_offset() -> Built:
     import tensorflow as tf
 
@@ -1536,6 +1569,279 @@ def build_type_widening() -> Built:
                  "ArgMax) that TF 2.3's kernels do not take, one signature per op")
 
 
+# --- TF 1.15 rules (rules/tf1-*.yaml): ops added in 2.0-2.3 -------------------------------- #
+def build_tf1_bincount() -> Built:
+    """DenseBincount as tf.math.bincount and Keras 3's CategoryEncoding write it: 1-D and 2-D,
+    counts and binary_output, int32 and int64 values, float32 / float64 / int32 / int64 bins, a size
+    given at run time (minlength = maxlength) that drops the larger values, and no rows at all."""
+    import keras
+    import tensorflow as tf
+
+    count = keras.layers.CategoryEncoding(num_tokens=5, output_mode="count")
+    multi_hot = keras.layers.CategoryEncoding(num_tokens=5, output_mode="multi_hot")
+
+    class Bincounts(tf.Module):
+        @tf.function(input_signature=[_spec([None, 4], tf.int64, "ids"), _spec([None], tf.int32, "flat"),
+                                      _spec([], tf.int32, "size")])
+        def call(self, ids: Any, flat: Any, size: Any) -> Any:
+            size64 = tf.cast(size, tf.int64)
+            return {
+                "rows": tf.math.bincount(ids, minlength=size64, maxlength=size64, axis=-1),
+                "rows_binary": tf.math.bincount(ids, minlength=size64, maxlength=size64, axis=-1,
+                                                binary_output=True, dtype=tf.float64),
+                "rows_int32": tf.math.bincount(tf.cast(ids, tf.int32), minlength=size, maxlength=size,
+                                               axis=-1, dtype=tf.int32),
+                "flat": tf.math.bincount(flat, minlength=size, maxlength=size),
+                "flat_binary": tf.math.bincount(flat, minlength=size, maxlength=size, binary_output=True,
+                                                dtype=tf.int64),
+                "flat_all": tf.math.bincount(ids),  # no axis: the flattened values, size max + 1
+                "count": count(ids),
+                "multi_hot": multi_hot(ids),
+            }
+
+    module = Bincounts()
+    rng = np.random.default_rng(11)
+    ids = rng.integers(0, 9, (5, 4)).astype(np.int64)  # values 6..8 are >= size: dropped
+    ids[1] = [2, 2, 2, 2]  # one value four times
+    return Built(
+        module, {"serving_default": module.call, "no_rows": module.call},
+        {"serving_default": {"ids": ids, "flat": rng.integers(0, 9, 23).astype(np.int32),
+                             "size": np.array(6, np.int32)},
+         "no_rows": {"ids": np.zeros((0, 4), np.int64), "flat": np.zeros(0, np.int32),
+                     "size": np.array(3, np.int32)}},
+        "tf.math.bincount with axis=-1 (counts and binary_output, float32 / float64 / int32 bins, "
+        "int64 and int32 values), 1-D tf.math.bincount (int32 and int64 bins, with and without "
+        "binary_output, and with no axis on a 2-D input), and Keras 3 CategoryEncoding in count and "
+        "multi_hot mode: all DenseBincount. A run-time size of 6 drops the values 6 to 8; a second "
+        "signature feeds no rows at all. (Keras 3's CategoryEncoding(num_tokens=5) drops values >= 5.)",
+    )
+
+
+def build_tf1_bincount_refused() -> Built:
+    """DenseBincount with float weights (tf.math.bincount(weights=...)): refused for TF 1.15."""
+    import tensorflow as tf
+
+    class Weighted(tf.Module):
+        @tf.function(input_signature=[_spec([None, 3], tf.int64, "ids"), _spec([None, 3], tf.float32, "weights")])
+        def call(self, ids: Any, weights: Any) -> Any:
+            return {"weighted": tf.math.bincount(ids, weights=weights, axis=-1)}
+
+    module = Weighted()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"ids": np.array([[0, 1, 1]], np.int64),
+                                      "weights": np.array([[0.5, 0.25, 2.0]], np.float32)}},
+                 "tf.math.bincount with float32 weights and axis=-1: DenseBincount with weights.")
+
+
+def build_tf1_segments() -> Built:
+    """SparseSegment* with int64 segment ids and indices, as tf.sparse.segment_* and
+    embedding_lookup_sparse (a SparseTensor's int64 ids) write them: empty segments in between,
+    float32 sums of mixed magnitudes, int64 and int32 num_segments. Means and square-root means
+    average whole numbers over 1, 4 or 16 rows, so they are exact: TF 1.15's mean kernel divides
+    otherwise-identical sums in another way than 2.21's (last-bit differences with int32 ids too)."""
+    import tensorflow as tf
+
+    class Segments(tf.Module):
+        @tf.function(input_signature=[_spec([None, 3], tf.float32, "data"), _spec([None, 3], tf.float32, "whole"),
+                                      _spec([None], tf.int32, "indices"), _spec([None], tf.int64, "ids"),
+                                      _spec([None, 2], tf.int64, "sparse_indices"),
+                                      _spec([None], tf.int64, "sparse_ids")])
+        def call(self, data: Any, whole: Any, indices: Any, ids: Any, sparse_indices: Any, sparse_ids: Any) -> Any:
+            sparse = tf.SparseTensor(sparse_indices, sparse_ids, [4, 4])
+            return {
+                "sum": tf.sparse.segment_sum(data, indices, ids),
+                "mean": tf.sparse.segment_mean(whole, indices, ids),
+                "sqrt_n": tf.sparse.segment_sqrt_n(whole, indices, ids),
+                "sum_n": tf.sparse.segment_sum(data, indices, ids, num_segments=tf.constant(7, tf.int64)),
+                "mean_n": tf.sparse.segment_mean(whole, indices, ids, num_segments=7),
+                "sqrt_n_n": tf.sparse.segment_sqrt_n(whole, indices, ids, num_segments=7),
+                "embedding_mean": tf.nn.embedding_lookup_sparse(whole, sparse, None, combiner="mean"),
+                "embedding_sqrtn": tf.nn.embedding_lookup_sparse(whole, sparse, None, combiner="sqrtn"),
+                "embedding_sum": tf.nn.embedding_lookup_sparse(data, sparse, None, combiner="sum"),
+            }
+
+    module = Segments()
+    rng = np.random.default_rng(5)
+    data = (rng.standard_normal((12, 3)) * 10.0 ** rng.integers(-3, 5, (12, 3))).astype(np.float32)
+    whole = rng.integers(-50, 50, (12, 3)).astype(np.float32)
+    ids = np.array([0] * 4 + [1] + [3] * 16 + [5], np.int64)  # 2 and 4 empty; 16 rows in segment 3
+    indices = rng.integers(0, 12, ids.size).astype(np.int32)
+    sparse_indices = np.array([[0, 0], [0, 1], [0, 2], [0, 3], [2, 0], [3, 1]], np.int64)  # row 1 empty
+    return Built(
+        module, {"serving_default": module.call},
+        {"serving_default": {"data": data, "whole": whole, "indices": indices, "ids": ids,
+                             "sparse_indices": sparse_indices, "sparse_ids": rng.integers(0, 12, 6).astype(np.int64)}},
+        "tf.sparse.segment_sum / segment_mean / segment_sqrt_n with int64 segment ids (empty segments "
+        "between, 16 rows in one segment), with and without num_segments (int64 and int32), and "
+        "tf.nn.embedding_lookup_sparse with the mean, sqrtn and sum combiners (int64 indices): "
+        "SparseSegment* ops with Tsegmentids and Tidx int64. Sums of mixed magnitudes; means over "
+        "1, 4 or 16 whole numbers.",
+    )
+
+
+def build_tf1_matrix_diag() -> Built:
+    """tf.linalg.diag / diag_part / set_diag (MatrixDiagV3, MatrixDiagPartV3, MatrixSetDiagV3):
+    one diagonal as k = 0, 1 and (1, 1), and bands of several diagonals with align LEFT_LEFT,
+    with num_rows / num_cols and a padding value."""
+    import tensorflow as tf
+
+    class Diagonals(tf.Module):
+        @tf.function(input_signature=[_spec([2, 4, 5], tf.float32, "m"), _spec([2, 4], tf.float32, "v"),
+                                      _spec([2, 3, 4], tf.float32, "band")])
+        def call(self, m: Any, v: Any, band: Any) -> Any:
+            return {
+                "diag": tf.linalg.diag(v),
+                "diag_k1": tf.linalg.diag(v, k=1, num_rows=4, num_cols=7, padding_value=-1.0),
+                "diag_k11": tf.linalg.diag(v, k=(1, 1)),
+                "part": tf.linalg.diag_part(m),
+                "part_k1": tf.linalg.diag_part(m, k=1, padding_value=9.0),
+                "set": tf.linalg.set_diag(m, v),
+                "set_k_1": tf.linalg.set_diag(m, v[:, :3], k=-1),
+                "diag_band": tf.linalg.diag(band, k=(-1, 1), num_rows=4, num_cols=5, align="LEFT_LEFT"),
+                "part_band": tf.linalg.diag_part(m, k=(-2, 1), padding_value=7.0, align="LEFT_LEFT"),
+                "set_band": tf.linalg.set_diag(m, band, k=(-1, 1), align="LEFT_LEFT"),
+            }
+
+    module = Diagonals()
+    rng = np.random.default_rng(13)
+    return Built(
+        module, {"serving_default": module.call},
+        {"serving_default": {"m": rng.standard_normal((2, 4, 5)).astype(np.float32),
+                             "v": rng.standard_normal((2, 4)).astype(np.float32),
+                             "band": rng.standard_normal((2, 3, 4)).astype(np.float32)}},
+        "tf.linalg.diag, diag_part and set_diag with one diagonal (k = 0, 1, -1 and (1, 1); "
+        "num_rows / num_cols and padding values) and with bands k = (-1, 1) / (-2, 1) packed "
+        "align='LEFT_LEFT': MatrixDiagV3, MatrixDiagPartV3, MatrixSetDiagV3.",
+    )
+
+
+def build_tf1_matrix_diag_refused() -> Built:
+    """A band of diagonals with the default align RIGHT_LEFT: refused for TF 1.15."""
+    import tensorflow as tf
+
+    class Band(tf.Module):
+        @tf.function(input_signature=[_spec([3, 4], tf.float32, "m")])
+        def call(self, m: Any) -> Any:
+            return {"band": tf.linalg.diag_part(m, k=(-1, 1))}
+
+    module = Band()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"m": np.arange(12, dtype=np.float32).reshape(3, 4)}},
+                 "tf.linalg.diag_part with k = (-1, 1) and the default align RIGHT_LEFT.")
+
+
+def build_tf1_scan_dataset() -> Built:
+    """A Python `for` loop over a tf.data.Dataset in a tf.function: AutoGraph writes ScanDataset
+    with use_default_device = false (a running sum, a running product, an early break)."""
+    import tensorflow as tf
+
+    class Loop(tf.Module):
+        @tf.function(input_signature=[_spec([None], tf.float32, "x")])
+        def call(self, x: Any) -> Any:
+            total = tf.constant(0.0)
+            product = tf.constant(1.0)
+            for value in tf.data.Dataset.from_tensor_slices(x):
+                total += value
+                product *= value
+            steps = tf.constant(0, tf.int64)
+            for step in tf.data.Dataset.range(100):
+                if step * step > 30:
+                    break
+                steps = step
+            return {"total": total, "product": product, "steps": steps}
+
+    module = Loop()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"x": np.array([1.5, -2.0, 0.25, 4.0, 3.0], np.float32)}},
+                 "Python for loops over tf.data.Dataset.from_tensor_slices and Dataset.range in a "
+                 "tf.function (a sum, a product, an early break): AutoGraph's ScanDataset with "
+                 "use_default_device = false.")
+
+
+def _examples(rows: list[dict[str, Any]]) -> np.ndarray:
+    """Serialized tf.train.Examples: a float list, an int64 list or a bytes list per feature."""
+    import tensorflow as tf
+
+    def feature(values: Any) -> Any:
+        if all(isinstance(v, bytes) for v in values):
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+        if all(isinstance(v, int) for v in values):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+    serialized = [tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in row.items()}))
+                  .SerializeToString() for row in rows]
+    # numpy's fixed-width bytes (what data.npz and parity's --inputs hold) drop trailing NULs
+    assert not any(s.endswith(b"\0") for s in serialized), "an example ends in a NUL byte"
+    return np.array(serialized)
+
+
+def build_tf1_parse_example() -> Built:
+    """tf.io.parse_example on a batch (ParseExampleV2): fixed-length features with and without
+    defaults, var-length (sparse) int64 and string features, a FixedLenSequenceFeature, and a
+    second parse with dense features only."""
+    import tensorflow as tf
+
+    spec = {
+        "price": tf.io.FixedLenFeature([2], tf.float32, default_value=[0.5, -1.0]),
+        "city": tf.io.FixedLenFeature([], tf.string, default_value=b"none"),
+        "age": tf.io.FixedLenFeature([], tf.int64),
+        "tags": tf.io.VarLenFeature(tf.string),
+        "clicks": tf.io.VarLenFeature(tf.int64),
+        "history": tf.io.FixedLenSequenceFeature([], tf.float32, allow_missing=True),
+    }
+
+    class Parse(tf.Module):
+        @tf.function(input_signature=[_spec([None], tf.string, "examples")])
+        def call(self, examples: Any) -> Any:
+            parsed = tf.io.parse_example(examples, spec)
+            dense_only = tf.io.parse_example(examples, {"age": spec["age"]})
+            return {
+                "price": parsed["price"], "city": parsed["city"], "age": parsed["age"],
+                "tags_indices": parsed["tags"].indices, "tags_values": parsed["tags"].values,
+                "tags_shape": parsed["tags"].dense_shape, "clicks": tf.sparse.to_dense(parsed["clicks"]),
+                "history": parsed["history"], "age_only": dense_only["age"],
+            }
+
+        @tf.function(input_signature=[_spec([], tf.string, "example")])
+        def single(self, example: Any) -> Any:
+            parsed = tf.io.parse_single_example(example, spec)
+            return {"price": parsed["price"], "city": parsed["city"], "age": parsed["age"],
+                    "tags_indices": parsed["tags"].indices, "tags_values": parsed["tags"].values,
+                    "tags_shape": parsed["tags"].dense_shape, "clicks_shape": parsed["clicks"].dense_shape,
+                    "history": parsed["history"]}
+
+    module = Parse()
+    examples = _examples([
+        {"price": [1.25, 3.5], "city": [b"Oslo"], "age": [31], "tags": [b"a", b"bb"], "clicks": [3, 1, 4],
+         "history": [0.5, 0.25, 2.0]},
+        {"age": [7], "clicks": [9]},  # defaults for price and city, no tags, empty history
+        {"price": [-2.0, 1e-30], "city": [b""], "age": [-5], "tags": [b"c"], "history": [1.0]},
+    ])
+    return Built(module, {"serving_default": module.call, "single": module.single},
+                 {"serving_default": {"examples": examples}, "single": {"example": examples[0]}},
+                 "tf.io.parse_example of a batch of tf.train.Examples: FixedLenFeature with and "
+                 "without defaults (float32 [2], string, int64), VarLenFeature (string and int64), "
+                 "FixedLenSequenceFeature(allow_missing=True), and a dense-only parse; signature "
+                 "`single`: tf.io.parse_single_example of one. ParseExampleV2 without ragged features.")
+
+
+def build_tf1_parse_example_refused() -> Built:
+    """ParseExampleV2 with a RaggedFeature: refused for TF 1.15."""
+    import tensorflow as tf
+
+    class Ragged(tf.Module):
+        @tf.function(input_signature=[_spec([None], tf.string, "examples")])
+        def call(self, examples: Any) -> Any:
+            parsed = tf.io.parse_example(examples, {"words": tf.io.RaggedFeature(tf.string)})
+            return {"words": parsed["words"].flat_values}
+
+    module = Ragged()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"examples": _examples([{"words": [b"x", b"y"]}])}},
+                 "tf.io.parse_example with a tf.io.RaggedFeature: ParseExampleV2 with ragged keys.")
+
+
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
@@ -1572,13 +1878,22 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "batch_norm_nchw": build_batch_norm_nchw,
     "pool_nchw": build_pool_nchw,
     "conv_nchw": build_conv_nchw,
+    "tf1_bincount": build_tf1_bincount,
+    "tf1_bincount_refused": build_tf1_bincount_refused,
+    "tf1_segments": build_tf1_segments,
+    "tf1_matrix_diag": build_tf1_matrix_diag,
+    "tf1_matrix_diag_refused": build_tf1_matrix_diag_refused,
+    "tf1_scan_dataset": build_tf1_scan_dataset,
+    "tf1_parse_example": build_tf1_parse_example,
+    "tf1_parse_example_refused": build_tf1_parse_example_refused,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
 V1_FIXTURES: dict[str, Callable[[Path], tuple[Inputs, str]]] = {"v1_defaults": write_v1_defaults,
                                                                 "mixed_rng_keras": write_mixed_rng_keras,
                                                                 "grouped_conv": write_grouped_conv,
-                                                                "grouped_conv_split": write_grouped_conv_split}
+                                                                "grouped_conv_split": write_grouped_conv_split,
+                                                                "tf1_v1_defaults": write_tf1_v1_defaults}
 # Fixtures whose signatures cannot run in the source either (stand-in bytes): no outputs recorded.
 NOT_RUNNABLE = {"xla_call_module", "rng_threefry", "refusals_misc", "new_ops_refused", "fft_nd_refused",
                 "conv_pool_refused"}  # ThreeFry: the CPU kernel rejects its 1-element counter

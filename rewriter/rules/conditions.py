@@ -26,7 +26,7 @@ ATTR_REF_RE = re.compile(r"^(?P<node>[A-Za-z_]\w*)\.(?P<attr>[A-Za-z_]\w*)$")
 ATTR_ELEMENT_REF_RE = re.compile(r"^(?P<node>[A-Za-z_]\w*)\.(?P<attr>[A-Za-z_]\w*)(?:\[(?P<index>\d+)\])?$")
 PRODUCER_RE = re.compile(r"^(?P<op>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<index>\d+))?$")
 COMPARISONS = ("<", "<=", "==", "!=", ">", ">=")
-VALUE_TESTS = ("equals", "in", "not_in", "range", "length")
+VALUE_TESTS = ("equals", "in", "not_in", "range", "length", "distinct")
 SCOPE_KINDS = ("graph", "function")
 
 
@@ -142,6 +142,8 @@ class ValueTest:
             raise checker.fail(spec, "range: needs [low, high] numbers with low <= high")
         if kind == "length" and not (isinstance(operand, int) and not isinstance(operand, bool) and operand >= 0):
             raise checker.fail(spec, "length: needs a whole number >= 0 (how many elements the list holds)")
+        if kind == "distinct" and not (isinstance(operand, int) and not isinstance(operand, bool) and operand >= 1):
+            raise checker.fail(spec, "distinct: needs a whole number >= 1 (how many different numbers the value holds)")
         return ValueTest(kind, _frozen(operand))
 
     def failure(self, what: str, value: Any) -> str | None:
@@ -158,6 +160,10 @@ class ValueTest:
         elif self.kind == "range":
             ok = _within(value, operand[0], operand[1])
             wants = f"wants every number within [{operand[0]}, {operand[1]}]"
+        elif self.kind == "distinct":
+            numbers = _numbers(value)
+            ok = numbers is not None and len(set(numbers)) == operand
+            wants = f"wants {operand} different number(s)"
         else:
             ok = isinstance(value, (list, tuple)) and len(value) == operand
             wants = f"wants a list of {operand} elements"
@@ -175,6 +181,23 @@ def _thawed(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_thawed(v) for v in value]
     return value
+
+
+def _numbers(value: Any) -> list[float] | None:
+    """Every number of a scalar or (nested) list, flattened; None if anything else is in it.
+    `distinct: 1` holds for a scalar and for a list of equal numbers (MatrixDiagV3's k naming one
+    diagonal as 0, [0] or [2, 2])."""
+    if isinstance(value, (list, tuple)):
+        flat: list[float] = []
+        for item in value:
+            inner = _numbers(item)
+            if inner is None:
+                return None
+            flat.extend(inner)
+        return flat
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return [value]
 
 
 def _within(value: Any, low: float, high: float) -> bool:

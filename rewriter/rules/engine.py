@@ -410,15 +410,16 @@ class Rewriter:
             plain = str(plain["format"]).format(scope=self.scope.name, node=binding[rule.root.name])
         if isinstance(plain, dict) and "copy" in plain:
             node_key, source_attr = str(plain["copy"]).split(".", 1)
+            source_attr, _, element = source_attr.partition("[")  # n.attr[k]: element k of a list attr
             node = self.scope.node_def(binding[node_key])
             if source_attr in node.attr and "permute" in plain:
                 return _permuted(rule, node.attr[source_attr], plain["permute"])
             if source_attr in node.attr:
-                return node.attr[source_attr]
+                return _element(rule, node.attr[source_attr], element)
             op = self.ops.op(node.op)
             default = attr_or_default(op, node, source_attr) if op is not None else None
             if default is not None:
-                return default
+                return _element(rule, default, element)
             if "default" in plain:
                 plain = plain["default"]
             else:
@@ -667,3 +668,22 @@ def _permuted(rule: Rule, value: Any, order: list[int]) -> Any:
             getattr(out.list, kind).extend(items[j] for j in order)
             return out
     raise RuleApplicationError(f"rule {rule.id}: permute needs a non-empty list attr")
+
+
+def _element(rule: Rule, value: Any, element: str) -> Any:
+    """VALUE itself, or its element k when a copy names n.attr[k] (element is "k]")."""
+    if not element:
+        return value
+    index = int(element.rstrip("]"))
+    for field_name in ("type", "i", "f", "b", "s", "shape", "tensor", "func"):
+        items = getattr(value.list, field_name)
+        if len(items):
+            if index >= len(items):
+                raise RuleApplicationError(f"rule {rule.id}: the list attr has no element {index}")
+            picked = attr_values.AttrValue()
+            if field_name in ("shape", "tensor", "func"):
+                getattr(picked, field_name).CopyFrom(items[index])
+            else:
+                setattr(picked, field_name, items[index])
+            return picked
+    raise RuleApplicationError(f"rule {rule.id}: the attr is not a list with element {index}")

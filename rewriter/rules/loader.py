@@ -26,6 +26,7 @@ The rule format (docs/writing-rules.md has the full guide):
         - {const: "node.input[1]", range: [0, 2147483647]}   # every element of it within [lo, hi]
         - {attr: node.N, range: [1, 4]}
         - {attr: node.strides, length: 4}        # a list attr (or const) with 4 elements
+        - {const: "node.input[1]", distinct: 1}  # a scalar, or a list of equal numbers
         - {attr: "node.explicit_paddings[0]", equals: 0}   # one element of a list attr
         - {compare: ["node.explicit_paddings[2]", "<", "node.ksize[1]"]}  # numbers or attr (elements):
                                                  # <, <=, ==, !=, >, >=; false if a side is missing
@@ -104,7 +105,7 @@ from rewriter.savedmodel.attr_values import AttrConversionError, tensor_from_pla
 from rewriter.errors import RuleFileError
 from rewriter.targets.releases import Release, parse_release
 from rewriter.rules.conditions import (  # noqa: F401  (the reference syntax, re-exported)
-    ATTR_REF_RE, INPUT_REF_RE, NAME_RE, OUTPUT_REF_RE, Condition, parse_condition,
+    ATTR_ELEMENT_REF_RE, ATTR_REF_RE, INPUT_REF_RE, NAME_RE, OUTPUT_REF_RE, Condition, parse_condition,
 )
 from rewriter.rules.expand import expand_documents
 
@@ -228,10 +229,11 @@ def _str_list(checker: _Checker, parent: Any, value: Any, what: str) -> tuple[st
     return tuple(value)
 
 
-def _attr_ref(checker: _Checker, where: Any, ref: Any, names: set[str]) -> tuple[str, str]:
-    match = ATTR_REF_RE.match(str(ref))
+def _attr_ref(checker: _Checker, where: Any, ref: Any, names: set[str], element: bool = False) -> tuple[str, str]:
+    match = (ATTR_ELEMENT_REF_RE if element else ATTR_REF_RE).match(str(ref))
     if not match or match.group("node") not in names:
-        raise checker.fail(where, f"{ref!r} must be <matched node>.<attr>, with a node named in match.nodes")
+        shape = "<matched node>.<attr> or <matched node>.<attr>[k]" if element else "<matched node>.<attr>"
+        raise checker.fail(where, f"{ref!r} must be {shape}, with a node named in match.nodes")
     return match.group("node"), match.group("attr")
 
 
@@ -312,7 +314,7 @@ def _parse_rewrite(checker: _Checker, spec: Any, names: set[str]) -> Rewrite:
         for attr_name, value in attrs.items():
             if isinstance(value, dict) and "copy" in value:
                 checker.keys(value, {"copy", "default", "permute"}, {"copy"}, f"rewrite.nodes.{key}.attrs copy")
-                _attr_ref(checker, value, value["copy"], names)
+                _attr_ref(checker, value, value["copy"], names, element=True)  # n.attr or n.attr[k]
                 permute = value.get("permute")
                 if permute is not None and (not isinstance(permute, list) or sorted(permute) != list(range(len(permute)))):
                     raise checker.fail(value, f"rewrite.nodes.{key}.attrs.{attr_name}.permute must list 0 ... n-1 "

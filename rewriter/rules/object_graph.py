@@ -16,8 +16,8 @@ from typing import Any, Callable
 from google.protobuf import message
 
 from rewriter.findings import Finding
-from rewriter.protos import saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
-from rewriter.rules import keras_config
+from rewriter.protos import meta_graph_pb2, saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
+from rewriter.rules import combined_saveables, keras_config, restored_captures
 from rewriter.rules.object_graph_loader import KERAS_CONFIG, ObjectGraphRule
 from rewriter.savedmodel import checkpoint as checkpoint_io
 from rewriter.savedmodel import keras_metadata
@@ -45,6 +45,7 @@ class _GraphContext:
     graph: saved_object_graph_pb2.SavedObjectGraph
     needed: set[int]
     checkpoint_nodes: int
+    checkpoint: trackable_object_graph_pb2.TrackableObjectGraph | None = None
 
 
 
@@ -88,6 +89,21 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
                     outcome.applications.append(ObjectGraphApplication(rule.id, file, path, f"dropped {name}"))
             if rule.drop_object and meta_index is not None and node_id is not None:
                 drops.append((rule, meta_index, path))
+            if (rule.wire_captures or rule.combine_saveables) and isinstance(msg, meta_graph_pb2.MetaGraphDef):
+                meta = contexts.get(int(path[len("meta_graphs["):].split("]")[0]))
+                checkpoint = meta.checkpoint if meta else None
+                if rule.wire_captures:
+                    for wired in restored_captures.WIRE_CAPTURES_TO_RESTORED.apply(msg, checkpoint):
+                        outcome.applications.append(ObjectGraphApplication(rule.id, file, f"{path}.graph_def",
+                                                                           f"wired {wired.line()}"))
+                combined = combined_saveables.combine(msg, checkpoint) if rule.combine_saveables else None
+                if combined is not None:
+                    outcome.applications.append(ObjectGraphApplication(rule.id, file, f"{path}.object_graph_def",
+                                                                       f"combined {combined.line()}"))
+                    # The folded objects' attributes left the checkpoint's object graph: it is rewritten.
+                    outcome.applications.append(ObjectGraphApplication(
+                        rule.id, "checkpoint", "nodes", f"attributes of {len(combined.folded) - 1} object(s) "
+                        f"restored through object {combined.carrier}"))
     return drops
 
 
@@ -116,7 +132,8 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
     ckpt = checkpoint_io.read_checkpoint_graph(files)
     checkpoint_nodes = len(ckpt.graph.nodes) if ckpt is not None else 0
     contexts = {
-        i: _GraphContext(mg.object_graph_def, needed_objects(mg.object_graph_def), checkpoint_nodes)
+        i: _GraphContext(mg.object_graph_def, needed_objects(mg.object_graph_def), checkpoint_nodes,
+                         ckpt.graph if ckpt is not None else None)
         for i, mg in enumerate(proto.meta_graphs)
     }
     keras = keras_metadata.read_keras_metadata(files)

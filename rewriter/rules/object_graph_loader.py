@@ -66,6 +66,11 @@ from rewriter.targets.releases import Release, parse_release
 FILES = (SAVED_MODEL_PB, "checkpoint", KERAS_METADATA_PB)
 
 
+# Actions on a whole MetaGraphDef, each proven in its own module (rewriter/rules/restored_captures.py,
+# rewriter/rules/combined_saveables.py).
+META_GRAPH_ACTIONS = ("wire_captures_to_restored", "combine_saveables")
+
+
 # --- the rule model ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ObjectGraphRule:
@@ -87,6 +92,10 @@ class ObjectGraphRule:
     keras_match: keras_config.KerasMatch | None = None
     keras_rewrite: keras_config.KerasRewrite | None = None
     handles_keras: tuple[str, ...] = ()
+    # rewrite: {wire_captures_to_restored: true} (tensorflow.MetaGraphDef; rewriter/rules/restored_captures.py)
+    wire_captures: bool = False
+    # rewrite: {combine_saveables: true} (tensorflow.MetaGraphDef; rewriter/rules/combined_saveables.py)
+    combine_saveables: bool = False
 
     def applies_to(self, target: Release) -> bool:
         return target < self.since
@@ -144,15 +153,20 @@ def parse_object_graph_rule(data: Any, path: str) -> ObjectGraphRule:
     if not isinstance(where, list):
         raise _fail(path, match, "where is a list of conditions")
     drop_fields: tuple[str, ...] = ()
-    drop_object, warn, refuse = False, None, None
+    drop_object, wire_captures, combine_saveables, warn, refuse = False, False, False, None, None
     if "rewrite" in data:
         rewrite = data["rewrite"]
-        _keys(path, rewrite, {"drop_fields", "drop_object", "warn"}, set(), "rewrite")
+        _keys(path, rewrite, {"drop_fields", "drop_object", "warn", *META_GRAPH_ACTIONS}, set(), "rewrite")
         drop_fields = tuple(rewrite.get("drop_fields", []))
         drop_object = bool(rewrite.get("drop_object", False))
+        wire_captures = rewrite.get("wire_captures_to_restored", False) is True
+        combine_saveables = rewrite.get("combine_saveables", False) is True
         warn = rewrite.get("warn")
-        if not drop_fields and not drop_object:
-            raise _fail(path, rewrite, "a rewrite drops fields or the object")
+        if not drop_fields and not drop_object and not wire_captures and not combine_saveables:
+            raise _fail(path, rewrite, f"a rewrite drops fields or the object, or takes one of {list(META_GRAPH_ACTIONS)}")
+        for action in META_GRAPH_ACTIONS:
+            if rewrite.get(action) and (match["message"] != "tensorflow.MetaGraphDef" or file != SAVED_MODEL_PB):
+                raise _fail(path, rewrite, f"{action} applies to tensorflow.MetaGraphDef in saved_model.pb only")
         if drop_object and match["message"] != "tensorflow.SavedObject":
             raise _fail(path, rewrite, "drop_object applies to tensorflow.SavedObject only")
     else:
@@ -165,6 +179,7 @@ def parse_object_graph_rule(data: Any, path: str) -> ObjectGraphRule:
         handles_fields=tuple(handles["fields"]), file=file, message=match["message"],
         where=tuple(parse_message_condition(_Checker(path), c) for c in where), drop_fields=drop_fields, drop_object=drop_object,
         warn=warn, refuse=refuse, source=f"{path}:{getattr(data, 'line', 0)}", fixture=data.get("fixture"),
+        wire_captures=wire_captures, combine_saveables=combine_saveables,
     )
 
 

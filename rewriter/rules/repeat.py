@@ -19,7 +19,17 @@ many times:
         concat: {op: ConcatV2, inputs: [{each: groups, ref: "conv_{i}:0"}, "axis:0"]}   # one input per copy
 
 A count term is `{shape: REF, dim: D}` (a recorded size, unknown -1 does not count), `{attr: n.attr}`
-(an int attr) or a literal int; `quotient: [a, b]` holds only when b divides a, `value: a` is a.
+(an int attr) or a literal int; `quotient: [a, b]` holds only when b divides a, `value: a` is a,
+`sum: [a, b, ...]` is their sum.
+
+An op with a list of outputs replaced by another with the same outputs (ParseExampleV2 by
+ParseExample, rules/tf1-parse-example.yaml) rewires each of them:
+
+    outputs: {"node:{i}": {each: outputs, ref: "v1:{i}"}}    # node:0 -> v1:0, node:1 -> v1:1, ...
+
+Where an index is shifted, `{i+K}` is i plus K, and K may be a sum of whole numbers and count
+names: `{each: dense, ref: "node.input[{i+5}]"}` lists a list input that starts at input 5, and
+`"node:{i+sparse+sparse}": {each: sparse, ref: "shape_{i}:0"}` rewires the third group of outputs.
 
 The template is expanded into a plain rewrite before anything else reads it, so the rule loader
 checks it as any rewrite (with every count 2 at load time), and the engine applies the expansion
@@ -39,7 +49,28 @@ if TYPE_CHECKING:
 MAX_COUNT = 4096  # one node per copy: a bound on how much a single match may add
 COUNT_NAME_RE = re.compile(r"^[A-Za-z_]\w*$")
 INDEX_FIELD = "{i}"
-COUNT_KEYS = {"quotient", "value", "range"}
+INDEX_RE = re.compile(r"\{i((?:\+\w+)*)\}")  # {i}, {i+5}, {i+sparse+sparse}
+
+
+def _has_index(text: Any) -> bool:
+    return isinstance(text, str) and INDEX_RE.search(text) is not None
+
+
+def _at(text: str, index: int, counts: dict[str, int], fail: Callable[[Any, str], RuleFileError], where: Any) -> str:
+    """TEXT with every {i} / {i+K+...} replaced by the index plus its terms (numbers or counts)."""
+    def value(match: re.Match[str]) -> str:
+        total = index
+        for term in match.group(1).split("+")[1:]:
+            if term.isdigit():
+                total += int(term)
+            elif term in counts:
+                total += counts[term]
+            else:
+                raise fail(where, f"{text!r}: {term!r} in {{i+...}} is neither a whole number nor one of {sorted(counts)}")
+        return str(total)
+    return INDEX_RE.sub(value, text)
+COUNT_KEYS = {"quotient", "value", "sum", "range"}
+COUNT_FORMS = ("quotient", "value", "sum")
 
 
 def parse_counts(counts: Any, names: set[str], fail: Callable[[Any, str], RuleFileError]) -> dict[str, dict]:
@@ -51,19 +82,26 @@ def parse_counts(counts: Any, names: set[str], fail: Callable[[Any, str], RuleFi
         if not COUNT_NAME_RE.match(str(name)):
             raise fail(counts, f"count name {name!r} must be an identifier")
         if not isinstance(spec, dict) or set(spec) - COUNT_KEYS or "range" not in spec \
-                or len({"quotient", "value"} & set(spec)) != 1:
-            raise fail(spec, f"match.counts.{name}: write {{quotient: [a, b], range: [lo, hi]}} or {{value: a, range: [lo, hi]}}")
+                or len(set(COUNT_FORMS) & set(spec)) != 1:
+            raise fail(spec, f"match.counts.{name}: write {{quotient: [a, b], range: [lo, hi]}}, "
+                             "{value: a, range: [lo, hi]} or {sum: [a, b, ...], range: [lo, hi]}")
         bounds = spec["range"]
         if (not isinstance(bounds, list) or len(bounds) != 2 or not all(_is_int(b) for b in bounds)
                 or not 0 <= bounds[0] <= bounds[1] <= MAX_COUNT):
             raise fail(spec, f"match.counts.{name}.range: needs [lo, hi], whole numbers with 0 <= lo <= hi <= {MAX_COUNT}")
-        terms = spec["quotient"] if "quotient" in spec else [spec["value"]]
+        terms = _terms(spec)
         if "quotient" in spec and (not isinstance(terms, list) or len(terms) != 2):
             raise fail(spec, f"match.counts.{name}.quotient: needs [dividend, divisor]")
+        if "sum" in spec and (not isinstance(terms, list) or not terms):
+            raise fail(spec, f"match.counts.{name}.sum: needs a list of terms")
         for term in terms:
             _check_term(term, names, fail, f"match.counts.{name}")
         checked[str(name)] = dict(spec)
     return checked
+
+
+def _terms(spec: dict) -> Any:
+    return spec["quotient"] if "quotient" in spec else spec["sum"] if "sum" in spec else [spec["value"]]
 
 
 def _is_int(value: Any) -> bool:
@@ -91,10 +129,12 @@ def evaluate(counts: dict[str, dict], static_shape: Callable[[str], list[int] | 
     """Each count's value for one match, or None when one is unknown, not whole or out of range."""
     values: dict[str, int] = {}
     for name, spec in counts.items():
-        terms = [_term_value(t, static_shape, attr) for t in (spec["quotient"] if "quotient" in spec else [spec["value"]])]
+        terms = [_term_value(t, static_shape, attr) for t in _terms(spec)]
         if any(t is None for t in terms):
             return None
-        if len(terms) == 2:
+        if "sum" in spec:
+            value = sum(int(t) for t in terms if t is not None)
+        elif len(terms) == 2:
             dividend, divisor = terms
             assert dividend is not None and divisor is not None
             if divisor <= 0 or dividend % divisor:
@@ -125,6 +165,9 @@ def _term_value(term: Any, static_shape: Callable[[str], list[int] | None], attr
 def uses_repetition(rewrite: Any) -> bool:
     """Whether a rewrite's YAML repeats a node, lists copies ({each: ...}) or names a count as an
     attr value ({count: ...}); an attr that happens to be called `count` is not one of these."""
+    outputs = rewrite.get("outputs") if isinstance(rewrite, dict) else None
+    if isinstance(outputs, dict) and any(isinstance(v, dict) and "each" in v for v in outputs.values()):
+        return True
     nodes = rewrite.get("nodes") if isinstance(rewrite, dict) else None
     if not isinstance(nodes, dict):
         return False
@@ -144,10 +187,27 @@ def uses_repetition(rewrite: Any) -> bool:
 def expand(rewrite: Any, counts: dict[str, int], fail: Callable[[Any, str], RuleFileError]) -> Any:
     """The rewrite's YAML with every repeated node copied, `{each}` inputs listed and `{count}`
     attrs filled in, for these counts. Mappings keep their line numbers (errors point there)."""
-    nodes = rewrite.get("nodes") if isinstance(rewrite, dict) else None
-    if not isinstance(nodes, dict):
+    if not isinstance(rewrite, dict):
         return rewrite
     expanded = copy.copy(rewrite)
+    outputs = rewrite.get("outputs")
+    if isinstance(outputs, dict) and any(isinstance(v, dict) for v in outputs.values()):
+        listed_outputs = copy.copy(outputs)
+        listed_outputs.clear()
+        for source, target in outputs.items():
+            if not isinstance(target, dict):
+                listed_outputs[source] = target
+                continue
+            if set(target) != {"each", "ref"} or target["each"] not in counts or not _has_index(target["ref"]) \
+                    or not _has_index(str(source)):
+                raise fail(outputs, f"outputs: write {{\"node:{INDEX_FIELD}\": {{each: COUNT, ref: \"new:{INDEX_FIELD}\"}}}} "
+                                    f"with COUNT one of {sorted(counts)}")
+            for i in range(counts[target["each"]]):
+                listed_outputs[_at(str(source), i, counts, fail, outputs)] = _at(target["ref"], i, counts, fail, outputs)
+        expanded["outputs"] = listed_outputs
+    nodes = rewrite.get("nodes")
+    if not isinstance(nodes, dict):
+        return expanded
     new_nodes = copy.copy(nodes)
     new_nodes.clear()
     for key, spec in nodes.items():
@@ -176,11 +236,11 @@ def _fill(spec: Any, counts: dict[str, int], index: int | None, fail: Callable[[
             if isinstance(ref, dict) and "each" in ref:
                 if set(ref) != {"each", "ref"} or ref["each"] not in counts or not isinstance(ref["ref"], str):
                     raise fail(spec, f"inputs: write {{each: COUNT, ref: \"node_{INDEX_FIELD}:0\"}} with COUNT one of {sorted(counts)}")
-                listed.extend(ref["ref"].replace(INDEX_FIELD, str(i)) for i in range(counts[ref["each"]]))
-            elif isinstance(ref, str) and INDEX_FIELD in ref:
+                listed.extend(_at(ref["ref"], i, counts, fail, spec) for i in range(counts[ref["each"]]))
+            elif _has_index(ref):
                 if index is None:
                     raise fail(spec, f"inputs: {ref!r}: {INDEX_FIELD} is only known in a node with `repeat:`")
-                listed.append(ref.replace(INDEX_FIELD, str(index)))
+                listed.append(_at(ref, index, counts, fail, spec))
             else:
                 listed.append(ref)
         filled["inputs"] = listed
@@ -188,7 +248,11 @@ def _fill(spec: Any, counts: dict[str, int], index: int | None, fail: Callable[[
     if isinstance(attrs, dict):
         new_attrs = copy.copy(attrs)
         for attr, value in attrs.items():
-            if isinstance(value, dict) and "count" in value:
+            if isinstance(value, dict) and _has_index(value.get("copy")):  # {copy: "n.list_attr[{i}]"}
+                if index is None:
+                    raise fail(attrs, f"attrs.{attr}: {INDEX_FIELD} is only known in a node with `repeat:`")
+                new_attrs[attr] = {**value, "copy": _at(value["copy"], index, counts, fail, attrs)}
+            elif isinstance(value, dict) and "count" in value:
                 if set(value) != {"count"} or value["count"] not in counts:
                     raise fail(attrs, f"attrs.{attr}: write {{count: COUNT}} with COUNT one of {sorted(counts)}")
                 new_attrs[attr] = counts[value["count"]]

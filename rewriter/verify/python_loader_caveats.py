@@ -18,6 +18,9 @@ DROPS_XLA_MARK = frozenset({Release(2, 3)})
 # (SavedObject.saveable_objects: mutable hash tables, for one) as a RestoredSaveableObject whose
 # `op` is None; its restore then sees the second such object as the first one again and fails:
 # "The same saveable will be restored with two names" (measured with three mutable tables).
+# The object-graph rule saveables-restored-through-one-object folds such objects into one
+# (rewriter/rules/combined_saveables.py), so this warning remains only where that rule found a
+# link missing (a saveable whose functions or checkpoint attribute it cannot identify).
 ONE_FUNCTIONAL_SAVEABLE = frozenset({Release(2, 3)})
 
 
