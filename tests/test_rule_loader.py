@@ -260,3 +260,13 @@ def test_a_family_expands_one_rule_per_row_with_fragments() -> None:
 def test_family_errors_name_the_template_line(replace: tuple[str, str], expected: str, line: int) -> None:
     message = _error(FAMILY.replace(*replace))
     assert expected in message and _line(message) == line, message
+
+
+def test_copy_permute_must_be_an_order_of_0_to_n() -> None:
+    """{copy: n.attr, permute: [...]} reorders a list attr (rules/pool-nchw.yaml's NCHW ksize to
+    NHWC); anything but a permutation of 0 ... n-1 is a file:line error."""
+    good = GOOD.replace("  remove: [node]",
+                        "  nodes:\n    p: {op: MaxPool, attrs: {ksize: {copy: node.ksize, permute: [0, 2, 3, 1]}}}")
+    parse_rule_text(good, "rules/x.yaml")
+    message = _error(good.replace("[0, 2, 3, 1]", "[0, 2, 2, 1]"))
+    assert "permute must list 0 ... n-1" in message and _line(message) == 9

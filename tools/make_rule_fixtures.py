@@ -1401,6 +1401,132 @@ def build_decode_image() -> Built:
                  "bytes made by TF's encoders and by hand; each image's pixels and shape are compared.")
 
 
+def build_batch_norm_nchw() -> Built:
+    """Fused batch norm in NCHW, as Keras 2 writes it (LayerNormalization: FusedBatchNormV3 NCHW,
+    is_training true; BatchNormalization(axis=1): is_training false), through the public
+    tf.compat.v1.nn.fused_batch_norm, plus FusedBatchNorm and FusedBatchNormV2 (tf.raw_ops: no
+    public API writes them any more) and float16 data with float32 statistics."""
+    import tensorflow as tf
+
+    raw = tf.raw_ops
+    fused = tf.compat.v1.nn.fused_batch_norm
+    x_spec, c_spec = _spec([2, 3, 4, 4], tf.float32, "x"), _spec([3], tf.float32, "scale")
+
+    class BatchNormNchw(tf.Module):
+        @tf.function(input_signature=[x_spec, c_spec, _spec([3], tf.float32, "offset"),
+                                      _spec([3], tf.float32, "mean"), _spec([3], tf.float32, "variance")])
+        def inference(self, x: Any, scale: Any, offset: Any, mean: Any, variance: Any) -> Any:
+            y, _, _ = fused(x, scale, offset, mean, variance, epsilon=0.001, data_format="NCHW", is_training=False)
+            v1 = raw.FusedBatchNorm(x=x, scale=scale, offset=offset, mean=mean, variance=variance, epsilon=0.5,
+                                    data_format="NCHW", is_training=False)
+            v2 = raw.FusedBatchNormV2(x=x, scale=scale, offset=offset, mean=mean, variance=variance,
+                                      data_format="NCHW", is_training=False)
+            half, _, _ = fused(tf.cast(x, tf.float16), scale, offset, mean, variance, data_format="NCHW",
+                               is_training=False)
+            return {"v3": y, "v1": v1.y, "v2": v2.y, "half": half}
+
+        @tf.function(input_signature=[x_spec, c_spec, _spec([3], tf.float32, "offset")])
+        def training(self, x: Any, scale: Any, offset: Any) -> Any:
+            y, mean, variance = fused(x, scale, offset, epsilon=0.001, data_format="NCHW", is_training=True)
+            v1 = raw.FusedBatchNorm(x=x, scale=scale, offset=offset, mean=[], variance=[], data_format="NCHW")
+            v2 = raw.FusedBatchNormV2(x=x, scale=scale, offset=offset, mean=[], variance=[], epsilon=0.25,
+                                      data_format="NCHW")
+            half, _, _ = fused(tf.cast(x, tf.float16), scale, offset, data_format="NCHW", is_training=True)
+            return {"v3": y, "v3_mean": mean, "v3_variance": variance, "v1": v1.y, "v1_variance": v1.batch_variance,
+                    "v2": v2.y, "v2_mean": v2.batch_mean, "half": half}
+
+    module = BatchNormNchw()
+    rng = np.random.default_rng(11)
+    # Quarters, and 2*4*4 = 32 values per channel: sums, means (sum * 1/32) and variances are exact
+    # whether a kernel multiplies by 1/n (Eigen) or divides by n, so a difference is the rewrite's fault.
+    x = (rng.integers(-16, 17, (2, 3, 4, 4)) / 4).astype(np.float32)
+    x[1, 2] += 100.0  # one channel far from zero: a layout mix-up would show as a large error
+    stats = {"scale": np.array([1.0, 0.5, -2.0], np.float32), "offset": np.array([0.25, -1.0, 3.0], np.float32)}
+    return Built(module, {"inference": module.inference, "training": module.training},
+                 {"inference": {"x": x, **stats, "mean": np.array([0.5, -1.0, 100.0], np.float32),
+                                "variance": np.array([4.0, 0.25, 1.0], np.float32)},
+                  "training": {"x": x, **stats}},
+                 "FusedBatchNormV3 (tf.compat.v1.nn.fused_batch_norm), FusedBatchNorm and FusedBatchNormV2 "
+                 "(tf.raw_ops) with data_format NCHW, is_training false (given mean and variance) and true "
+                 "(batch statistics, as Keras 2's LayerNormalization), float32 and float16 data.")
+
+
+def build_pool_nchw() -> Built:
+    """tf.nn.max_pool2d / avg_pool2d with data_format="NCHW" (Keras 2's channels_first pooling
+    layers write the same ops), VALID and SAME, square and oblong windows and strides, on
+    standard-normal float32 data: values no kernel computes exactly, so the fixture shows what a
+    different order of work gives."""
+    import tensorflow as tf
+
+    class PoolNchw(tf.Module):
+        @tf.function(input_signature=[_spec([2, 3, 7, 6], tf.float32, "x")])
+        def pool(self, x: Any) -> Any:
+            nchw = {"data_format": "NCHW"}
+            return {
+                "max_2x2_valid": tf.nn.max_pool2d(x, 2, 2, "VALID", **nchw),
+                "max_3x3_same": tf.nn.max_pool2d(x, 3, 2, "SAME", **nchw),
+                "max_3x2_same": tf.nn.max_pool2d(x, [3, 2], [1, 2], "SAME", **nchw),
+                "avg_2x2_valid": tf.nn.avg_pool2d(x, 2, 2, "VALID", **nchw),
+                "avg_3x3_same": tf.nn.avg_pool2d(x, 3, 1, "SAME", **nchw),
+                "avg_3x2_same": tf.nn.avg_pool2d(x, [3, 2], [2, 1], "SAME", **nchw),
+            }
+
+    module = PoolNchw()
+    x = np.random.default_rng(12).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    x[1, 2] += 50.0  # one channel far from the others: a layout mix-up shows as a large error
+    x[0, 1, 0, 0] = np.nan  # a NaN at a window's first element, and -inf inside one
+    x[1, 0, 3, 3] = -np.inf
+    return Built(module, {"pool": module.pool}, {"pool": {"x": x}},
+                 "tf.nn.max_pool2d and tf.nn.avg_pool2d with data_format NCHW (VALID and SAME; 2x2, 3x3 and "
+                 "3x2 windows; equal and unequal strides) on standard-normal float32 data.")
+
+
+def build_conv_nchw() -> Built:
+    """tf.nn.conv2d, depthwise_conv2d and conv3d in channels-first layouts (Keras 2's
+    channels_first Conv layers write the same ops), strided and dilated, on dyadic data (sums exact
+    in any order), and max_pool3d / avg_pool3d in NCDHW on standard-normal data."""
+    import tensorflow as tf
+
+    class ConvNchw(tf.Module):
+        @tf.function(input_signature=[_spec([2, 3, 7, 6], tf.float32, "image"), _spec([3, 3, 3, 4], tf.float32, "kernel"),
+                                      _spec([3, 2, 3, 2], tf.float32, "depthwise"),
+                                      _spec([2, 2, 4, 5, 5], tf.float32, "volume"), _spec([2, 3, 2, 2, 3], tf.float32, "kernel3d")])
+        def conv(self, image: Any, kernel: Any, depthwise: Any, volume: Any, kernel3d: Any) -> Any:
+            return {
+                "conv2d_same": tf.nn.conv2d(image, kernel, 1, "SAME", data_format="NCHW"),
+                "conv2d_strided_dilated": tf.nn.conv2d(image, kernel, [1, 1, 2, 1], "VALID", data_format="NCHW",
+                                                       dilations=[1, 1, 1, 2]),
+                "depthwise_same": tf.nn.depthwise_conv2d(image, depthwise, [1, 1, 2, 2], "SAME", data_format="NCHW"),
+                "conv3d_same": tf.nn.conv3d(volume, kernel3d, [1, 1, 1, 2, 1], "SAME", data_format="NCDHW"),
+            }
+
+        @tf.function(input_signature=[_spec([2, 3, 4, 5, 6], tf.float32, "volume")])
+        def pool(self, volume: Any) -> Any:
+            return {
+                "max3d_valid": tf.nn.max_pool3d(volume, 2, 2, "VALID", data_format="NCDHW"),
+                "max3d_same": tf.nn.max_pool3d(volume, [2, 3, 2], [1, 2, 2], "SAME", data_format="NCDHW"),
+                "avg3d_valid": tf.nn.avg_pool3d(volume, 2, 2, "VALID", data_format="NCDHW"),
+                "avg3d_same": tf.nn.avg_pool3d(volume, 3, [2, 1, 2], "SAME", data_format="NCDHW"),
+            }
+
+    module = ConvNchw()
+    rng = np.random.default_rng(13)
+
+    def dyadic(shape: tuple[int, ...], denominator: int) -> Any:
+        return (rng.integers(-8, 9, shape) / denominator).astype(np.float32)
+
+    pool_volume = rng.standard_normal((2, 3, 4, 5, 6)).astype(np.float32)
+    pool_volume[1, 2] += 50.0  # one channel far from the others: a layout mix-up shows
+    return Built(module, {"conv": module.conv, "pool": module.pool},
+                 {"conv": {"image": dyadic((2, 3, 7, 6), 4), "kernel": dyadic((3, 3, 3, 4), 8),
+                           "depthwise": dyadic((3, 2, 3, 2), 8), "volume": dyadic((2, 2, 4, 5, 5), 4),
+                           "kernel3d": dyadic((2, 3, 2, 2, 3), 8)},
+                  "pool": {"volume": pool_volume}},
+                 "tf.nn.conv2d (SAME; VALID strided and dilated), tf.nn.depthwise_conv2d and tf.nn.conv3d in "
+                 "NCHW / NCDHW on dyadic data (sums exact in any order); tf.nn.max_pool3d and avg_pool3d in NCDHW "
+                 "on standard-normal float32 data.")
+
+
 def build_type_widening() -> Built:
     """Index and output types that an op's type attr accepts only since 2.9-2.13 (rules/type-widening.yaml's
     widen-* rules): each op written by its public API with an int8 / int16 / uint16 index or output, one
@@ -1749,6 +1875,9 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "decode_image": build_decode_image,
     "ctc": build_ctc,
     "type_widening": build_type_widening,
+    "batch_norm_nchw": build_batch_norm_nchw,
+    "pool_nchw": build_pool_nchw,
+    "conv_nchw": build_conv_nchw,
     "tf1_bincount": build_tf1_bincount,
     "tf1_bincount_refused": build_tf1_bincount_refused,
     "tf1_segments": build_tf1_segments,

@@ -412,6 +412,8 @@ class Rewriter:
             node_key, source_attr = str(plain["copy"]).split(".", 1)
             source_attr, _, element = source_attr.partition("[")  # n.attr[k]: element k of a list attr
             node = self.scope.node_def(binding[node_key])
+            if source_attr in node.attr and "permute" in plain:
+                return _permuted(rule, node.attr[source_attr], plain["permute"])
             if source_attr in node.attr:
                 return _element(rule, node.attr[source_attr], element)
             op = self.ops.op(node.op)
@@ -701,6 +703,20 @@ class RuleRun:
         applications = [app for _, app in sorted(self._applications, key=lambda item: item[0])]
         findings = [finding for _, finding in sorted(self._findings.values(), key=lambda item: item[0])]
         return RuleOutcome(applications, findings)
+
+
+def _permuted(rule: Rule, value: Any, order: list[int]) -> Any:
+    """A list attr with its elements reordered: element i is element order[i] (a layout change,
+    e.g. NCHW ksize [1, 1, kh, kw] to NHWC [1, kh, kw, 1] with [0, 2, 3, 1])."""
+    for kind in ("i", "f", "s", "type", "b"):
+        items = list(getattr(value.list, kind))
+        if items:
+            if len(items) != len(order):
+                raise RuleApplicationError(f"rule {rule.id}: cannot permute {len(items)} elements by {order}")
+            out = attr_values.AttrValue()
+            getattr(out.list, kind).extend(items[j] for j in order)
+            return out
+    raise RuleApplicationError(f"rule {rule.id}: permute needs a non-empty list attr")
 
 
 def _element(rule: Rule, value: Any, element: str) -> Any:

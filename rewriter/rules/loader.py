@@ -67,6 +67,8 @@ The rule format (docs/writing-rules.md has the full guide):
           inputs: ["rng.input[0]", "kc.input[0]"] # or "uniform2:0" (a new node's output), "rng:1"
           attrs: {dtype: {copy: rng.dtype}, T: {copy: rng.Tshape}, Tseed: DT_INT64}
                                         # {copy: n.attr, default: v}: the matched node's value
+                                        # {copy: n.ksize, permute: [0, 2, 3, 1]}: a list attr's
+                                        # elements in a new order (element i is old element p[i])
         one: {const: {dtype: DT_INT32, value: 1}}   # a Const node (shape: [...] optional)
         pads: {const: {dtype: DT_INT64, value: {copy: node.explicit_paddings}, shape: [4, 2]}}
                                         # its value from a matched node's attr, reshaped
@@ -311,8 +313,12 @@ def _parse_rewrite(checker: _Checker, spec: Any, names: set[str]) -> Rewrite:
             raise checker.fail(node_spec, f"rewrite.nodes.{key}.attrs must be a mapping")
         for attr_name, value in attrs.items():
             if isinstance(value, dict) and "copy" in value:
-                checker.keys(value, {"copy", "default"}, {"copy"}, f"rewrite.nodes.{key}.attrs copy")
+                checker.keys(value, {"copy", "default", "permute"}, {"copy"}, f"rewrite.nodes.{key}.attrs copy")
                 _attr_ref(checker, value, value["copy"], names, element=True)  # n.attr or n.attr[k]
+                permute = value.get("permute")
+                if permute is not None and (not isinstance(permute, list) or sorted(permute) != list(range(len(permute)))):
+                    raise checker.fail(value, f"rewrite.nodes.{key}.attrs.{attr_name}.permute must list 0 ... n-1 "
+                                              f"in the new order, got {permute!r}")
             _check_format(checker, node_spec, value, f"rewrite.nodes.{key}.attrs.{attr_name}")
         new_nodes.append(NewNode(str(key), str(node_spec["op"]), inputs, tuple(attrs.items())))
     outputs = []
