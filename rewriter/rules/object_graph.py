@@ -48,9 +48,6 @@ class _GraphContext:
     checkpoint: trackable_object_graph_pb2.TrackableObjectGraph | None = None
 
 
-
-
-
 @dataclass
 class Outcome:
     applications: list[ObjectGraphApplication] = field(default_factory=list)
@@ -63,8 +60,6 @@ class Outcome:
     replaced: dict[str, bytes | None] = field(default_factory=dict)
     finalize: Callable[[Path], None] | None = None
     rewritten: list[str] = field(default_factory=list)  # files the finalize step writes
-
-
 
 
 def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, outcome: Outcome,
@@ -276,7 +271,6 @@ def _drop(proto: saved_model_pb2.SavedModel, drops: list[tuple[ObjectGraphRule, 
             for node in keras.nodes:  # type: ignore[attr-defined]
                 node.node_id = new_id.get(node.node_id, node.node_id)
         ctx.needed = needed_objects(graph)
-
 
 
 def _apply_keras_rules(rules: list[ObjectGraphRule], lossy: list[ObjectGraphRule], proto: saved_model_pb2.SavedModel,
