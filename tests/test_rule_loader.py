@@ -270,3 +270,17 @@ def test_copy_permute_must_be_an_order_of_0_to_n() -> None:
     parse_rule_text(good, "rules/x.yaml")
     message = _error(good.replace("[0, 2, 3, 1]", "[0, 2, 2, 1]"))
     assert "permute must list 0 ... n-1" in message and _line(message) == 9
+
+
+def test_targets_from_bounds_the_targets_a_rule_applies_to() -> None:
+    """`targets_from` is the oldest target a rule's proof holds for; it must be older than since."""
+    from rewriter.errors import RuleFileError
+    from rewriter.targets.releases import Release
+
+    text = ("id: r\ndescription: d\nsince: '2.12'\ntargets_from: '2.3'\n"
+            "match: {nodes: {n: {op: SegmentSumV2}}}\nrewrite: {retype: {n: UnsortedSegmentSum}}\n")
+    (rule,) = parse_rule_text(text, "r.yaml")
+    assert rule.applies_to(Release(2, 3)) and rule.applies_to(Release(2, 11))
+    assert not rule.applies_to(Release(1, 15)) and not rule.applies_to(Release(2, 12))
+    with pytest.raises(RuleFileError, match="r.yaml:1: targets_from 2.12 must be older than since 2.12"):
+        parse_rule_text(text.replace("'2.3'", "'2.12'"), "r.yaml")

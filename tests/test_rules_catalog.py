@@ -161,8 +161,8 @@ def _lone_node(op: str) -> node_def_pb2.NodeDef:
     return node_def_pb2.NodeDef(name="node", op=op)
 
 
-def _refused_by(node: node_def_pb2.NodeDef, rule: Rule) -> list[Any]:
-    target = _target(rule)
+def _refused_by(node: node_def_pb2.NodeDef, rule: Rule, target: Release | None = None) -> list[Any]:
+    target = target or _target(rule)
     scope = scope_from_graph_def("serve", graph_pb2.GraphDef(node=[node]))
     scope.ops = OpSignatures(newest_registry(), load_registry(target), {})
     outcome = apply_rules([scope], RULES, target)
@@ -208,6 +208,9 @@ def test_refusal_rule_refuses_each_op_it_names(rule: Rule) -> None:
         return
     for op in rule.root.ops:
         refused = _refused_by(_lone_node(op), rule)
+        if not refused and any(r.targets_from is not None and op in r.root.ops for r in RULES):
+            # A rewrite takes the op in 2.3; the refusal is for the targets older than its targets_from.
+            refused = _refused_by(_lone_node(op), rule, Release(1, 15))
         assert refused and refused[0].message == rule.refuse, f"{rule.id} does not refuse {op}"
 
 

@@ -89,8 +89,8 @@ def tier_releases() -> list[Any]:
 
 
 def rule_tier_cases(rule_ids: set[str] | None = None, releases: set[str] | None = None) -> list[tuple[Any, str]]:
-    """(rule, release) for every rule with a fixture and every tier release older than its since:
-    the releases the rule applies to."""
+    """(rule, release) for every rule with a fixture and every tier release it applies to: older
+    than its since, and not older than its targets_from."""
     from rewriter.rules.loader import load_rules
 
     cases = []
@@ -98,7 +98,7 @@ def rule_tier_cases(rule_ids: set[str] | None = None, releases: set[str] | None 
         if rule.fixture is None or (rule_ids and rule.id not in rule_ids):
             continue
         for release in tier_releases():
-            if release < rule.since and (not releases or release.key in releases):
+            if rule.applies_to(release) and (not releases or release.key in releases):
                 cases.append((rule, release.key))
     return cases
 

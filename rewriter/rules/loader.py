@@ -190,13 +190,16 @@ class Rule:
     exactness: str = "exact"  # one of EXACTNESS; `exact` is False only for lossy
     fails_on: str | None = None  # a narrowing rule: the inputs on which the output fails loudly
     extra: dict = field(default_factory=dict, compare=False)
+    # The oldest target the rule holds for (`targets_from:`), when its proof needs a runtime
+    # feature older targets lack; None: every target older than `since`.
+    targets_from: Release | None = None
 
     @property
     def root(self) -> NodePattern:
         return self.patterns[0]
 
     def applies_to(self, target: Release) -> bool:
-        return target < self.since
+        return target < self.since and (self.targets_from is None or target >= self.targets_from)
 
 
 # --- checking ------------------------------------------------------------------------------
@@ -431,8 +434,8 @@ class _TensorAttr:
         return hash(self.tensor.SerializeToString())
 
 
-TOP_KEYS = {"id", "description", "since", "exact", "exactness", "fails_on", "handles", "match", "rewrite", "refuse",
-            "notes", "fixture"}
+TOP_KEYS = {"id", "description", "since", "targets_from", "exact", "exactness", "fails_on", "handles", "match",
+            "rewrite", "refuse", "notes", "fixture"}
 # exact: the same values everywhere; narrowing: the same values wherever the output runs, and a loud
 # error on the inputs `fails_on` names (applied by default with a warning, refused by --strict);
 # lossy: other values (applied only with --allow-lossy ID).
@@ -448,6 +451,14 @@ def parse_rule(data: Any, path: str) -> Rule:
         since = parse_release(str(data["since"]))
     except Exception:
         raise checker.fail(data, f"since {data['since']!r} must be a release like \"2.10\"") from None
+    targets_from = None
+    if "targets_from" in data:
+        try:
+            targets_from = parse_release(str(data["targets_from"]))
+        except Exception:
+            raise checker.fail(data, f"targets_from {data['targets_from']!r} must be a release like \"2.3\"") from None
+        if targets_from >= since:
+            raise checker.fail(data, f"targets_from {targets_from} must be older than since {since}")
     if ("rewrite" in data) == ("refuse" in data):
         raise checker.fail(data, "a rule has exactly one of rewrite: or refuse:")
     exact = data.get("exact", True)
@@ -520,6 +531,7 @@ def parse_rule(data: Any, path: str) -> Rule:
         exactness=exactness,
         fails_on=" ".join(fails_on.split()) if fails_on else None,
         extra=extra,
+        targets_from=targets_from,
     )
 
 
