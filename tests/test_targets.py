@@ -122,13 +122,17 @@ MODELS = {
     # Keras 2's LayerNormalization: FusedBatchNormV3 NCHW, which TF 1.15's CPU kernel refuses
     # (rules/batch-norm-nchw.yaml; its fixture proves the rewrite in the main suite's catalog)
     "keras2_rnn": ROOT / "golden" / "keras2" / "keras2_rnn" / "saved_model",
+    # mutable, dense and static anonymous tables: SavedObject.saveable_objects, which TF 1.15 lacks
+    # (rules/object-graph/saved-object.yaml, saved-object-saveable-objects-tf1)
+    "anonymous_tables_all": ROOT / "golden" / "rules" / "anonymous_tables_all" / "saved_model",
 }
 
 
 # Main suite: the models that were refused on TFT_SHAPE_TENSOR (the LSTM, a Keras-2 StringLookup
 # model) in 2.7 and 2.9, and the bundled example in 1.15 and 2.7 (2.9: the tfjs-node test below).
 MAIN = [("keras3_lstm", "2.7"), ("keras3_lstm", "2.9"), ("keras2_string_lookup", "2.7"),
-        ("keras2_string_lookup", "2.9"), ("keras_cnn", "2.7"), ("keras_cnn", "1.15"), ("tf_module", "1.15")]
+        ("keras2_string_lookup", "2.9"), ("keras_cnn", "2.7"), ("keras_cnn", "1.15"), ("tf_module", "1.15"),
+        ("anonymous_tables_all", "1.15")]
 # Slow tier: every model in every release with a shipped registry (1.15 ... 2.21).
 SLOW = [(model, release.key) for release in known_releases() for model in sorted(MODELS)
         if (model, release.key) not in MAIN]

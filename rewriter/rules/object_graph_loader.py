@@ -96,9 +96,10 @@ class ObjectGraphRule:
     wire_captures: bool = False
     # rewrite: {combine_saveables: true} (tensorflow.MetaGraphDef; rewriter/rules/combined_saveables.py)
     combine_saveables: bool = False
+    targets_from: Release | None = None  # as for graph rules: the oldest target the proof holds for
 
     def applies_to(self, target: Release) -> bool:
-        return target < self.since
+        return target < self.since and (self.targets_from is None or target >= self.targets_from)
 
 
 def _fail(path: str, where: Any, text: str) -> RuleFileError:
@@ -132,8 +133,8 @@ class _Checker:
 
 def parse_object_graph_rule(data: Any, path: str) -> ObjectGraphRule:
     """One checked rule; RuleFileError naming the file and line if it is malformed."""
-    _keys(path, data, {"id", "description", "since", "exact", "handles", "file", "match", "rewrite", "refuse",
-                       "fixture", "notes"}, {"id", "description", "since", "exact", "handles", "match"}, "rule")
+    _keys(path, data, {"id", "description", "since", "targets_from", "exact", "handles", "file", "match", "rewrite",
+                       "refuse", "fixture", "notes"}, {"id", "description", "since", "exact", "handles", "match"}, "rule")
     rule_id = data["id"]
     _check_id(path, data, rule_id)
     if ("rewrite" in data) == ("refuse" in data):
@@ -174,8 +175,9 @@ def parse_object_graph_rule(data: Any, path: str) -> ObjectGraphRule:
         if not isinstance(refuse, str) or not refuse.strip():
             raise _fail(path, data, "refuse: takes the message for the user")
     since = _since(path, data)
+    targets_from = _targets_from(path, data, since)
     return ObjectGraphRule(
-        id=rule_id, description=str(data["description"]).strip(), since=since, exact=bool(data["exact"]),
+        id=rule_id, description=str(data["description"]).strip(), since=since, targets_from=targets_from, exact=bool(data["exact"]),
         handles_fields=tuple(handles["fields"]), file=file, message=match["message"],
         where=tuple(parse_message_condition(_Checker(path), c) for c in where), drop_fields=drop_fields, drop_object=drop_object,
         warn=warn, refuse=refuse, source=f"{path}:{getattr(data, 'line', 0)}", fixture=data.get("fixture"),
@@ -193,6 +195,18 @@ def _since(path: str, data: Any) -> Release:
         return parse_release(str(data["since"]))
     except BadInput as error:
         raise _fail(path, data, str(error)) from None
+
+
+def _targets_from(path: str, data: Any, since: Release) -> Release | None:
+    if "targets_from" not in data:
+        return None
+    try:
+        oldest = parse_release(str(data["targets_from"]))
+    except BadInput as error:
+        raise _fail(path, data, str(error)) from None
+    if oldest >= since:
+        raise _fail(path, data, f"targets_from {oldest} must be older than since {since}")
+    return oldest
 
 
 KERAS_CONFIG = "keras-config"  # the pseudo message name of Keras-config rules
@@ -224,8 +238,9 @@ def _parse_keras_rule(data: Any, path: str) -> ObjectGraphRule:
     rule_id = data["id"]
     _check_id(path, data, rule_id)
     since = _since(path, data)
+    targets_from = _targets_from(path, data, since)
     return ObjectGraphRule(
-        id=rule_id, description=str(data["description"]).strip(), since=since, exact=bool(data["exact"]),
+        id=rule_id, description=str(data["description"]).strip(), since=since, targets_from=targets_from, exact=bool(data["exact"]),
         handles_fields=(), file=KERAS_METADATA_PB, message=KERAS_CONFIG, where=(), drop_fields=(),
         drop_object=False, warn=(data.get("rewrite") or {}).get("warn"), refuse=refuse,
         source=f"{path}:{getattr(data, 'line', 0)}", fixture=data.get("fixture"),
