@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "against rules/rule.schema.json and their parsers")
     rule_check.add_argument("files", type=Path, nargs="*", metavar="FILE_OR_DIR",
                             help="rule files, or folders of them (default: every rule under rules/)")
-    explain = rules_sub.add_parser("explain", help="why a graph rule does or does not match each candidate node of IN")
+    explain = rules_sub.add_parser("explain", help="why a rule (graph, object-graph or Keras-config) does or does not match each candidate of IN")
     explain.add_argument("rule_id", metavar="RULE_ID")
     explain.add_argument("input", type=Path, metavar="IN")
     explain.add_argument("--to", help="also say whether the rule is used for this target")

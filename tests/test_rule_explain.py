@@ -46,4 +46,14 @@ def test_attr_condition(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_unknown_rule_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "explain", "no-such-rule", str(RULES / "fft_nd" / "saved_model")]) == 2
-    assert "no graph rule 'no-such-rule'" in capsys.readouterr().err
+    assert "no rule 'no-such-rule'" in capsys.readouterr().err
+
+
+def test_object_graph_rule_says_why_per_message(capsys: pytest.CaptureFixture[str]) -> None:
+    """Object-graph rules explain themselves too: every message of the rule's type in its file,
+    with the condition (rewriter/rules/message_conditions.py) that did not hold."""
+    lines = _explain(capsys, "saved-object-saveable-objects-tf1", "anonymous_tables_all")
+    assert lines[0].startswith("rule saved-object-saveable-objects-tf1 (") and "tensorflow.SavedObject" in lines[0]
+    assert any(line.endswith("nodes[0]: does not apply: saveable_objects is not set") for line in lines)
+    applying = [line for line in lines if line.endswith(": applies")]
+    assert applying and lines[-1] == f"{len(applying)} of {len(lines) - 2} candidates match (as IN is, before other rules run)"

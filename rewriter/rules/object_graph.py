@@ -329,3 +329,44 @@ def _apply_keras_rules(rules: list[ObjectGraphRule], lossy: list[ObjectGraphRule
         keras_config.transform(value, refuse)
         if changed:
             setattr(holder, field_name, keras_config.encode(value))
+
+
+def explain_messages(rule: ObjectGraphRule, files: SavedModelFiles) -> list[tuple[str, str, str | None]]:
+    """`rules explain` for an object-graph rule: (file, path, reason or None) for every message
+    of the rule's type in its file, as IN is (before any other rule). Keras-config rules match
+    JSON configs, not messages: their candidates are every Keras object, with no reason given."""
+    ckpt = checkpoint_io.read_checkpoint_graph(files)
+    proto = files.proto
+    if rule.keras_match is not None:
+        keras = keras_metadata.read_keras_metadata(files)
+        verdicts: list[tuple[str, str, str | None]] = []
+        for file, label, holder, field_name in keras_metadata.metadata_strings(proto, keras):
+            def visit(path: str, obj: dict[str, Any]) -> Any:
+                assert rule.keras_match is not None
+                applies = keras_config.matches(rule.keras_match, obj)
+                verdicts.append((file, f"{label}: {path} ({obj.get('class_name')})",
+                                 None if applies else "its class or a condition does not match"))
+                return obj
+
+            keras_config.transform(keras_config.decode(getattr(holder, field_name)), visit)
+        return verdicts
+    checkpoint_nodes = len(ckpt.graph.nodes) if ckpt is not None else 0
+    contexts = {
+        i: _GraphContext(mg.object_graph_def, needed_objects(mg.object_graph_def), checkpoint_nodes,
+                         ckpt.graph if ckpt is not None else None)
+        for i, mg in enumerate(proto.meta_graphs)
+    }
+    roots: dict[str, message.Message | None] = {
+        SAVED_MODEL_PB: proto, "checkpoint": ckpt.graph if ckpt else None,
+        KERAS_METADATA_PB: keras_metadata.read_keras_metadata(files),
+    }
+    root = roots.get(rule.file)
+    if root is None:
+        return []
+    found = []
+    for path, msg in messages_of_type(root, rule.message, "", {}):
+        meta_index, node_id = _object_position(path)
+        ctx = contexts.get(meta_index) if meta_index is not None else None
+        reason = next((r for r in (c.failure(msg, ctx, node_id) for c in rule.where) if r is not None), None)
+        found.append((rule.file, path, reason))
+    return found
