@@ -47,9 +47,9 @@ class MessageCondition:
 
 
 @dataclass(frozen=True)
-class AnyOf(MessageCondition):
-    key: ClassVar[str] = "any"
-    keys: ClassVar[frozenset[str]] = frozenset({"any"})
+class _Combined(MessageCondition):
+    """any / all: a non-empty list of conditions."""
+
     conditions: tuple[MessageCondition, ...]
 
     @classmethod
@@ -57,6 +57,12 @@ class AnyOf(MessageCondition):
         if not isinstance(spec[cls.key], list) or not spec[cls.key]:
             raise checker.fail(spec, f"{cls.key} takes a non-empty list of conditions")
         return cls(tuple(parse_message_condition(checker, c) for c in spec[cls.key]))
+
+
+@dataclass(frozen=True)
+class AnyOf(_Combined):
+    key: ClassVar[str] = "any"
+    keys: ClassVar[frozenset[str]] = frozenset({"any"})
 
     def failure(self, msg: message.Message, ctx: ObjectContext | None, node_id: int | None) -> str | None:
         reasons = []
@@ -69,16 +75,9 @@ class AnyOf(MessageCondition):
 
 
 @dataclass(frozen=True)
-class AllOf(MessageCondition):
+class AllOf(_Combined):
     key: ClassVar[str] = "all"
     keys: ClassVar[frozenset[str]] = frozenset({"all"})
-    conditions: tuple[MessageCondition, ...]
-
-    @classmethod
-    def parse(cls, checker: Fail, spec: dict[str, Any]) -> MessageCondition:
-        if not isinstance(spec[cls.key], list) or not spec[cls.key]:
-            raise checker.fail(spec, f"{cls.key} takes a non-empty list of conditions")
-        return cls(tuple(parse_message_condition(checker, c) for c in spec[cls.key]))
 
     def failure(self, msg: message.Message, ctx: ObjectContext | None, node_id: int | None) -> str | None:
         for cond in self.conditions:

@@ -17,6 +17,8 @@ from typing import Any
 
 from google.protobuf import descriptor, message
 
+from rewriter.savedmodel.messages import reachable_types
+
 _LENGTH_DELIMITED = 2
 _SIGNED = {descriptor.FieldDescriptor.TYPE_INT32, descriptor.FieldDescriptor.TYPE_INT64}
 _ZIGZAG = {descriptor.FieldDescriptor.TYPE_SINT32, descriptor.FieldDescriptor.TYPE_SINT64}
@@ -48,27 +50,16 @@ def _is_map(fd: Any) -> bool:
     return fd.message_type is not None and fd.message_type.GetOptions().map_entry
 
 
-def _holds_map(desc: Any, seen: set[str]) -> bool:
-    """Can a message of this type hold a map at any depth? (Types are recursive: StructuredValue.)"""
-    todo = [desc]
-    while todo:
-        current = todo.pop()
-        if current.full_name in seen:
-            continue
-        seen.add(current.full_name)
-        for fd in current.fields:
-            if _is_map(fd):
-                return True
-            if fd.message_type is not None:
-                todo.append(fd.message_type)
-    return False
+def _holds_map(desc: Any) -> bool:
+    """Can a message of this type hold a map at any depth?"""
+    return any(_is_map(fd) for t in reachable_types(desc) for fd in t.fields)
 
 
 @functools.cache
 def _plan(desc: Any) -> dict[int, tuple[bool, Any]] | None:
     """For a message type that can hold a map below it: field number -> (is a map, the plan of the
     field's message type, for a map its entry's); None for a type that cannot (copied as bytes)."""
-    if not _holds_map(desc, set()):
+    if not _holds_map(desc):
         return None
     plan: dict[int, tuple[bool, Any]] = {}
     for fd in desc.fields:
@@ -76,7 +67,7 @@ def _plan(desc: Any) -> dict[int, tuple[bool, Any]] | None:
             continue
         if _is_map(fd):
             plan[fd.number] = (True, fd.message_type)
-        elif _holds_map(fd.message_type, set()):
+        elif _holds_map(fd.message_type):
             plan[fd.number] = (False, fd.message_type)
     return plan
 

@@ -11,22 +11,27 @@ from typing import Any, Iterator
 from google.protobuf import descriptor, message
 
 
-def can_hold(desc: Any, name: str, memo: dict[str, bool], stack: set[str]) -> bool:
-    """Can a message of type `desc` hold (at any depth) a message called `name`?
+def reachable_types(desc: Any) -> list[Any]:
+    """Every message type a message of type `desc` can hold at any depth, itself first (message
+    types are recursive: StructuredValue holds itself, so this is a traversal, not a recursion)."""
+    seen: set[str] = set()
+    found = []
+    todo = [desc]
+    while todo:
+        current = todo.pop()
+        if current.full_name in seen:
+            continue
+        seen.add(current.full_name)
+        found.append(current)
+        todo.extend(f.message_type for f in current.fields if f.message_type is not None)
+    return found
 
-    A full traversal per type (message types are recursive: StructuredValue holds itself), memoized.
-    """
+
+def can_hold(desc: Any, name: str, memo: dict[str, bool], stack: set[str]) -> bool:
+    """Can a message of type `desc` hold (at any depth) a message called `name`? Memoized."""
     key = f"{desc.full_name}>{name}"
     if key not in memo:
-        seen: set[str] = set()
-        todo = [desc]
-        while todo:
-            current = todo.pop()
-            if current.full_name in seen:
-                continue
-            seen.add(current.full_name)
-            todo.extend(f.message_type for f in current.fields if f.message_type is not None)
-        memo[key] = name in seen
+        memo[key] = any(t.full_name == name for t in reachable_types(desc))
     return memo[key]
 
 
