@@ -419,7 +419,7 @@ def stage(plan_result: Plan, output_dir: Path, force: bool, progress: Progress |
             replaced[FINGERPRINT_PB] = None
 
             def fingerprint(directory: Path) -> None:
-                reason = _write_fingerprint(directory, target=plan_result.target)
+                reason = _write_fingerprint(directory, plan_result.target, proto)
                 if reason:
                     omitted.append(reason)
 
@@ -444,7 +444,7 @@ def _chain(first: Callable[[Path], None] | None, then: Callable[[Path], None]) -
     return both
 
 
-def _write_fingerprint(directory: Path, target: Release) -> str | None:
+def _write_fingerprint(directory: Path, target: Release, written: saved_model_pb2.SavedModel) -> str | None:
     """A fingerprint of the new bytes, with the fields the target's FingerprintDef has; checked
     against the target's schema before OUT is renamed into place. Returns why it was omitted, if it was.
 
@@ -453,7 +453,7 @@ def _write_fingerprint(directory: Path, target: Release) -> str | None:
     from rewriter.savedmodel.fingerprint import FingerprintError, create_fingerprint
 
     try:
-        fingerprint = create_fingerprint(directory)
+        fingerprint = create_fingerprint(directory, written)  # `written` is what saved_model.pb holds
     except FingerprintError as error:  # as TF's FingerprintException: TF loads a model without fingerprint.pb
         return str(error)
     # TF fills uuid at random; ours is derived from the content hashes, so the same output

@@ -498,7 +498,7 @@ def _inject(point: str, monkeypatch: pytest.MonkeyPatch) -> None:
     elif point == "fingerprint":
         import rewriter.pipeline as pipeline
 
-        def fingerprint(directory: Path, target: object) -> None:
+        def fingerprint(directory: Path, target: object, written: object) -> None:
             (directory / "fingerprint.pb").write_bytes(b"\x08")
             raise _no_space(directory / "fingerprint.pb")
 

@@ -412,14 +412,16 @@ class Rewriter:
             node_key, source_attr = str(plain["copy"]).split(".", 1)
             source_attr, _, element = source_attr.partition("[")  # n.attr[k]: element k of a list attr
             node = self.scope.node_def(binding[node_key])
-            if source_attr in node.attr and "permute" in plain:
-                return _permuted(rule, node.attr[source_attr], plain["permute"])
             if source_attr in node.attr:
-                return _element(rule, node.attr[source_attr], element)
-            op = self.ops.op(node.op)
-            default = attr_or_default(op, node, source_attr) if op is not None else None
-            if default is not None:
-                return _element(rule, default, element)
+                copied = node.attr[source_attr]
+            else:
+                op = self.ops.op(node.op)
+                copied = attr_or_default(op, node, source_attr) if op is not None else None
+            if copied is not None:
+                # An absent attr's OpDef default is in the same layout as a written one: permute it too.
+                if "permute" in plain:
+                    return _permuted(rule, copied, plain["permute"])
+                return _element(rule, copied, element)
             if "default" in plain:
                 plain = plain["default"]
             else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from google.protobuf import message
 
@@ -123,6 +123,35 @@ def _object_position(path: str) -> tuple[int | None, int | None]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _read_messages(proto: saved_model_pb2.SavedModel, files: SavedModelFiles) -> tuple[
+        checkpoint_io.CheckpointGraph | None, dict[int, _GraphContext], message.Message | None,
+        dict[str, message.Message | None]]:
+    """The checkpoint's object graph, each meta graph's context, the Keras metadata, and the root
+    message of each file object-graph rules address (None: the model has no such file)."""
+    ckpt = checkpoint_io.read_checkpoint_graph(files)
+    checkpoint_nodes = len(ckpt.graph.nodes) if ckpt is not None else 0
+    contexts = {
+        i: _GraphContext(mg.object_graph_def, needed_objects(mg.object_graph_def), checkpoint_nodes,
+                         ckpt.graph if ckpt is not None else None)
+        for i, mg in enumerate(proto.meta_graphs)
+    }
+    keras = keras_metadata.read_keras_metadata(files)
+    roots: dict[str, message.Message | None] = {
+        SAVED_MODEL_PB: proto, "checkpoint": ckpt.graph if ckpt else None, KERAS_METADATA_PB: keras,
+    }
+    return ckpt, contexts, keras, roots
+
+
+def _verdicts(rule: ObjectGraphRule, root: message.Message,
+              contexts: dict[int, _GraphContext]) -> Iterator[tuple[str, str | None]]:
+    """(path, None if the rule's conditions hold there, else the first that does not) for every
+    message of the rule's type below `root`."""
+    for path, msg in messages_of_type(root, rule.message, "", {}):
+        meta_index, node_id = _object_position(path)
+        ctx = contexts.get(meta_index) if meta_index is not None else None
+        yield path, next((r for r in (c.failure(msg, ctx, node_id) for c in rule.where) if r is not None), None)
+
+
 def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target: Release,
               rules: list[ObjectGraphRule], allow_lossy: frozenset[str] = frozenset(), strict: bool = False) -> Outcome:
     """Apply the object-graph rules for `target` to saved_model.pb (in place), the checkpoint's
@@ -137,17 +166,7 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
     active = [r for r in rules if r.applies_to(target)]
     lossy = [r for r in active if not r.exact and r.refuse is None and r.id not in allow_lossy]
     active = [r for r in active if r not in lossy]
-    ckpt = checkpoint_io.read_checkpoint_graph(files)
-    checkpoint_nodes = len(ckpt.graph.nodes) if ckpt is not None else 0
-    contexts = {
-        i: _GraphContext(mg.object_graph_def, needed_objects(mg.object_graph_def), checkpoint_nodes,
-                         ckpt.graph if ckpt is not None else None)
-        for i, mg in enumerate(proto.meta_graphs)
-    }
-    keras = keras_metadata.read_keras_metadata(files)
-    roots: dict[str, message.Message | None] = {
-        SAVED_MODEL_PB: proto, "checkpoint": ckpt.graph if ckpt else None, KERAS_METADATA_PB: keras,
-    }
+    ckpt, contexts, keras, roots = _read_messages(proto, files)
     for refusing in (False, True):
         for file, root in roots.items():
             if root is None:
@@ -169,11 +188,8 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
         for file, root in roots.items():
             if root is None or rule.file != file or rule.keras_match is not None:
                 continue
-            memo: dict[str, bool] = {}
-            for path, msg in messages_of_type(root, rule.message, "", memo):
-                meta_index, node_id = _object_position(path)
-                ctx = contexts.get(meta_index) if meta_index is not None else None
-                if all(c.holds(msg, ctx, node_id) for c in rule.where):
+            for path, reason in _verdicts(rule, root, contexts):
+                if reason is None:
                     outcome.refusals.append(Finding(
                         "lossy", file, path, rule.message,
                         f"rule {rule.id} is not exact; pass --allow-lossy {rule.id} to apply it", rule=rule.id))
@@ -335,7 +351,6 @@ def explain_messages(rule: ObjectGraphRule, files: SavedModelFiles) -> list[tupl
     """`rules explain` for an object-graph rule: (file, path, reason or None) for every message
     of the rule's type in its file, as IN is (before any other rule). Keras-config rules match
     JSON configs, not messages: their candidates are every Keras object, with no reason given."""
-    ckpt = checkpoint_io.read_checkpoint_graph(files)
     proto = files.proto
     if rule.keras_match is not None:
         keras = keras_metadata.read_keras_metadata(files)
@@ -350,23 +365,6 @@ def explain_messages(rule: ObjectGraphRule, files: SavedModelFiles) -> list[tupl
 
             keras_config.transform(keras_config.decode(getattr(holder, field_name)), visit)
         return verdicts
-    checkpoint_nodes = len(ckpt.graph.nodes) if ckpt is not None else 0
-    contexts = {
-        i: _GraphContext(mg.object_graph_def, needed_objects(mg.object_graph_def), checkpoint_nodes,
-                         ckpt.graph if ckpt is not None else None)
-        for i, mg in enumerate(proto.meta_graphs)
-    }
-    roots: dict[str, message.Message | None] = {
-        SAVED_MODEL_PB: proto, "checkpoint": ckpt.graph if ckpt else None,
-        KERAS_METADATA_PB: keras_metadata.read_keras_metadata(files),
-    }
+    _, contexts, _, roots = _read_messages(files.proto, files)
     root = roots.get(rule.file)
-    if root is None:
-        return []
-    found = []
-    for path, msg in messages_of_type(root, rule.message, "", {}):
-        meta_index, node_id = _object_position(path)
-        ctx = contexts.get(meta_index) if meta_index is not None else None
-        reason = next((r for r in (c.failure(msg, ctx, node_id) for c in rule.where) if r is not None), None)
-        found.append((rule.file, path, reason))
-    return found
+    return [] if root is None else [(rule.file, path, reason) for path, reason in _verdicts(rule, root, contexts)]

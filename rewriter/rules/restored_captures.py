@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from rewriter.protos import graph_pb2, meta_graph_pb2, node_def_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
+from rewriter.savedmodel.graph_model import node_of
 
 CALL_OPS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
 VALUE_ATTRIBUTE = "VARIABLE_VALUE"
@@ -52,10 +53,6 @@ INIT_OP_SIGNATURE = "__saved_model_init_op"
 # Top-level ops that only read a handle (the copies' own initializers read V; a reader never
 # changes what a later reader sees).
 READERS = frozenset({"ReadVariableOp", "VarIsInitializedOp"})
-
-
-def _node_name(tensor: str) -> str:
-    return tensor.lstrip("^").split(":")[0]
 
 
 def _data_inputs(inputs: Iterable[str]) -> list[str]:
@@ -116,7 +113,7 @@ class WireCapturesToRestored:
                 continue
             for j, object_id in enumerate(concrete.bound_inputs):
                 position, tensor = data[first_capture + j]
-                old = _node_name(tensor)
+                old = node_of(tensor)
                 if old in filled or old in unsafe:
                     continue
                 if object_id >= len(objects.nodes) or objects.nodes[object_id].WhichOneof("kind") != "variable":
@@ -145,7 +142,7 @@ def restored_handles(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
     Only what the restore function proves: AssignVariableOp(arg, Identity*(RestoreV2:tensors:t))
     with tensor_names[t] a Const. A key assigned into two different handles is left out."""
     graph = meta_graph.graph_def
-    restore = _node_name(meta_graph.saver_def.restore_op_name) if meta_graph.saver_def.restore_op_name else ""
+    restore = node_of(meta_graph.saver_def.restore_op_name) if meta_graph.saver_def.restore_op_name else ""
     nodes = {n.name: n for n in graph.node}
     call = nodes.get(restore)
     if call is None or call.op not in CALL_OPS or "f" not in call.attr:
@@ -169,7 +166,7 @@ def restored_handles(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
         key = _restored_key(value, body)
         if key is None:
             continue
-        handle = _node_name(call_inputs[args[resource]])
+        handle = node_of(call_inputs[args[resource]])
         if nodes.get(handle) is None or nodes[handle].op != "VarHandleOp":
             continue
         if found.get(key, handle) != handle:
@@ -191,7 +188,7 @@ def _restored_key(tensor: str, body: dict[str, node_def_pb2.NodeDef]) -> str | N
         if node.op != "RestoreV2" or len(parts) != 3 or parts[1] != "tensors":
             return None
         index = int(parts[2])
-        names = body.get(_node_name(_data_inputs(node.input)[1]))
+        names = body.get(node_of(_data_inputs(node.input)[1]))
         if names is None or names.op != "Const" or "value" not in names.attr:
             return None
         values = names.attr["value"].tensor.string_val
@@ -226,13 +223,13 @@ def _handles_used_otherwise(graph: graph_pb2.GraphDef, objects: saved_object_gra
     unsafe: set[str] = set()
     for node in graph.node:
         if node.name in init_reach:
-            unsafe.update(_node_name(t) for t in node.input)
+            unsafe.update(node_of(t) for t in node.input)
             continue
         if node.op in READERS:
             continue
         if node.op in CALL_OPS and "f" in node.attr and node.attr["f"].func.name in bound:
             continue
-        unsafe.update(_node_name(t) for t in node.input)
+        unsafe.update(node_of(t) for t in node.input)
     return unsafe
 
 
@@ -241,14 +238,14 @@ def _init_op_reach(meta_graph: meta_graph_pb2.MetaGraphDef, nodes: dict[str, nod
     signature = meta_graph.signature_def.get(INIT_OP_SIGNATURE)
     if signature is None:
         return set()
-    todo = [_node_name(t.name) for t in signature.outputs.values()]
+    todo = [node_of(t.name) for t in signature.outputs.values()]
     seen: set[str] = set()
     while todo:
         name = todo.pop()
         if name in seen or name not in nodes:
             continue
         seen.add(name)
-        todo.extend(_node_name(t) for t in nodes[name].input)
+        todo.extend(node_of(t) for t in nodes[name].input)
     return seen
 
 

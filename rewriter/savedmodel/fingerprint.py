@@ -125,10 +125,12 @@ def saved_object_graph_hash(meta_graph: meta_graph_pb2.MetaGraphDef) -> int:
     return result
 
 
-def create_fingerprint(directory: Path) -> fingerprint_pb2.FingerprintDef:
+def create_fingerprint(directory: Path, saved_model: saved_model_pb2.SavedModel | None = None) -> fingerprint_pb2.FingerprintDef:
     """The FingerprintDef TensorFlow's CreateFingerprintDef makes for the SavedModel in `directory`
-    (saved_model.pb, not a chunked .cpb), without `uuid`."""
-    saved_model = saved_model_pb2.SavedModel.FromString((directory / "saved_model.pb").read_bytes())
+    (saved_model.pb, not a chunked .cpb), without `uuid`. `saved_model`: the message that
+    directory's saved_model.pb was serialized from, when the caller holds it (not parsed again)."""
+    if saved_model is None:
+        saved_model = saved_model_pb2.SavedModel.FromString((directory / "saved_model.pb").read_bytes())
     fingerprint = fingerprint_pb2.FingerprintDef()
     fingerprint.saved_model_checksum = fingerprint64(_serialized(saved_model))
     if not saved_model.meta_graphs:

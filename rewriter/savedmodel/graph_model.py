@@ -178,6 +178,11 @@ class Scope:
 
 
 # --- parsing ---------------------------------------------------------------------------
+def node_of(text: str) -> str:
+    """The node an input or tensor name refers to: '^a', 'a:0', 'a:y:0' and 'a' all name 'a'."""
+    return _split_input(text)[0]
+
+
 def _split_input(text: str) -> tuple[str, str | None]:
     """'^a' -> ('a', None); 'a:y:0' -> ('a', ':y:0'); 'a' -> ('a', '')."""
     if text.startswith("^"):

@@ -15,6 +15,7 @@ from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 
 from rewriter.errors import BadInput
 from rewriter.savedmodel.graph_model import (
+    node_of,
     GraphModelError,
     Scope,
     check_function,
@@ -189,7 +190,7 @@ def external_names(meta_graph: meta_graph_pb2.MetaGraphDef) -> set[str]:
 
     def add_tensor(tensor_name: str) -> None:
         if tensor_name:
-            names.add(tensor_name.lstrip("^").split(":")[0])
+            names.add(node_of(tensor_name))
 
     def add_info(info: meta_graph_pb2.TensorInfo) -> None:
         add_tensor(info.name)

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from rewriter.savedmodel.attr_values import type_name
+from rewriter.savedmodel.graph_model import node_of
 
 # Ops whose output 0 is the input (or a reshaped/retyped copy of it): follow them.
 PASS_THROUGH = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "Snapshot", "EnsureShape",
@@ -89,10 +90,6 @@ class _Graph:
         return _Scope(name, {n.name: n for n in function.node_def}, function, caller, dict(zip(args, data_inputs)))
 
 
-def _node_of(ref: str) -> str:
-    return ref.split(":")[0].lstrip("^")
-
-
 def _refers(ref: str, node_name: str, scope: _Scope) -> bool:
     """Does input `ref` read output 0 of `node_name` (or the argument of that name)?"""
     if ref.startswith("^"):
@@ -134,7 +131,7 @@ def _shape_of(graph: _Graph, scope: _Scope, ref: str, depth: int = 0) -> list[in
     """The recorded static shape of a tensor reference (of the variable, for a resource)."""
     if depth > 40 or ref.startswith("^"):
         return None
-    name = _node_of(ref)
+    name = node_of(ref)
     if scope.function is not None and name in scope.bindings and name not in scope.nodes:
         if scope.caller is None:
             return None
@@ -158,7 +155,7 @@ def _shape_of(graph: _Graph, scope: _Scope, ref: str, depth: int = 0) -> list[in
 def _const_value(graph: _Graph, scope: _Scope, ref: str) -> np.ndarray | None:
     from rewriter.savedmodel.tensors import make_ndarray
 
-    name = _node_of(ref)
+    name = node_of(ref)
     if scope.function is not None and name in scope.bindings and name not in scope.nodes:
         return _const_value(graph, scope.caller, scope.bindings[name]) if scope.caller else None
     node = scope.nodes.get(name)
@@ -178,7 +175,7 @@ def _signature_input_of(graph: _Graph, scope: _Scope, ref: str, names: dict[str,
     """The signature input (by its SignatureDef key) a reference reads, if any."""
     if depth > 40:
         return None
-    name = _node_of(ref)
+    name = node_of(ref)
     if scope.function is not None:
         if name in scope.bindings and name not in scope.nodes and scope.caller is not None:
             return _signature_input_of(graph, scope.caller, scope.bindings[name], names, depth + 1)
