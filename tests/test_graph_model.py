@@ -90,3 +90,55 @@ def test_duplicate_node_names_are_an_error() -> None:
     graph_def.node.add(name="t", op="NoOp")
     with pytest.raises(GraphModelError, match="two nodes"):
         scope_from_graph_def("serve", graph_def)
+
+
+def _malformed_functions() -> list[function_pb2.FunctionDef]:
+    """One FunctionDef per thing the graph model rejects, in the order it checks them."""
+    cases = []
+    for edit in ("duplicate", "dangling input", "dangling control input", "arg with a port",
+                 "dangling return", "dangling control return"):
+        fn = function_pb2.FunctionDef()
+        fn.signature.name = "f"
+        fn.signature.input_arg.add(name="x")
+        a = fn.node_def.add(name="a", op="Identity")
+        a.input.append("x")
+        fn.ret["y"] = "a:output:0"
+        if edit == "duplicate":
+            fn.node_def.add(name="a", op="NoOp")
+        elif edit == "dangling input":
+            a.input.append("missing:output:0")
+        elif edit == "dangling control input":
+            a.input.append("^missing")
+        elif edit == "arg with a port":
+            a.input[0] = "x:output:0"
+        elif edit == "dangling return":
+            fn.ret["z"] = "missing:output:0"
+        else:
+            fn.control_ret["c"] = "missing"
+        cases.append(fn)
+    return cases
+
+
+@pytest.mark.parametrize("function", _malformed_functions())
+def test_checking_without_building_rejects_what_building_rejects(function: function_pb2.FunctionDef) -> None:
+    """check_function (plan's check before any graph model is built) and scope_from_function give
+    the same error: two implementations of one set of checks must not drift apart."""
+    from rewriter.savedmodel.graph_model import check_function
+
+    with pytest.raises(GraphModelError) as built:
+        scope_from_function(function)
+    with pytest.raises(GraphModelError) as checked:
+        check_function(function)
+    assert str(checked.value) == str(built.value)
+
+
+def test_checking_a_graph_def_rejects_what_building_rejects() -> None:
+    from rewriter.savedmodel.graph_model import check_nodes
+
+    graph_def = graph_pb2.GraphDef()
+    graph_def.node.add(name="a", op="Identity").input.append("b:0")
+    with pytest.raises(GraphModelError) as built:
+        scope_from_graph_def("serve", graph_def)
+    with pytest.raises(GraphModelError) as checked:
+        check_nodes("graph", "serve", graph_def.node, [])
+    assert str(checked.value) == str(built.value)
