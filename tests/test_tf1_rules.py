@@ -58,9 +58,10 @@ def _source(fixture: str, feeds: dict[str, np.ndarray], signature: str = "servin
 
 
 def _judge(fixture: str, out: Path, runtime: Any, cases: dict[str, dict[str, np.ndarray]],
-           says: dict[str, str] | None = None, signature_key: str = "serving_default") -> None:
+           says: dict[str, str | tuple[str, ...]] | None = None, signature_key: str = "serving_default") -> None:
     """Every case: the same outputs, bit for bit, or a failure in both (TF 1.15.5's error then
-    contains says[case], where given)."""
+    contains says[case], or one of them where several nodes fail: the executor reports whichever
+    fails first)."""
     proto = saved_model_pb2.SavedModel.FromString((out / "saved_model.pb").read_bytes())
     signature = proto.meta_graphs[0].signature_def[signature_key]
     fetches = {key: info.name for key, info in signature.outputs.items()}
@@ -72,7 +73,9 @@ def _judge(fixture: str, out: Path, runtime: Any, cases: dict[str, dict[str, np.
         want = _source(fixture, feeds, signature_key)
         if want is None:
             assert case in result.errors, f"{case}: the source fails, TF 1.15.5 answered"
-            assert (says or {}).get(case, "") in result.errors[case], (case, result.errors[case])
+            expected = (says or {}).get(case, "")
+            alternatives = (expected,) if isinstance(expected, str) else expected
+            assert any(text in result.errors[case] for text in alternatives), (case, result.errors[case])
             continue
         assert case not in result.errors, f"{case}: the source answers, TF 1.15.5 failed: {result.errors[case]}"
         for key, name in fetches.items():
@@ -104,10 +107,13 @@ def test_dense_bincount_out_of_range_and_negative_values(tmp_path_factory: pytes
         "size_zero": case(size=0),
         "size_negative": case(size=-4),
         "wide_rows": case(ids=np.arange(40, dtype=np.int64).reshape(2, 20) % 7, size=7),
-    }, says={"huge_values": "size (-2147483648) must be non-negative",
-             "negative_in_rows": "Input arr must be non-negative", "huge_negative": "Input arr must be non-negative",
-             "negative_in_flat": "Input arr must be non-negative",
-             "negative_in_second_row": "Input arr must be non-negative", "size_negative": "must be non-negative"})
+    }, says={
+        # two nodes fail here, in the source too: the sized bincounts' clamped size wraps, and
+        # CategoryEncoding's own int32 cast wraps 2^40 to a negative value before its bincount
+        "huge_values": ("size (-2147483648) must be non-negative", "Input arr must be non-negative"),
+        "negative_in_rows": "Input arr must be non-negative", "huge_negative": "Input arr must be non-negative",
+        "negative_in_flat": "Input arr must be non-negative",
+        "negative_in_second_row": "Input arr must be non-negative", "size_negative": "must be non-negative"})
 
 
 def test_sparse_segment_ids_out_of_range_negative_and_unsorted(tmp_path_factory: pytest.TempPathFactory,
