@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from rewriter.protos import op_def_pb2
+from rewriter.protos import function_pb2, graph_pb2, op_def_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.protos import saved_model_pb2
 
@@ -31,6 +31,7 @@ from rewriter.savedmodel.model import (
     ProtoScope,
     check_model,
     external_names,
+    meta_graph_label,
     proto_models,
     proto_scopes,
     skeleton_of,
@@ -51,7 +52,7 @@ from rewriter.savedmodel.files import (
     publish,
     stage_saved_model,
 )
-from rewriter.verify.validator import malformed_attrs, validate_scopes
+from rewriter.verify.validator import ValidationCache, malformed_attrs, validate_scopes
 
 Progress = Callable[[str], None]
 # fingerprint.pb appeared with TF 2.12; older releases neither read nor write it.
@@ -236,20 +237,32 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
 
 
 NodeKey = tuple[int, str, str]  # (MetaGraphDef index, scope where(), node name)
+ScopeKey = tuple[int, str]  # (MetaGraphDef index, scope where())
+
+
+@dataclass
+class InputFindings:
+    """The validator's findings on the input, by node and by scope (each in the input's order)."""
+
+    by_node: dict[NodeKey, list[Finding]] = field(default_factory=dict)
+    by_scope: dict[ScopeKey, list[Finding]] = field(default_factory=dict)
 
 
 def _validate_per_node(models: "list[MetaGraphScopes] | list[ProtoModel]", registry: OpRegistry,
-                       libraries: dict[int, dict[str, op_def_pb2.OpDef]]) -> tuple[list[Finding], dict[NodeKey, list[Finding]]]:
-    """The validator on the input, and its findings grouped by node (for _validate_output)."""
+                       libraries: dict[int, dict[str, op_def_pb2.OpDef]]) -> tuple[list[Finding], InputFindings]:
+    """The validator on the input, and its findings grouped by node and by scope (for _validate_output)."""
     findings: list[Finding] = []
-    by_node: dict[NodeKey, list[Finding]] = {}
-    declared: dict = {}  # each OpDef's attrs by name, shared by every scope (the OpDefs outlive the loop)
+    grouped = InputFindings()
+    cache = ValidationCache()  # what is prepared per OpDef and library, shared by every scope (they outlive the loop)
     for model in models:
         for scope in model.scopes:
-            for finding in validate_scopes([scope], registry, libraries, declared):  # type: ignore[list-item]
-                findings.append(finding)
-                by_node.setdefault((model.index, scope.where(), finding.node), []).append(finding)
-    return findings, by_node
+            where = scope.where()
+            found = validate_scopes([scope], registry, libraries, cache)  # type: ignore[list-item]
+            grouped.by_scope[(model.index, where)] = found
+            findings.extend(found)
+            for finding in found:
+                grouped.by_node.setdefault((model.index, where, finding.node), []).append(finding)
+    return findings, grouped
 
 
 def _signature_bytes(signatures: dict[str, op_def_pb2.OpDef]) -> dict[str, bytes]:
@@ -257,7 +270,7 @@ def _signature_bytes(signatures: dict[str, op_def_pb2.OpDef]) -> dict[str, bytes
 
 
 def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_pb2.SavedModel,
-                     before_by_node: dict[NodeKey, list[Finding]], registry: OpRegistry) -> list[Finding]:
+                     before: InputFindings, registry: OpRegistry) -> list[Finding]:
     """The validator's findings on `output`, as a full pass over it would give them, in its order.
 
     What the validator says of a node depends only on the node (with its inputs), the registry,
@@ -266,35 +279,50 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
     in a MetaGraphDef whose library has the same function names, and whose op is not a function
     whose signature changed, gets its findings from the pass over the input; every other node
     (what the rules, the normalization or anything else changed or added) is validated again.
+    A function equal to the input's as a whole (no signature having changed) takes its findings
+    from the input at once, without a look at its nodes.
     The whole model is compared, not only what the rules report they touched, so no change can
     slip through unvalidated. Comparing nodes is done by protobuf in C; the validator runs in
     Python on the changed nodes only. tests/test_build_once.py compares it with a full pass.
     """
-    old_nodes: dict[NodeKey, NodeDef] = {}
+    old_scopes: dict[ScopeKey, graph_pb2.GraphDef | function_pb2.FunctionDef] = {}
     old_signatures: dict[int, dict[str, bytes]] = {}
-    for index, scopes, signatures in proto_scopes(original):
-        old_signatures[index] = _signature_bytes(signatures)
-        for scope in scopes:
-            for name, node in scope.nodes():
-                old_nodes[(index, scope.where(), name)] = node
+    for index, meta_graph in enumerate(original.meta_graphs):
+        graph_def = meta_graph.graph_def
+        old_signatures[index] = _signature_bytes({f.signature.name: f.signature for f in graph_def.library.function})
+        old_scopes[(index, f"graph {meta_graph_label(meta_graph, index)}")] = graph_def
+        for function in graph_def.library.function:
+            old_scopes[(index, f"function {function.signature.name}")] = function
     findings: list[Finding] = []
-    declared: dict = {}  # validate_scopes' cache of OpDef attrs: the OpDefs live as long as `output`
-    for index, scopes, signatures in proto_scopes(output):
+    cache = ValidationCache()  # the OpDefs it prepares live as long as `output`
+    for index, meta_graph in enumerate(output.meta_graphs):
+        graph_def = meta_graph.graph_def
+        library = graph_def.library.function
+        signatures = {f.signature.name: f.signature for f in library}
         old_library, new_library = old_signatures.get(index, {}), _signature_bytes(signatures)
         same_names = old_library.keys() == new_library.keys()
         resigned = {name for name, data in new_library.items() if old_library.get(name) != data}
-        for scope in scopes:
-            where = scope.where()
-            unchanged = [same_names and node.op not in resigned
-                         and old_nodes.get((index, where, node.name)) == node
-                         for node in scope.node_defs]
-            changed = ProtoScope(where, [node for node, same in zip(scope.node_defs, unchanged) if not same])
+        scopes: list[tuple[str, graph_pb2.GraphDef | function_pb2.FunctionDef]] = [
+            (f"graph {meta_graph_label(meta_graph, index)}", graph_def)]
+        scopes += [(f"function {function.signature.name}", function) for function in library]
+        for where, scope in scopes:
+            old = old_scopes.get((index, where))
+            if same_names and not resigned and isinstance(scope, function_pb2.FunctionDef) and old == scope:
+                findings.extend(before.by_scope.get((index, where), ()))
+                continue
+            node_defs = list(scope.node if isinstance(scope, graph_pb2.GraphDef) else scope.node_def)
+            old_nodes: dict[str, NodeDef] = {}
+            if old is not None:
+                old_nodes = {node.name: node for node in (old.node if isinstance(old, graph_pb2.GraphDef) else old.node_def)}
+            unchanged = [same_names and node.op not in resigned and old_nodes.get(node.name) == node
+                         for node in node_defs]
+            changed = ProtoScope(where, [node for node, same in zip(node_defs, unchanged) if not same])
             fresh: dict[str, list[Finding]] = {}
             if changed.node_defs:
-                for finding in validate_scopes([changed], registry, {id(changed): signatures}, declared):  # type: ignore[list-item]
+                for finding in validate_scopes([changed], registry, {id(changed): signatures}, cache):  # type: ignore[list-item]
                     fresh.setdefault(finding.node, []).append(finding)
-            for node, same in zip(scope.node_defs, unchanged):
-                findings.extend(before_by_node.get((index, where, node.name), ()) if same else fresh.get(node.name, ()))
+            for node, same in zip(node_defs, unchanged):
+                findings.extend(before.by_node.get((index, where, node.name), ()) if same else fresh.get(node.name, ()))
     return findings
 
 

@@ -46,42 +46,6 @@ def _since(release: Release | None) -> str | None:
     return str(release) if release is not None else None
 
 
-AttrCache = dict[int, tuple[OpDef, dict[str, OpDef.AttrDef]]]
-
-
-def _declared(op: OpDef, cache: AttrCache) -> dict[str, OpDef.AttrDef]:
-    """The op's attrs by name, made once per OpDef (building it for every node was a good part of
-    validating). The cache holds the OpDef itself, so its id cannot be reused while cached."""
-    found = cache.get(id(op))
-    if found is None or found[0] is not op:
-        found = cache[id(op)] = (op, {attr.name: attr for attr in op.attr})
-    return found[1]
-
-
-def _attr_findings(scope: Scope, node: NodeDef, op: OpDef, library: set[str],
-                   cache: AttrCache | None = None) -> Iterable[Finding]:
-    declared = _declared(op, {} if cache is None else cache)
-    where = scope.where()
-    for name in sorted(node.attr):
-        if name.startswith("_"):
-            continue  # internal attrs are not checked by the importer (and must not be stripped blindly)
-        value = node.attr[name]
-        attr_def = declared.get(name)
-        if attr_def is None:
-            yield Finding(
-                "unknown-attr", where, node.name, node.op,
-                f"attr {name!r} is not in this release's {node.op}",
-                since=_since(first_release_with_attr(node.op, name)),
-            )
-            continue
-        problem = _value_problem(value, attr_def, library)
-        if problem:
-            yield Finding("bad-attr", where, node.name, node.op, f"attr {name!r}: {problem}")
-    for attr_def in op.attr:
-        if attr_def.name not in node.attr and not attr_def.HasField("default_value"):
-            yield Finding("bad-attr", where, node.name, node.op, f"required attr {attr_def.name!r} is missing")
-
-
 def _kind_problem(value: attr_value_pb2.AttrValue, attr_type: str) -> str | None:
     """The value holds another kind than the OpDef's attr type (a string where a type belongs)."""
     kind = value.WhichOneof("value")
@@ -132,39 +96,188 @@ def _value_problem(value: attr_value_pb2.AttrValue, attr_def: OpDef.AttrDef, lib
     return None
 
 
-def _arity_problem(scope: Scope, name: str, node: NodeDef, op: OpDef) -> str | None:
-    try:
-        expected = sum(arg_count(op, arg, node) for arg in op.input_arg)
-    except Exception:  # an attr the count depends on is malformed: reported as bad-attr
-        return None
-    got = len(scope.data_inputs(name))
-    if got != expected:
-        return f"has {got} data inputs, the op takes {expected}"
+# --- the same checks, prepared once per OpDef -------------------------------------------------
+# Validating read every OpDef's attrs again for every node (their types, minimums, allowed values:
+# protobuf accessors, each a Python call). An _OpCheck reads them once per OpDef; a node then costs
+# one WhichOneof per attr in the common case. Whatever the prepared check cannot pass as fine is
+# handed to the functions above, which word the finding: the messages come from one place.
+class _AttrCheck:
+    """What _value_problem checks of one OpDef attr, read out of its AttrDef."""
+
+    __slots__ = ("attr_def", "field", "inner", "minimum", "allowed", "is_func")
+
+    def __init__(self, attr_def: OpDef.AttrDef) -> None:
+        self.attr_def = attr_def
+        attr_type = attr_def.type
+        self.inner: str | None = None
+        self.minimum: int | None = None
+        self.allowed: frozenset | None = None
+        self.is_func = False
+        if attr_type.startswith("list("):
+            self.inner = _FIELD_OF_TYPE.get(attr_type[5:-1])
+            # An unknown item type: None, so the slow path runs (and fails as it always did).
+            self.field: str | None = "list" if self.inner is not None else None
+            if attr_def.has_minimum:
+                self.minimum = attr_def.minimum
+            return  # _value_problem's allowed-value and function checks match no list type
+        self.field = _FIELD_OF_TYPE.get(attr_type)
+        if attr_type == "int" and attr_def.has_minimum:
+            self.minimum = attr_def.minimum
+        allowed = attr_def.allowed_values.list
+        if attr_type == "type" and len(allowed.type):
+            self.allowed = frozenset(allowed.type)
+        elif attr_type == "string" and len(allowed.s):
+            self.allowed = frozenset(allowed.s)
+        self.is_func = attr_type == "func"
+
+    def passes(self, value: attr_value_pb2.AttrValue, library: set[str]) -> bool:
+        """True only where _value_problem(value, self.attr_def, library) is None; False means ask it."""
+        kind = value.WhichOneof("value")
+        if kind == "placeholder":
+            return True
+        if self.field is None or kind != self.field:
+            return False
+        if self.inner is not None:  # a list: no other kind of item, and enough of them
+            items = value.list
+            for item_field, _ in items.ListFields():
+                if item_field.name != self.inner:
+                    return False
+            return self.minimum is None or len(getattr(items, self.inner)) >= self.minimum
+        if self.minimum is not None and value.i < self.minimum:
+            return False
+        if self.allowed is not None and getattr(value, kind) not in self.allowed:
+            return False
+        return not self.is_func or value.func.name in library
+
+
+class _OpCheck:
+    """One OpDef's attrs (by name, and those a node must set) and how its inputs are counted."""
+
+    __slots__ = ("op", "declared", "required", "fixed_arity", "counted_args")
+
+    def __init__(self, op: OpDef) -> None:
+        self.op = op
+        self.declared = {attr.name: _AttrCheck(attr) for attr in op.attr}
+        self.required = tuple(attr.name for attr in op.attr if not attr.HasField("default_value"))
+        # Per input arg, as arg_count counts it: ("n", attr, default) for number_attr,
+        # ("t", attr, default) for type_list_attr; the default is what attr_or_default finds.
+        counted: list[tuple[str, str, int]] = []
+        fixed = 0
+        for arg in op.input_arg:
+            if arg.number_attr:
+                default = _default_of(op, arg.number_attr)
+                counted.append(("n", arg.number_attr, int(default.i) if default is not None else 0))
+            elif arg.type_list_attr:
+                default = _default_of(op, arg.type_list_attr)
+                counted.append(("t", arg.type_list_attr, len(default.list.type) if default is not None else 0))
+            else:
+                fixed += 1
+        self.fixed_arity = fixed
+        self.counted_args = tuple(counted)
+
+    def arity(self, attrs: object) -> int:
+        expected = self.fixed_arity
+        for how, attr_name, default in self.counted_args:
+            if attr_name in attrs:  # type: ignore[operator]
+                value = attrs[attr_name]  # type: ignore[index]
+                expected += int(value.i) if how == "n" else len(value.list.type)
+            else:
+                expected += default
+        return expected
+
+
+def _default_of(op: OpDef, name: str) -> attr_value_pb2.AttrValue | None:
+    """attr_or_default's answer for a node that leaves `name` out."""
+    for attr in op.attr:
+        if attr.name == name and attr.HasField("default_value"):
+            return attr.default_value
     return None
 
 
+class ValidationCache:
+    """What validate_scopes prepares once and can share between calls: an _OpCheck per OpDef, and
+    per (library, registry) each op name's _OpCheck and the library's function names. Entries hold
+    the objects their ids come from, so no id is reused while cached."""
+
+    def __init__(self) -> None:
+        self._checks: dict[int, _OpCheck] = {}
+        self._resolved: dict[tuple[int, int], tuple[dict, OpRegistry, set[str], dict[str, _OpCheck | None]]] = {}
+
+    def check_of(self, op: OpDef) -> _OpCheck:
+        found = self._checks.get(id(op))
+        if found is None or found.op is not op:
+            found = self._checks[id(op)] = _OpCheck(op)
+        return found
+
+    def resolver(self, functions: dict[str, OpDef], registry: OpRegistry) -> tuple[set[str], dict[str, _OpCheck | None]]:
+        """The library's function names, and a memo of op name -> its _OpCheck (None: unknown op)."""
+        key = (id(functions), id(registry))
+        found = self._resolved.get(key)
+        if found is None or found[0] is not functions or found[1] is not registry:
+            found = self._resolved[key] = (functions, registry, set(functions), {})
+        return found[2], found[3]
+
+
+def _resolve(name: str, functions: dict[str, OpDef], registry: OpRegistry, memo: dict[str, _OpCheck | None],
+             cache: ValidationCache) -> _OpCheck | None:
+    if name in memo:
+        return memo[name]
+    op = functions.get(name) or registry.op(name)
+    check = memo[name] = cache.check_of(op) if op is not None else None
+    return check
+
+
 def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int, dict[str, OpDef]],
-                    declared: AttrCache | None = None) -> list[Finding]:
+                    cache: ValidationCache | None = None) -> list[Finding]:
     """Findings for every node of every scope. `library[id(scope)]` = function signatures visible to it.
-    `declared`: a cache of each OpDef's attrs by name, to share between calls while their OpDefs live."""
+    `cache`: what is prepared per OpDef and per library, to share between calls while their OpDefs live."""
+    from rewriter.savedmodel.model import ProtoScope
+
     findings: list[Finding] = []
-    declared = {} if declared is None else declared
+    cache = ValidationCache() if cache is None else cache
     for scope in scopes:
         functions = library.get(id(scope), {})
-        names = set(functions)
+        names, memo = cache.resolver(functions, registry)
+        where = scope.where()
+        count_inputs = scope.data_input_count if isinstance(scope, ProtoScope) else None
         for name, node in scope.nodes():
-            op = functions.get(node.op) or registry.op(node.op)
-            if op is None:
+            op_name = node.op
+            check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
+            if check is None:
                 findings.append(Finding(
-                    "unknown-op", scope.where(), name, node.op,
-                    f"op {node.op!r} is not registered in TensorFlow {registry.release}",
-                    since=_since(first_release_with_op(node.op)),
+                    "unknown-op", where, name, op_name,
+                    f"op {op_name!r} is not registered in TensorFlow {registry.release}",
+                    since=_since(first_release_with_op(op_name)),
                 ))
                 continue
-            findings.extend(_attr_findings(scope, node, op, names, declared))
-            problem = _arity_problem(scope, name, node, op)
-            if problem:
-                findings.append(Finding("arity", scope.where(), name, node.op, problem))
+            attrs = node.attr
+            declared = check.declared
+            for attr_name in sorted(attrs):
+                if attr_name.startswith("_"):
+                    continue  # internal attrs are not checked by the importer (and must not be stripped blindly)
+                attr_check = declared.get(attr_name)
+                if attr_check is None:
+                    findings.append(Finding(
+                        "unknown-attr", where, node.name, op_name,
+                        f"attr {attr_name!r} is not in this release's {op_name}",
+                        since=_since(first_release_with_attr(op_name, attr_name)),
+                    ))
+                    continue
+                value = attrs[attr_name]
+                if not attr_check.passes(value, names):
+                    problem = _value_problem(value, attr_check.attr_def, names)
+                    if problem:
+                        findings.append(Finding("bad-attr", where, node.name, op_name, f"attr {attr_name!r}: {problem}"))
+            for required in check.required:
+                if required not in attrs:
+                    findings.append(Finding("bad-attr", where, node.name, op_name, f"required attr {required!r} is missing"))
+            try:
+                expected = check.arity(attrs)
+            except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
+                continue
+            got = count_inputs(name) if count_inputs is not None else len(scope.data_inputs(name))
+            if got != expected:
+                findings.append(Finding("arity", where, name, op_name, f"has {got} data inputs, the op takes {expected}"))
     return findings
 
 
@@ -174,21 +287,31 @@ def malformed_attrs(scopes: list[Scope], registry: OpRegistry, library: dict[int
     malformed, not merely new (a bad input, not a refusal). An attr holding nothing is left to
     the validator, which reports it against the target."""
     findings: list[Finding] = []
-    cache: AttrCache = {}
+    cache = ValidationCache()
     for scope in scopes:
         functions = library.get(id(scope), {})
+        _, memo = cache.resolver(functions, registry)
         for name, node in scope.nodes():
-            op = functions.get(node.op) or registry.op(node.op)
-            if op is None:
+            op_name = node.op
+            check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
+            if check is None:
                 continue
-            declared = _declared(op, cache)
-            for attr_name in sorted(node.attr):
-                if attr_name.startswith("_") or attr_name not in declared:
+            declared = check.declared
+            attrs = node.attr
+            for attr_name in sorted(attrs):
+                if attr_name.startswith("_"):
                     continue
-                value = node.attr[attr_name]
-                if value.WhichOneof("value") is None:
+                attr_check = declared.get(attr_name)
+                if attr_check is None:
                     continue
-                problem = _kind_problem(value, declared[attr_name].type)
+                value = attrs[attr_name]
+                kind = value.WhichOneof("value")
+                if kind is None:
+                    continue
+                if attr_check.field is not None and kind == attr_check.field and (
+                        attr_check.inner is None or all(f.name == attr_check.inner for f, _ in value.list.ListFields())):
+                    continue  # the kind the OpDef declares (what _kind_problem passes)
+                problem = _kind_problem(value, attr_check.attr_def.type)
                 if problem:
                     findings.append(Finding("malformed-attr", scope.where(), name, node.op, f"attr {attr_name!r} {problem}"))
     return findings
