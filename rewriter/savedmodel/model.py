@@ -7,7 +7,7 @@ from typing import Any, Iterable, Iterator
 import networkx as nx
 from google.protobuf import message
 
-from rewriter.protos import op_def_pb2
+from rewriter.protos import function_pb2, op_def_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.protos import meta_graph_pb2, saved_model_pb2
@@ -66,25 +66,93 @@ def build_scopes(proto: saved_model_pb2.SavedModel) -> list[MetaGraphScopes]:
 
 def check_model(proto: saved_model_pb2.SavedModel) -> None:
     """Raise the BadInput that build_scopes would raise, without building any graph model (plan()
-    builds one only for a scope a rule can match, one scope at a time)."""
-    for model in proto_models(proto):
-        meta_graph = proto.meta_graphs[model.index]
+    builds one only for a scope a rule can match, one scope at a time).
+
+    One pass over each scope's NodeDefs answers whether check_nodes would pass it and which
+    functions it calls; only a scope that would not pass goes through check_nodes / check_function,
+    which raise the error building it would raise (the first scope in order that has one)."""
+    for index, meta_graph in enumerate(proto.meta_graphs):
+        label = meta_graph_label(meta_graph, index)
+        graph_def = meta_graph.graph_def
+        library_protos = graph_def.library.function
+        library = {function.signature.name for function in library_protos}
+        calls: dict[str, set[str]] = {}
         try:
-            check_nodes("graph", model.label, meta_graph.graph_def.node, [])
-            for function in meta_graph.graph_def.library.function:
-                check_function(function)
+            graph_ok, graph_calls = _scan_nodes(graph_def.node, set(), False, library)
+            if not graph_ok:
+                check_nodes("graph", label, graph_def.node, [])
+            for function in library_protos:
+                signature = function.signature
+                args = {arg.name for arg in signature.input_arg}
+                ok, calls[signature.name] = _scan_nodes(function.node_def, args, True, library)
+                if not ok or not _returns_resolve(function, args):
+                    check_function(function)
         except GraphModelError as error:
             raise BadInput(f"saved_model.pb: {error}") from None
-        _check_library(model.label, meta_graph, model.graph, model.functions)
+        graph = ProtoScope(f"graph {label}", list(graph_def.node), name=label)
+        functions = [ProtoScope(f"function {f.signature.name}", list(f.node_def), name=f.signature.name, is_function=True)
+                     for f in library_protos]
+        _check_library(label, meta_graph, graph, functions, calls, graph_calls)
+
+
+def _scan_nodes(nodes: Iterable[NodeDef], args: set[str], is_function: bool,
+                library: set[str]) -> tuple[bool, set[str]]:
+    """(whether check_nodes passes these nodes as far as their names and inputs go, the functions
+    they call as functions_called_by finds them), in one pass."""
+    names: set[str] = set()
+    unique = True
+    unresolved: list[str] = []  # input sources that must be node names
+    called: set[str] = set()
+    for node in nodes:
+        name = node.name
+        if name in names:
+            unique = False
+        names.add(name)
+        for text in node.input:  # as graph_model._split_input
+            if text[:1] == "^":
+                source, bare = text[1:], True
+            else:
+                source, sep, _ = text.partition(":")
+                bare = not sep
+            if not (is_function and bare and source in args):
+                unresolved.append(source)
+        op = node.op
+        if op in library:
+            called.add(op)
+        for value in node.attr.values():
+            kind = value.WhichOneof("value")
+            if kind == "func":
+                called.add(value.func.name)
+            elif kind == "list":
+                functions = value.list.func
+                if functions:
+                    called.update(f.name for f in functions)
+    return unique and names.issuperset(unresolved), called
+
+
+def _returns_resolve(function: function_pb2.FunctionDef, args: set[str]) -> bool:
+    """Whether check_function passes the function's return values and control returns."""
+    names = {node.name for node in function.node_def} if function.ret or function.control_ret else set()
+    for text in function.ret.values():
+        if text[:1] == "^":
+            source, port = text[1:], None
+        else:
+            source, sep, rest = text.partition(":")
+            port = sep + rest
+        if not (port == "" and source in args) and source not in names:
+            return False
+    return all(node_name in names for node_name in function.control_ret.values())
 
 
 def _check_library(label: str, meta_graph: meta_graph_pb2.MetaGraphDef, graph: "Scope | ProtoScope",
-                   functions: "list[Scope] | list[ProtoScope]") -> None:
+                   functions: "list[Scope] | list[ProtoScope]", calls: dict[str, set[str]] | None = None,
+                   graph_calls: set[str] | None = None) -> None:
+    """`calls` (each function's called functions) and `graph_calls` (the graph's), when known already."""
     names = [f.name for f in functions]
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise BadInput(f"saved_model.pb: function {duplicate!r} is defined twice in the library")
-    _check_calls(label, graph, functions)
+    _check_calls(label, graph, functions, calls, graph_calls)
     _check_object_graph(label, meta_graph, set(names))
 
 
@@ -108,12 +176,20 @@ def _called_functions(scope: "Scope | ProtoScope", library: set[str]) -> set[str
     return functions_called_by((node for _, node in scope.nodes()), library)
 
 
-def _check_calls(label: str, graph: "Scope | ProtoScope", functions: "list[Scope] | list[ProtoScope]") -> None:
-    """Every called function exists, and no function reaches itself (TF cannot instantiate that)."""
+def _check_calls(label: str, graph: "Scope | ProtoScope", functions: "list[Scope] | list[ProtoScope]",
+                 known_calls: dict[str, set[str]] | None = None, graph_calls: set[str] | None = None) -> None:
+    """Every called function exists, and no function reaches itself (TF cannot instantiate that).
+    `known_calls` / `graph_calls`: what _called_functions gives for the functions / the graph, if known."""
     library = {scope.name for scope in functions}
-    calls = {scope.name: _called_functions(scope, library) for scope in functions}
+    if known_calls is not None:
+        calls = {scope.name: known_calls[scope.name] for scope in functions}
+    else:
+        calls = {scope.name: _called_functions(scope, library) for scope in functions}
     for scope in [graph, *functions]:
-        called = calls[scope.name] if scope.is_function else _called_functions(scope, library)
+        if scope.is_function:
+            called = calls[scope.name]
+        else:
+            called = graph_calls if graph_calls is not None else _called_functions(scope, library)
         for name in sorted(called):
             if name not in library and _looks_like_function_call(scope, name):
                 raise BadInput(f"saved_model.pb: {scope.where()} calls function {name!r}, which the library lacks")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from rewriter.protos import node_def_pb2, op_def_pb2
+from rewriter.protos.attr_value_pb2 import AttrValue
 from rewriter.protos.function_pb2 import FunctionDef
 from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.protos.node_def_pb2 import NodeDef
@@ -34,21 +35,44 @@ def _defaults(op: OpDef | None) -> dict[str, op_def_pb2.OpDef.AttrDef]:
     return {} if op is None else {a.name: a for a in op.attr if a.HasField("default_value")}
 
 
-def _reconcile_defaults(node: NodeDef, source: OpRegistry, target: OpRegistry, functions: set[str]) -> int:
-    """Returns how many attrs were written out or stripped."""
-    if node.op in functions:
-        return 0
-    target_defaults = _defaults(target.op(node.op))
-    source_defaults = _defaults(source.op(node.op))
-    changed = 0
+# Per op: the attrs to write out when a node leaves them out (with the source default), and the
+# attrs to strip when a node holds the target default, each in the order _reconcile_defaults
+# visits them. Made once per op: building both default tables for every node was most of this.
+Reconciliation = tuple[list[tuple[str, AttrValue]], list[tuple[str, AttrValue]]]
+
+
+def _reconciliation(op_name: str, source: OpRegistry, target: OpRegistry) -> Reconciliation:
+    target_defaults = _defaults(target.op(op_name))
+    source_defaults = _defaults(source.op(op_name))
+    write_out = []
     for name, source_attr in source_defaults.items():
         target_attr = target_defaults.get(name)
-        if name not in node.attr and target_attr is not None and target_attr.default_value != source_attr.default_value:
-            node.attr[name].CopyFrom(source_attr.default_value)
+        if target_attr is not None and target_attr.default_value != source_attr.default_value:
+            write_out.append((name, source_attr.default_value))
+    strip = [(name, target_attr.default_value) for name, target_attr in target_defaults.items()]
+    return write_out, strip
+
+
+def _reconcile_defaults(node: NodeDef, source: OpRegistry, target: OpRegistry, functions: set[str],
+                        prepared: dict[str, Reconciliation] | None = None) -> int:
+    """Returns how many attrs were written out or stripped. `prepared`: each op's _reconciliation,
+    made on first use (one table for every node of a model)."""
+    if node.op in functions:
+        return 0
+    prepared = {} if prepared is None else prepared
+    found = prepared.get(node.op)
+    if found is None:
+        found = prepared[node.op] = _reconciliation(node.op, source, target)
+    write_out, strip = found
+    attrs = node.attr
+    changed = 0
+    for name, source_default in write_out:
+        if name not in attrs:
+            attrs[name].CopyFrom(source_default)
             changed += 1
-    for name, target_attr in target_defaults.items():
-        if name in node.attr and node.attr[name] == target_attr.default_value:
-            del node.attr[name]
+    for name, target_default in strip:
+        if name in attrs and attrs[name] == target_default:
+            del attrs[name]
             changed += 1
     return changed
 
@@ -60,14 +84,15 @@ def _drop_dangling_colocation(function: FunctionDef) -> int:
     colocated with unknown node"). A colocation with a node the function does not have constrains
     nothing, so dropping the entry is exact. Other `_` attrs are left alone (NOTES §6).
     """
-    names = {node.name for node in function.node_def}
     # Argument attrs carry them too: a restore function's table-handle args are colocated with the
     # caller's table node (TF 2.21 writes these for lookup tables).
     attr_maps = [node.attr for node in function.node_def] + [arg.attr for arg in function.arg_attr.values()]
+    attr_maps = [attrs for attrs in attr_maps if "_class" in attrs]
+    if not attr_maps:
+        return 0
+    names = {node.name for node in function.node_def}
     dropped = 0
     for attrs in attr_maps:
-        if "_class" not in attrs:
-            continue
         entries = list(attrs["_class"].list.s)
         kept = [e for e in entries if not (e.startswith(b"loc:@") and e[5:].decode("utf-8", "replace") not in names)]
         if len(kept) == len(entries):
@@ -112,14 +137,16 @@ def for_target(
         dangling = sum(_drop_dangling_colocation(f) for f in graph_def.library.function)
         if dangling:
             notes.append(f"meta graph {index}: {dangling} colocation entr(ies) naming no node of their function removed")
-        changed = sum(_reconcile_defaults(node, source, target, functions) for node in _all_nodes(proto, index))
+        prepared: dict[str, Reconciliation] = {}
+        nodes = _all_nodes(proto, index)
+        changed = sum(_reconcile_defaults(node, source, target, functions, prepared) for node in nodes)
         if changed:
             notes.append(f"meta graph {index}: {changed} default-valued attr(s) reconciled with TensorFlow {release}")
         meta = meta_graph.meta_info_def
         if meta.tensorflow_version != target_version:
             meta.tensorflow_version = target_version
             meta.tensorflow_git_version = f"tfdowngrade {tool_version}: rewritten for TensorFlow {target_version} from a model saved by TensorFlow {source_version}"
-        used = sorted({node.op for node in _all_nodes(proto, index)} - functions)
+        used = sorted({node.op for node in nodes} - functions)  # (reconciling changes no op)
         meta.stripped_op_list.Clear()
         for op_name in used:
             op = target.op(op_name)
