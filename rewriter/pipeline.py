@@ -265,10 +265,6 @@ def _validate_per_node(models: "list[MetaGraphScopes] | list[ProtoModel]", regis
     return findings, grouped
 
 
-def _signature_bytes(signatures: dict[str, op_def_pb2.OpDef]) -> dict[str, bytes]:
-    return {name: op.SerializeToString(deterministic=True) for name, op in signatures.items()}
-
-
 def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_pb2.SavedModel,
                      before: InputFindings, registry: OpRegistry) -> list[Finding]:
     """The validator's findings on `output`, as a full pass over it would give them, in its order.
@@ -286,10 +282,10 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
     Python on the changed nodes only. tests/test_build_once.py compares it with a full pass.
     """
     old_scopes: dict[ScopeKey, graph_pb2.GraphDef | function_pb2.FunctionDef] = {}
-    old_signatures: dict[int, dict[str, bytes]] = {}
+    old_signatures: dict[int, dict[str, op_def_pb2.OpDef]] = {}
     for index, meta_graph in enumerate(original.meta_graphs):
         graph_def = meta_graph.graph_def
-        old_signatures[index] = _signature_bytes({f.signature.name: f.signature for f in graph_def.library.function})
+        old_signatures[index] = {f.signature.name: f.signature for f in graph_def.library.function}
         old_scopes[(index, f"graph {meta_graph_label(meta_graph, index)}")] = graph_def
         for function in graph_def.library.function:
             old_scopes[(index, f"function {function.signature.name}")] = function
@@ -299,9 +295,10 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
         graph_def = meta_graph.graph_def
         library = graph_def.library.function
         signatures = {f.signature.name: f.signature for f in library}
-        old_library, new_library = old_signatures.get(index, {}), _signature_bytes(signatures)
-        same_names = old_library.keys() == new_library.keys()
-        resigned = {name for name, data in new_library.items() if old_library.get(name) != data}
+        old_library = old_signatures.get(index, {})
+        same_names = old_library.keys() == signatures.keys()
+        # Compared as messages, in C (equal messages give the validator the same OpDef to read).
+        resigned = {name for name, signature in signatures.items() if old_library.get(name) != signature}
         scopes: list[tuple[str, graph_pb2.GraphDef | function_pb2.FunctionDef]] = [
             (f"graph {meta_graph_label(meta_graph, index)}", graph_def)]
         scopes += [(f"function {function.signature.name}", function) for function in library]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import networkx as nx
 from google.protobuf import message
@@ -89,8 +89,10 @@ def check_model(proto: saved_model_pb2.SavedModel) -> None:
                     check_function(function)
         except GraphModelError as error:
             raise BadInput(f"saved_model.pb: {error}") from None
-        graph = ProtoScope(f"graph {label}", list(graph_def.node), name=label)
-        functions = [ProtoScope(f"function {f.signature.name}", list(f.node_def), name=f.signature.name, is_function=True)
+        # The node lists stay protobuf's (no wrapper per NodeDef): with `calls` known, _check_library
+        # reads nodes only to word a missing function's error.
+        graph = ProtoScope(f"graph {label}", graph_def.node, name=label)
+        functions = [ProtoScope(f"function {f.signature.name}", f.node_def, name=f.signature.name, is_function=True)
                      for f in library_protos]
         _check_library(label, meta_graph, graph, functions, calls, graph_calls)
 
@@ -392,7 +394,7 @@ class ProtoScope:
     data_inputs()), straight from the NodeDefs of a proto: no networkx graph to build."""
 
     label: str
-    node_defs: list[NodeDef]
+    node_defs: Sequence[NodeDef]  # a list, or the repeated field itself
     _by_name: dict[str, NodeDef] | None = field(default=None, repr=False)
     name: str = ""  # the function's or the MetaGraphDef's name, as Scope.name
     is_function: bool = False
