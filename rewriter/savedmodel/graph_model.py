@@ -177,6 +177,86 @@ class Scope:
         return name
 
 
+class NodeDefView:
+    """A scope read straight from its GraphDef or FunctionDef, with the reading API of Scope that
+    matching uses (node_def, data_inputs, readers, output_index, ...), but no graph model and no
+    copies: what a rule's match and conditions read, on the proto as it is. RuleRun.may_match
+    matches on it to tell whether a scope needs a graph model at all. Read-only; the NodeDefs
+    are IN's own (their `input` field is the truth here, as the edges are in a Scope)."""
+
+    def __init__(self, kind: str, name: str, proto: graph_pb2.GraphDef | function_pb2.FunctionDef,
+                 nodes: Any, arg_names: list[str], ops: "OpSignatures | None") -> None:
+        self.kind, self.name, self.proto, self.ops = kind, name, proto, ops
+        self.external_names: frozenset[str] = frozenset()
+        self._nodes: dict[str, NodeDef] = {node.name: node for node in nodes}
+        self._position = {name: position for position, name in enumerate(self._nodes)}
+        self._args = set(arg_names)
+        self._readers: dict[object, list[tuple[object, dict]]] | None = None
+
+    @classmethod
+    def of_graph_def(cls, name: str, graph_def: graph_pb2.GraphDef, ops: "OpSignatures | None") -> "NodeDefView":
+        return cls("graph", name, graph_def, graph_def.node, [], ops)
+
+    @classmethod
+    def of_function(cls, function: function_pb2.FunctionDef, ops: "OpSignatures | None") -> "NodeDefView":
+        signature = function.signature
+        return cls("function", signature.name, function, function.node_def,
+                   [arg.name for arg in signature.input_arg], ops)
+
+    @property
+    def is_function(self) -> bool:
+        return self.kind == "function"
+
+    def where(self) -> str:
+        return f"function {self.name}" if self.is_function else f"graph {self.name}"
+
+    def output_index(self, node: NodeDef, port: str) -> int | None:
+        assert self.ops is not None, "NodeDefView.ops is set before ports are resolved"
+        return self.ops.output_index(self.is_function, node, port)
+
+    def nodes(self) -> Iterator[tuple[str, NodeDef]]:
+        return iter(self._nodes.items())
+
+    def node_def(self, name: str) -> NodeDef:
+        return self._nodes[name]
+
+    def has_node(self, name: object) -> bool:
+        return name in self._nodes
+
+    def order_key(self, name: str) -> tuple:
+        return ((self._position[name],), name)
+
+    def _producer(self, text: str) -> tuple[object, str | None]:
+        src, port = _split_input(text)
+        if self.is_function and port in ("", None) and src in self._args:
+            return (ARG, src), port
+        return src, port
+
+    def data_inputs(self, name: object) -> list[tuple[object, str]]:
+        result = []
+        for text in self._nodes[str(name)].input:
+            src, port = self._producer(text)
+            if port is not None:
+                result.append((src, port))
+        return result
+
+    def readers(self, name: object) -> list[tuple[object, dict]]:
+        """(reader, edge data) of every data edge out of a node, as Scope.readers gives them."""
+        if self._readers is None:
+            readers: dict[object, list[tuple[object, dict]]] = {}
+            for dst, node in self._nodes.items():
+                for index, text in enumerate(node.input):
+                    src, port = self._producer(text)
+                    if port is not None:
+                        readers.setdefault(src, []).append((dst, {"port": port, "index": index}))
+            if isinstance(self.proto, function_pb2.FunctionDef):
+                for out_name, text in self.proto.ret.items():
+                    src, port = self._producer(text)
+                    readers.setdefault(src, []).append(((RET, out_name), {"port": port, "index": 0}))
+            self._readers = readers
+        return self._readers.get(name, [])
+
+
 # --- parsing ---------------------------------------------------------------------------
 def node_of(text: str) -> str:
     """The node an input or tensor name refers to: '^a', 'a:0', 'a:y:0' and 'a' all name 'a'."""
