@@ -314,15 +314,22 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
                 continue
             node_defs = list(scope.node if isinstance(scope, graph_pb2.GraphDef) else scope.node_def)
             old_nodes: dict[str, NodeDef] = {}
-            if old is not None:
+            if old is not None and same_names:
                 old_nodes = {node.name: node for node in (old.node if isinstance(old, graph_pb2.GraphDef) else old.node_def)}
-            unchanged = [same_names and node.op not in resigned and old_nodes.get(node.name) == node
-                         for node in node_defs]
+            old_node = old_nodes.get
+            if not same_names:
+                unchanged = [False] * len(node_defs)
+            elif resigned:
+                unchanged = [node.op not in resigned and old_node(node.name) == node for node in node_defs]
+            else:
+                unchanged = [old_node(node.name) == node for node in node_defs]
             changed = ProtoScope(where, [node for node, same in zip(node_defs, unchanged) if not same])
             fresh: dict[str, list[Finding]] = {}
             if changed.node_defs:
                 for finding in validate_scopes([changed], registry, {id(changed): signatures}, cache):  # type: ignore[list-item]
                     fresh.setdefault(finding.node, []).append(finding)
+            if not fresh and not before.by_scope.get((index, where)):
+                continue  # no node of this scope has a finding, old or new
             for node, same in zip(node_defs, unchanged):
                 findings.extend(before.by_node.get((index, where, node.name), ()) if same else fresh.get(node.name, ()))
     return findings
