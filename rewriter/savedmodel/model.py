@@ -441,13 +441,16 @@ class ProtoModel:
 
 
 def proto_models(proto: saved_model_pb2.SavedModel) -> list[ProtoModel]:
-    """Per MetaGraphDef: its graph and functions as ProtoScopes, labelled as Scope.where() labels them."""
+    """Per MetaGraphDef: its graph and functions as ProtoScopes, labelled as Scope.where() labels them.
+    They read the proto's node lists as they are: the proto must not change while they are used."""
     result = []
     for index, meta_graph in enumerate(proto.meta_graphs):
         label = meta_graph_label(meta_graph, index)
         library = meta_graph.graph_def.library.function
-        graph = ProtoScope(f"graph {label}", list(meta_graph.graph_def.node), name=label)
-        functions = [ProtoScope(f"function {f.signature.name}", list(f.node_def), name=f.signature.name, is_function=True)
+        # The node lists stay protobuf's repeated fields: a list of every NodeDef's wrapper, made for
+        # every scope up front, cost as much as a pass of the validator and stayed in memory.
+        graph = ProtoScope(f"graph {label}", meta_graph.graph_def.node, name=label)
+        functions = [ProtoScope(f"function {f.signature.name}", f.node_def, name=f.signature.name, is_function=True)
                      for f in library]
         result.append(ProtoModel(index, label, graph, functions, {f.signature.name: f.signature for f in library}))
     return result
