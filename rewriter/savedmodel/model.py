@@ -78,14 +78,14 @@ def check_model(proto: saved_model_pb2.SavedModel) -> None:
         library = {function.signature.name for function in library_protos}
         calls: dict[str, set[str]] = {}
         try:
-            graph_ok, graph_calls = _scan_nodes(graph_def.node, set(), False, library)
+            graph_ok, graph_calls, _ = _scan_nodes(graph_def.node, set(), False, library)
             if not graph_ok:
                 check_nodes("graph", label, graph_def.node, [])
             for function in library_protos:
                 signature = function.signature
                 args = {arg.name for arg in signature.input_arg}
-                ok, calls[signature.name] = _scan_nodes(function.node_def, args, True, library)
-                if not ok or not _returns_resolve(function, args):
+                ok, calls[signature.name], names = _scan_nodes(function.node_def, args, True, library)
+                if not ok or not _returns_resolve(function, args, names):
                     check_function(function)
         except GraphModelError as error:
             raise BadInput(f"saved_model.pb: {error}") from None
@@ -98,9 +98,9 @@ def check_model(proto: saved_model_pb2.SavedModel) -> None:
 
 
 def _scan_nodes(nodes: Iterable[NodeDef], args: set[str], is_function: bool,
-                library: set[str]) -> tuple[bool, set[str]]:
+                library: set[str]) -> tuple[bool, set[str], set[str]]:
     """(whether check_nodes passes these nodes as far as their names and inputs go, the functions
-    they call as functions_called_by finds them), in one pass."""
+    they call as functions_called_by finds them, their names), in one pass."""
     names: set[str] = set()
     unique = True
     unresolved: list[str] = []  # input sources that must be node names
@@ -121,7 +121,9 @@ def _scan_nodes(nodes: Iterable[NodeDef], args: set[str], is_function: bool,
         op = node.op
         if op in library:
             called.add(op)
-        for value in node.attr.values():
+        attrs = node.attr
+        for key in attrs:  # (the map's values() is a Python generator over the same lookups)
+            value = attrs[key]
             kind = value.WhichOneof("value")
             if kind == "func":
                 called.add(value.func.name)
@@ -129,13 +131,15 @@ def _scan_nodes(nodes: Iterable[NodeDef], args: set[str], is_function: bool,
                 functions = value.list.func
                 if functions:
                     called.update(f.name for f in functions)
-    return unique and names.issuperset(unresolved), called
+    return unique and names.issuperset(unresolved), called, names
 
 
-def _returns_resolve(function: function_pb2.FunctionDef, args: set[str]) -> bool:
-    """Whether check_function passes the function's return values and control returns."""
-    names = {node.name for node in function.node_def} if function.ret or function.control_ret else set()
-    for text in function.ret.values():
+def _returns_resolve(function: function_pb2.FunctionDef, args: set[str], names: set[str]) -> bool:
+    """Whether check_function passes the function's return values and control returns
+    (`names`: the names of its nodes)."""
+    returns = function.ret
+    for out_name in returns:
+        text = returns[out_name]
         if text[:1] == "^":
             source, port = text[1:], None
         else:
@@ -143,7 +147,8 @@ def _returns_resolve(function: function_pb2.FunctionDef, args: set[str]) -> bool
             port = sep + rest
         if not (port == "" and source in args) and source not in names:
             return False
-    return all(node_name in names for node_name in function.control_ret.values())
+    control_returns = function.control_ret
+    return all(control_returns[out_name] in names for out_name in control_returns)
 
 
 def _check_library(label: str, meta_graph: meta_graph_pb2.MetaGraphDef, graph: "Scope | ProtoScope",
@@ -165,7 +170,9 @@ def functions_called_by(nodes: Iterable[NodeDef], library: set[str]) -> set[str]
     for node in nodes:
         if node.op in library:
             called.add(node.op)
-        for value in node.attr.values():
+        attrs = node.attr
+        for key in attrs:  # (the map's values() is a Python generator over the same lookups)
+            value = attrs[key]
             kind = value.WhichOneof("value")
             if kind == "func":
                 called.add(value.func.name)

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 from rewriter.protos import node_def_pb2, op_def_pb2
 from rewriter.protos.attr_value_pb2 import AttrValue
 from rewriter.protos.function_pb2 import FunctionDef
@@ -23,12 +25,13 @@ from rewriter.targets.releases import Release, producer_version, release_info
 
 
 
-def _all_nodes(proto: saved_model_pb2.SavedModel, meta_index: int) -> list[NodeDef]:
+def _all_nodes(proto: saved_model_pb2.SavedModel, meta_index: int) -> Iterator[NodeDef]:
+    """The graph's nodes, then every function's, one at a time (a list of them all would hold a
+    wrapper per NodeDef of the model)."""
     graph_def = proto.meta_graphs[meta_index].graph_def
-    nodes = list(graph_def.node)
+    yield from graph_def.node
     for function in graph_def.library.function:
-        nodes.extend(function.node_def)
-    return nodes
+        yield from function.node_def
 
 
 def _defaults(op: OpDef | None) -> dict[str, op_def_pb2.OpDef.AttrDef]:
@@ -138,15 +141,18 @@ def for_target(
         if dangling:
             notes.append(f"meta graph {index}: {dangling} colocation entr(ies) naming no node of their function removed")
         prepared: dict[str, Reconciliation] = {}
-        nodes = _all_nodes(proto, index)
-        changed = sum(_reconcile_defaults(node, source, target, functions, prepared) for node in nodes)
+        ops: set[str] = set()
+        changed = 0
+        for node in _all_nodes(proto, index):
+            ops.add(node.op)
+            changed += _reconcile_defaults(node, source, target, functions, prepared)
         if changed:
             notes.append(f"meta graph {index}: {changed} default-valued attr(s) reconciled with TensorFlow {release}")
         meta = meta_graph.meta_info_def
         if meta.tensorflow_version != target_version:
             meta.tensorflow_version = target_version
             meta.tensorflow_git_version = f"tfdowngrade {tool_version}: rewritten for TensorFlow {target_version} from a model saved by TensorFlow {source_version}"
-        used = sorted({node.op for node in nodes} - functions)  # (reconciling changes no op)
+        used = sorted(ops - functions)  # (reconciling changes no op)
         meta.stripped_op_list.Clear()
         for op_name in used:
             op = target.op(op_name)
