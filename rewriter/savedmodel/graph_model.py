@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 import networkx as nx
 from rewriter.protos import function_pb2, graph_pb2, node_def_pb2
@@ -32,6 +32,21 @@ NodeKey = "str | tuple[str, str]"
 ARG = "@arg"
 RET = "@ret"
 CONTROL_RET = "@control_ret"
+
+
+class Edge(NamedTuple):
+    """One edge as the graph model's users see it: `src` feeds input `position` of `dst` through
+    `port` (the text after the producer's name, ":0", ":y:0", ""), or is a control edge (port None).
+    A value, not the graph's own record: edit edges through Scope (rewire, remove_edge)."""
+
+    src: object
+    dst: object
+    port: str | None
+    position: float  # in dst's input list, control inputs included
+
+    @property
+    def is_control(self) -> bool:
+        return self.port is None
 
 
 class GraphModelError(ValueError):
@@ -88,25 +103,31 @@ class Scope:
     def node_def(self, name: str) -> NodeDef:
         return self.graph.nodes[name]["def"]
 
-    def in_edges(self, name: object) -> list[tuple[object, dict]]:
-        """(producer, edge data) of a node's inputs, in input order."""
+    def _in_records(self, name: object) -> list[tuple[object, dict]]:
+        """(producer, networkx edge data) of a node's inputs, in input order (this module only)."""
         # networkx's raw adjacency dict (its documented fast path): views cost ~10x more on wide nodes.
         edges = [(src, data) for src, keyed in self.graph._pred[name].items() for data in keyed.values()]
         edges.sort(key=lambda item: item[1]["index"])
         return edges
+
+    def in_edges(self, name: object) -> list[Edge]:
+        """A node's inputs, data and control, in input order."""
+        return [Edge(src, name, data["port"], data["index"]) for src, data in self._in_records(name)]
 
     def has_control_edge(self, src: object, dst: object) -> bool:
         keyed = self.graph._pred[dst].get(src)
         return bool(keyed) and any(edge["port"] is None for edge in keyed.values())
 
     def data_inputs(self, name: object) -> list[tuple[object, str]]:
-        return [(src, data["port"]) for src, data in self.in_edges(name) if data["port"] is not None]
+        return [(src, data["port"]) for src, data in self._in_records(name) if data["port"] is not None]
 
     def control_inputs(self, name: object) -> list[object]:
-        return [src for src, data in self.in_edges(name) if data["port"] is None]
+        return [src for src, data in self._in_records(name) if data["port"] is None]
 
-    def out_edges(self, name: object) -> list[tuple[object, dict]]:
-        return [(dst, data) for _, dst, data in self.graph.out_edges(name, data=True)]
+    def out_edges(self, name: object) -> list[Edge]:
+        """Every edge out of a node (data and control), readers in the graph's order."""
+        return [Edge(name, dst, data["port"], data["index"])
+                for dst, keyed in self.graph._succ[name].items() for data in keyed.values()]
 
     # --- editing (used by the rule engine) ----------------------------------------------
     def add_node(self, node: NodeDef, after: str) -> None:
@@ -147,22 +168,22 @@ class Scope:
         """Any edge (data or control) from src to dst; O(1)."""
         return bool(self.graph.has_edge(src, dst))
 
-    def readers(self, name: object) -> list[tuple[object, dict]]:
-        """(reader, edge data) of every data edge out of a node: what reads its outputs."""
-        return [(dst, data) for dst, data in self.out_edges(name) if data["port"] is not None]
+    def readers(self, name: object) -> list[Edge]:
+        """Every data edge out of a node: what reads its outputs."""
+        return [edge for edge in self.out_edges(name) if edge.port is not None]
 
-    def remove_edge(self, src: object, dst: object, data: dict) -> None:
-        """Remove the one edge src -> dst with this data (its input index and port)."""
-        for key, edge in list(self.graph.get_edge_data(src, dst).items()):
-            if edge is data or (edge["index"] == data["index"] and edge["port"] == data["port"]):
-                self.graph.remove_edge(src, dst, key)
+    def remove_edge(self, edge: Edge) -> None:
+        """Remove this edge (src -> dst at its input index and port)."""
+        for key, data in list(self.graph.get_edge_data(edge.src, edge.dst, default={}).items()):
+            if data["index"] == edge.position and data["port"] == edge.port:
+                self.graph.remove_edge(edge.src, edge.dst, key)
                 return
-        raise GraphModelError(f"{self.where()}: no edge {src} -> {dst} at input {data['index']}")
+        raise GraphModelError(f"{self.where()}: no edge {edge.src} -> {edge.dst} at input {edge.position}")
 
-    def rewire(self, src: object, dst: object, data: dict, new_src: object, new_port: str | None) -> None:
-        """The input of dst that read src (edge data `data`) now reads new_src at new_port, same index."""
-        self.remove_edge(src, dst, data)
-        self.add_edge(new_src, dst, new_port, data["index"])
+    def rewire(self, edge: Edge, new_src: object, new_port: str | None) -> None:
+        """The input of edge.dst that read edge.src now reads new_src at new_port, same index."""
+        self.remove_edge(edge)
+        self.add_edge(new_src, edge.dst, new_port, edge.position)
 
     def remove_node(self, name: object) -> None:
         """Remove a node (or a return / control-return endpoint) with its edges. (nodes() skips
@@ -191,7 +212,7 @@ class NodeDefView:
         self._nodes: dict[str, NodeDef] = {node.name: node for node in nodes}
         self._position = {name: position for position, name in enumerate(self._nodes)}
         self._args = set(arg_names)
-        self._readers: dict[object, list[tuple[object, dict]]] | None = None
+        self._readers: dict[object, list[Edge]] | None = None
 
     @classmethod
     def of_graph_def(cls, name: str, graph_def: graph_pb2.GraphDef, ops: "OpSignatures | None") -> "NodeDefView":
@@ -240,19 +261,19 @@ class NodeDefView:
                 result.append((src, port))
         return result
 
-    def readers(self, name: object) -> list[tuple[object, dict]]:
-        """(reader, edge data) of every data edge out of a node, as Scope.readers gives them."""
+    def readers(self, name: object) -> list[Edge]:
+        """Every data edge out of a node, as Scope.readers gives them."""
         if self._readers is None:
-            readers: dict[object, list[tuple[object, dict]]] = {}
+            readers: dict[object, list[Edge]] = {}
             for dst, node in self._nodes.items():
                 for index, text in enumerate(node.input):
                     src, port = self._producer(text)
                     if port is not None:
-                        readers.setdefault(src, []).append((dst, {"port": port, "index": index}))
+                        readers.setdefault(src, []).append(Edge(src, dst, port, index))
             if isinstance(self.proto, function_pb2.FunctionDef):
                 for out_name, text in self.proto.ret.items():
                     src, port = self._producer(text)
-                    readers.setdefault(src, []).append(((RET, out_name), {"port": port, "index": 0}))
+                    readers.setdefault(src, []).append(Edge(src, (RET, out_name), port, 0))
             self._readers = readers
         return self._readers.get(name, [])
 
@@ -385,7 +406,7 @@ def _nodes_to_proto(scope: Scope) -> list[NodeDef]:
     for name, stored in scope.nodes():
         node = NodeDef()
         node.CopyFrom(stored)
-        node.input.extend(_input_text(src, data["port"]) for src, data in scope.in_edges(name))
+        node.input.extend(_input_text(src, data["port"]) for src, data in scope._in_records(name))
         out.append(node)
     return out
 
@@ -412,10 +433,10 @@ def function_from_scope(scope: Scope) -> function_pb2.FunctionDef:
     control_outputs: list[str] = []
     for key in scope.graph.nodes:
         if isinstance(key, tuple) and key[0] == RET:
-            (src, data), = scope.in_edges(key)
+            (src, data), = scope._in_records(key)
             function.ret[key[1]] = _input_text(src, data["port"])
         elif isinstance(key, tuple) and key[0] == CONTROL_RET:
-            (src, _), = scope.in_edges(key)
+            (src, _), = scope._in_records(key)
             function.control_ret[key[1]] = str(src)
             control_outputs.append(key[1])
     # Keep the signature's control_output order, minus entries a rewrite removed.
@@ -431,7 +452,7 @@ def fill_nodes(nodes: Any, scope: Scope) -> None:
     for name, stored in scope.nodes():
         node = nodes.add()
         node.CopyFrom(stored)
-        node.input.extend(_input_text(src, data["port"]) for src, data in scope.in_edges(name))
+        node.input.extend(_input_text(src, data["port"]) for src, data in scope._in_records(name))
 
 
 def function_library(graph_def: graph_pb2.GraphDef) -> list[function_pb2.FunctionDef]:
