@@ -368,7 +368,7 @@ class Rewriter:
                 f"rule {rule.id}: {node.op} and {op_name} name their outputs differently; retype cannot keep consumers"
             )
         app.retyped.append(f"{name}: {node.op} -> {op_name}")
-        node.op = op_name
+        self.scope.editable_node_def(name).op = op_name
         self._indexed(name, op_name)
         return True
 
@@ -392,8 +392,8 @@ class Rewriter:
         assert rule.rewrite is not None
         changed = False
         for node_key, attr in rule.rewrite.drop_attrs:
-            node = self.scope.node_def(binding[node_key])
-            if attr in node.attr:
+            if attr in self.scope.node_def(binding[node_key]).attr:
+                node = self.scope.editable_node_def(binding[node_key])
                 del node.attr[attr]
                 app.dropped_attrs.append(f"{node.name}.{attr}")
                 changed = True
@@ -401,6 +401,7 @@ class Rewriter:
             node = self.scope.node_def(binding[node_key])
             value = self._attr_value(rule, node.op, attr, plain, binding)
             if attr not in node.attr or node.attr[attr] != value:
+                node = self.scope.editable_node_def(binding[node_key])
                 node.attr[attr].CopyFrom(value)
                 app.set_attrs.append(f"{node.name}.{attr}")
                 changed = True

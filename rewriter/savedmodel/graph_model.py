@@ -68,6 +68,10 @@ class Scope:
     # MetaGraphDef refers to from outside this graph (signatures, saver), which cannot be removed.
     ops: "OpSignatures | None" = field(default=None, repr=False)
     external_names: frozenset[str] = field(default=frozenset(), repr=False)
+    # Nodes whose NodeDef this scope owns (a copy, or a node it added). The others are the input
+    # proto's own NodeDefs, shared until a rule edits them (editable_node_def copies then): a
+    # graph model copies no NodeDef, and no constant, that no rule changes.
+    _owned: set[str] = field(default_factory=set, repr=False)
 
     @property
     def is_function(self) -> bool:
@@ -101,7 +105,19 @@ class Scope:
                 yield key, nodes[key]["def"]
 
     def node_def(self, name: str) -> NodeDef:
+        """The node's NodeDef, to read (its `input` is not the truth: the edges are)."""
         return self.graph.nodes[name]["def"]
+
+    def editable_node_def(self, name: str) -> NodeDef:
+        """The node's NodeDef, to change: the scope's own copy (the input proto stays as it was)."""
+        data = self.graph.nodes[name]
+        if name not in self._owned:
+            owned = NodeDef()
+            owned.CopyFrom(data["def"])
+            del owned.input[:]
+            data["def"] = owned
+            self._owned.add(name)
+        return data["def"]
 
     def _in_records(self, name: object) -> list[tuple[object, dict]]:
         """(producer, networkx edge data) of a node's inputs, in input order (this module only)."""
@@ -141,6 +157,7 @@ class Scope:
         del stored.input[:]
         self.graph.add_node(node.name, order=order)
         self.graph.nodes[node.name]["def"] = stored
+        self._owned.add(node.name)
         self._order = None
 
     def add_edge(self, src: object, dst: object, port: str | None, index: float) -> None:
@@ -302,10 +319,7 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
         if node.name in names:
             raise GraphModelError(f"{scope.where()}: two nodes are named {node.name!r}")
         names.add(node.name)
-        stored = NodeDef()
-        stored.CopyFrom(node)
-        del stored.input[:]
-        members.append((node.name, {"order": (position,), "def": stored}))
+        members.append((node.name, {"order": (position,), "def": node}))  # shared: Scope._owned
     graph.add_nodes_from(members)
     args, is_function = set(arg_names), scope.is_function
     # Edges go into networkx's adjacency dicts directly, as MultiDiGraph.add_edge puts them (one
@@ -406,6 +420,7 @@ def _nodes_to_proto(scope: Scope) -> list[NodeDef]:
     for name, stored in scope.nodes():
         node = NodeDef()
         node.CopyFrom(stored)
+        del node.input[:]  # a shared NodeDef still lists IN's inputs; the edges are the truth
         node.input.extend(_input_text(src, data["port"]) for src, data in scope._in_records(name))
         out.append(node)
     return out
@@ -452,6 +467,7 @@ def fill_nodes(nodes: Any, scope: Scope) -> None:
     for name, stored in scope.nodes():
         node = nodes.add()
         node.CopyFrom(stored)
+        del node.input[:]  # a shared NodeDef still lists IN's inputs; the edges are the truth
         node.input.extend(_input_text(src, data["port"]) for src, data in scope._in_records(name))
 
 
