@@ -664,10 +664,11 @@ class RuleRun:
         bind and conditions, on the view."""
         screens, ops = self._screens, view.ops
         matcher: Matcher | None = None
-        for name, node in view.nodes():
+        for node in view.node_defs:
             candidates = screens.get(node.op)
             if candidates is None:
                 continue
+            name = node.name
             # Only attr conditions are in a screen: attr_value is all they read of a MatchContext.
             context = cast(MatchContext, _NodeAttrs(node, ops))
             for rule, screen in candidates:

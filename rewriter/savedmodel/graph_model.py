@@ -226,10 +226,17 @@ class NodeDefView:
                  nodes: Any, arg_names: list[str], ops: "OpSignatures | None") -> None:
         self.kind, self.name, self.proto, self.ops = kind, name, proto, ops
         self.external_names: frozenset[str] = frozenset()
-        self._nodes: dict[str, NodeDef] = {node.name: node for node in nodes}
-        self._position = {name: position for position, name in enumerate(self._nodes)}
+        self.node_defs = nodes  # in order; the lookups below are built on first use
+        self._by_name: dict[str, NodeDef] | None = None
+        self._positions: dict[str, int] | None = None
         self._args = set(arg_names)
         self._readers: dict[object, list[Edge]] | None = None
+
+    @property
+    def _nodes(self) -> dict[str, NodeDef]:
+        if self._by_name is None:
+            self._by_name = {node.name: node for node in self.node_defs}
+        return self._by_name
 
     @classmethod
     def of_graph_def(cls, name: str, graph_def: graph_pb2.GraphDef, ops: "OpSignatures | None") -> "NodeDefView":
@@ -262,7 +269,9 @@ class NodeDefView:
         return name in self._nodes
 
     def order_key(self, name: str) -> tuple:
-        return ((self._position[name],), name)
+        if self._positions is None:
+            self._positions = {node_name: position for position, node_name in enumerate(self._nodes)}
+        return ((self._positions[name],), name)
 
     def _producer(self, text: str) -> tuple[object, str | None]:
         src, port = _split_input(text)
