@@ -78,8 +78,12 @@ class OpIndex:
         self.scope = scope
         self.by_op: dict[str, set[str]] = {}
         self.additions = 0  # how many times add() ran: a rule's candidates may have changed
+        by_op = self.by_op
         for name, node in scope.nodes():
-            self.by_op.setdefault(node.op, set()).add(name)
+            names = by_op.get(node.op)
+            if names is None:
+                names = by_op[node.op] = set()
+            names.add(name)
 
     def add(self, name: str, op: str) -> None:
         self.by_op.setdefault(op, set()).add(name)

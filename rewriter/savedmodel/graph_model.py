@@ -96,17 +96,19 @@ class Scope:
     # --- reading -----------------------------------------------------------------------
     def nodes(self) -> Iterator[tuple[str, NodeDef]]:
         """Real nodes in their order. The order is cached; removed nodes are skipped."""
+        # networkx's node dict read directly (its NodeView costs a call per lookup).
+        node_data = self.graph._node
         if self._order is None:
-            keyed = [(data["order"], key) for key, data in self.graph.nodes(data=True) if isinstance(key, str)]
+            keyed = [(data["order"], key) for key, data in node_data.items() if isinstance(key, str)]
             self._order = [key for _, key in sorted(keyed)]
-        nodes = self.graph.nodes
         for key in self._order:
-            if key in nodes:
-                yield key, nodes[key]["def"]
+            data = node_data.get(key)
+            if data is not None:
+                yield key, data["def"]
 
     def node_def(self, name: str) -> NodeDef:
         """The node's NodeDef, to read (its `input` is not the truth: the edges are)."""
-        return self.graph.nodes[name]["def"]
+        return self.graph._node[name]["def"]
 
     def editable_node_def(self, name: str) -> NodeDef:
         """The node's NodeDef, to change: the scope's own copy (the input proto stays as it was)."""
@@ -175,7 +177,7 @@ class Scope:
         return float(data["next_index"])
 
     def has_node(self, name: object) -> bool:
-        return name in self.graph
+        return name in self.graph._node
 
     def order_key(self, name: str) -> tuple:
         """Where a node sits in the scope's node order (nodes() visits them by this key)."""
