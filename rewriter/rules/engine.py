@@ -78,8 +78,12 @@ class OpIndex:
         self.scope = scope
         self.by_op: dict[str, set[str]] = {}
         self.additions = 0  # how many times add() ran: a rule's candidates may have changed
+        by_op = self.by_op
         for name, node in scope.nodes():
-            self.by_op.setdefault(node.op, set()).add(name)
+            names = by_op.get(node.op)
+            if names is None:
+                names = by_op[node.op] = set()
+            names.add(name)
 
     def add(self, name: str, op: str) -> None:
         self.by_op.setdefault(op, set()).add(name)
@@ -189,7 +193,7 @@ class Matcher:
         readers = self.scope.readers(name)
         if not readers:
             return False
-        for dst, _ in readers:
+        for dst in (edge.dst for edge in readers):
             if isinstance(dst, tuple):
                 if dst[0] != RET:
                     return False
@@ -199,8 +203,8 @@ class Matcher:
 
     def reader_ops(self, name: str) -> list[str]:
         """The op of every node reading a data output of the node ("_Retval" for a return value)."""
-        return [("_Retval" if isinstance(dst, tuple) else self.scope.node_def(str(dst)).op)
-                for dst, _ in self.scope.readers(name)]
+        return [("_Retval" if isinstance(edge.dst, tuple) else self.scope.node_def(str(edge.dst)).op)
+                for edge in self.scope.readers(name)]
 
     def conditions_hold(self, rule: Rule, binding: dict[str, str]) -> bool:
         if "counts" in rule.extra and self.counts(rule, binding) is None:
@@ -368,7 +372,7 @@ class Rewriter:
                 f"rule {rule.id}: {node.op} and {op_name} name their outputs differently; retype cannot keep consumers"
             )
         app.retyped.append(f"{name}: {node.op} -> {op_name}")
-        node.op = op_name
+        self.scope.editable_node_def(name).op = op_name
         self._indexed(name, op_name)
         return True
 
@@ -379,21 +383,21 @@ class Rewriter:
     def _rewire_input(self, name: str, in_index: int, target: tuple[object, str]) -> bool:
         """Make data input `in_index` of a kept node read `target` instead."""
         scope = self.scope
-        edges = [(src, data) for src, data in scope.in_edges(name) if data["port"] is not None]
+        edges = [edge for edge in scope.in_edges(name) if not edge.is_control]
         if in_index >= len(edges):
             raise RuleApplicationError(f"{scope.where()}: node {name!r} has no input {in_index}")
-        src, data = edges[in_index]
-        if src == target[0] and data["port"] == target[1]:
+        edge = edges[in_index]
+        if (edge.src, edge.port) == target:
             return False
-        scope.rewire(src, name, data, target[0], target[1])
+        scope.rewire(edge, target[0], target[1])
         return True
 
     def _edit_attrs(self, rule: Rule, binding: dict[str, str], app: Application) -> bool:
         assert rule.rewrite is not None
         changed = False
         for node_key, attr in rule.rewrite.drop_attrs:
-            node = self.scope.node_def(binding[node_key])
-            if attr in node.attr:
+            if attr in self.scope.node_def(binding[node_key]).attr:
+                node = self.scope.editable_node_def(binding[node_key])
                 del node.attr[attr]
                 app.dropped_attrs.append(f"{node.name}.{attr}")
                 changed = True
@@ -401,6 +405,7 @@ class Rewriter:
             node = self.scope.node_def(binding[node_key])
             value = self._attr_value(rule, node.op, attr, plain, binding)
             if attr not in node.attr or node.attr[attr] != value:
+                node = self.scope.editable_node_def(binding[node_key])
                 node.attr[attr].CopyFrom(value)
                 app.set_attrs.append(f"{node.name}.{attr}")
                 changed = True
@@ -531,13 +536,12 @@ class Rewriter:
     def _rewire_output(self, name: str, out_index: int, target: tuple[object, str], added: set[str]) -> bool:
         scope, node = self.scope, self.scope.node_def(name)
         moved = False
-        for dst, data in list(scope.out_edges(name)):
-            port = data["port"]
-            if port is None or scope.output_index(node, port) != out_index:
+        for edge in scope.out_edges(name):
+            if edge.port is None or scope.output_index(node, edge.port) != out_index:
                 continue
-            if dst in added:
+            if edge.dst in added:
                 continue  # a node this rewrite added reads the old output on purpose (e.g. a Cast of it)
-            scope.rewire(name, dst, data, target[0], target[1])
+            scope.rewire(edge, target[0], target[1])
             moved = True
         return moved
 
@@ -546,10 +550,11 @@ class Rewriter:
         what it waited on itself, so no ordering is lost."""
         scope = self.scope
         anchors: list[object] = list(dict.fromkeys(replacements)) or _anchors(scope, name)
-        for dst, data in list(scope.out_edges(name)):
-            if data["port"] is not None:
+        for edge in scope.out_edges(name):
+            dst = edge.dst
+            if not edge.is_control:
                 raise RuleApplicationError(
-                    f"rule {rule.id} removes {name!r} in {scope.where()}, but {dst} still reads its output {data['port'] or ':0'}"
+                    f"rule {rule.id} removes {name!r} in {scope.where()}, but {dst} still reads its output {edge.port or ':0'}"
                 )
             if isinstance(dst, tuple) and dst[0] == CONTROL_RET:
                 self._repoint_control_ret(dst, name, anchors)
@@ -581,9 +586,9 @@ class Rewriter:
 def _anchors(scope: Scope, name: str) -> list[object]:
     """What a node waited on: its control inputs and the nodes (not args) its data came from."""
     found: list[object] = []
-    for src, _ in scope.in_edges(name):
-        if isinstance(src, str) and src not in found:
-            found.append(src)
+    for edge in scope.in_edges(name):
+        if isinstance(edge.src, str) and edge.src not in found:
+            found.append(edge.src)
     return found
 
 
@@ -663,10 +668,11 @@ class RuleRun:
         bind and conditions, on the view."""
         screens, ops = self._screens, view.ops
         matcher: Matcher | None = None
-        for name, node in view.nodes():
+        for node in view.node_defs:
             candidates = screens.get(node.op)
             if candidates is None:
                 continue
+            name = node.name
             # Only attr conditions are in a screen: attr_value is all they read of a MatchContext.
             context = cast(MatchContext, _NodeAttrs(node, ops))
             for rule, screen in candidates:

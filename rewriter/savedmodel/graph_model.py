@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 import networkx as nx
 from rewriter.protos import function_pb2, graph_pb2, node_def_pb2
@@ -32,6 +32,21 @@ NodeKey = "str | tuple[str, str]"
 ARG = "@arg"
 RET = "@ret"
 CONTROL_RET = "@control_ret"
+
+
+class Edge(NamedTuple):
+    """One edge as the graph model's users see it: `src` feeds input `position` of `dst` through
+    `port` (the text after the producer's name, ":0", ":y:0", ""), or is a control edge (port None).
+    A value, not the graph's own record: edit edges through Scope (rewire, remove_edge)."""
+
+    src: object
+    dst: object
+    port: str | None
+    position: float  # in dst's input list, control inputs included
+
+    @property
+    def is_control(self) -> bool:
+        return self.port is None
 
 
 class GraphModelError(ValueError):
@@ -53,6 +68,10 @@ class Scope:
     # MetaGraphDef refers to from outside this graph (signatures, saver), which cannot be removed.
     ops: "OpSignatures | None" = field(default=None, repr=False)
     external_names: frozenset[str] = field(default=frozenset(), repr=False)
+    # Nodes whose NodeDef this scope owns (a copy, or a node it added). The others are the input
+    # proto's own NodeDefs, shared until a rule edits them (editable_node_def copies then): a
+    # graph model copies no NodeDef, and no constant, that no rule changes.
+    _owned: set[str] = field(default_factory=set, repr=False)
 
     @property
     def is_function(self) -> bool:
@@ -77,36 +96,56 @@ class Scope:
     # --- reading -----------------------------------------------------------------------
     def nodes(self) -> Iterator[tuple[str, NodeDef]]:
         """Real nodes in their order. The order is cached; removed nodes are skipped."""
+        # networkx's node dict read directly (its NodeView costs a call per lookup).
+        node_data = self.graph._node
         if self._order is None:
-            keyed = [(data["order"], key) for key, data in self.graph.nodes(data=True) if isinstance(key, str)]
+            keyed = [(data["order"], key) for key, data in node_data.items() if isinstance(key, str)]
             self._order = [key for _, key in sorted(keyed)]
-        nodes = self.graph.nodes
         for key in self._order:
-            if key in nodes:
-                yield key, nodes[key]["def"]
+            data = node_data.get(key)
+            if data is not None:
+                yield key, data["def"]
 
     def node_def(self, name: str) -> NodeDef:
-        return self.graph.nodes[name]["def"]
+        """The node's NodeDef, to read (its `input` is not the truth: the edges are)."""
+        return self.graph._node[name]["def"]
 
-    def in_edges(self, name: object) -> list[tuple[object, dict]]:
-        """(producer, edge data) of a node's inputs, in input order."""
+    def editable_node_def(self, name: str) -> NodeDef:
+        """The node's NodeDef, to change: the scope's own copy (the input proto stays as it was)."""
+        data = self.graph.nodes[name]
+        if name not in self._owned:
+            owned = NodeDef()
+            owned.CopyFrom(data["def"])
+            del owned.input[:]
+            data["def"] = owned
+            self._owned.add(name)
+        return data["def"]
+
+    def _in_records(self, name: object) -> list[tuple[object, dict]]:
+        """(producer, networkx edge data) of a node's inputs, in input order (this module only)."""
         # networkx's raw adjacency dict (its documented fast path): views cost ~10x more on wide nodes.
         edges = [(src, data) for src, keyed in self.graph._pred[name].items() for data in keyed.values()]
         edges.sort(key=lambda item: item[1]["index"])
         return edges
+
+    def in_edges(self, name: object) -> list[Edge]:
+        """A node's inputs, data and control, in input order."""
+        return [Edge(src, name, data["port"], data["index"]) for src, data in self._in_records(name)]
 
     def has_control_edge(self, src: object, dst: object) -> bool:
         keyed = self.graph._pred[dst].get(src)
         return bool(keyed) and any(edge["port"] is None for edge in keyed.values())
 
     def data_inputs(self, name: object) -> list[tuple[object, str]]:
-        return [(src, data["port"]) for src, data in self.in_edges(name) if data["port"] is not None]
+        return [(src, data["port"]) for src, data in self._in_records(name) if data["port"] is not None]
 
     def control_inputs(self, name: object) -> list[object]:
-        return [src for src, data in self.in_edges(name) if data["port"] is None]
+        return [src for src, data in self._in_records(name) if data["port"] is None]
 
-    def out_edges(self, name: object) -> list[tuple[object, dict]]:
-        return [(dst, data) for _, dst, data in self.graph.out_edges(name, data=True)]
+    def out_edges(self, name: object) -> list[Edge]:
+        """Every edge out of a node (data and control), readers in the graph's order."""
+        return [Edge(name, dst, data["port"], data["index"])
+                for dst, keyed in self.graph._succ[name].items() for data in keyed.values()]
 
     # --- editing (used by the rule engine) ----------------------------------------------
     def add_node(self, node: NodeDef, after: str) -> None:
@@ -120,6 +159,7 @@ class Scope:
         del stored.input[:]
         self.graph.add_node(node.name, order=order)
         self.graph.nodes[node.name]["def"] = stored
+        self._owned.add(node.name)
         self._order = None
 
     def add_edge(self, src: object, dst: object, port: str | None, index: float) -> None:
@@ -137,7 +177,7 @@ class Scope:
         return float(data["next_index"])
 
     def has_node(self, name: object) -> bool:
-        return name in self.graph
+        return name in self.graph._node
 
     def order_key(self, name: str) -> tuple:
         """Where a node sits in the scope's node order (nodes() visits them by this key)."""
@@ -147,22 +187,22 @@ class Scope:
         """Any edge (data or control) from src to dst; O(1)."""
         return bool(self.graph.has_edge(src, dst))
 
-    def readers(self, name: object) -> list[tuple[object, dict]]:
-        """(reader, edge data) of every data edge out of a node: what reads its outputs."""
-        return [(dst, data) for dst, data in self.out_edges(name) if data["port"] is not None]
+    def readers(self, name: object) -> list[Edge]:
+        """Every data edge out of a node: what reads its outputs."""
+        return [edge for edge in self.out_edges(name) if edge.port is not None]
 
-    def remove_edge(self, src: object, dst: object, data: dict) -> None:
-        """Remove the one edge src -> dst with this data (its input index and port)."""
-        for key, edge in list(self.graph.get_edge_data(src, dst).items()):
-            if edge is data or (edge["index"] == data["index"] and edge["port"] == data["port"]):
-                self.graph.remove_edge(src, dst, key)
+    def remove_edge(self, edge: Edge) -> None:
+        """Remove this edge (src -> dst at its input index and port)."""
+        for key, data in list(self.graph.get_edge_data(edge.src, edge.dst, default={}).items()):
+            if data["index"] == edge.position and data["port"] == edge.port:
+                self.graph.remove_edge(edge.src, edge.dst, key)
                 return
-        raise GraphModelError(f"{self.where()}: no edge {src} -> {dst} at input {data['index']}")
+        raise GraphModelError(f"{self.where()}: no edge {edge.src} -> {edge.dst} at input {edge.position}")
 
-    def rewire(self, src: object, dst: object, data: dict, new_src: object, new_port: str | None) -> None:
-        """The input of dst that read src (edge data `data`) now reads new_src at new_port, same index."""
-        self.remove_edge(src, dst, data)
-        self.add_edge(new_src, dst, new_port, data["index"])
+    def rewire(self, edge: Edge, new_src: object, new_port: str | None) -> None:
+        """The input of edge.dst that read edge.src now reads new_src at new_port, same index."""
+        self.remove_edge(edge)
+        self.add_edge(new_src, edge.dst, new_port, edge.position)
 
     def remove_node(self, name: object) -> None:
         """Remove a node (or a return / control-return endpoint) with its edges. (nodes() skips
@@ -188,10 +228,17 @@ class NodeDefView:
                  nodes: Any, arg_names: list[str], ops: "OpSignatures | None") -> None:
         self.kind, self.name, self.proto, self.ops = kind, name, proto, ops
         self.external_names: frozenset[str] = frozenset()
-        self._nodes: dict[str, NodeDef] = {node.name: node for node in nodes}
-        self._position = {name: position for position, name in enumerate(self._nodes)}
+        self.node_defs = nodes  # in order; the lookups below are built on first use
+        self._by_name: dict[str, NodeDef] | None = None
+        self._positions: dict[str, int] | None = None
         self._args = set(arg_names)
-        self._readers: dict[object, list[tuple[object, dict]]] | None = None
+        self._readers: dict[object, list[Edge]] | None = None
+
+    @property
+    def _nodes(self) -> dict[str, NodeDef]:
+        if self._by_name is None:
+            self._by_name = {node.name: node for node in self.node_defs}
+        return self._by_name
 
     @classmethod
     def of_graph_def(cls, name: str, graph_def: graph_pb2.GraphDef, ops: "OpSignatures | None") -> "NodeDefView":
@@ -224,7 +271,9 @@ class NodeDefView:
         return name in self._nodes
 
     def order_key(self, name: str) -> tuple:
-        return ((self._position[name],), name)
+        if self._positions is None:
+            self._positions = {node_name: position for position, node_name in enumerate(self._nodes)}
+        return ((self._positions[name],), name)
 
     def _producer(self, text: str) -> tuple[object, str | None]:
         src, port = _split_input(text)
@@ -240,19 +289,19 @@ class NodeDefView:
                 result.append((src, port))
         return result
 
-    def readers(self, name: object) -> list[tuple[object, dict]]:
-        """(reader, edge data) of every data edge out of a node, as Scope.readers gives them."""
+    def readers(self, name: object) -> list[Edge]:
+        """Every data edge out of a node, as Scope.readers gives them."""
         if self._readers is None:
-            readers: dict[object, list[tuple[object, dict]]] = {}
+            readers: dict[object, list[Edge]] = {}
             for dst, node in self._nodes.items():
                 for index, text in enumerate(node.input):
                     src, port = self._producer(text)
                     if port is not None:
-                        readers.setdefault(src, []).append((dst, {"port": port, "index": index}))
+                        readers.setdefault(src, []).append(Edge(src, dst, port, index))
             if isinstance(self.proto, function_pb2.FunctionDef):
                 for out_name, text in self.proto.ret.items():
                     src, port = self._producer(text)
-                    readers.setdefault(src, []).append(((RET, out_name), {"port": port, "index": 0}))
+                    readers.setdefault(src, []).append(Edge(src, (RET, out_name), port, 0))
             self._readers = readers
         return self._readers.get(name, [])
 
@@ -274,24 +323,24 @@ def _split_input(text: str) -> tuple[str, str | None]:
 def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) -> Scope:
     scope = Scope(kind, name, nx.MultiDiGraph(), proto)
     graph = scope.graph
-    graph.add_nodes_from((ARG, arg) for arg in arg_names)
+    # Nodes and edges go into networkx's dicts directly, as add_nodes_from and MultiDiGraph.add_edge
+    # put them (per node an attr dict and two adjacency dicts; per node pair one key dict shared by
+    # _succ and _pred, keys 0, 1, ...): their checks, and add_nodes_from's TypeError per (node,
+    # attrs) pair, were most of building the graph model. The graph is new, so no cached view
+    # needs clearing. tests/test_graph_model.py round-trips every fixture through it.
+    succ, pred, attrs = graph._succ, graph._pred, graph._node
+    for arg in arg_names:
+        arg_key = (ARG, arg)
+        succ[arg_key], pred[arg_key], attrs[arg_key] = {}, {}, {}
     names: set[str] = set()
-    members = []
     for position, node in enumerate(nodes):
-        if node.name in names:
-            raise GraphModelError(f"{scope.where()}: two nodes are named {node.name!r}")
-        names.add(node.name)
-        stored = NodeDef()
-        stored.CopyFrom(node)
-        del stored.input[:]
-        members.append((node.name, {"order": (position,), "def": stored}))
-    graph.add_nodes_from(members)
+        node_name = node.name
+        if node_name in names:
+            raise GraphModelError(f"{scope.where()}: two nodes are named {node_name!r}")
+        names.add(node_name)
+        succ[node_name], pred[node_name] = {}, {}
+        attrs[node_name] = {"order": (position,), "def": node}  # shared with IN: Scope._owned
     args, is_function = set(arg_names), scope.is_function
-    # Edges go into networkx's adjacency dicts directly, as MultiDiGraph.add_edge puts them (one
-    # key dict per node pair, shared by _succ and _pred; keys 0, 1, ... per pair): add_edge's
-    # checks and view lookups were most of building the graph model. The graph is new, so no
-    # cached view needs clearing. tests/test_graph_model.py round-trips every fixture through it.
-    succ, pred = graph._succ, graph._pred
     for node in nodes:
         dst = node.name
         for index, text in enumerate(node.input):
@@ -380,21 +429,11 @@ def _input_text(src: object, port: str | None) -> str:
     return f"^{name}" if port is None else f"{name}{port}"
 
 
-def _nodes_to_proto(scope: Scope) -> list[NodeDef]:
-    out = []
-    for name, stored in scope.nodes():
-        node = NodeDef()
-        node.CopyFrom(stored)
-        node.input.extend(_input_text(src, data["port"]) for src, data in scope.in_edges(name))
-        out.append(node)
-    return out
-
-
 def graph_def_from_scope(scope: Scope, library: list[function_pb2.FunctionDef]) -> graph_pb2.GraphDef:
     graph_def = copy.deepcopy(scope.proto)
     assert isinstance(graph_def, graph_pb2.GraphDef)
     del graph_def.node[:]
-    graph_def.node.extend(_nodes_to_proto(scope))
+    fill_nodes(graph_def.node, scope)
     # Touch `library` only if there is one: an empty one would change the bytes.
     if graph_def.HasField("library") or library:
         del graph_def.library.function[:]
@@ -404,25 +443,31 @@ def graph_def_from_scope(scope: Scope, library: list[function_pb2.FunctionDef]) 
 
 def function_from_scope(scope: Scope) -> function_pb2.FunctionDef:
     function = function_pb2.FunctionDef()
+    write_function(function, scope)
+    return function
+
+
+def write_function(function: function_pb2.FunctionDef, scope: Scope) -> None:
+    """Make `function` (a new message, or one in place in the output) the scope's FunctionDef: each
+    node copied once, where it stays."""
     function.CopyFrom(scope.proto)
     del function.node_def[:]
-    function.node_def.extend(_nodes_to_proto(scope))
+    fill_nodes(function.node_def, scope)
     function.ret.clear()
     function.control_ret.clear()
     control_outputs: list[str] = []
     for key in scope.graph.nodes:
         if isinstance(key, tuple) and key[0] == RET:
-            (src, data), = scope.in_edges(key)
+            (src, data), = scope._in_records(key)
             function.ret[key[1]] = _input_text(src, data["port"])
         elif isinstance(key, tuple) and key[0] == CONTROL_RET:
-            (src, _), = scope.in_edges(key)
+            (src, _), = scope._in_records(key)
             function.control_ret[key[1]] = str(src)
             control_outputs.append(key[1])
     # Keep the signature's control_output order, minus entries a rewrite removed.
     kept = [name for name in scope.proto.signature.control_output if name in control_outputs]
     del function.signature.control_output[:]
     function.signature.control_output.extend(kept)
-    return function
 
 
 def fill_nodes(nodes: Any, scope: Scope) -> None:
@@ -431,7 +476,8 @@ def fill_nodes(nodes: Any, scope: Scope) -> None:
     for name, stored in scope.nodes():
         node = nodes.add()
         node.CopyFrom(stored)
-        node.input.extend(_input_text(src, data["port"]) for src, data in scope.in_edges(name))
+        del node.input[:]  # a shared NodeDef still lists IN's inputs; the edges are the truth
+        node.input.extend(_input_text(src, data["port"]) for src, data in scope._in_records(name))
 
 
 def function_library(graph_def: graph_pb2.GraphDef) -> list[function_pb2.FunctionDef]:
