@@ -7,6 +7,7 @@ import copy
 import random
 
 import pytest
+from google.protobuf import text_format
 
 from conftest import FIXTURES, fixture_dir
 from rewriter.findings import Finding
@@ -31,8 +32,6 @@ def _values() -> list[attr_value_pb2.AttrValue]:
                  "list { shape { } }", "list { tensor { } }", "list { func { name: 'known' } }",
                  "list { i: [1] type: [DT_FLOAT] }", "list { func { name: 'missing' } s: ['x'] }"):
         value = attr_value_pb2.AttrValue()
-        from google.protobuf import text_format
-
         text_format.Parse(text, value)
         values.append(value)
     return values

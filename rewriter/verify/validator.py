@@ -6,16 +6,14 @@ not the judge of compatibility: the real target runtime is (rewriter/runtimes, r
 from __future__ import annotations
 
 import functools
-from typing import Iterable
 
 from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2
 from rewriter.protos.op_def_pb2 import OpDef
-from rewriter.protos.node_def_pb2 import NodeDef
 
 from rewriter.savedmodel.attr_values import type_name
 from rewriter.findings import Finding
 from rewriter.savedmodel.graph_model import Scope
-from rewriter.targets.registry import OpRegistry, arg_count, load_registry
+from rewriter.targets.registry import OpRegistry, load_registry
 from rewriter.targets.releases import Release, known_releases
 
 
