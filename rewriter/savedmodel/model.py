@@ -418,16 +418,6 @@ class ProtoScope:
             self._by_name = {node.name: node for node in self.node_defs}
         return [(text, "") for text in self._by_name[name].input if not text.startswith("^")]
 
-    def data_input_count(self, name: str) -> int:
-        """len(self.data_inputs(name)), without making the list."""
-        if self._by_name is None:
-            self._by_name = {node.name: node for node in self.node_defs}
-        count = 0
-        for text in self._by_name[name].input:
-            if text[:1] != "^":
-                count += 1
-        return count
-
 
 @dataclass
 class ProtoModel:

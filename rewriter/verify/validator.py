@@ -237,7 +237,9 @@ def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int
         functions = library.get(id(scope), {})
         names, memo = cache.resolver(functions, registry)
         where = scope.where()
-        count_inputs = scope.data_input_count if isinstance(scope, ProtoScope) else None
+        # A ProtoScope's nodes by name, as its data_inputs() finds them; made here, not cached on the
+        # scope, so the NodeDef wrappers go with this scope instead of living as long as the scope.
+        by_name = {node.name: node for node in scope.node_defs} if isinstance(scope, ProtoScope) else None
         for name, node in scope.nodes():
             op_name = node.op
             check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
@@ -273,7 +275,13 @@ def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int
                 expected = check.arity(attrs)
             except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
                 continue
-            got = count_inputs(name) if count_inputs is not None else len(scope.data_inputs(name))
+            if by_name is not None:  # len(scope.data_inputs(name)), without making the list
+                got = 0
+                for text in by_name[name].input:
+                    if text[:1] != "^":
+                        got += 1
+            else:
+                got = len(scope.data_inputs(name))
             if got != expected:
                 findings.append(Finding("arity", where, name, op_name, f"has {got} data inputs, the op takes {expected}"))
     return findings
