@@ -56,6 +56,12 @@ class MessageCondition:
         """Does the verdict depend on the object context (the SavedObjectGraph, the node id)?"""
         return False
 
+    def required_field(self, desc: Any) -> str | None:
+        """A field (or oneof) of a `desc` message that is set wherever this condition holds, and
+        whose absence the condition finds without any error; None if there is none to name.
+        Rules on one type share this screen (four NodeDef rules read experimental_type first)."""
+        return None
+
     def holds_on(self, desc: Any) -> Test:
         """holds() on messages of type `desc`, for a condition that does not read the object
         context. This fallback calls failure()."""
@@ -138,6 +144,9 @@ class AllOf(_Combined):
 
     def holds_on(self, desc: Any) -> Test:
         return all_tests([c.holds_on(desc) for c in self.conditions])
+
+    def required_field(self, desc: Any) -> str | None:
+        return self.conditions[0].required_field(desc)  # the first tried: nothing before it can raise
 
     def predicate(self, desc: Any) -> Predicate:
         return all_predicates([c.predicate(desc) for c in self.conditions])
@@ -244,6 +253,16 @@ class Field(MessageCondition):
         theirs = {comparable(x) for x in ([] if other is MISSING else list(other))}
         missing = [x for x in mine if comparable(x) not in theirs]
         return None if not missing else f"{len(missing)} element(s) of {name} are not in {self.value}"
+
+    def required_field(self, desc: Any) -> str | None:
+        if "." in self.field:
+            return None
+        if self.test == "present" and self.value is True and (
+                self.field in desc.fields_by_name or self.field in desc.oneofs_by_name):
+            return self.field
+        if self.test == "mentions" and self.field in desc.fields_by_name:
+            return self.field  # mentions() finds nothing in an unset field
+        return None
 
     def holds_on(self, desc: Any) -> Test:
         """The common tests of a field of the message itself (not a dotted path), read as failure()

@@ -24,7 +24,7 @@ from rewriter.rules.object_graph_loader import KERAS_CONFIG, ObjectGraphRule
 from rewriter.savedmodel import checkpoint as checkpoint_io
 from rewriter.savedmodel import keras_metadata
 from rewriter.savedmodel.files import KERAS_METADATA_PB, SAVED_MODEL_PB, SavedModelFiles
-from rewriter.savedmodel.messages import Found, drop_field, find_messages, path_of, reachable_types
+from rewriter.savedmodel.messages import Found, drop_field, find_messages, path_of, presence_test, reachable_types
 from rewriter.savedmodel.object_graph import drop_objects, needed_objects, used_concrete_functions
 from rewriter.targets.releases import Release
 
@@ -76,13 +76,14 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
     # the rule's own after an action that edits a MetaGraphDef's contents: wire_captures,
     # combine_saveables).
     found: dict[str, list[Found]] = {}
+    screened: _Screened = {}
     for position, rule in enumerate(mine):
         if rule.message not in found:
             # Up to the next rule that may edit a MetaGraphDef's contents: what follows it is walked after it.
             last = next((i for i in range(position, len(mine)) if mine[i].wire_captures or mine[i].combine_saveables),
                         len(mine) - 1)
             found.update(find_messages(root, {r.message for r in mine[position:last + 1] if r.message not in found}))
-        for entry, meta_index, node_id in _matching(rule, found[rule.message], contexts):
+        for entry, meta_index, node_id in _matching(rule, found[rule.message], contexts, screened):
             msg = entry[0]
             path = path_of(entry)
             if rule.refuse is not None:
@@ -93,13 +94,14 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
                 if drop_field(msg, name):
                     outcome.applications.append(ObjectGraphApplication(rule.id, file, path, f"dropped {name}"))
                     gone = _types_a_field_holds(msg.DESCRIPTOR, name)
-                    if any(t != rule.message and (gone is None or t in gone) for t in found):
-                        found = {t: entries for t, entries in found.items()
-                                 if t == rule.message or not (gone is None or t in gone)}
+                    stale = (found.keys() if gone is None else found.keys() & gone) - {rule.message}
+                    if stale:
+                        found = {t: entries for t, entries in found.items() if t not in stale}
             if rule.drop_object and meta_index is not None and node_id is not None:
                 drops.append((rule, meta_index, path))
             if (rule.wire_captures or rule.combine_saveables) and isinstance(msg, meta_graph_pb2.MetaGraphDef):
                 found = {rule.message: found[rule.message]}  # these edit what the MetaGraphDef holds
+                screened.clear()
                 meta = contexts.get(int(path[len("meta_graphs["):].split("]")[0]))
                 checkpoint = meta.checkpoint if meta else None
                 if rule.wire_captures:
@@ -117,8 +119,15 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
     return drops
 
 
-def _matching(rule: ObjectGraphRule, entries: list[Found], contexts: dict[int, _GraphContext]
-              ) -> Iterator[tuple[Found, int | None, int | None]]:
+# The messages of a walk's list (the list itself, kept to tell it from a newer one) where a field is
+# set, by (message type, field). A later rule on the list needs only those still set: drop_fields
+# only clears fields, and the actions that may add some (wire_captures, combine_saveables) start
+# afresh.
+_Screened = dict[tuple[str, str], tuple[list[Found], list[Found]]]
+
+
+def _matching(rule: ObjectGraphRule, entries: list[Found], contexts: dict[int, _GraphContext],
+              screened: _Screened | None = None) -> Iterator[tuple[Found, int | None, int | None]]:
     """The messages of `entries` (all of the rule's type) where the rule's conditions hold, with
     their object position (meta graph index and node id; known only where the rule reads it).
 
@@ -134,6 +143,13 @@ def _matching(rule: ObjectGraphRule, entries: list[Found], contexts: dict[int, _
     conditions = list(rule.where)
     first_reading = next((i for i, c in enumerate(conditions) if c.reads_object()), len(conditions))
     if first_reading:
+        required = conditions[0].required_field(desc)
+        if required is not None and screened is not None:
+            key = (rule.message, required)
+            if key not in screened or screened[key][0] is not entries:
+                present = presence_test(desc, required)
+                screened[key] = (entries, [entry for entry in entries if present(entry[0])])
+            entries = screened[key][1]
         holds = all_tests([c.holds_on(desc) for c in conditions[:first_reading]])
         entries = [entry for entry in entries if holds(entry[0])]
     rest = conditions[first_reading:]
