@@ -58,15 +58,18 @@ def check(
     rules_dir: str | Path | None = None,
     progress: Progress | None = None,
     strict: bool = False,
+    graph_pictures: bool = False,
 ) -> Plan:
     """Plan a conversion without writing: rewrites by rule, and what has no rule (plan.refusals).
     `strict` refuses what is otherwise written with a warning: narrowing rules, unreadable Keras
-    metadata (left out by default) and training-only functions (stubbed by default)."""
+    metadata (left out by default) and training-only functions (stubbed by default).
+    `graph_pictures` keeps each rewrite's before/after subgraph, which the HTML report draws."""
     options = Options(
         target=_release(to),
         allow_lossy=frozenset(allow_lossy),
         rules_dir=Path(rules_dir) if rules_dir else None,
         strict=strict,
+        graph_pictures=graph_pictures,
     )
     return plan(Path(input_dir), options, progress)
 
@@ -97,6 +100,7 @@ def convert(
     progress: Progress | None = None,
     report: Report | None = None,
     strict: bool = False,
+    graph_pictures: bool = False,
 ) -> Report:
     """Convert IN to OUT for release `to`, then prove parity in the real target runtime.
 
@@ -112,7 +116,8 @@ def convert(
     """
     result = report or Report("convert", Path(input_dir), Path(output_dir))
     result.lossy_allowed = sorted(allow_lossy)
-    planned = check(input_dir, to, allow_lossy=allow_lossy, rules_dir=rules_dir, progress=progress, strict=strict)
+    planned = check(input_dir, to, allow_lossy=allow_lossy, rules_dir=rules_dir, progress=progress, strict=strict,
+                    graph_pictures=graph_pictures)
     result.plan = planned
     assert planned.files is not None
     # An unknown --tags or a --python-loader the target cannot have is bad input, before writing.

@@ -222,6 +222,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                 args.input, args.output, args.to, force=args.force, verify_parity=not args.no_verify,
                 allow_lossy=args.allow_lossy, rules_dir=args.rules_dir, parity=_parity_from(args),
                 progress=_progress(args.quiet), report=report, strict=args.strict,
+                graph_pictures=bool(args.report_html),
             )
         except TfDowngradeError:
             finish_progress()
@@ -283,7 +284,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report.parity_skipped = "check does not run the model"
     with _reported(report, args):
         planned = api.check(args.input, args.to, allow_lossy=args.allow_lossy, rules_dir=args.rules_dir,
-                            progress=_progress(args.quiet), strict=args.strict)
+                            progress=_progress(args.quiet), strict=args.strict,
+                            graph_pictures=bool(args.report_html))
         report.plan = planned
         finish_progress()
         counts = Counter(app.rule for app in planned.applications)

@@ -24,7 +24,8 @@ from rewriter.verify import schema_check
 from rewriter.rules import training_paths
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
-from rewriter.savedmodel.graph_model import fill_nodes, function_from_scope, scope_from_function, scope_from_graph_def
+from rewriter.savedmodel.graph_model import (NodeDefView, fill_nodes, function_from_scope, scope_from_function,
+                                             scope_from_graph_def)
 from rewriter.savedmodel.model import (
     MetaGraphScopes,
     ProtoModel,
@@ -68,6 +69,9 @@ class Options:
     # failing loudly on some inputs), Keras metadata the target's Keras cannot read (left out by
     # default) and training-only functions holding ops the target lacks (stubbed by default).
     strict: bool = False
+    # Keep each rewrite's before/after subgraph for the HTML report (the CLI asks for them with
+    # --report-html); taking them costs as much as the rewrites.
+    graph_pictures: bool = False
 
 
 @dataclass
@@ -118,21 +122,22 @@ def _apply_rules_by_scope(original: saved_model_pb2.SavedModel, output: saved_mo
                           target_registry: OpRegistry, options: Options) -> RuleOutcome:
     """The rules, one scope at a time (rules.engine.RuleRun), each scope then put into `output`.
 
-    A scope none of whose ops is a rule's root op is matched by no rule: it gets no graph model
-    and is copied from `original` as it is (in C). Any other scope gets its graph model, the rules,
+    A scope in which no rule can match (RuleRun.may_match: no node of a rule's root op passes the
+    rule's conditions on that node's own attrs) gets no graph model and is copied from
+    `original` as it is (in C). Any other scope gets its graph model, the rules,
     and, if a rule applied or found something there, is serialized from it (else copied: an
     untouched scope serializes to the same bytes); its graph model then goes, so at most one
     scope's graph model is in memory. `skeleton`: `output` is skeleton_of(original), which the
     scopes fill; else a deep copy of it, whose touched scopes are replaced.
     """
-    run = RuleRun(rules, target, options.allow_lossy, options.strict)
+    run = RuleRun(rules, target, options.allow_lossy, options.strict, options.graph_pictures)
     position = 0
     for model in models:
         meta_graph, graph_def = original.meta_graphs[model.index], output.meta_graphs[model.index].graph_def
         ops = OpSignatures(source, target_registry, model.library)
         externals = frozenset(external_names(output.meta_graphs[model.index]))
         source_nodes = meta_graph.graph_def.node
-        if any(node.op in run.root_ops for node in model.graph.node_defs):
+        if run.may_match(NodeDefView.of_graph_def(model.label, meta_graph.graph_def, ops)):
             scope = scope_from_graph_def(model.label, meta_graph.graph_def)
             scope.ops, scope.external_names = ops, externals
             if run.apply(position, scope):
@@ -146,7 +151,7 @@ def _apply_rules_by_scope(original: saved_model_pb2.SavedModel, output: saved_mo
         position += 1
         for function_index, (function, proto_scope) in enumerate(zip(meta_graph.graph_def.library.function, model.functions)):
             rewritten = None
-            if any(node.op in run.root_ops for node in proto_scope.node_defs):
+            if run.may_match(NodeDefView.of_function(function, ops)):
                 scope = scope_from_function(function)
                 scope.ops = ops
                 if run.apply(position, scope):

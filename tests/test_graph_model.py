@@ -60,8 +60,8 @@ def test_function_ports_args_and_control_edges() -> None:
     scope = scope_from_function(_function())
     assert scope.data_inputs("b") == [("a", ":output:1"), ((ARG, "x"), "")]
     assert scope.control_inputs("b") == ["dim"]
-    assert scope.in_edges((RET, "y"))[0][0] == "b"
-    assert scope.in_edges((CONTROL_RET, "side"))[0][0] == "side"
+    assert scope.in_edges((RET, "y"))[0].src == "b"
+    assert scope.in_edges((CONTROL_RET, "side"))[0].src == "side"
     assert scope.control_inputs("side") == ["b", (ARG, "x")]  # a control input on an arg is valid
     assert function_from_scope(scope) == _function()
 

@@ -896,3 +896,43 @@ def test_a_new_node_copies_the_matched_value_even_when_the_rule_drops_that_attr(
     run([scope], DROP_AND_KEEP)
     assert attr_values.tensor_to_numpy(scope.node_def("node/k").attr["value"].tensor).tolist() == 3
     assert "k" not in scope.node_def("node").attr
+
+
+# --- the screen that spares scopes a graph model ------------------------------------------
+@pytest.mark.parametrize("target", [Release(1, 15), Release(2, 3)])
+def test_a_screened_scope_is_one_no_rule_matches(target: Release) -> None:
+    """RuleRun.may_match matches rules on the NodeDefs as they are (a NodeDefView, no graph
+    model); plan() skips a scope it says False for.
+    On every golden model (rule fixtures, converter fixtures, the example), each such scope gets
+    no application and no finding when the catalog runs on its graph model after all; and some
+    scopes are screened out, or the check would prove nothing. Where it says True, the catalog
+    does apply or find something there (the screen spares every scope it can). And the rewrites
+    leave the input proto as it was."""
+    from conftest import ROOT
+    from rewriter.protos import saved_model_pb2
+    from rewriter.rules.engine import RuleRun
+    from rewriter.rules.loader import load_rules
+    from rewriter.savedmodel.graph_model import NodeDefView
+    from rewriter.savedmodel.model import proto_models
+
+    rules = load_rules()
+    models = sorted({*ROOT.glob("golden/rules/*/saved_model"), *ROOT.glob("golden/fixtures/*/saved_model"),
+                     ROOT / "golden" / "examples" / "keras_cnn"})
+    screened = 0
+    for path in models:
+        data = (path / "saved_model.pb").read_bytes()
+        proto = saved_model_pb2.SavedModel.FromString(data)
+        run = RuleRun(rules, target)
+        for model in proto_models(proto):
+            ops = OpSignatures(newest_registry(), load_registry(target), model.library)
+            graph_def = proto.meta_graphs[model.index].graph_def
+            built = [(NodeDefView.of_graph_def(model.label, graph_def, ops), scope_from_graph_def(model.label, graph_def))]
+            built += [(NodeDefView.of_function(f, ops), scope_from_function(f)) for f in graph_def.library.function]
+            for position, (view, scope) in enumerate(built):
+                scope.ops = ops
+                matches = run.may_match(view)
+                screened += not matches
+                assert run.apply(position, scope) == matches, f"{path.parent.name}: {scope.where()}, may_match {matches}"
+        # The graph models share IN's NodeDefs until a rule edits one (Scope.editable_node_def).
+        assert proto == saved_model_pb2.SavedModel.FromString(data), f"{path.parent.name}: the rules changed IN's proto"
+    assert screened > 100

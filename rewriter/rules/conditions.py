@@ -228,6 +228,11 @@ class Condition:
     def holds(self, ctx: MatchContext, binding: dict[str, str]) -> bool:
         return self.failure(ctx, binding) is None
 
+    def reads_only_attrs_of(self, node: str) -> bool:
+        """Whether the condition reads nothing but the attrs of matched node `node` (then it can be
+        judged on that NodeDef alone, before any graph model is built: RuleRun.may_match)."""
+        return False
+
     def describe(self) -> str:
         return f"a {self.key} condition"
 
@@ -237,6 +242,9 @@ class AnyOf(Condition):
     key: ClassVar[str] = "any"
     keys: ClassVar[frozenset[str]] = frozenset({"any"})
     conditions: tuple[Condition, ...]
+
+    def reads_only_attrs_of(self, node: str) -> bool:
+        return all(cond.reads_only_attrs_of(node) for cond in self.conditions)
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
@@ -260,6 +268,9 @@ class AllOf(Condition):
     keys: ClassVar[frozenset[str]] = frozenset({"all"})
     conditions: tuple[Condition, ...]
 
+    def reads_only_attrs_of(self, node: str) -> bool:
+        return all(cond.reads_only_attrs_of(node) for cond in self.conditions)
+
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
         if not isinstance(spec[cls.key], list):
@@ -280,6 +291,9 @@ class Not(Condition):
     keys: ClassVar[frozenset[str]] = frozenset({"not"})
     condition: Condition
 
+    def reads_only_attrs_of(self, node: str) -> bool:
+        return self.condition.reads_only_attrs_of(node)
+
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
         return cls(parse_condition(checker, spec["not"], names))
@@ -297,6 +311,9 @@ class Same(Condition):
     key: ClassVar[str] = "same"
     keys: ClassVar[frozenset[str]] = frozenset({"same"})
     refs: tuple[AttrRef, ...]
+
+    def reads_only_attrs_of(self, node: str) -> bool:
+        return all(ref.node == node for ref in self.refs)
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
@@ -321,6 +338,9 @@ class Compare(Condition):
     left: AttrRef | int | float
     op: str
     right: AttrRef | int | float
+
+    def reads_only_attrs_of(self, node: str) -> bool:
+        return all(not isinstance(t, AttrRef) or t.node == node for t in (self.left, self.right))
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
@@ -351,6 +371,9 @@ class Attr(Condition):
     ref: AttrRef
     present: bool | None
     test: ValueTest | None
+
+    def reads_only_attrs_of(self, node: str) -> bool:
+        return self.ref.node == node
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:

@@ -5,7 +5,7 @@ The engine knows nothing about particular ops. Everything op-specific is in rule
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import numpy as np
 
@@ -18,11 +18,11 @@ from rewriter.rules import repeat as rule_repeat
 from rewriter.savedmodel import static_shapes
 from rewriter.savedmodel import tensors
 from rewriter.findings import Finding
-from rewriter.savedmodel.graph_model import ARG, CONTROL_RET, RET, Scope
-from rewriter.savedmodel.op_signatures import PortError
+from rewriter.savedmodel.graph_model import ARG, CONTROL_RET, RET, NodeDefView, Scope
+from rewriter.savedmodel.op_signatures import OpSignatures, PortError
 from rewriter.targets.registry import OpRegistry, attr_or_default
 from rewriter.targets.releases import Release
-from rewriter.rules.conditions import AttrRef, InputRef, OutputRef
+from rewriter.rules.conditions import AttrRef, Condition, InputRef, MatchContext, OutputRef
 from rewriter.rules.loader import INPUT_REF_RE, OUTPUT_REF_RE, Rule, _ConstSpec, _TensorAttr
 from rewriter.report.subgraph import snapshot
 
@@ -74,14 +74,16 @@ class OpIndex:
     lazily: `names` skips names no longer in the graph or no longer of that op.
     """
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope | NodeDefView) -> None:
         self.scope = scope
         self.by_op: dict[str, set[str]] = {}
+        self.additions = 0  # how many times add() ran: a rule's candidates may have changed
         for name, node in scope.nodes():
             self.by_op.setdefault(node.op, set()).add(name)
 
     def add(self, name: str, op: str) -> None:
         self.by_op.setdefault(op, set()).add(name)
+        self.additions += 1
 
     def names(self, ops: tuple[str, ...]) -> list[str]:
         """Nodes of these ops that are still in the scope, in the scope's node order (the order
@@ -93,7 +95,7 @@ class OpIndex:
 
 
 class Matcher:
-    def __init__(self, scope: Scope, index: OpIndex | None = None) -> None:
+    def __init__(self, scope: Scope | NodeDefView, index: OpIndex | None = None) -> None:
         assert scope.ops is not None, "the pipeline sets Scope.ops before rules run"
         self.scope, self.ops = scope, scope.ops
         self.index = index if index is not None else OpIndex(scope)
@@ -187,7 +189,7 @@ class Matcher:
         readers = self.scope.readers(name)
         if not readers:
             return False
-        for dst, _ in readers:
+        for dst in (edge.dst for edge in readers):
             if isinstance(dst, tuple):
                 if dst[0] != RET:
                     return False
@@ -197,8 +199,8 @@ class Matcher:
 
     def reader_ops(self, name: str) -> list[str]:
         """The op of every node reading a data output of the node ("_Retval" for a return value)."""
-        return [("_Retval" if isinstance(dst, tuple) else self.scope.node_def(str(dst)).op)
-                for dst, _ in self.scope.readers(name)]
+        return [("_Retval" if isinstance(edge.dst, tuple) else self.scope.node_def(str(edge.dst)).op)
+                for edge in self.scope.readers(name)]
 
     def conditions_hold(self, rule: Rule, binding: dict[str, str]) -> bool:
         if "counts" in rule.extra and self.counts(rule, binding) is None:
@@ -234,16 +236,20 @@ class Matcher:
                                     lambda ref: attr_plain(self.scope, binding, ref)[1])
 
 
-def attr_plain(scope: Scope, binding: dict[str, str], ref: str) -> tuple[bool, Any]:
+def attr_plain(scope: Scope | NodeDefView, binding: dict[str, str], ref: str) -> tuple[bool, Any]:
     """(present, plain value) of n.attr, or of element i of a list attr for n.attr[i] (None past
     its end); an absent attr takes its OpDef default if known."""
     node_key, attr = ref.split(".", 1)
+    return node_attr_plain(scope.node_def(binding[node_key]), scope.ops, attr)
+
+
+def node_attr_plain(node: NodeDef, ops: OpSignatures | None, attr: str) -> tuple[bool, Any]:
+    """attr_plain of one NodeDef's attr ('T' or 'ksize[1]')."""
     attr, _, index_text = attr.partition("[")
-    node = scope.node_def(binding[node_key])
     if attr in node.attr:
         present, value = True, attr_values.to_plain(node.attr[attr])
     else:
-        op = scope.ops.op(node.op) if scope.ops is not None else None
+        op = ops.op(node.op) if ops is not None else None
         default = attr_or_default(op, node, attr) if op is not None else None
         present, value = False, (attr_values.to_plain(default) if default is not None else None)
     if index_text:
@@ -254,10 +260,13 @@ def attr_plain(scope: Scope, binding: dict[str, str], ref: str) -> tuple[bool, A
 
 # --- rewriting ----------------------------------------------------------------------------
 class Rewriter:
-    def __init__(self, scope: Scope, index: OpIndex | None = None) -> None:
+    def __init__(self, scope: Scope, index: OpIndex | None = None, pictures: bool = True) -> None:
         assert scope.ops is not None, "the pipeline sets Scope.ops before rules run"
         self.scope, self.ops = scope, scope.ops
         self.index = index  # kept current with every node this rewriter adds or retypes
+        # Snapshots of the touched subgraph for the HTML report: two per rewrite, as costly as the
+        # rewrite itself, so taken only when a report will draw them.
+        self.pictures = pictures
         # Names the MetaGraphDef refers to from outside the graph (signatures, saver): such a
         # node cannot be removed without breaking the reference.
         self.external_names = scope.external_names
@@ -266,7 +275,8 @@ class Rewriter:
         scope, spec = self.scope, rule.rewrite
         assert spec is not None
         app = Application(rule.id, scope.where(), dict(binding), {n: scope.node_def(n).op for n in binding.values()})
-        app.graph_before = snapshot(scope, binding.values())
+        if self.pictures:
+            app.graph_before = snapshot(scope, binding.values())
         # A node a signature (or the saver) names by its tensor names cannot simply go: it is
         # replaced by an IdentityN of the same name that forwards what replaced each output.
         named_types = {binding[key]: self._forwardable(rule, binding, key) for key in spec.remove
@@ -305,7 +315,7 @@ class Rewriter:
                 self._remove(name, [], rule)
                 app.removed.append(name)
                 changed = True
-        if changed:
+        if changed and self.pictures:
             app.graph_after = snapshot(scope, [*binding.values(), *app.added], keep=app.graph_before.members)
         return app if changed else None
 
@@ -358,7 +368,7 @@ class Rewriter:
                 f"rule {rule.id}: {node.op} and {op_name} name their outputs differently; retype cannot keep consumers"
             )
         app.retyped.append(f"{name}: {node.op} -> {op_name}")
-        node.op = op_name
+        self.scope.editable_node_def(name).op = op_name
         self._indexed(name, op_name)
         return True
 
@@ -369,21 +379,21 @@ class Rewriter:
     def _rewire_input(self, name: str, in_index: int, target: tuple[object, str]) -> bool:
         """Make data input `in_index` of a kept node read `target` instead."""
         scope = self.scope
-        edges = [(src, data) for src, data in scope.in_edges(name) if data["port"] is not None]
+        edges = [edge for edge in scope.in_edges(name) if not edge.is_control]
         if in_index >= len(edges):
             raise RuleApplicationError(f"{scope.where()}: node {name!r} has no input {in_index}")
-        src, data = edges[in_index]
-        if src == target[0] and data["port"] == target[1]:
+        edge = edges[in_index]
+        if (edge.src, edge.port) == target:
             return False
-        scope.rewire(src, name, data, target[0], target[1])
+        scope.rewire(edge, target[0], target[1])
         return True
 
     def _edit_attrs(self, rule: Rule, binding: dict[str, str], app: Application) -> bool:
         assert rule.rewrite is not None
         changed = False
         for node_key, attr in rule.rewrite.drop_attrs:
-            node = self.scope.node_def(binding[node_key])
-            if attr in node.attr:
+            if attr in self.scope.node_def(binding[node_key]).attr:
+                node = self.scope.editable_node_def(binding[node_key])
                 del node.attr[attr]
                 app.dropped_attrs.append(f"{node.name}.{attr}")
                 changed = True
@@ -391,6 +401,7 @@ class Rewriter:
             node = self.scope.node_def(binding[node_key])
             value = self._attr_value(rule, node.op, attr, plain, binding)
             if attr not in node.attr or node.attr[attr] != value:
+                node = self.scope.editable_node_def(binding[node_key])
                 node.attr[attr].CopyFrom(value)
                 app.set_attrs.append(f"{node.name}.{attr}")
                 changed = True
@@ -521,13 +532,12 @@ class Rewriter:
     def _rewire_output(self, name: str, out_index: int, target: tuple[object, str], added: set[str]) -> bool:
         scope, node = self.scope, self.scope.node_def(name)
         moved = False
-        for dst, data in list(scope.out_edges(name)):
-            port = data["port"]
-            if port is None or scope.output_index(node, port) != out_index:
+        for edge in scope.out_edges(name):
+            if edge.port is None or scope.output_index(node, edge.port) != out_index:
                 continue
-            if dst in added:
+            if edge.dst in added:
                 continue  # a node this rewrite added reads the old output on purpose (e.g. a Cast of it)
-            scope.rewire(name, dst, data, target[0], target[1])
+            scope.rewire(edge, target[0], target[1])
             moved = True
         return moved
 
@@ -536,10 +546,11 @@ class Rewriter:
         what it waited on itself, so no ordering is lost."""
         scope = self.scope
         anchors: list[object] = list(dict.fromkeys(replacements)) or _anchors(scope, name)
-        for dst, data in list(scope.out_edges(name)):
-            if data["port"] is not None:
+        for edge in scope.out_edges(name):
+            dst = edge.dst
+            if not edge.is_control:
                 raise RuleApplicationError(
-                    f"rule {rule.id} removes {name!r} in {scope.where()}, but {dst} still reads its output {data['port'] or ':0'}"
+                    f"rule {rule.id} removes {name!r} in {scope.where()}, but {dst} still reads its output {edge.port or ':0'}"
                 )
             if isinstance(dst, tuple) and dst[0] == CONTROL_RET:
                 self._repoint_control_ret(dst, name, anchors)
@@ -571,9 +582,9 @@ class Rewriter:
 def _anchors(scope: Scope, name: str) -> list[object]:
     """What a node waited on: its control inputs and the nodes (not args) its data came from."""
     found: list[object] = []
-    for src, _ in scope.in_edges(name):
-        if isinstance(src, str) and src not in found:
-            found.append(src)
+    for edge in scope.in_edges(name):
+        if isinstance(edge.src, str) and edge.src not in found:
+            found.append(edge.src)
     return found
 
 
@@ -590,14 +601,16 @@ def apply_rules(
     target: Release,
     allow_lossy: set[str] | frozenset[str] = frozenset(),
     strict: bool = False,
+    pictures: bool = True,
 ) -> RuleOutcome:
     """Apply every rule for `target` until none applies; then collect refusals. With `strict`,
-    narrowing rules refuse instead of applying.
+    narrowing rules refuse instead of applying. `pictures`: keep each rewrite's before/after
+    subgraph for the HTML report.
 
     Each scope carries what matching needs (`Scope.ops`, `Scope.external_names`); the op index
     of each scope is kept current by its Rewriter.
     """
-    run = RuleRun(rules, target, allow_lossy, strict)
+    run = RuleRun(rules, target, allow_lossy, strict, pictures)
     for position, scope in enumerate(scopes):
         run.apply(position, scope)
     return run.outcome()
@@ -622,15 +635,48 @@ class RuleRun:
     """
 
     def __init__(self, rules: list[Rule], target: Release,
-                 allow_lossy: set[str] | frozenset[str] = frozenset(), strict: bool = False) -> None:
+                 allow_lossy: set[str] | frozenset[str] = frozenset(), strict: bool = False,
+                 pictures: bool = True) -> None:
         active = [rule for rule in rules if rule.applies_to(target)]
         self.rewrites = [rule for rule in active if rule.rewrite is not None]
         self.refusals = [rule for rule in active if rule.refuse is not None]
-        self.allow_lossy, self.strict = allow_lossy, strict
+        self.allow_lossy, self.strict, self.pictures = allow_lossy, strict, pictures
         # A scope with none of these ops is matched by no rule: it needs no graph model.
         self.root_ops = frozenset(op for rule in active for op in rule.root.ops)
+        # Per root op, the rules (with their position) that can start a match there, in order.
+        self._rewrites_by_op = _by_root_op(self.rewrites)
+        self._refusals_by_op = _by_root_op(self.refusals)
         self._applications: list[tuple[_Tag, Application]] = []
         self._findings: dict[tuple[str, str, str], tuple[_Tag, Finding]] = {}
+        # Per root op, the conditions of each rule on it that read only the root node's attrs:
+        # judged on the bare NodeDef, they tell whether any rule can match in a scope at all.
+        self._screens: dict[str, list[tuple[Rule, tuple[Condition, ...]]]] = {}
+        for rule in active:
+            screen = tuple(c for c in rule.where if c.reads_only_attrs_of(rule.root.name))
+            for op in rule.root.ops:
+                self._screens.setdefault(op, []).append((rule, screen))
+
+    def may_match(self, view: NodeDefView) -> bool:
+        """Whether any rule matches in a scope, judged on its NodeDefs as they are (a
+        NodeDefView). False: no rule matches there, so none applies, adds a node or refuses, and
+        the scope needs no graph model. The rule's conditions on the root's own attrs are tried
+        first on the bare NodeDef (most candidates fail there); the rest is the Matcher's own
+        bind and conditions, on the view."""
+        screens, ops = self._screens, view.ops
+        matcher: Matcher | None = None
+        for name, node in view.nodes():
+            candidates = screens.get(node.op)
+            if candidates is None:
+                continue
+            # Only attr conditions are in a screen: attr_value is all they read of a MatchContext.
+            context = cast(MatchContext, _NodeAttrs(node, ops))
+            for rule, screen in candidates:
+                if all(c.failure(context, _NodeAttrs.BINDING) is None for c in screen):
+                    matcher = matcher or Matcher(view, OpIndex(view))
+                    binding = matcher.bind(rule, name)
+                    if binding is not None and matcher.conditions_hold(rule, binding):
+                        return True
+        return False
 
     def _find(self, key: tuple[str, str, str], tag: _Tag, finding: Finding) -> None:
         # A dict keeps a key where it was first inserted, with the value last set.
@@ -646,11 +692,9 @@ class RuleRun:
         where = scope.where()
         for pass_number in range(MAX_PASSES):
             changed = False
-            for rule_position, rule in enumerate(self.rewrites):
-                if not any(index.by_op.get(op) for op in rule.root.ops):
-                    continue
+            for rule_position, rule in _candidates(self._rewrites_by_op, index):
                 matcher = Matcher(scope, index)
-                rewriter = Rewriter(scope, index)
+                rewriter = Rewriter(scope, index, self.pictures)
                 events = 0
                 for binding in list(matcher.matches(rule)):
                     # An earlier application may have changed the graph: match again before rewriting.
@@ -690,9 +734,7 @@ class RuleRun:
                 break
         else:
             raise RuleApplicationError(f"the rules still change the graph after {MAX_PASSES} passes: a rule undoes another")
-        for rule_position, rule in enumerate(self.refusals):
-            if not any(index.by_op.get(op) for op in rule.root.ops):
-                continue
+        for rule_position, rule in _candidates(self._refusals_by_op, index):
             for events, binding in enumerate(Matcher(scope, index).matches(rule)):
                 root = scope.node_def(binding[rule.root.name])
                 assert rule.refuse is not None
@@ -705,6 +747,48 @@ class RuleRun:
         applications = [app for _, app in sorted(self._applications, key=lambda item: item[0])]
         findings = [finding for _, finding in sorted(self._findings.values(), key=lambda item: item[0])]
         return RuleOutcome(applications, findings)
+
+
+def _by_root_op(rules: list[Rule]) -> dict[str, list[tuple[int, Rule]]]:
+    by_op: dict[str, list[tuple[int, Rule]]] = {}
+    for position, rule in enumerate(rules):
+        for op in rule.root.ops:
+            by_op.setdefault(op, []).append((position, rule))
+    return by_op
+
+
+def _candidates(by_op: dict[str, list[tuple[int, Rule]]], index: OpIndex) -> Iterator[tuple[int, Rule]]:
+    """In rule order, the rules whose root op the scope has a node of when the pass reaches them
+    (without one a rule cannot match). A rule that adds nodes may make later rules candidates
+    in the same pass: the list is drawn again after it."""
+    last = -1
+    while True:
+        additions = index.additions
+        pending: dict[int, Rule] = {}
+        for op, names in index.by_op.items():
+            if names:
+                for position, rule in by_op.get(op, ()):
+                    if position > last:
+                        pending[position] = rule
+        for position in sorted(pending):
+            yield position, pending[position]
+            last = position
+            if index.additions != additions:
+                break
+        else:
+            return
+
+
+class _NodeAttrs:
+    """The MatchContext of conditions on one NodeDef's own attrs (RuleRun.may_match)."""
+
+    BINDING: dict[str, str] = {}
+
+    def __init__(self, node: NodeDef, ops: OpSignatures | None) -> None:
+        self.node, self.ops = node, ops
+
+    def attr_value(self, binding: dict[str, str], ref: AttrRef) -> tuple[bool, Any]:
+        return node_attr_plain(self.node, self.ops, ref.attr if ref.element is None else f"{ref.attr}[{ref.element}]")
 
 
 def _permuted(rule: Rule, value: Any, order: list[int]) -> Any:

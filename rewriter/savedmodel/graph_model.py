@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 import networkx as nx
 from rewriter.protos import function_pb2, graph_pb2, node_def_pb2
@@ -32,6 +32,21 @@ NodeKey = "str | tuple[str, str]"
 ARG = "@arg"
 RET = "@ret"
 CONTROL_RET = "@control_ret"
+
+
+class Edge(NamedTuple):
+    """One edge as the graph model's users see it: `src` feeds input `position` of `dst` through
+    `port` (the text after the producer's name, ":0", ":y:0", ""), or is a control edge (port None).
+    A value, not the graph's own record: edit edges through Scope (rewire, remove_edge)."""
+
+    src: object
+    dst: object
+    port: str | None
+    position: float  # in dst's input list, control inputs included
+
+    @property
+    def is_control(self) -> bool:
+        return self.port is None
 
 
 class GraphModelError(ValueError):
@@ -53,6 +68,10 @@ class Scope:
     # MetaGraphDef refers to from outside this graph (signatures, saver), which cannot be removed.
     ops: "OpSignatures | None" = field(default=None, repr=False)
     external_names: frozenset[str] = field(default=frozenset(), repr=False)
+    # Nodes whose NodeDef this scope owns (a copy, or a node it added). The others are the input
+    # proto's own NodeDefs, shared until a rule edits them (editable_node_def copies then): a
+    # graph model copies no NodeDef, and no constant, that no rule changes.
+    _owned: set[str] = field(default_factory=set, repr=False)
 
     @property
     def is_function(self) -> bool:
@@ -86,27 +105,45 @@ class Scope:
                 yield key, nodes[key]["def"]
 
     def node_def(self, name: str) -> NodeDef:
+        """The node's NodeDef, to read (its `input` is not the truth: the edges are)."""
         return self.graph.nodes[name]["def"]
 
-    def in_edges(self, name: object) -> list[tuple[object, dict]]:
-        """(producer, edge data) of a node's inputs, in input order."""
+    def editable_node_def(self, name: str) -> NodeDef:
+        """The node's NodeDef, to change: the scope's own copy (the input proto stays as it was)."""
+        data = self.graph.nodes[name]
+        if name not in self._owned:
+            owned = NodeDef()
+            owned.CopyFrom(data["def"])
+            del owned.input[:]
+            data["def"] = owned
+            self._owned.add(name)
+        return data["def"]
+
+    def _in_records(self, name: object) -> list[tuple[object, dict]]:
+        """(producer, networkx edge data) of a node's inputs, in input order (this module only)."""
         # networkx's raw adjacency dict (its documented fast path): views cost ~10x more on wide nodes.
         edges = [(src, data) for src, keyed in self.graph._pred[name].items() for data in keyed.values()]
         edges.sort(key=lambda item: item[1]["index"])
         return edges
+
+    def in_edges(self, name: object) -> list[Edge]:
+        """A node's inputs, data and control, in input order."""
+        return [Edge(src, name, data["port"], data["index"]) for src, data in self._in_records(name)]
 
     def has_control_edge(self, src: object, dst: object) -> bool:
         keyed = self.graph._pred[dst].get(src)
         return bool(keyed) and any(edge["port"] is None for edge in keyed.values())
 
     def data_inputs(self, name: object) -> list[tuple[object, str]]:
-        return [(src, data["port"]) for src, data in self.in_edges(name) if data["port"] is not None]
+        return [(src, data["port"]) for src, data in self._in_records(name) if data["port"] is not None]
 
     def control_inputs(self, name: object) -> list[object]:
-        return [src for src, data in self.in_edges(name) if data["port"] is None]
+        return [src for src, data in self._in_records(name) if data["port"] is None]
 
-    def out_edges(self, name: object) -> list[tuple[object, dict]]:
-        return [(dst, data) for _, dst, data in self.graph.out_edges(name, data=True)]
+    def out_edges(self, name: object) -> list[Edge]:
+        """Every edge out of a node (data and control), readers in the graph's order."""
+        return [Edge(name, dst, data["port"], data["index"])
+                for dst, keyed in self.graph._succ[name].items() for data in keyed.values()]
 
     # --- editing (used by the rule engine) ----------------------------------------------
     def add_node(self, node: NodeDef, after: str) -> None:
@@ -120,6 +157,7 @@ class Scope:
         del stored.input[:]
         self.graph.add_node(node.name, order=order)
         self.graph.nodes[node.name]["def"] = stored
+        self._owned.add(node.name)
         self._order = None
 
     def add_edge(self, src: object, dst: object, port: str | None, index: float) -> None:
@@ -147,22 +185,22 @@ class Scope:
         """Any edge (data or control) from src to dst; O(1)."""
         return bool(self.graph.has_edge(src, dst))
 
-    def readers(self, name: object) -> list[tuple[object, dict]]:
-        """(reader, edge data) of every data edge out of a node: what reads its outputs."""
-        return [(dst, data) for dst, data in self.out_edges(name) if data["port"] is not None]
+    def readers(self, name: object) -> list[Edge]:
+        """Every data edge out of a node: what reads its outputs."""
+        return [edge for edge in self.out_edges(name) if edge.port is not None]
 
-    def remove_edge(self, src: object, dst: object, data: dict) -> None:
-        """Remove the one edge src -> dst with this data (its input index and port)."""
-        for key, edge in list(self.graph.get_edge_data(src, dst).items()):
-            if edge is data or (edge["index"] == data["index"] and edge["port"] == data["port"]):
-                self.graph.remove_edge(src, dst, key)
+    def remove_edge(self, edge: Edge) -> None:
+        """Remove this edge (src -> dst at its input index and port)."""
+        for key, data in list(self.graph.get_edge_data(edge.src, edge.dst, default={}).items()):
+            if data["index"] == edge.position and data["port"] == edge.port:
+                self.graph.remove_edge(edge.src, edge.dst, key)
                 return
-        raise GraphModelError(f"{self.where()}: no edge {src} -> {dst} at input {data['index']}")
+        raise GraphModelError(f"{self.where()}: no edge {edge.src} -> {edge.dst} at input {edge.position}")
 
-    def rewire(self, src: object, dst: object, data: dict, new_src: object, new_port: str | None) -> None:
-        """The input of dst that read src (edge data `data`) now reads new_src at new_port, same index."""
-        self.remove_edge(src, dst, data)
-        self.add_edge(new_src, dst, new_port, data["index"])
+    def rewire(self, edge: Edge, new_src: object, new_port: str | None) -> None:
+        """The input of edge.dst that read edge.src now reads new_src at new_port, same index."""
+        self.remove_edge(edge)
+        self.add_edge(new_src, edge.dst, new_port, edge.position)
 
     def remove_node(self, name: object) -> None:
         """Remove a node (or a return / control-return endpoint) with its edges. (nodes() skips
@@ -175,6 +213,86 @@ class Scope:
             n += 1
             name = f"{base}_{n}"
         return name
+
+
+class NodeDefView:
+    """A scope read straight from its GraphDef or FunctionDef, with the reading API of Scope that
+    matching uses (node_def, data_inputs, readers, output_index, ...), but no graph model and no
+    copies: what a rule's match and conditions read, on the proto as it is. RuleRun.may_match
+    matches on it to tell whether a scope needs a graph model at all. Read-only; the NodeDefs
+    are IN's own (their `input` field is the truth here, as the edges are in a Scope)."""
+
+    def __init__(self, kind: str, name: str, proto: graph_pb2.GraphDef | function_pb2.FunctionDef,
+                 nodes: Any, arg_names: list[str], ops: "OpSignatures | None") -> None:
+        self.kind, self.name, self.proto, self.ops = kind, name, proto, ops
+        self.external_names: frozenset[str] = frozenset()
+        self._nodes: dict[str, NodeDef] = {node.name: node for node in nodes}
+        self._position = {name: position for position, name in enumerate(self._nodes)}
+        self._args = set(arg_names)
+        self._readers: dict[object, list[Edge]] | None = None
+
+    @classmethod
+    def of_graph_def(cls, name: str, graph_def: graph_pb2.GraphDef, ops: "OpSignatures | None") -> "NodeDefView":
+        return cls("graph", name, graph_def, graph_def.node, [], ops)
+
+    @classmethod
+    def of_function(cls, function: function_pb2.FunctionDef, ops: "OpSignatures | None") -> "NodeDefView":
+        signature = function.signature
+        return cls("function", signature.name, function, function.node_def,
+                   [arg.name for arg in signature.input_arg], ops)
+
+    @property
+    def is_function(self) -> bool:
+        return self.kind == "function"
+
+    def where(self) -> str:
+        return f"function {self.name}" if self.is_function else f"graph {self.name}"
+
+    def output_index(self, node: NodeDef, port: str) -> int | None:
+        assert self.ops is not None, "NodeDefView.ops is set before ports are resolved"
+        return self.ops.output_index(self.is_function, node, port)
+
+    def nodes(self) -> Iterator[tuple[str, NodeDef]]:
+        return iter(self._nodes.items())
+
+    def node_def(self, name: str) -> NodeDef:
+        return self._nodes[name]
+
+    def has_node(self, name: object) -> bool:
+        return name in self._nodes
+
+    def order_key(self, name: str) -> tuple:
+        return ((self._position[name],), name)
+
+    def _producer(self, text: str) -> tuple[object, str | None]:
+        src, port = _split_input(text)
+        if self.is_function and port in ("", None) and src in self._args:
+            return (ARG, src), port
+        return src, port
+
+    def data_inputs(self, name: object) -> list[tuple[object, str]]:
+        result = []
+        for text in self._nodes[str(name)].input:
+            src, port = self._producer(text)
+            if port is not None:
+                result.append((src, port))
+        return result
+
+    def readers(self, name: object) -> list[Edge]:
+        """Every data edge out of a node, as Scope.readers gives them."""
+        if self._readers is None:
+            readers: dict[object, list[Edge]] = {}
+            for dst, node in self._nodes.items():
+                for index, text in enumerate(node.input):
+                    src, port = self._producer(text)
+                    if port is not None:
+                        readers.setdefault(src, []).append(Edge(src, dst, port, index))
+            if isinstance(self.proto, function_pb2.FunctionDef):
+                for out_name, text in self.proto.ret.items():
+                    src, port = self._producer(text)
+                    readers.setdefault(src, []).append(Edge(src, (RET, out_name), port, 0))
+            self._readers = readers
+        return self._readers.get(name, [])
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -201,10 +319,7 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
         if node.name in names:
             raise GraphModelError(f"{scope.where()}: two nodes are named {node.name!r}")
         names.add(node.name)
-        stored = NodeDef()
-        stored.CopyFrom(node)
-        del stored.input[:]
-        members.append((node.name, {"order": (position,), "def": stored}))
+        members.append((node.name, {"order": (position,), "def": node}))  # shared: Scope._owned
     graph.add_nodes_from(members)
     args, is_function = set(arg_names), scope.is_function
     # Edges go into networkx's adjacency dicts directly, as MultiDiGraph.add_edge puts them (one
@@ -305,7 +420,8 @@ def _nodes_to_proto(scope: Scope) -> list[NodeDef]:
     for name, stored in scope.nodes():
         node = NodeDef()
         node.CopyFrom(stored)
-        node.input.extend(_input_text(src, data["port"]) for src, data in scope.in_edges(name))
+        del node.input[:]  # a shared NodeDef still lists IN's inputs; the edges are the truth
+        node.input.extend(_input_text(src, data["port"]) for src, data in scope._in_records(name))
         out.append(node)
     return out
 
@@ -332,10 +448,10 @@ def function_from_scope(scope: Scope) -> function_pb2.FunctionDef:
     control_outputs: list[str] = []
     for key in scope.graph.nodes:
         if isinstance(key, tuple) and key[0] == RET:
-            (src, data), = scope.in_edges(key)
+            (src, data), = scope._in_records(key)
             function.ret[key[1]] = _input_text(src, data["port"])
         elif isinstance(key, tuple) and key[0] == CONTROL_RET:
-            (src, _), = scope.in_edges(key)
+            (src, _), = scope._in_records(key)
             function.control_ret[key[1]] = str(src)
             control_outputs.append(key[1])
     # Keep the signature's control_output order, minus entries a rewrite removed.
@@ -351,7 +467,8 @@ def fill_nodes(nodes: Any, scope: Scope) -> None:
     for name, stored in scope.nodes():
         node = nodes.add()
         node.CopyFrom(stored)
-        node.input.extend(_input_text(src, data["port"]) for src, data in scope.in_edges(name))
+        del node.input[:]  # a shared NodeDef still lists IN's inputs; the edges are the truth
+        node.input.extend(_input_text(src, data["port"]) for src, data in scope._in_records(name))
 
 
 def function_library(graph_def: graph_pb2.GraphDef) -> list[function_pb2.FunctionDef]:

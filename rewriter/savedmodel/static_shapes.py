@@ -16,7 +16,7 @@ from rewriter.protos import function_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
 
 from rewriter.savedmodel.attr_values import shape_to_plain
-from rewriter.savedmodel.graph_model import Scope
+from rewriter.savedmodel.graph_model import NodeDefView, Scope
 
 
 def output_shape(node: NodeDef, flat_index: int | None) -> list[int] | None:
@@ -31,7 +31,7 @@ def output_shape(node: NodeDef, flat_index: int | None) -> list[int] | None:
     return shape_to_plain(recorded.list.shape[flat_index])
 
 
-def arg_shape(scope: Scope, arg_name: str) -> list[int] | None:
+def arg_shape(scope: Scope | NodeDefView, arg_name: str) -> list[int] | None:
     """The recorded shape of a function argument."""
     function = scope.proto
     if not isinstance(function, function_pb2.FunctionDef):
