@@ -24,7 +24,8 @@ from rewriter.rules.object_graph_loader import KERAS_CONFIG, ObjectGraphRule
 from rewriter.savedmodel import checkpoint as checkpoint_io
 from rewriter.savedmodel import keras_metadata
 from rewriter.savedmodel.files import KERAS_METADATA_PB, SAVED_MODEL_PB, SavedModelFiles
-from rewriter.savedmodel.messages import Found, drop_field, find_messages, path_of, presence_test, reachable_types
+from rewriter.savedmodel.messages import (Found, FoundMessages, drop_field, find_messages, path_of, presence_test,
+                                          reachable_types)
 from rewriter.savedmodel.object_graph import drop_objects, needed_objects, used_concrete_functions
 from rewriter.targets.releases import Release
 
@@ -75,7 +76,7 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
     # messages of other types: the types its field can hold are walked again (and every type but
     # the rule's own after an action that edits a MetaGraphDef's contents: wire_captures,
     # combine_saveables).
-    found: dict[str, list[Found]] = {}
+    found: dict[str, FoundMessages] = {}
     screened: _Screened = {}
     for position, rule in enumerate(mine):
         if rule.message not in found:
@@ -123,12 +124,12 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
 # set, by (message type, field). A later rule on the list needs only those still set: drop_fields
 # only clears fields, and the actions that may add some (wire_captures, combine_saveables) start
 # afresh.
-_Screened = dict[tuple[str, str], tuple[list[Found], list[Found]]]
+_Screened = dict[tuple[str, str], tuple[FoundMessages, list[Found]]]
 
 
-def _matching(rule: ObjectGraphRule, entries: list[Found], contexts: dict[int, _GraphContext],
+def _matching(rule: ObjectGraphRule, found: FoundMessages, contexts: dict[int, _GraphContext],
               screened: _Screened | None = None) -> Iterator[tuple[Found, int | None, int | None]]:
-    """The messages of `entries` (all of the rule's type) where the rule's conditions hold, with
+    """The messages `found` (all of the rule's type) where the rule's conditions hold, with
     their object position (meta graph index and node id; known only where the rule reads it).
 
     The conditions are compiled for the type (MessageCondition.holds_on / predicate: the
@@ -137,21 +138,25 @@ def _matching(rule: ObjectGraphRule, entries: list[Found], contexts: dict[int, _
     messages they let through. Each message's conditions are still tried in order. Screening
     ahead of the rule's changes to earlier messages is safe: a condition reads only its own
     message, and no message of the list holds another (the walk stops at the outermost)."""
-    if not entries:
+    first = next(iter(found), None)
+    if first is None:
         return
-    desc = entries[0][0].DESCRIPTOR
+    desc = first[0].DESCRIPTOR
     conditions = list(rule.where)
     first_reading = next((i for i, c in enumerate(conditions) if c.reads_object()), len(conditions))
+    entries: list[Found]
     if first_reading:
+        holds = all_tests([c.holds_on(desc) for c in conditions[:first_reading]])
         required = conditions[0].required_field(desc)
         if required is not None and screened is not None:
             key = (rule.message, required)
-            if key not in screened or screened[key][0] is not entries:
-                present = presence_test(desc, required)
-                screened[key] = (entries, [entry for entry in entries if present(entry[0])])
-            entries = screened[key][1]
-        holds = all_tests([c.holds_on(desc) for c in conditions[:first_reading]])
-        entries = [entry for entry in entries if holds(entry[0])]
+            if key not in screened or screened[key][0] is not found:
+                screened[key] = (found, found.where(presence_test(desc, required)))
+            entries = [entry for entry in screened[key][1] if holds(entry[0])]
+        else:
+            entries = found.where(holds)
+    else:
+        entries = list(found)
     rest = conditions[first_reading:]
     if not rest and not rule.drop_object:
         for entry in entries:
