@@ -12,7 +12,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from google.protobuf import message
 
@@ -30,7 +30,7 @@ from rewriter.savedmodel.object_graph import drop_objects, needed_objects, used_
 from rewriter.targets.releases import Release
 
 
-@dataclass
+@dataclass(slots=True)  # one object per change, not two: a 300k-node model has 100k of them
 class ObjectGraphApplication:
     rule: str
     file: str
@@ -84,7 +84,8 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
             last = next((i for i in range(position, len(mine)) if mine[i].wire_captures or mine[i].combine_saveables),
                         len(mine) - 1)
             found.update(find_messages(root, {r.message for r in mine[position:last + 1] if r.message not in found}))
-        for entry, meta_index, node_id in _matching(rule, found[rule.message], contexts, screened):
+        later = [r for r in mine[position + 1:] if r.message == rule.message]
+        for entry, meta_index, node_id in _matching(rule, found[rule.message], contexts, screened, later):
             msg = entry[0]
             path = path_of(entry)
             if rule.refuse is not None:
@@ -120,15 +121,16 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
     return drops
 
 
-# The messages of a walk's list (the list itself, kept to tell it from a newer one) where a field is
-# set, by (message type, field). A later rule on the list needs only those still set: drop_fields
-# only clears fields, and the actions that may add some (wire_captures, combine_saveables) start
-# afresh.
+# The messages of a walk (kept to tell it from a newer one) where a field is set, by (message type,
+# field), while a later rule still asks for them. That rule needs only those still set:
+# drop_fields only clears fields, and the actions that may add some (wire_captures,
+# combine_saveables) start afresh.
 _Screened = dict[tuple[str, str], tuple[FoundMessages, list[Found]]]
 
 
 def _matching(rule: ObjectGraphRule, found: FoundMessages, contexts: dict[int, _GraphContext],
-              screened: _Screened | None = None) -> Iterator[tuple[Found, int | None, int | None]]:
+              screened: _Screened | None = None, later: list[ObjectGraphRule] | None = None
+              ) -> Iterator[tuple[Found, int | None, int | None]]:
     """The messages `found` (all of the rule's type) where the rule's conditions hold, with
     their object position (meta graph index and node id; known only where the rule reads it).
 
@@ -144,19 +146,26 @@ def _matching(rule: ObjectGraphRule, found: FoundMessages, contexts: dict[int, _
     desc = first[0].DESCRIPTOR
     conditions = list(rule.where)
     first_reading = next((i for i, c in enumerate(conditions) if c.reads_object()), len(conditions))
-    entries: list[Found]
+    entries: Iterable[Found] = found
     if first_reading:
         holds = all_tests([c.holds_on(desc) for c in conditions[:first_reading]])
+        entries = found.where(holds)
         required = conditions[0].required_field(desc)
         if required is not None and screened is not None:
+            # Rules on the same type that read the same field first (the four on NodeDef's
+            # experimental_type) screen the messages that have it once. Kept only while a later
+            # rule asks: a list of 100k ArgDefs with handle_data is work for the garbage collector.
+            asked_again = any(r.where and r.where[0].required_field(desc) == required for r in later or [])
             key = (rule.message, required)
-            if key not in screened or screened[key][0] is not found:
-                screened[key] = (found, found.where(presence_test(desc, required)))
-            entries = [entry for entry in screened[key][1] if holds(entry[0])]
-        else:
-            entries = found.where(holds)
-    else:
-        entries = list(found)
+            kept = screened.pop(key, None)
+            if kept is not None and kept[0] is not found:
+                kept = None  # a list of an earlier walk
+            if kept is None and asked_again:
+                kept = (found, list(found.where(presence_test(desc, required))))
+            if kept is not None:
+                if asked_again:
+                    screened[key] = kept
+                entries = (entry for entry in kept[1] if holds(entry[0]))
     rest = conditions[first_reading:]
     if not rest and not rule.drop_object:
         for entry in entries:

@@ -59,15 +59,14 @@ class FoundMessages:
     def __init__(self) -> None:
         self._places: list[tuple[Any, str, Any]] = []
 
-    def where(self, holds: Callable[[message.Message], bool]) -> list[Found]:
-        """The messages on which `holds` is true, in walk order."""
-        chosen: list[Found] = []
+    def where(self, holds: Callable[[message.Message], bool]) -> Iterator[Found]:
+        """The messages on which `holds` is true, in walk order (the elements of one repeated
+        field tried together)."""
         for holder, field_path, key in self._places:
             if key is _EVERY_ELEMENT:
-                chosen.extend([(item, field_path, index) for index, item in enumerate(holder) if holds(item)])
+                yield from [(item, field_path, index) for index, item in enumerate(holder) if holds(item)]
             elif holds(holder):
-                chosen.append((holder, field_path, key))
-        return chosen
+                yield holder, field_path, key
 
     def __iter__(self) -> Iterator[Found]:
         for holder, field_path, key in self._places:
