@@ -4,6 +4,10 @@ Like the op rules' conditions (rewriter/rules/conditions.py), each kind is one f
 checks its own YAML when the rule loads (`parse`, raising file:line errors) and evaluates itself
 on a message (`failure`: None when it holds, otherwise a reason a person can read). A new kind is
 one class registered in MESSAGE_CONDITION_KINDS plus a line in docs/writing-object-graph-rules.md.
+The rule step asks a condition of every message of its rule's type (every NodeDef of a model), so
+the kinds also compile themselves for that type: `holds_on` / `predicate` give failure()'s
+verdict without its reason, `required_field` names a field that must be set (a screen that rules
+on one type share). A new kind need not: failure() is the fallback.
 
     {field: kind, equals: captured_tensor}       the field's value (a oneof: its set case)
     {field: a.b, in: [...]} / {not_in: [...]}    dotted paths into sub-messages; enums by name
@@ -53,8 +57,9 @@ class MessageCondition:
         return self.failure(msg, ctx, node_id) is None
 
     def reads_object(self) -> bool:
-        """Does the verdict depend on the object context (the SavedObjectGraph, the node id)?"""
-        return False
+        """Does the verdict depend on the object context (the SavedObjectGraph, the node id)?
+        Yes unless a kind says otherwise: then it is always given the context."""
+        return True
 
     def required_field(self, desc: Any) -> str | None:
         """A field (or oneof) of a `desc` message that is set wherever this condition holds, and
@@ -195,9 +200,6 @@ class NeededBySignatures(MessageCondition):
             return None
         return "the signatures need this object" if needed else "no signature needs this object"
 
-    def reads_object(self) -> bool:
-        return True
-
     def predicate(self, desc: Any) -> Predicate:
         wanted = self.wanted
         return lambda msg, ctx, node_id: (ctx is not None and node_id is not None and node_id in ctx.needed) == wanted
@@ -253,6 +255,9 @@ class Field(MessageCondition):
         theirs = {comparable(x) for x in ([] if other is MISSING else list(other))}
         missing = [x for x in mine if comparable(x) not in theirs]
         return None if not missing else f"{len(missing)} element(s) of {name} are not in {self.value}"
+
+    def reads_object(self) -> bool:
+        return False
 
     def required_field(self, desc: Any) -> str | None:
         if "." in self.field:

@@ -130,11 +130,6 @@ def _entering(fd: Any, wanted: frozenset[str]) -> tuple[frozenset[str], str]:
     return sub, "singular"
 
 
-def can_hold(desc: Any, name: str) -> bool:
-    """Can a message of type `desc` hold (at any depth, itself included) a message called `name`?"""
-    return name in _reachable_names(desc)
-
-
 def is_repeated(fd: Any) -> bool:
     flag = getattr(fd, "is_repeated", None)
     if flag is not None:
