@@ -112,7 +112,8 @@ def convert(
     interruption leaves nothing at OUT and removes the temporary folder. With `force`, an old
     OUT is replaced only on success. `verify_parity=False` writes OUT unverified, as the report
     says. `report`, if given, is filled in as the work goes, so a caller can write it even when
-    an error is raised.
+    an error is raised. `graph_pictures` keeps each rewrite's before/after subgraph for
+    report.html.write_html (the CLI sets it with --report-html).
     """
     result = report or Report("convert", Path(input_dir), Path(output_dir))
     result.lossy_allowed = sorted(allow_lossy)

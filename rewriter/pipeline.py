@@ -24,8 +24,8 @@ from rewriter.verify import schema_check
 from rewriter.rules import training_paths
 from rewriter.errors import BadInput, Refused
 from rewriter.findings import Finding
-from rewriter.savedmodel.graph_model import (NodeDefView, fill_nodes, function_from_scope, scope_from_function,
-                                             scope_from_graph_def)
+from rewriter.savedmodel.graph_model import (NodeDefView, fill_nodes, scope_from_function, scope_from_graph_def,
+                                             write_function)
 from rewriter.savedmodel.model import (
     MetaGraphScopes,
     ProtoModel,
@@ -149,18 +149,19 @@ def _apply_rules_by_scope(original: saved_model_pb2.SavedModel, output: saved_mo
         elif skeleton:
             graph_def.node.extend(source_nodes)
         position += 1
-        for function_index, (function, proto_scope) in enumerate(zip(meta_graph.graph_def.library.function, model.functions)):
-            rewritten = None
+        for function_index, function in enumerate(meta_graph.graph_def.library.function):
+            # The output's FunctionDef at this index: added to the skeleton, or the deep copy's own.
+            written = graph_def.library.function.add() if skeleton else graph_def.library.function[function_index]
+            rewritten = False
             if run.may_match(NodeDefView.of_function(function, ops)):
                 scope = scope_from_function(function)
                 scope.ops = ops
                 if run.apply(position, scope):
-                    rewritten = function_from_scope(scope)
+                    write_function(written, scope)
+                    rewritten = True
                 del scope
-            if skeleton:
-                graph_def.library.function.add().CopyFrom(rewritten if rewritten is not None else function)
-            elif rewritten is not None:
-                graph_def.library.function[function_index].CopyFrom(rewritten)
+            if skeleton and not rewritten:
+                written.CopyFrom(function)
             position += 1
     return run.outcome()
 

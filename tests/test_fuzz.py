@@ -26,7 +26,7 @@ from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = sorted(p.name for p in (ROOT / "golden" / "fixtures").iterdir() if (p / "saved_model").is_dir())
-EXAMPLES = 800
+EXAMPLES = 400  # about 20 s on 2 cores; the long run is tools/fuzz_loader.py
 HANG_SECONDS = 120  # an execution takes milliseconds; this only catches one that never returns
 MAX_RSS_GROWTH = 2 << 30  # peak RSS may not grow by more than this over the whole run
 

@@ -78,8 +78,12 @@ class OpIndex:
         self.scope = scope
         self.by_op: dict[str, set[str]] = {}
         self.additions = 0  # how many times add() ran: a rule's candidates may have changed
+        by_op = self.by_op
         for name, node in scope.nodes():
-            self.by_op.setdefault(node.op, set()).add(name)
+            names = by_op.get(node.op)
+            if names is None:
+                names = by_op[node.op] = set()
+            names.add(name)
 
     def add(self, name: str, op: str) -> None:
         self.by_op.setdefault(op, set()).add(name)
@@ -664,10 +668,11 @@ class RuleRun:
         bind and conditions, on the view."""
         screens, ops = self._screens, view.ops
         matcher: Matcher | None = None
-        for name, node in view.nodes():
+        for node in view.node_defs:
             candidates = screens.get(node.op)
             if candidates is None:
                 continue
+            name = node.name
             # Only attr conditions are in a screen: attr_value is all they read of a MatchContext.
             context = cast(MatchContext, _NodeAttrs(node, ops))
             for rule, screen in candidates:

@@ -96,17 +96,19 @@ class Scope:
     # --- reading -----------------------------------------------------------------------
     def nodes(self) -> Iterator[tuple[str, NodeDef]]:
         """Real nodes in their order. The order is cached; removed nodes are skipped."""
+        # networkx's node dict read directly (its NodeView costs a call per lookup).
+        node_data = self.graph._node
         if self._order is None:
-            keyed = [(data["order"], key) for key, data in self.graph.nodes(data=True) if isinstance(key, str)]
+            keyed = [(data["order"], key) for key, data in node_data.items() if isinstance(key, str)]
             self._order = [key for _, key in sorted(keyed)]
-        nodes = self.graph.nodes
         for key in self._order:
-            if key in nodes:
-                yield key, nodes[key]["def"]
+            data = node_data.get(key)
+            if data is not None:
+                yield key, data["def"]
 
     def node_def(self, name: str) -> NodeDef:
         """The node's NodeDef, to read (its `input` is not the truth: the edges are)."""
-        return self.graph.nodes[name]["def"]
+        return self.graph._node[name]["def"]
 
     def editable_node_def(self, name: str) -> NodeDef:
         """The node's NodeDef, to change: the scope's own copy (the input proto stays as it was)."""
@@ -175,7 +177,7 @@ class Scope:
         return float(data["next_index"])
 
     def has_node(self, name: object) -> bool:
-        return name in self.graph
+        return name in self.graph._node
 
     def order_key(self, name: str) -> tuple:
         """Where a node sits in the scope's node order (nodes() visits them by this key)."""
@@ -226,10 +228,17 @@ class NodeDefView:
                  nodes: Any, arg_names: list[str], ops: "OpSignatures | None") -> None:
         self.kind, self.name, self.proto, self.ops = kind, name, proto, ops
         self.external_names: frozenset[str] = frozenset()
-        self._nodes: dict[str, NodeDef] = {node.name: node for node in nodes}
-        self._position = {name: position for position, name in enumerate(self._nodes)}
+        self.node_defs = nodes  # in order; the lookups below are built on first use
+        self._by_name: dict[str, NodeDef] | None = None
+        self._positions: dict[str, int] | None = None
         self._args = set(arg_names)
         self._readers: dict[object, list[Edge]] | None = None
+
+    @property
+    def _nodes(self) -> dict[str, NodeDef]:
+        if self._by_name is None:
+            self._by_name = {node.name: node for node in self.node_defs}
+        return self._by_name
 
     @classmethod
     def of_graph_def(cls, name: str, graph_def: graph_pb2.GraphDef, ops: "OpSignatures | None") -> "NodeDefView":
@@ -262,7 +271,9 @@ class NodeDefView:
         return name in self._nodes
 
     def order_key(self, name: str) -> tuple:
-        return ((self._position[name],), name)
+        if self._positions is None:
+            self._positions = {node_name: position for position, node_name in enumerate(self._nodes)}
+        return ((self._positions[name],), name)
 
     def _producer(self, text: str) -> tuple[object, str | None]:
         src, port = _split_input(text)
@@ -312,21 +323,24 @@ def _split_input(text: str) -> tuple[str, str | None]:
 def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) -> Scope:
     scope = Scope(kind, name, nx.MultiDiGraph(), proto)
     graph = scope.graph
-    graph.add_nodes_from((ARG, arg) for arg in arg_names)
+    # Nodes and edges go into networkx's dicts directly, as add_nodes_from and MultiDiGraph.add_edge
+    # put them (per node an attr dict and two adjacency dicts; per node pair one key dict shared by
+    # _succ and _pred, keys 0, 1, ...): their checks, and add_nodes_from's TypeError per (node,
+    # attrs) pair, were most of building the graph model. The graph is new, so no cached view
+    # needs clearing. tests/test_graph_model.py round-trips every fixture through it.
+    succ, pred, attrs = graph._succ, graph._pred, graph._node
+    for arg in arg_names:
+        arg_key = (ARG, arg)
+        succ[arg_key], pred[arg_key], attrs[arg_key] = {}, {}, {}
     names: set[str] = set()
-    members = []
     for position, node in enumerate(nodes):
-        if node.name in names:
-            raise GraphModelError(f"{scope.where()}: two nodes are named {node.name!r}")
-        names.add(node.name)
-        members.append((node.name, {"order": (position,), "def": node}))  # shared: Scope._owned
-    graph.add_nodes_from(members)
+        node_name = node.name
+        if node_name in names:
+            raise GraphModelError(f"{scope.where()}: two nodes are named {node_name!r}")
+        names.add(node_name)
+        succ[node_name], pred[node_name] = {}, {}
+        attrs[node_name] = {"order": (position,), "def": node}  # shared with IN: Scope._owned
     args, is_function = set(arg_names), scope.is_function
-    # Edges go into networkx's adjacency dicts directly, as MultiDiGraph.add_edge puts them (one
-    # key dict per node pair, shared by _succ and _pred; keys 0, 1, ... per pair): add_edge's
-    # checks and view lookups were most of building the graph model. The graph is new, so no
-    # cached view needs clearing. tests/test_graph_model.py round-trips every fixture through it.
-    succ, pred = graph._succ, graph._pred
     for node in nodes:
         dst = node.name
         for index, text in enumerate(node.input):
@@ -415,22 +429,11 @@ def _input_text(src: object, port: str | None) -> str:
     return f"^{name}" if port is None else f"{name}{port}"
 
 
-def _nodes_to_proto(scope: Scope) -> list[NodeDef]:
-    out = []
-    for name, stored in scope.nodes():
-        node = NodeDef()
-        node.CopyFrom(stored)
-        del node.input[:]  # a shared NodeDef still lists IN's inputs; the edges are the truth
-        node.input.extend(_input_text(src, data["port"]) for src, data in scope._in_records(name))
-        out.append(node)
-    return out
-
-
 def graph_def_from_scope(scope: Scope, library: list[function_pb2.FunctionDef]) -> graph_pb2.GraphDef:
     graph_def = copy.deepcopy(scope.proto)
     assert isinstance(graph_def, graph_pb2.GraphDef)
     del graph_def.node[:]
-    graph_def.node.extend(_nodes_to_proto(scope))
+    fill_nodes(graph_def.node, scope)
     # Touch `library` only if there is one: an empty one would change the bytes.
     if graph_def.HasField("library") or library:
         del graph_def.library.function[:]
@@ -440,9 +443,16 @@ def graph_def_from_scope(scope: Scope, library: list[function_pb2.FunctionDef]) 
 
 def function_from_scope(scope: Scope) -> function_pb2.FunctionDef:
     function = function_pb2.FunctionDef()
+    write_function(function, scope)
+    return function
+
+
+def write_function(function: function_pb2.FunctionDef, scope: Scope) -> None:
+    """Make `function` (a new message, or one in place in the output) the scope's FunctionDef: each
+    node copied once, where it stays."""
     function.CopyFrom(scope.proto)
     del function.node_def[:]
-    function.node_def.extend(_nodes_to_proto(scope))
+    fill_nodes(function.node_def, scope)
     function.ret.clear()
     function.control_ret.clear()
     control_outputs: list[str] = []
@@ -458,7 +468,6 @@ def function_from_scope(scope: Scope) -> function_pb2.FunctionDef:
     kept = [name for name in scope.proto.signature.control_output if name in control_outputs]
     del function.signature.control_output[:]
     function.signature.control_output.extend(kept)
-    return function
 
 
 def fill_nodes(nodes: Any, scope: Scope) -> None:
