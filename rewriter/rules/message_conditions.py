@@ -4,6 +4,10 @@ Like the op rules' conditions (rewriter/rules/conditions.py), each kind is one f
 checks its own YAML when the rule loads (`parse`, raising file:line errors) and evaluates itself
 on a message (`failure`: None when it holds, otherwise a reason a person can read). A new kind is
 one class registered in MESSAGE_CONDITION_KINDS plus a line in docs/writing-object-graph-rules.md.
+The rule step asks a condition of every message of its rule's type (every NodeDef of a model), so
+the kinds also compile themselves for that type: `holds_on` / `predicate` give failure()'s
+verdict without its reason, `required_field` names a field that must be set (a screen that rules
+on one type share). A new kind need not: failure() is the fallback.
 
     {field: kind, equals: captured_tensor}       the field's value (a oneof: its set case)
     {field: a.b, in: [...]} / {not_in: [...]}    dotted paths into sub-messages; enums by name
@@ -16,18 +20,25 @@ one class registered in MESSAGE_CONDITION_KINDS plus a line in docs/writing-obje
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 from google.protobuf import message
 
 from rewriter.rules.conditions import Fail
-from rewriter.savedmodel.messages import MISSING, comparable, is_present, mentions, value_at
+from rewriter.savedmodel.messages import MISSING, comparable, is_present, mentions, presence_test, value_at, value_reader
 
 
 class ObjectContext(Protocol):
     """What `needed_by_signatures` reads about the SavedObjectGraph a message sits in."""
 
     needed: set[int]
+
+
+# A condition compiled for messages of one type (a rule on NodeDef asks it of every node): the
+# verdict of holds(), without building the reason failure() gives. A Test is one that does not
+# read the object context (reads_object() is False).
+Predicate = Callable[[message.Message, "ObjectContext | None", "int | None"], bool]
+Test = Callable[[message.Message], bool]
 
 
 class MessageCondition:
@@ -45,6 +56,45 @@ class MessageCondition:
     def holds(self, msg: message.Message, ctx: ObjectContext | None = None, node_id: int | None = None) -> bool:
         return self.failure(msg, ctx, node_id) is None
 
+    def reads_object(self) -> bool:
+        """Does the verdict depend on the object context (the SavedObjectGraph, the node id)?
+        Yes unless a kind says otherwise: then it is always given the context."""
+        return True
+
+    def required_field(self, desc: Any) -> str | None:
+        """A field (or oneof) of a `desc` message that is set wherever this condition holds, and
+        whose absence the condition finds without any error; None if there is none to name.
+        Rules on one type share this screen (four NodeDef rules read experimental_type first)."""
+        return None
+
+    def holds_on(self, desc: Any) -> Test:
+        """holds() on messages of type `desc`, for a condition that does not read the object
+        context. This fallback calls failure()."""
+        failure = self.failure
+        return lambda msg: failure(msg, None, None) is None
+
+    def predicate(self, desc: Any) -> Predicate:
+        """holds() on messages of type `desc`."""
+        if not self.reads_object():
+            test = self.holds_on(desc)
+            return lambda msg, ctx, node_id: test(msg)
+        failure = self.failure
+        return lambda msg, ctx, node_id: failure(msg, ctx, node_id) is None
+
+
+def all_tests(tests: list[Test]) -> Test:
+    """A Test that holds where each of `tests` does, tried in order."""
+    if len(tests) == 1:
+        return tests[0]
+    return lambda msg: all(t(msg) for t in tests)
+
+
+def all_predicates(predicates: list[Predicate]) -> Predicate:
+    """A Predicate that holds where each of `predicates` does, tried in order."""
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda msg, ctx, node_id: all(p(msg, ctx, node_id) for p in predicates)
+
 
 @dataclass(frozen=True)
 class _Combined(MessageCondition):
@@ -57,6 +107,9 @@ class _Combined(MessageCondition):
         if not isinstance(spec[cls.key], list) or not spec[cls.key]:
             raise checker.fail(spec, f"{cls.key} takes a non-empty list of conditions")
         return cls(tuple(parse_message_condition(checker, c) for c in spec[cls.key]))
+
+    def reads_object(self) -> bool:
+        return any(c.reads_object() for c in self.conditions)
 
 
 @dataclass(frozen=True)
@@ -73,6 +126,14 @@ class AnyOf(_Combined):
             reasons.append(reason)
         return "none of these holds: " + "; ".join(reasons)
 
+    def holds_on(self, desc: Any) -> Test:
+        tests = [c.holds_on(desc) for c in self.conditions]
+        return lambda msg: any(t(msg) for t in tests)
+
+    def predicate(self, desc: Any) -> Predicate:
+        predicates = [c.predicate(desc) for c in self.conditions]
+        return lambda msg, ctx, node_id: any(p(msg, ctx, node_id) for p in predicates)
+
 
 @dataclass(frozen=True)
 class AllOf(_Combined):
@@ -85,6 +146,15 @@ class AllOf(_Combined):
             if reason is not None:
                 return reason
         return None
+
+    def holds_on(self, desc: Any) -> Test:
+        return all_tests([c.holds_on(desc) for c in self.conditions])
+
+    def required_field(self, desc: Any) -> str | None:
+        return self.conditions[0].required_field(desc)  # the first tried: nothing before it can raise
+
+    def predicate(self, desc: Any) -> Predicate:
+        return all_predicates([c.predicate(desc) for c in self.conditions])
 
 
 @dataclass(frozen=True)
@@ -99,6 +169,17 @@ class Not(MessageCondition):
 
     def failure(self, msg: message.Message, ctx: ObjectContext | None, node_id: int | None) -> str | None:
         return "it holds, but must not" if self.condition.failure(msg, ctx, node_id) is None else None
+
+    def reads_object(self) -> bool:
+        return self.condition.reads_object()
+
+    def holds_on(self, desc: Any) -> Test:
+        inner = self.condition.holds_on(desc)
+        return lambda msg: not inner(msg)
+
+    def predicate(self, desc: Any) -> Predicate:
+        inner = self.condition.predicate(desc)
+        return lambda msg, ctx, node_id: not inner(msg, ctx, node_id)
 
 
 @dataclass(frozen=True)
@@ -118,6 +199,10 @@ class NeededBySignatures(MessageCondition):
         if needed == self.wanted:
             return None
         return "the signatures need this object" if needed else "no signature needs this object"
+
+    def predicate(self, desc: Any) -> Predicate:
+        wanted = self.wanted
+        return lambda msg, ctx, node_id: (ctx is not None and node_id is not None and node_id in ctx.needed) == wanted
 
 
 FIELD_TESTS = ("equals", "in", "not_in", "present", "subset_of", "mentions")
@@ -170,6 +255,41 @@ class Field(MessageCondition):
         theirs = {comparable(x) for x in ([] if other is MISSING else list(other))}
         missing = [x for x in mine if comparable(x) not in theirs]
         return None if not missing else f"{len(missing)} element(s) of {name} are not in {self.value}"
+
+    def reads_object(self) -> bool:
+        return False
+
+    def required_field(self, desc: Any) -> str | None:
+        if "." in self.field:
+            return None
+        if self.test == "present" and self.value is True and (
+                self.field in desc.fields_by_name or self.field in desc.oneofs_by_name):
+            return self.field
+        if self.test == "mentions" and self.field in desc.fields_by_name:
+            return self.field  # mentions() finds nothing in an unset field
+        return None
+
+    def holds_on(self, desc: Any) -> Test:
+        """The common tests of a field of the message itself (not a dotted path), read as failure()
+        reads them (messages.presence_test / value_reader). The others, and a name the type does
+        not have (failure() raises on it), take the fallback."""
+        name, test, wanted = self.field, self.test, self.value
+        is_field = name in desc.fields_by_name
+        if "." in name or test == "subset_of" or not (is_field or name in desc.oneofs_by_name) or (
+                test == "mentions" and not is_field):
+            return super().holds_on(desc)
+        if test == "present":
+            present = presence_test(desc, name)
+            return present if wanted else (lambda msg: not present(msg))
+        if test == "mentions":
+            present = presence_test(desc, name)
+            return lambda msg: present(msg) and mentions(msg, name, wanted)
+        read = value_reader(desc, name)
+        if test == "equals":
+            return lambda msg: bool(read(msg) == wanted)
+        if test == "in":
+            return lambda msg: read(msg) in wanted
+        return lambda msg: read(msg) not in wanted  # not_in
 
 
 MESSAGE_CONDITION_KINDS: tuple[type[MessageCondition], ...] = (AnyOf, AllOf, Not, NeededBySignatures, Field)

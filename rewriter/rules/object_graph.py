@@ -8,26 +8,29 @@ rewriter/savedmodel/checkpoint.py, the Keras metadata through rewriter/savedmode
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from google.protobuf import message
 
 from rewriter.findings import Finding
 from rewriter.protos import meta_graph_pb2, saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
 from rewriter.rules import combined_saveables, keras_config, restored_captures
+from rewriter.rules.message_conditions import all_predicates, all_tests
 from rewriter.rules.object_graph_loader import KERAS_CONFIG, ObjectGraphRule
 from rewriter.savedmodel import checkpoint as checkpoint_io
 from rewriter.savedmodel import keras_metadata
 from rewriter.savedmodel.files import KERAS_METADATA_PB, SAVED_MODEL_PB, SavedModelFiles
-from rewriter.savedmodel.messages import drop_field, messages_of_type
+from rewriter.savedmodel.messages import (Found, FoundMessages, drop_field, find_messages, path_of, presence_test,
+                                          reachable_types)
 from rewriter.savedmodel.object_graph import drop_objects, needed_objects, used_concrete_functions
 from rewriter.targets.releases import Release
 
 
-@dataclass
+@dataclass(slots=True)  # one object per change, not two: a 300k-node model has 100k of them
 class ObjectGraphApplication:
     rule: str
     file: str
@@ -66,23 +69,25 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
               contexts: dict[int, _GraphContext], refusing: bool) -> list[tuple[ObjectGraphRule, int, str]]:
     """Apply the rules of one file; return the (rule, meta graph index, node id) drops asked for."""
     drops: list[tuple[ObjectGraphRule, int, str]] = []
-    memo: dict[str, bool] = {}
-    # The messages of a type, with their paths and object positions, found by one walk for all the
-    # rules on that type (four rules on NodeDef walked the whole model four times). A drop never
-    # changes which messages of its own rule's type there are (the walk stops at the outermost
-    # one), but it may take away messages of other types: then only this type's walk is kept (so
-    # too after an action that edits a MetaGraphDef's contents: wire_captures, combine_saveables).
-    found: dict[str, list[tuple[str, message.Message, int | None, int | None]]] = {}
-    for rule in rules:
-        if rule.file != file or (rule.refuse is not None) != refusing or rule.keras_match is not None:
-            continue
+    mine = [r for r in rules if r.file == file and (r.refuse is not None) == refusing and r.keras_match is None]
+    # The messages of each type the rules ask for, found by one walk for all of them (four rules
+    # on NodeDef walked the whole model four times). A drop never changes which messages of its
+    # own rule's type there are (the walk stops at the outermost one), but it may take away
+    # messages of other types: the types its field can hold are walked again (and every type but
+    # the rule's own after an action that edits a MetaGraphDef's contents: wire_captures,
+    # combine_saveables).
+    found: dict[str, FoundMessages] = {}
+    screened: _Screened = {}
+    for position, rule in enumerate(mine):
         if rule.message not in found:
-            found[rule.message] = [(path, msg, *_object_position(path))
-                                   for path, msg in messages_of_type(root, rule.message, "", memo)]
-        for path, msg, meta_index, node_id in found[rule.message]:
-            ctx = contexts.get(meta_index) if meta_index is not None else None
-            if not all(c.holds(msg, ctx, node_id) for c in rule.where):
-                continue
+            # Up to the next rule that may edit a MetaGraphDef's contents: what follows it is walked after it.
+            last = next((i for i in range(position, len(mine)) if mine[i].wire_captures or mine[i].combine_saveables),
+                        len(mine) - 1)
+            found.update(find_messages(root, {r.message for r in mine[position:last + 1] if r.message not in found}))
+        later = [r for r in mine[position + 1:] if r.message == rule.message]
+        for entry, meta_index, node_id in _matching(rule, found[rule.message], contexts, screened, later):
+            msg = entry[0]
+            path = path_of(entry)
             if rule.refuse is not None:
                 outcome.refusals.append(Finding("refused", file, path, rule.message, rule.refuse.strip(),
                                                 rule=rule.id, since=rule.since.key))
@@ -90,11 +95,15 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
             for name in rule.drop_fields:
                 if drop_field(msg, name):
                     outcome.applications.append(ObjectGraphApplication(rule.id, file, path, f"dropped {name}"))
-                    found = {rule.message: found[rule.message]}
+                    gone = _types_a_field_holds(msg.DESCRIPTOR, name)
+                    stale = (found.keys() if gone is None else found.keys() & gone) - {rule.message}
+                    if stale:
+                        found = {t: entries for t, entries in found.items() if t not in stale}
             if rule.drop_object and meta_index is not None and node_id is not None:
                 drops.append((rule, meta_index, path))
             if (rule.wire_captures or rule.combine_saveables) and isinstance(msg, meta_graph_pb2.MetaGraphDef):
                 found = {rule.message: found[rule.message]}  # these edit what the MetaGraphDef holds
+                screened.clear()
                 meta = contexts.get(int(path[len("meta_graphs["):].split("]")[0]))
                 checkpoint = meta.checkpoint if meta else None
                 if rule.wire_captures:
@@ -110,6 +119,85 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
                         rule.id, "checkpoint", "nodes", f"attributes of {len(combined.folded) - 1} object(s) "
                         f"restored through object {combined.carrier}"))
     return drops
+
+
+# The messages of a walk (kept to tell it from a newer one) where a field is set, by (message type,
+# field), while a later rule still asks for them. That rule needs only those still set:
+# drop_fields only clears fields, and the actions that may add some (wire_captures,
+# combine_saveables) start afresh.
+_Screened = dict[tuple[str, str], tuple[FoundMessages, list[Found]]]
+
+
+def _matching(rule: ObjectGraphRule, found: FoundMessages, contexts: dict[int, _GraphContext],
+              screened: _Screened | None = None, later: list[ObjectGraphRule] | None = None
+              ) -> Iterator[tuple[Found, int | None, int | None]]:
+    """The messages `found` (all of the rule's type) where the rule's conditions hold, with
+    their object position (meta graph index and node id; known only where the rule reads it).
+
+    The conditions are compiled for the type (MessageCondition.holds_on / predicate: the
+    verdicts of failure(), without its reasons). Those before the first that reads the object
+    context screen every message first; the object position is worked out only for the
+    messages they let through. Each message's conditions are still tried in order. Screening
+    ahead of the rule's changes to earlier messages is safe: a condition reads only its own
+    message, and no message of the list holds another (the walk stops at the outermost)."""
+    first = next(iter(found), None)
+    if first is None:
+        return
+    desc = first[0].DESCRIPTOR
+    conditions = list(rule.where)
+    first_reading = next((i for i, c in enumerate(conditions) if c.reads_object()), len(conditions))
+    entries: Iterable[Found] = found
+    if first_reading:
+        holds = all_tests([c.holds_on(desc) for c in conditions[:first_reading]])
+        entries = found.where(holds)
+        required = conditions[0].required_field(desc)
+        if required is not None and screened is not None:
+            # Rules on the same type that read the same field first (the four on NodeDef's
+            # experimental_type) screen the messages that have it once. Kept only while a later
+            # rule asks: a list of 100k ArgDefs with handle_data is work for the garbage collector.
+            asked_again = any(r.where and r.where[0].required_field(desc) == required for r in later or [])
+            key = (rule.message, required)
+            kept = screened.pop(key, None)
+            if kept is not None and kept[0] is not found:
+                kept = None  # a list of an earlier walk
+            if kept is None and asked_again:
+                kept = (found, list(found.where(presence_test(desc, required))))
+            if kept is not None:
+                if asked_again:
+                    screened[key] = kept
+                entries = (entry for entry in kept[1] if holds(entry[0]))
+    rest = conditions[first_reading:]
+    if not rest and not rule.drop_object:
+        for entry in entries:
+            yield entry, None, None
+        return
+    then = all_predicates([c.predicate(desc) for c in rest]) if rest else None
+    for entry in entries:
+        meta_index, node_id = _object_position(path_of(entry))
+        if then is not None:
+            ctx = contexts.get(meta_index) if meta_index is not None else None
+            if not then(entry[0], ctx, node_id):
+                continue
+        yield entry, meta_index, node_id
+
+
+@functools.cache
+def _types_a_field_holds(desc: Any, dotted: str) -> frozenset[str] | None:
+    """The message types that clearing field `dotted` of a `desc` message can take away (None:
+    the field cannot be looked up, so any type may be)."""
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        fd = desc.fields_by_name.get(part)
+        if fd is None or fd.message_type is None:
+            return None
+        desc = fd.message_type
+    if parts[-1] in desc.oneofs_by_name:
+        fields = list(desc.oneofs_by_name[parts[-1]].fields)
+    elif parts[-1] in desc.fields_by_name:
+        fields = [desc.fields_by_name[parts[-1]]]
+    else:
+        return None
+    return frozenset(t.full_name for f in fields if f.message_type is not None for t in reachable_types(f.message_type))
 
 
 _OBJECT_PATH = re.compile(r"^meta_graphs\[(\d+)\]\.object_graph_def\.nodes\[(\d+)\]")
@@ -146,10 +234,11 @@ def _verdicts(rule: ObjectGraphRule, root: message.Message,
               contexts: dict[int, _GraphContext]) -> Iterator[tuple[str, str | None]]:
     """(path, None if the rule's conditions hold there, else the first that does not) for every
     message of the rule's type below `root`."""
-    for path, msg in messages_of_type(root, rule.message, "", {}):
+    for entry in find_messages(root, [rule.message])[rule.message]:
+        path = path_of(entry)
         meta_index, node_id = _object_position(path)
         ctx = contexts.get(meta_index) if meta_index is not None else None
-        yield path, next((r for r in (c.failure(msg, ctx, node_id) for c in rule.where) if r is not None), None)
+        yield path, next((r for r in (c.failure(entry[0], ctx, node_id) for c in rule.where) if r is not None), None)
 
 
 def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target: Release,
@@ -188,11 +277,10 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
         for file, root in roots.items():
             if root is None or rule.file != file or rule.keras_match is not None:
                 continue
-            for path, reason in _verdicts(rule, root, contexts):
-                if reason is None:
-                    outcome.refusals.append(Finding(
-                        "lossy", file, path, rule.message,
-                        f"rule {rule.id} is not exact; pass --allow-lossy {rule.id} to apply it", rule=rule.id))
+            for entry, _, _ in _matching(rule, find_messages(root, [rule.message])[rule.message], contexts):
+                outcome.refusals.append(Finding(
+                    "lossy", file, path_of(entry), rule.message,
+                    f"rule {rule.id} is not exact; pass --allow-lossy {rule.id} to apply it", rule=rule.id))
     warned = {a.rule for a in outcome.applications}
     for rule in active:
         if rule.warn and rule.id in warned:
