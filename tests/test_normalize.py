@@ -1,6 +1,8 @@
 """normalize: colocation entries naming no node of their function are dropped, on nodes and args."""
 from __future__ import annotations
 
+from typing import Any
+
 from rewriter.protos import function_pb2, node_def_pb2
 
 from rewriter.savedmodel.normalize import _drop_dangling_colocation
@@ -27,3 +29,48 @@ def test_dangling_colocations_go_from_nodes_and_args_and_others_stay() -> None:
     assert function.arg_attr[0].attr["_user_specified_name"].s == b"MutableHashTable"
     assert list(function.node_def[0].attr["_class"].list.s) == [b"loc:@other"]
     assert _drop_dangling_colocation(function) == 0
+
+
+def _saved_model_with(*nodes: node_def_pb2.NodeDef) -> Any:
+    from rewriter.protos import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.meta_graphs.add().graph_def.node.extend(nodes)
+    return proto
+
+
+def test_attrs_the_target_lacks_at_their_default_are_left_out_and_named() -> None:
+    """TensorFlow's RemoveNewDefaultAttrsFromGraphDef: VarHandleOp's allowed_devices and RFFT's
+    Treal / Tcomplex (TF 2.3) at their default go for TF 1.15 and the notes name them; a value
+    other than the default stays (the validator then refuses it); TF 2.3 has them: nothing goes."""
+    from rewriter.protos import types_pb2
+    from rewriter.savedmodel.normalize import for_target
+    from rewriter.targets.registry import load_registry, newest_registry
+    from rewriter.targets.releases import Release
+
+    def nodes() -> list[node_def_pb2.NodeDef]:
+        at_default = node_def_pb2.NodeDef(name="v", op="VarHandleOp")
+        at_default.attr["dtype"].type = types_pb2.DT_FLOAT
+        at_default.attr["allowed_devices"].list.SetInParent()  # [] written out, as TF 1-style graphs do
+        placed = node_def_pb2.NodeDef(name="w", op="VarHandleOp")
+        placed.attr["dtype"].type = types_pb2.DT_FLOAT
+        placed.attr["allowed_devices"].list.s.append(b"/device:CPU:0")
+        fft = node_def_pb2.NodeDef(name="f", op="RFFT", input=["x", "n"])
+        fft.attr["Treal"].type = types_pb2.DT_FLOAT
+        fft.attr["Tcomplex"].type = types_pb2.DT_COMPLEX64
+        wide = node_def_pb2.NodeDef(name="g", op="RFFT", input=["x", "n"])
+        wide.attr["Treal"].type = types_pb2.DT_DOUBLE
+        wide.attr["Tcomplex"].type = types_pb2.DT_COMPLEX128
+        return [at_default, placed, fft, wide]
+
+    proto = _saved_model_with(*nodes())
+    notes = for_target(proto, newest_registry(), load_registry(Release(1, 15)), Release(1, 15), "2.21.0", "t")
+    kept = {node.name: sorted(node.attr) for node in proto.meta_graphs[0].graph_def.node}
+    assert kept == {"v": ["dtype"], "w": ["allowed_devices", "dtype"], "f": [], "g": ["Tcomplex", "Treal"]}
+    assert any("RemoveNewDefaultAttrsFromGraphDef" in note and "RFFT.Tcomplex x1, RFFT.Treal x1, "
+               "VarHandleOp.allowed_devices x1" in note for note in notes), notes
+
+    proto = _saved_model_with(*nodes())
+    notes = for_target(proto, newest_registry(), load_registry(Release(2, 3)), Release(2, 3), "2.21.0", "t")
+    assert not any("RemoveNewDefaultAttrsFromGraphDef" in note for note in notes)
+    assert sorted(proto.meta_graphs[0].graph_def.node[3].attr) == ["Tcomplex", "Treal"]

@@ -7,10 +7,17 @@
 - attrs the node leaves out, whose default differs between source and target, are written out
   with the source default (otherwise the target would silently apply its own);
 - attrs equal to the target default are stripped, as TF's own saving does;
+- attrs the target's op lacks, holding the source op's default, are stripped: what TensorFlow's
+  own RemoveNewDefaultAttrsFromGraphDef (core/framework/graph_def_util.cc) does for an older
+  consumer, and what its Python importer does with a MetaGraphDef's stripped_op_list
+  (`_RemoveDefaultAttrs`). Exact by TensorFlow's op-compatibility rule: an attr may be added to an
+  op only with a default that keeps the op's old behaviour (VarHandleOp's allowed_devices=[], the
+  FFT ops' Treal=float / Tcomplex=complex64, for TF 1.15);
 - colocation entries (`_class: loc:@X`) naming no node of their function are removed.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Iterator
 
 from rewriter.protos import node_def_pb2, op_def_pb2
@@ -39,13 +46,15 @@ def _defaults(op: OpDef | None) -> dict[str, op_def_pb2.OpDef.AttrDef]:
 
 
 # Per op: the attrs to write out when a node leaves them out (with the source default), and the
-# attrs to strip when a node holds the target default, each in the order _reconcile_defaults
-# visits them. Made once per op: building both default tables for every node was most of this.
-Reconciliation = tuple[list[tuple[str, AttrValue]], list[tuple[str, AttrValue]]]
+# attrs to strip when a node holds the target default, or holds the source default of an attr
+# the target's op lacks, each in the order _reconcile_defaults visits them. Made once per op:
+# building the default tables for every node was most of this.
+Reconciliation = tuple[list[tuple[str, AttrValue]], list[tuple[str, AttrValue]], list[tuple[str, AttrValue]]]
 
 
 def _reconciliation(op_name: str, source: OpRegistry, target: OpRegistry) -> Reconciliation:
-    target_defaults = _defaults(target.op(op_name))
+    target_op = target.op(op_name)
+    target_defaults = _defaults(target_op)
     source_defaults = _defaults(source.op(op_name))
     write_out = []
     for name, source_attr in source_defaults.items():
@@ -53,20 +62,27 @@ def _reconciliation(op_name: str, source: OpRegistry, target: OpRegistry) -> Rec
         if target_attr is not None and target_attr.default_value != source_attr.default_value:
             write_out.append((name, source_attr.default_value))
     strip = [(name, target_attr.default_value) for name, target_attr in target_defaults.items()]
-    return write_out, strip
+    new_at_default = []
+    if target_op is not None:  # an op the target lacks is the rules' business, attrs and all
+        target_attrs = {a.name for a in target_op.attr}
+        new_at_default = [(name, source_attr.default_value) for name, source_attr in source_defaults.items()
+                          if name not in target_attrs]
+    return write_out, strip, new_at_default
 
 
 def _reconcile_defaults(node: NodeDef, source: OpRegistry, target: OpRegistry, functions: set[str],
-                        prepared: dict[str, Reconciliation] | None = None) -> int:
-    """Returns how many attrs were written out or stripped. `prepared`: each op's _reconciliation,
-    made on first use (one table for every node of a model)."""
+                        prepared: dict[str, Reconciliation] | None = None,
+                        new_stripped: Counter[str] | None = None) -> int:
+    """Returns how many attrs were written out or stripped; counts the stripped attrs the target's
+    op lacks into `new_stripped` ("Op.attr"). `prepared`: each op's _reconciliation, made on first
+    use (one table for every node of a model)."""
     if node.op in functions:
         return 0
     prepared = {} if prepared is None else prepared
     found = prepared.get(node.op)
     if found is None:
         found = prepared[node.op] = _reconciliation(node.op, source, target)
-    write_out, strip = found
+    write_out, strip, new_at_default = found
     attrs = node.attr
     changed = 0
     for name, source_default in write_out:
@@ -77,6 +93,12 @@ def _reconcile_defaults(node: NodeDef, source: OpRegistry, target: OpRegistry, f
         if name in attrs and attrs[name] == target_default:
             del attrs[name]
             changed += 1
+    for name, source_default in new_at_default:
+        if name in attrs and attrs[name] == source_default:
+            del attrs[name]
+            changed += 1
+            if new_stripped is not None:
+                new_stripped[f"{node.op}.{name}"] += 1
     return changed
 
 
@@ -143,11 +165,17 @@ def for_target(
         prepared: dict[str, Reconciliation] = {}
         ops: set[str] = set()
         changed = 0
+        new_stripped: Counter[str] = Counter()
         for node in _all_nodes(proto, index):
             ops.add(node.op)
-            changed += _reconcile_defaults(node, source, target, functions, prepared)
+            changed += _reconcile_defaults(node, source, target, functions, prepared, new_stripped)
         if changed:
             notes.append(f"meta graph {index}: {changed} default-valued attr(s) reconciled with TensorFlow {release}")
+        if new_stripped:
+            listed = ", ".join(f"{what} x{count}" for what, count in sorted(new_stripped.items()))
+            notes.append(f"meta graph {index}: attrs TensorFlow {release}'s ops lack, at their default, left out as "
+                         f"TensorFlow's RemoveNewDefaultAttrsFromGraphDef does (an attr is added to an op only with "
+                         f"a default that keeps its old behaviour): {listed}")
         meta = meta_graph.meta_info_def
         if meta.tensorflow_version != target_version:
             meta.tensorflow_version = target_version
