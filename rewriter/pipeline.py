@@ -123,9 +123,8 @@ def _apply_rules_by_scope(original: saved_model_pb2.SavedModel, output: saved_mo
                           target_registry: OpRegistry, options: Options) -> RuleOutcome:
     """The rules, one scope at a time (rules.engine.RuleRun), each scope then put into `output`.
 
-    A scope in which no rule can match (RuleRun.may_match: no node of a rule's root op passes the
-    rule's conditions on that node's own attrs) gets no graph model and is copied from
-    `original` as it is (in C). Any other scope gets its graph model, the rules,
+    A scope in which no rule matches (RuleRun.may_match, which matches on the NodeDefs as they
+    are) gets no graph model and is copied from `original` as it is (in C). Any other scope gets its graph model, the rules,
     and, if a rule applied or found something there, is serialized from it (else copied: an
     untouched scope serializes to the same bytes); its graph model then goes, so at most one
     scope's graph model is in memory. `skeleton`: `output` is skeleton_of(original), which the

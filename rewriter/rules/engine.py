@@ -645,8 +645,6 @@ class RuleRun:
         self.rewrites = [rule for rule in active if rule.rewrite is not None]
         self.refusals = [rule for rule in active if rule.refuse is not None]
         self.allow_lossy, self.strict, self.pictures = allow_lossy, strict, pictures
-        # A scope with none of these ops is matched by no rule: it needs no graph model.
-        self.root_ops = frozenset(op for rule in active for op in rule.root.ops)
         # Per root op, the rules (with their position) that can start a match there, in order.
         self._rewrites_by_op = _by_root_op(self.rewrites)
         self._refusals_by_op = _by_root_op(self.refusals)

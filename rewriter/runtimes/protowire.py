@@ -7,7 +7,7 @@ From TF 2.12 on, TF_GetAllOpList's order changes from run to run, hence the sort
 from __future__ import annotations
 
 
-def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
     """(value, next position) of the varint at pos; ValueError if truncated or over 64 bits."""
     value = shift = 0
     while True:

@@ -49,12 +49,32 @@ class Edge(NamedTuple):
         return self.port is None
 
 
+class _ScopePlace:
+    """What Scope and NodeDefView share: which graph they are, and how its ports are named."""
+
+    kind: str
+    name: str
+    ops: "OpSignatures | None"
+
+    @property
+    def is_function(self) -> bool:
+        return self.kind == "function"
+
+    def where(self) -> str:
+        return f"function {self.name}" if self.is_function else f"graph {self.name}"
+
+    def output_index(self, node: NodeDef, port: str) -> int | None:
+        """The flat output index a port text (":1", ":values:0") of `node` names; None if unknown."""
+        assert self.ops is not None, "ops are set before ports are resolved"
+        return self.ops.output_index(self.is_function, node, port)
+
+
 class GraphModelError(ValueError):
     """A graph that cannot be represented: an input naming no node, a duplicate name, ..."""
 
 
 @dataclass
-class Scope:
+class Scope(_ScopePlace):
     """One graph of the model: `kind` is "graph" (a MetaGraphDef's GraphDef) or "function"."""
 
     kind: str
@@ -73,19 +93,7 @@ class Scope:
     # graph model copies no NodeDef, and no constant, that no rule changes.
     _owned: set[str] = field(default_factory=set, repr=False)
 
-    @property
-    def is_function(self) -> bool:
-        return self.kind == "function"
-
-    def where(self) -> str:
-        return f"function {self.name}" if self.is_function else f"graph {self.name}"
-
     # --- ports: naming a producer's outputs (needs `ops`) --------------------------------
-    def output_index(self, node: NodeDef, port: str) -> int | None:
-        """The flat output index a port text (":1", ":values:0") of `node` names; None if unknown."""
-        assert self.ops is not None, "Scope.ops is set before ports are resolved"
-        return self.ops.output_index(self.is_function, node, port)
-
     def output_port(self, node: NodeDef, flat: int, added: bool = False) -> str:
         """The port text for flat output `flat` of `node`; `added` for a node a rewrite just
         made (its op is the target's)."""
@@ -217,7 +225,7 @@ class Scope:
         return name
 
 
-class NodeDefView:
+class NodeDefView(_ScopePlace):
     """A scope read straight from its GraphDef or FunctionDef, with the reading API of Scope that
     matching uses (node_def, data_inputs, readers, output_index, ...), but no graph model and no
     copies: what a rule's match and conditions read, on the proto as it is. RuleRun.may_match
@@ -250,17 +258,6 @@ class NodeDefView:
         return cls("function", signature.name, function, function.node_def,
                    [arg.name for arg in signature.input_arg], ops)
 
-    @property
-    def is_function(self) -> bool:
-        return self.kind == "function"
-
-    def where(self) -> str:
-        return f"function {self.name}" if self.is_function else f"graph {self.name}"
-
-    def output_index(self, node: NodeDef, port: str) -> int | None:
-        assert self.ops is not None, "NodeDefView.ops is set before ports are resolved"
-        return self.ops.output_index(self.is_function, node, port)
-
     def nodes(self) -> Iterator[tuple[str, NodeDef]]:
         return iter(self._nodes.items())
 
@@ -276,10 +273,7 @@ class NodeDefView:
         return ((self._positions[name],), name)
 
     def _producer(self, text: str) -> tuple[object, str | None]:
-        src, port = _split_input(text)
-        if self.is_function and port in ("", None) and src in self._args:
-            return (ARG, src), port
-        return src, port
+        return resolve_input(text, self._args, self.is_function)
 
     def data_inputs(self, name: object) -> list[tuple[object, str]]:
         result = []
@@ -300,7 +294,7 @@ class NodeDefView:
                         readers.setdefault(src, []).append(Edge(src, dst, port, index))
             if isinstance(self.proto, function_pb2.FunctionDef):
                 for out_name, text in self.proto.ret.items():
-                    src, port = self._producer(text)
+                    src, port = resolve_return(text, self._args)
                     readers.setdefault(src, []).append(Edge(src, (RET, out_name), port, 0))
             self._readers = readers
         return self._readers.get(name, [])
@@ -318,6 +312,21 @@ def _split_input(text: str) -> tuple[str, str | None]:
         return text[1:], None
     name, sep, rest = text.partition(":")
     return name, (sep + rest)
+
+
+def resolve_input(text: str, args: set[str] | frozenset[str], is_function: bool) -> tuple[object, str | None]:
+    """(producer, port) of an input text: in a function, a bare name (or ^name, a control input)
+    that is an arg means the arg, ("@arg", name); anything else names a node."""
+    src, port = _split_input(text)
+    if is_function and port in ("", None) and src in args:
+        return (ARG, src), port
+    return src, port
+
+
+def resolve_return(text: str, args: set[str] | frozenset[str] | list[str]) -> tuple[object, str | None]:
+    """(producer, port) of a function's return value text: a bare arg name means the arg."""
+    src, port = _split_input(text)
+    return ((ARG, src) if port == "" and src in args else src), port
 
 
 def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) -> Scope:
@@ -344,13 +353,8 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
     for node in nodes:
         dst = node.name
         for index, text in enumerate(node.input):
-            src, port = _split_input(text)
-            # In a function, a bare name (or ^name, a control input) that is an arg means the arg.
-            if is_function and port in ("", None) and src in args:
-                producer: object = (ARG, src)
-            elif src in names:
-                producer = src
-            else:
+            producer, port = resolve_input(text, args, is_function)
+            if isinstance(producer, str) and producer not in names:
                 raise GraphModelError(
                     f"{scope.where()}: node {dst!r} ({node.op}) has input {text!r} that names no node"
                 )
@@ -380,14 +384,12 @@ def check_nodes(kind: str, name: str, nodes: Any, arg_names: list[str],
     is_function = kind == "function"
     for node in nodes:
         for text in node.input:
-            src, port = _split_input(text)
-            if is_function and port in ("", None) and src in args:
-                continue
-            if src not in names:
+            producer, _ = resolve_input(text, args, is_function)
+            if isinstance(producer, str) and producer not in names:
                 raise GraphModelError(f"{where}: node {node.name!r} ({node.op}) has input {text!r} that names no node")
     for out_name, text in (ret or {}).items():
-        src, port = _split_input(text)
-        if not (port == "" and src in args) and src not in names:
+        producer, _ = resolve_return(text, args)
+        if isinstance(producer, str) and producer not in names:
             raise GraphModelError(f"{where}: return value {out_name!r} names no node ({text!r})")
     for out_name, node_name in (control_ret or {}).items():
         if node_name not in names:
@@ -411,8 +413,7 @@ def scope_from_function(function: function_pb2.FunctionDef) -> Scope:
     args = [arg.name for arg in signature.input_arg]
     scope = _scope_from_nodes("function", signature.name, function, function.node_def, args)
     for out_name, text in function.ret.items():
-        src, port = _split_input(text)
-        producer: object = (ARG, src) if port == "" and src in args else src
+        producer, port = resolve_return(text, args)
         if producer not in scope.graph:
             raise GraphModelError(f"{scope.where()}: return value {out_name!r} names no node ({text!r})")
         scope.graph.add_edge(producer, (RET, out_name), port=port, index=0)

@@ -16,6 +16,8 @@ from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 from rewriter.errors import BadInput
 from rewriter.savedmodel.graph_model import (
     node_of,
+    resolve_input,
+    resolve_return,
     GraphModelError,
     Scope,
     check_function,
@@ -110,27 +112,11 @@ def _scan_nodes(nodes: Iterable[NodeDef], args: set[str], is_function: bool,
         if name in names:
             unique = False
         names.add(name)
-        for text in node.input:  # as graph_model._split_input
-            if text[:1] == "^":
-                source, bare = text[1:], True
-            else:
-                source, sep, _ = text.partition(":")
-                bare = not sep
-            if not (is_function and bare and source in args):
-                unresolved.append(source)
-        op = node.op
-        if op in library:
-            called.add(op)
-        attrs = node.attr
-        for key in attrs:  # (the map's values() is a Python generator over the same lookups)
-            value = attrs[key]
-            kind = value.WhichOneof("value")
-            if kind == "func":
-                called.add(value.func.name)
-            elif kind == "list":
-                functions = value.list.func
-                if functions:
-                    called.update(f.name for f in functions)
+        for text in node.input:
+            producer, _ = resolve_input(text, args, is_function)
+            if isinstance(producer, str):
+                unresolved.append(producer)
+        _add_calls(node, library, called)
     return unique and names.issuperset(unresolved), called, names
 
 
@@ -139,13 +125,8 @@ def _returns_resolve(function: function_pb2.FunctionDef, args: set[str], names: 
     (`names`: the names of its nodes)."""
     returns = function.ret
     for out_name in returns:
-        text = returns[out_name]
-        if text[:1] == "^":
-            source, port = text[1:], None
-        else:
-            source, sep, rest = text.partition(":")
-            port = sep + rest
-        if not (port == "" and source in args) and source not in names:
+        producer, _ = resolve_return(returns[out_name], args)
+        if isinstance(producer, str) and producer not in names:
             return False
     control_returns = function.control_ret
     return all(control_returns[out_name] in names for out_name in control_returns)
@@ -168,17 +149,22 @@ def functions_called_by(nodes: Iterable[NodeDef], library: set[str]) -> set[str]
     (which may be missing from the library: _check_calls reports that)."""
     called: set[str] = set()
     for node in nodes:
-        if node.op in library:
-            called.add(node.op)
-        attrs = node.attr
-        for key in attrs:  # (the map's values() is a Python generator over the same lookups)
-            value = attrs[key]
-            kind = value.WhichOneof("value")
-            if kind == "func":
-                called.add(value.func.name)
-            elif kind == "list" and value.list.func:
-                called.update(f.name for f in value.list.func)
+        _add_calls(node, library, called)
     return called
+
+
+def _add_calls(node: NodeDef, library: set[str], called: set[str]) -> None:
+    """Add the functions one node calls to `called` (functions_called_by, node by node)."""
+    if node.op in library:
+        called.add(node.op)
+    attrs = node.attr
+    for key in attrs:  # (the map's values() is a Python generator over the same lookups)
+        value = attrs[key]
+        kind = value.WhichOneof("value")
+        if kind == "func":
+            called.add(value.func.name)
+        elif kind == "list" and value.list.func:
+            called.update(f.name for f in value.list.func)
 
 
 def _called_functions(scope: "Scope | ProtoScope", library: set[str]) -> set[str]:

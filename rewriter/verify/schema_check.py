@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterator
 from google.protobuf import any_pb2, descriptor, descriptor_pb2, descriptor_pool, message, wrappers_pb2
 
 from rewriter.findings import Finding
+from rewriter.runtimes.protowire import read_varint, write_varint
 from rewriter.targets.releases import Release, parse_release
 
 FORMAT = 1
@@ -408,30 +409,7 @@ _PIECE_BYTES = 8 << 20
 
 def _field_header(length: int) -> bytes:
     """Tag of field 1, length-delimited, and the length as a varint."""
-    out = bytearray(b"\x0a")
-    while True:
-        byte = length & 0x7F
-        length >>= 7
-        if length:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _varint(data: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
-def _varint_bytes(value: int) -> bytes:
-    return _field_header(value)[1:]
+    return b"\x0a" + write_varint(length)
 
 
 def _lean(data: memoryview, desc: Any) -> bytes:
@@ -445,22 +423,22 @@ def _lean(data: memoryview, desc: Any) -> bytes:
     keep_all = desc.GetOptions().map_entry
     pos, end_of_data = 0, len(data)
     while pos < end_of_data:
-        tag, after_tag = _varint(data, pos)
+        tag, after_tag = read_varint(data, pos)
         number, wire = tag >> 3, tag & 7
         if wire == 0:
-            _, end = _varint(data, after_tag)
+            _, end = read_varint(data, after_tag)
         elif wire == 1:
             end = after_tag + 8
         elif wire == 5:
             end = after_tag + 4
         elif wire == 2:
-            length, start = _varint(data, after_tag)
+            length, start = read_varint(data, after_tag)
             end = start + length
             found = desc.fields_by_number.get(number)
             if found is not None and found.type == FieldDescriptor.TYPE_MESSAGE:
                 inner = _lean(data[start:end], found.message_type)
                 out += data[pos:after_tag]
-                out += _varint_bytes(len(inner))
+                out += write_varint(len(inner))
                 out += inner
                 pos = end
                 continue
