@@ -92,6 +92,9 @@ class Scope(_ScopePlace):
     # proto's own NodeDefs, shared until a rule edits them (editable_node_def copies then): a
     # graph model copies no NodeDef, and no constant, that no rule changes.
     _owned: set[str] = field(default_factory=set, repr=False)
+    # Nodes whose inputs an edit changed (an edge into them added or removed). A node neither here
+    # nor owned still has IN's `input` list as the truth, so fill_nodes copies it as it is.
+    _rewired: set[object] = field(default_factory=set, repr=False)
 
     # --- ports: naming a producer's outputs (needs `ops`) --------------------------------
     def output_port(self, node: NodeDef, flat: int, added: bool = False) -> str:
@@ -172,6 +175,7 @@ class Scope(_ScopePlace):
 
     def add_edge(self, src: object, dst: object, port: str | None, index: float) -> None:
         self.graph.add_edge(src, dst, port=port, index=index)
+        self._rewired.add(dst)
         data = self.graph.nodes[dst]
         if "next_index" in data:
             data["next_index"] = max(data["next_index"], index + 1)
@@ -204,6 +208,7 @@ class Scope(_ScopePlace):
         for key, data in list(self.graph.get_edge_data(edge.src, edge.dst, default={}).items()):
             if data["index"] == edge.position and data["port"] == edge.port:
                 self.graph.remove_edge(edge.src, edge.dst, key)
+                self._rewired.add(edge.dst)
                 return
         raise GraphModelError(f"{self.where()}: no edge {edge.src} -> {edge.dst} at input {edge.position}")
 
@@ -215,6 +220,7 @@ class Scope(_ScopePlace):
     def remove_node(self, name: object) -> None:
         """Remove a node (or a return / control-return endpoint) with its edges. (nodes() skips
         removed names, so its cached order stays valid.)"""
+        self._rewired.update(self.graph._succ[name])  # its readers lose an input
         self.graph.remove_node(name)
 
     def unique_name(self, base: str) -> str:
@@ -474,11 +480,21 @@ def write_function(function: function_pb2.FunctionDef, scope: Scope) -> None:
 def fill_nodes(nodes: Any, scope: Scope) -> None:
     """Append the scope's nodes to a repeated NodeDef field in place (one copy of each NodeDef,
     made where it stays: protobuf's arenas keep a temporary copy's memory until its root goes)."""
+    rebuilt = scope._owned | scope._rewired  # every other node's `input` is IN's, and still the truth
+    unchanged: list[NodeDef] = []  # a run of them, copied by one extend (in C)
     for name, stored in scope.nodes():
+        if name not in rebuilt:
+            unchanged.append(stored)
+            continue
+        if unchanged:
+            nodes.extend(unchanged)
+            unchanged = []
         node = nodes.add()
         node.CopyFrom(stored)
         del node.input[:]  # a shared NodeDef still lists IN's inputs; the edges are the truth
         node.input.extend(_input_text(src, data["port"]) for src, data in scope._in_records(name))
+    if unchanged:
+        nodes.extend(unchanged)
 
 
 def function_library(graph_def: graph_pb2.GraphDef) -> list[function_pb2.FunctionDef]:
