@@ -223,3 +223,38 @@ def test_a_big_constant_is_screened_lean_and_nothing_is_missed(edit: str) -> Non
     assert sorted(parsed.attr) == sorted(node.attr) and parsed.HasField("experimental_type") == (edit == "field")
     assert parsed.attr["value"].tensor.dtype == node.attr["value"].tensor.dtype
     assert len(parsed.attr["value"].tensor.string_val) == 1  # kept once, empty
+
+
+@pytest.mark.parametrize("target", [Release(1, 15), R23, Release(2, 9), Release(2, 15)])
+def test_the_strict_schema_re_encodes_every_piece_to_its_own_length(target: Release) -> None:
+    """may_have_problems compares a piece's length with its strict parse's ByteSize after
+    DiscardUnknownFields: sound only if what the strict schema keeps (and the unknown fields, kept
+    as they came) re-encodes to exactly the bytes it came from. Held here on every fixture (models
+    from several releases, full of fields and values the target lacks) and packed numbers of every
+    kind; and a field the target lacks makes the lengths differ."""
+    from google.protobuf import message_factory
+
+    from conftest import FIXTURES
+    from rewriter.verify.schema_check import _pieces, _strict_schema
+
+    strict = _strict_schema(target, saved_model_pb2.SavedModel.DESCRIPTOR.file.pool)
+    from rewriter.protos import tensor_pb2
+
+    packed = tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[-1, 2, 300], float_val=[1.5], int64_val=[-5],
+                                    bool_val=[True, False], half_val=[7], double_val=[2.0], uint64_val=[1 << 60])
+    messages: list = [packed]
+    for name in FIXTURES:
+        messages.append(saved_model_pb2.SavedModel.FromString((fixture_dir(name) / "saved_model.pb").read_bytes()))
+    pieces = 0
+    for msg in messages:
+        for type_name, data, lean in _pieces(msg):
+            assert not lean
+            parsed = message_factory.GetMessageClass(strict.pool.FindMessageTypeByName(type_name))()
+            parsed.ParseFromString(data)
+            assert parsed.ByteSize() == len(data), (type_name, len(data))
+            pieces += 1
+    assert pieces > len(FIXTURES)
+    lacking = saved_model_pb2.SavedModel()
+    lacking.meta_graphs.add().graph_def.node.add(name="n", op="NoOp").experimental_type.type_id = 10
+    if target < Release(2, 5):  # NodeDef.experimental_type: since 2.5
+        assert may_have_problems(lacking, target)

@@ -373,6 +373,11 @@ def _strict_message(proto: descriptor_pb2.DescriptorProto, prefix: str, schema: 
     del proto.field[:]
     proto.field.extend(kept)
     for field_proto in proto.field:
+        # Packed as the source encodes it (proto3 packs repeated numbers by default, proto2 does not),
+        # so known fields re-encode to the very bytes they were parsed from (may_have_problems).
+        if field_proto.label == field_proto.LABEL_REPEATED and field_proto.type in _PACKABLE:
+            source_field = source.fields_by_number.get(field_proto.number) if source is not None else None
+            field_proto.options.packed = bool(source_field.is_packed) if source_field is not None else True
         if field_proto.proto3_optional:  # proto2 has explicit presence: no synthetic oneof
             field_proto.ClearField("proto3_optional")
             field_proto.ClearField("oneof_index")
@@ -382,6 +387,10 @@ def _strict_message(proto: descriptor_pb2.DescriptorProto, prefix: str, schema: 
     proto.oneof_decl.extend(oneofs)
     for nested in proto.nested_type:
         _strict_message(nested, full_name, schema, source_pool)
+
+
+_PACKABLE = frozenset(t for t in range(1, 19) if t not in (
+    FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_GROUP, FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_BYTES))
 
 
 @functools.cache
@@ -456,45 +465,42 @@ def _lean(data: memoryview, desc: Any) -> bytes:
     return bytes(out)
 
 
-def _repeated_pieces(items: Any, container: str, item: str) -> Iterator[tuple[str, bytes]]:
+def _repeated_pieces(items: Any, container: str, item: str) -> Iterator[tuple[str, bytes, bool]]:
     batch: list[bytes] = []
     size = 0
     for element in items:
-        if element.ByteSize() > _PIECE_BYTES:
+        data = element.SerializeToString()  # (upb's ByteSize serializes too: once is enough)
+        if len(data) > _PIECE_BYTES:
             # A big constant: screened alone, lean (its content is no concern of the screen), so the
             # strict parse never holds another copy of it.
-            data = element.SerializeToString()
             lean = _lean(memoryview(data), element.DESCRIPTOR)
             del data
-            yield item, lean
+            yield item, lean, True
             continue
-        data = element.SerializeToString()
         batch += [_field_header(len(data)), data]
         size += len(data)
         if size > _PIECE_BYTES or len(batch) >= 2 * _PIECE:
-            yield container, b"".join(batch)
+            yield container, b"".join(batch), False
             batch, size = [], 0
     if batch:
-        yield container, b"".join(batch)
+        yield container, b"".join(batch), False
 
 
-def _pieces(msg: message.Message) -> Iterator[tuple[str, bytes]]:
-    """(message type, bytes) of `msg`, or for a SavedModel the same messages cut into pieces: the
-    SavedModel without its graphs' nodes and functions, then the nodes and the functions. A field,
-    enum value or oneof case the target lacks is in exactly one piece, so the pieces hold unknown
-    fields (or fail to parse) if and only if the whole does."""
+def _pieces(msg: message.Message) -> Iterator[tuple[str, bytes, bool]]:
+    """(message type, bytes, whether made lean) of `msg`, or for a SavedModel the same messages cut
+    into pieces: the SavedModel without its graphs' nodes and functions, then the nodes and the
+    functions. A field, enum value or oneof case the target lacks is in exactly one piece, so the
+    pieces hold unknown fields (or fail to parse) if and only if the whole does. (Cutting costs one
+    Python call per node and function; serializing a whole model to learn its size, or asking
+    ByteSize, which serializes, cost more.)"""
     from rewriter.savedmodel.model import skeleton_of
 
-    # Pieces pay off with many nodes, and with big ones (a 100 MB constant), which are screened
-    # lean; a small model is screened whole.
     saved_model: Any = msg
-    pieces = saved_model.DESCRIPTOR.full_name == "tensorflow.SavedModel" and (saved_model.ByteSize() > _PIECE_BYTES or sum(
-        len(m.graph_def.node) + len(m.graph_def.library.function) for m in saved_model.meta_graphs) > _PIECE)
-    skeleton = skeleton_of(saved_model) if pieces else None
+    skeleton = skeleton_of(saved_model) if saved_model.DESCRIPTOR.full_name == "tensorflow.SavedModel" else None
     if skeleton is None:
-        yield msg.DESCRIPTOR.full_name, msg.SerializeToString()
+        yield msg.DESCRIPTOR.full_name, msg.SerializeToString(), False
         return
-    yield skeleton.DESCRIPTOR.full_name, skeleton.SerializeToString()
+    yield skeleton.DESCRIPTOR.full_name, skeleton.SerializeToString(), False
     del skeleton
     for meta_graph in msg.meta_graphs:  # type: ignore[attr-defined]
         graph_def = meta_graph.graph_def
@@ -507,7 +513,7 @@ def may_have_problems(msg: message.Message, target: Release) -> bool:
     from google.protobuf import message_factory
 
     strict = _strict_schema(target, msg.DESCRIPTOR.file.pool)
-    for type_name, data in _pieces(msg):
+    for type_name, data, lean in _pieces(msg):
         try:
             wanted = strict.pool.FindMessageTypeByName(type_name)
         except KeyError:
@@ -517,8 +523,12 @@ def may_have_problems(msg: message.Message, target: Release) -> bool:
             parsed.ParseFromString(data)
         except message.DecodeError:
             return True
+        # The strict schema encodes what it knows as the bytes were encoded (canonical varints, the
+        # source's packing: tests/test_schema_check.py), so without unknown fields the parsed
+        # message is exactly as long as its bytes. A lean piece's emptied packed fields re-encode
+        # to nothing, so it is measured before and after instead.
+        before = parsed.ByteSize() if lean else len(data)
         del data
-        before = parsed.ByteSize()
         parsed.DiscardUnknownFields()
         if parsed.ByteSize() != before:
             return True
