@@ -188,7 +188,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     libraries = {id(scope): model.library for model in models for scope in model.scopes}
     scopes = [scope for model in models for scope in model.scopes]
     say(f"checking {len(scopes)} graphs against TensorFlow {target}'s registry")
-    malformed = malformed_attrs(scopes, source_registry, libraries)  # type: ignore[arg-type]
+    malformed = malformed_attrs(scopes, source_registry, libraries)
     if malformed:
         first = malformed[0]
         more = f" (and {len(malformed) - 1} more)" if len(malformed) > 1 else ""
@@ -262,7 +262,7 @@ def _validate_per_node(models: "list[MetaGraphScopes] | list[ProtoModel]", regis
     for model in models:
         for scope in model.scopes:
             where = scope.where()
-            found = validate_scopes([scope], registry, libraries, cache)  # type: ignore[list-item]
+            found = validate_scopes([scope], registry, libraries, cache)
             grouped.by_scope[(model.index, where)] = found
             findings.extend(found)
             for finding in found:
@@ -326,7 +326,7 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
             changed = ProtoScope(where, [node for node, same in zip(node_defs, unchanged) if not same])
             fresh: dict[str, list[Finding]] = {}
             if changed.node_defs:
-                for finding in validate_scopes([changed], registry, {id(changed): signatures}, cache):  # type: ignore[list-item]
+                for finding in validate_scopes([changed], registry, {id(changed): signatures}, cache):
                     fresh.setdefault(finding.node, []).append(finding)
             if not fresh and not before.by_scope.get((index, where)):
                 continue  # no node of this scope has a finding, old or new

@@ -88,5 +88,5 @@ def test_changed_nodes_and_signatures_are_validated_again() -> None:
             full = []
             for _, scopes, signatures in proto_scopes(edited):
                 for scope in scopes:
-                    full += validate_scopes([scope], registry, {id(scope): signatures})  # type: ignore[list-item]
+                    full += validate_scopes([scope], registry, {id(scope): signatures})
             assert got == _lines(full)

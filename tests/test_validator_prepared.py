@@ -151,6 +151,6 @@ def test_validate_scopes_says_what_the_reference_says(name: str) -> None:
             cache = ValidationCache()  # shared by every call, as the pipeline shares it
             for _, scopes, signatures in proto_scopes(proto):
                 library = {id(scope): signatures for scope in scopes}
-                got = [f for scope in scopes for f in validate_scopes([scope], registry, library, cache)]  # type: ignore[list-item]
+                got = [f for scope in scopes for f in validate_scopes([scope], registry, library, cache)]
                 assert got == _reference(scopes, registry, library)
-                assert malformed_attrs(scopes, registry, library) == _reference_malformed(scopes, registry, library)  # type: ignore[arg-type]
+                assert malformed_attrs(scopes, registry, library) == _reference_malformed(scopes, registry, library)

@@ -6,15 +6,27 @@ not the judge of compatibility: the real target runtime is (rewriter/runtimes, r
 from __future__ import annotations
 
 import functools
+from typing import Iterator, Protocol, Sequence
 
 from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2
 from rewriter.protos.op_def_pb2 import OpDef
 
 from rewriter.savedmodel.attr_values import type_name
 from rewriter.findings import Finding
-from rewriter.savedmodel.graph_model import Scope
+from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.targets.registry import OpRegistry, load_registry
 from rewriter.targets.releases import Release, known_releases
+
+
+class NodeScope(Protocol):
+    """What the validator reads of a scope: a graph model (graph_model.Scope) or a scope read
+    straight from its proto (model.ProtoScope)."""
+
+    def where(self) -> str: ...
+
+    def nodes(self) -> Iterator[tuple[str, NodeDef]]: ...
+
+    def data_inputs(self, name: str) -> Sequence[tuple[object, str]]: ...
 
 
 # AttrValue oneof field a plain OpDef attr type must use.
@@ -225,7 +237,7 @@ def _resolve(name: str, functions: dict[str, OpDef], registry: OpRegistry, memo:
     return check
 
 
-def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int, dict[str, OpDef]],
+def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: dict[int, dict[str, OpDef]],
                     cache: ValidationCache | None = None) -> list[Finding]:
     """Findings for every node of every scope. `library[id(scope)]` = function signatures visible to it.
     `cache`: what is prepared per OpDef and per library, to share between calls while their OpDefs live."""
@@ -237,9 +249,8 @@ def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int
         functions = library.get(id(scope), {})
         names, memo = cache.resolver(functions, registry)
         where = scope.where()
-        # A ProtoScope's nodes by name, as its data_inputs() finds them; made here, not cached on the
-        # scope, so the NodeDef wrappers go with this scope instead of living as long as the scope.
-        by_name = {node.name: node for node in scope.node_defs} if isinstance(scope, ProtoScope) else None
+        # A ProtoScope's NodeDef `input` lists are the truth (a graph model's are its edges).
+        from_proto = isinstance(scope, ProtoScope)
         for name, node in scope.nodes():
             op_name = node.op
             check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
@@ -252,22 +263,28 @@ def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int
                 continue
             attrs = node.attr
             declared = check.declared
-            for attr_name in sorted(attrs):
-                if attr_name.startswith("_"):
+            # The attrs in the map's own order; their findings in attr-name order (sorting every
+            # node's keys cost more than the checks of most nodes).
+            by_attr: list[tuple[str, Finding]] = []
+            for attr_name in attrs:
+                if attr_name[:1] == "_":
                     continue  # internal attrs are not checked by the importer (and must not be stripped blindly)
                 attr_check = declared.get(attr_name)
                 if attr_check is None:
-                    findings.append(Finding(
+                    by_attr.append((attr_name, Finding(
                         "unknown-attr", where, node.name, op_name,
                         f"attr {attr_name!r} is not in this release's {op_name}",
                         since=_since(first_release_with_attr(op_name, attr_name)),
-                    ))
+                    )))
                     continue
                 value = attrs[attr_name]
                 if not attr_check.passes(value, names):
                     problem = _value_problem(value, attr_check.attr_def, names)
                     if problem:
-                        findings.append(Finding("bad-attr", where, node.name, op_name, f"attr {attr_name!r}: {problem}"))
+                        by_attr.append((attr_name, Finding("bad-attr", where, node.name, op_name, f"attr {attr_name!r}: {problem}")))
+            if by_attr:
+                by_attr.sort(key=lambda item: item[0])
+                findings.extend(finding for _, finding in by_attr)
             for required in check.required:
                 if required not in attrs:
                     findings.append(Finding("bad-attr", where, node.name, op_name, f"required attr {required!r} is missing"))
@@ -275,11 +292,11 @@ def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int
                 expected = check.arity(attrs)
             except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
                 continue
-            if by_name is not None:  # len(scope.data_inputs(name)), without making the list
-                got = 0
-                for text in by_name[name].input:
-                    if text[:1] != "^":
-                        got += 1
+            if from_proto:  # len(scope.data_inputs(name)), without making the list
+                inputs = node.input
+                got = len(inputs)
+                if got and "^" in "".join(inputs):  # (one C call rules out control inputs in most nodes)
+                    got = sum(1 for text in inputs if text[:1] != "^")
             else:
                 got = len(scope.data_inputs(name))
             if got != expected:
@@ -287,7 +304,7 @@ def validate_scopes(scopes: list[Scope], registry: OpRegistry, library: dict[int
     return findings
 
 
-def malformed_attrs(scopes: list[Scope], registry: OpRegistry, library: dict[int, dict[str, OpDef]]) -> list[Finding]:
+def malformed_attrs(scopes: Sequence[NodeScope], registry: OpRegistry, library: dict[int, dict[str, OpDef]]) -> list[Finding]:
     """Attrs holding another kind of value than the op's own OpDef (the release that wrote the
     model) declares: TensorFlow's importer rejects such a node in every release, so the model is
     malformed, not merely new (a bad input, not a refusal). An attr holding nothing is left to
@@ -304,8 +321,9 @@ def malformed_attrs(scopes: list[Scope], registry: OpRegistry, library: dict[int
                 continue
             declared = check.declared
             attrs = node.attr
-            for attr_name in sorted(attrs):
-                if attr_name.startswith("_"):
+            by_attr: list[tuple[str, Finding]] = []  # found in the map's order, reported by attr name
+            for attr_name in attrs:
+                if attr_name[:1] == "_":
                     continue
                 attr_check = declared.get(attr_name)
                 if attr_check is None:
@@ -319,5 +337,9 @@ def malformed_attrs(scopes: list[Scope], registry: OpRegistry, library: dict[int
                     continue  # the kind the OpDef declares (what _kind_problem passes)
                 problem = _kind_problem(value, attr_check.attr_def.type)
                 if problem:
-                    findings.append(Finding("malformed-attr", scope.where(), name, node.op, f"attr {attr_name!r} {problem}"))
+                    by_attr.append((attr_name, Finding("malformed-attr", scope.where(), name, node.op,
+                                                       f"attr {attr_name!r} {problem}")))
+            if by_attr:
+                by_attr.sort(key=lambda item: item[0])
+                findings.extend(finding for _, finding in by_attr)
     return findings
