@@ -58,3 +58,24 @@ def test_check_model_says_what_building_says(name: str) -> None:
         assert _outcome(check_model, proto) == expected
         outcomes.add(expected.split(" ")[0] if expected == "accepted" else expected.split(":")[1].split("'")[0])
     assert len(outcomes) > 2  # accepted and several kinds of error: the mutations reach the checks
+
+
+def test_bulk_resolution_reads_the_nodes_resolve_input_reads() -> None:
+    """_scan_nodes resolves a scope's input texts in bulk (_node_sources); it must name exactly the
+    node sources graph_model.resolve_input names one by one, in a graph and in a function."""
+    from hypothesis import given, settings, strategies as st
+
+    from rewriter.savedmodel.graph_model import resolve_input
+    from rewriter.savedmodel.model import _node_sources
+
+    part = st.sampled_from(["a", "x", "", "b_1", "^a", "^x", ":0", ":y:0", "^", ":"])
+    text = st.lists(part, min_size=1, max_size=3).map("".join)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(text, max_size=8), st.booleans())
+    def check(texts: list[str], is_function: bool) -> None:
+        args = {"x", "a:0"}
+        one_by_one = {src for src, _ in (resolve_input(t, args, is_function) for t in texts) if isinstance(src, str)}
+        assert _node_sources(texts, args, is_function) == one_by_one
+
+    check()

@@ -16,7 +16,6 @@ from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 from rewriter.errors import BadInput
 from rewriter.savedmodel.graph_model import (
     node_of,
-    resolve_input,
     resolve_return,
     GraphModelError,
     Scope,
@@ -105,19 +104,26 @@ def _scan_nodes(nodes: Iterable[NodeDef], args: set[str], is_function: bool,
     they call as functions_called_by finds them, their names), in one pass."""
     names: set[str] = set()
     unique = True
-    unresolved: list[str] = []  # input sources that must be node names
+    texts: list[str] = []  # every input text, resolved below in bulk
     called: set[str] = set()
     for node in nodes:
         name = node.name
         if name in names:
             unique = False
         names.add(name)
-        for text in node.input:
-            producer, _ = resolve_input(text, args, is_function)
-            if isinstance(producer, str):
-                unresolved.append(producer)
+        texts.extend(node.input)
         _add_calls(node, library, called)
-    return unique and names.issuperset(unresolved), called, names
+    return unique and names.issuperset(_node_sources(texts, args, is_function)), called, names
+
+
+def _node_sources(texts: list[str], args: set[str], is_function: bool) -> set[str]:
+    """The node names these input texts read, as graph_model.resolve_input resolves them one by
+    one (two set comprehensions instead of a call per input): a control input (^x) or a bare name
+    reads the whole rest, which in a function is the arg of that name if there is one; a text with
+    a port (x:0, x:y:0) reads node x."""
+    whole = {text[1:] if text[:1] == "^" else text for text in texts if text[:1] == "^" or ":" not in text}
+    ported = {text.partition(":")[0] for text in texts if text[:1] != "^" and ":" in text}
+    return ported | (whole - args if is_function else whole)
 
 
 def _returns_resolve(function: function_pb2.FunctionDef, args: set[str], names: set[str]) -> bool:
