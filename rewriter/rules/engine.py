@@ -102,7 +102,13 @@ class Matcher:
     def __init__(self, scope: Scope | NodeDefView, index: OpIndex | None = None) -> None:
         assert scope.ops is not None, "the pipeline sets Scope.ops before rules run"
         self.scope, self.ops = scope, scope.ops
-        self.index = index if index is not None else OpIndex(scope)
+        self._index = index  # made on first use: bind and the conditions do not need it
+
+    @property
+    def index(self) -> OpIndex:
+        if self._index is None:
+            self._index = OpIndex(self.scope)
+        return self._index
 
     def matches(self, rule: Rule) -> Iterator[dict[str, str]]:
         for name in self.index.names(rule.root.ops):
@@ -675,7 +681,7 @@ class RuleRun:
             context = cast(MatchContext, _NodeAttrs(node, ops))
             for rule, screen in candidates:
                 if all(c.failure(context, _NodeAttrs.BINDING) is None for c in screen):
-                    matcher = matcher or Matcher(view, OpIndex(view))
+                    matcher = matcher or Matcher(view)
                     binding = matcher.bind(rule, name)
                     if binding is not None and matcher.conditions_hold(rule, binding):
                         return True

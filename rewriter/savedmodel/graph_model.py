@@ -174,7 +174,7 @@ class Scope(_ScopePlace):
         self._order = None
 
     def add_edge(self, src: object, dst: object, port: str | None, index: float) -> None:
-        self.graph.add_edge(src, dst, port=port, index=index)
+        _insert_edge(self.graph, src, dst, port, index)
         self._rewired.add(dst)
         data = self.graph.nodes[dst]
         if "next_index" in data:
@@ -364,7 +364,7 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
                 raise GraphModelError(
                     f"{scope.where()}: node {dst!r} ({node.op}) has input {text!r} that names no node"
                 )
-            keydict = succ[producer].get(dst)
+            keydict = succ[producer].get(dst)  # _insert_edge, inline: every node exists already
             if keydict is None:
                 keydict = succ[producer][dst] = pred[dst][producer] = {}
                 key = 0
@@ -374,6 +374,26 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
                     key += 1
             keydict[key] = {"port": port, "index": index}
     return scope
+
+
+def _insert_edge(graph: nx.MultiDiGraph, src: object, dst: object, port: str | None, index: float) -> None:
+    """MultiDiGraph.add_edge(src, dst, port=port, index=index), into networkx's dicts directly: the
+    same key (0, 1, ... per node pair) and records, without add_edge's checks and cache clearing
+    (nothing reads networkx's cached conversions). A node not in the graph yet is added bare, as
+    add_edge adds it."""
+    succ, pred = graph._succ, graph._pred
+    for key in (src, dst):
+        if key not in succ:
+            succ[key], pred[key], graph._node[key] = {}, {}, {}
+    keydict = succ[src].get(dst)
+    if keydict is None:
+        keydict = succ[src][dst] = pred[dst][src] = {}
+        edge_key = 0
+    else:
+        edge_key = len(keydict)
+        while edge_key in keydict:
+            edge_key += 1
+    keydict[edge_key] = {"port": port, "index": index}
 
 
 def check_nodes(kind: str, name: str, nodes: Any, arg_names: list[str],
@@ -422,11 +442,11 @@ def scope_from_function(function: function_pb2.FunctionDef) -> Scope:
         producer, port = resolve_return(text, args)
         if producer not in scope.graph:
             raise GraphModelError(f"{scope.where()}: return value {out_name!r} names no node ({text!r})")
-        scope.graph.add_edge(producer, (RET, out_name), port=port, index=0)
+        _insert_edge(scope.graph, producer, (RET, out_name), port, 0)
     for out_name, node_name in function.control_ret.items():
         if node_name not in scope.graph:
             raise GraphModelError(f"{scope.where()}: control return {out_name!r} names no node ({node_name!r})")
-        scope.graph.add_edge(node_name, (CONTROL_RET, out_name), port=None, index=0)
+        _insert_edge(scope.graph, node_name, (CONTROL_RET, out_name), None, 0)
     return scope
 
 
