@@ -166,9 +166,15 @@ def for_target(
         ops: set[str] = set()
         changed = 0
         new_stripped: Counter[str] = Counter()
+        settled = set(functions)  # ops with nothing to reconcile (and calls): their nodes are not read further
         for node in _all_nodes(proto, index):
-            ops.add(node.op)
+            op = node.op
+            ops.add(op)
+            if op in settled:
+                continue
             changed += _reconcile_defaults(node, source, target, functions, prepared, new_stripped)
+            if not any(prepared[op]):
+                settled.add(op)
         if changed:
             notes.append(f"meta graph {index}: {changed} default-valued attr(s) reconciled with TensorFlow {release}")
         if new_stripped:
