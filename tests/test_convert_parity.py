@@ -262,3 +262,14 @@ def test_python_loader_flag_needs_target_2_3(tmp_path: Path) -> None:
     result = run_cli(fixture_dir("tf_module"), tmp_path / "out", "--to", "2.12", "--python-loader")
     assert result.code == 2 and "--python-loader" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_string_inputs_as_object_arrays_get_one_line_saying_what_to_save(tmp_path: Path) -> None:
+    """np.savez of Python strings makes an object array, which only pickle loads, and --inputs never
+    loads pickle (a .npz could run code): one line that says to save a bytes array instead."""
+    np.savez(tmp_path / "inputs.npz", x=np.array(["a", "bc"], dtype=object))
+    result = run_cli(fixture_dir("string_input"), tmp_path / "out", "--to", "2.3", "--inputs", tmp_path / "inputs.npz")
+    assert result.code == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and "np.array([b'a', b'bc'])" in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -209,12 +209,21 @@ def signature_inputs(
     return result
 
 
+def _npz_problem(error: Exception) -> str:
+    """Why np.load failed, with what to do where the fix is known: strings saved as object arrays
+    need pickle, which is never loaded (a .npz could run code); bytes arrays need none."""
+    if "allow_pickle" in str(error):
+        return (f"{error}; save strings as a bytes array instead, np.array([b'a', b'bc']) (dtype S), "
+                "which loads without pickle")
+    return str(error)
+
+
 def load_inputs_file(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except (OSError, ValueError) as error:
-        raise BadInput(f"--inputs {path}: not a readable .npz file ({error})") from None
+        raise BadInput(f"--inputs {path}: not a readable .npz file ({_npz_problem(error)})") from None
 
 
 def load_expected_file(path: Path, inputs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
@@ -224,7 +233,7 @@ def load_expected_file(path: Path, inputs: dict[str, dict[str, np.ndarray]]) -> 
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError) as error:
-        raise BadInput(f"--expected {path}: not a readable .npz file ({error})") from None
+        raise BadInput(f"--expected {path}: not a readable .npz file ({_npz_problem(error)})") from None
     results: dict[str, dict[str, Any]] = {}
     for key in inputs:
         outputs = {name.split("/", 1)[1]: value for name, value in arrays.items() if name.split("/", 1)[0] == key}
