@@ -187,6 +187,25 @@ def build_decode_image(export_dir: Path) -> str:
     return "tf.Module: decode_png of a scalar string, mean colour"
 
 
+def build_number_strings(export_dir: Path) -> str:
+    import tensorflow as tf
+
+    class Numbers(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def parse(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"value": tf.strings.to_number(text, tf.float32) * 2.0}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="line")])
+        def csv(self, line: tf.Tensor) -> dict[str, tf.Tensor]:
+            fields = tf.strings.split(line, ",").to_tensor("0")
+            return {"sum": tf.reduce_sum(tf.strings.to_number(fields, tf.int32), axis=1)}
+
+    module = Numbers()
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.parse, "csv": module.csv})
+    return ("tf.Module: strings parsed as numbers (StringToNumber), directly and after a split: the source fails "
+            "on random and empty strings")
+
+
 def _application(constructor: str, **kwargs: object) -> Callable[[Path], str]:
     def build(export_dir: Path) -> str:
         import keras
@@ -210,13 +229,15 @@ BUILDERS: dict[str, Callable[[Path], str]] = {
     "parse_example": build_parse_example,
     "ragged": build_ragged,
     "decode_image": build_decode_image,
+    "number_strings": build_number_strings,
     # Deep networks: too big to commit (1.6 MB and more); tests and tools/bench_parity.py
     # generate them into a temporary folder with --only.
     "app_mobilenet_v2": _application("MobileNetV2", alpha=0.35),
     "app_efficientnet_b0": _application("EfficientNetB0"),
     "app_resnet50": _application("ResNet50"),
 }
-COMMITTED = ["small_cnn", "mixed_precision", "fft", "indices", "keras_embedding", "parse_example", "ragged", "decode_image"]
+COMMITTED = ["small_cnn", "mixed_precision", "fft", "indices", "keras_embedding", "parse_example", "ragged", "decode_image",
+             "number_strings"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,15 @@ input must hold (`Constraint`):
     (non-decreasing, from 0 to the number of values);
   - serialized tf.Example: ParseExample/ParseExampleV2/ParseSingleExample, built from the dense,
     sparse and ragged keys (Consts), dtypes and dense shapes of the op;
-  - encoded images: DecodePng/DecodeJpeg/DecodeImage/DecodeBmp/DecodeGif/DecodeAndCropJpeg.
+  - encoded images: DecodePng/DecodeJpeg/DecodeImage/DecodeBmp/DecodeGif/DecodeAndCropJpeg;
+  - numbers as text: StringToNumber (tf.strings.to_number), which fails on any other string.
 
 `candidates` then gives, per signature, a short list of strategies that parity tries in order
 until the source runs on them: `random` (the seeded generator of parity.py, the former default),
 `graph` (random values bent to the constraints above), `zeros` (every number 0, every string
-empty: valid for most index inputs that nothing above recognised).
+empty: valid for most index inputs that nothing above recognised), and, when a signature takes
+strings, `numbers` (every string a small decimal number, "7": what a string that reaches
+StringToNumber through other string ops, a split or a regex, must hold).
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ class Constraint:
     example: dict[str, Any] | None = None  # {"dense": [(key, dtype, shape)], "sparse": [...], "ragged": [...]}
     image: str | None = None  # "png", "jpeg", "bmp", "gif"
     channels: int = 3
+    numeric: bool = False  # strings holding decimal numbers (StringToNumber)
     reasons: list[str] = field(default_factory=list)
 
     def bound(self, limit: int, reason: str) -> None:
@@ -264,6 +268,9 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
     elif op in EXAMPLE_PARSERS and index == 0:
         constraint.example = _example_spec(graph, scope, node)
         constraint.reasons.append(f"serialized tf.Example read by {where}")
+    elif op == "StringToNumber" and index == 0:
+        constraint.numeric = True
+        constraint.reasons.append(f"parsed as a number by {where}")
     elif op in IMAGE_DECODERS and index == 0:
         constraint.image = {"DecodeJpeg": "jpeg", "DecodeAndCropJpeg": "jpeg", "DecodeBmp": "bmp",
                             "DecodeGif": "gif"}.get(op, "png")
@@ -428,6 +435,8 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             values[key] = _strings(shape, lambda: _example_bytes(c.example or {}, rng))
         elif c.image is not None and dtype == object:
             values[key] = _strings(shape, lambda: _image_bytes(c.image or "png", c.channels, rng))
+        elif c.numeric and dtype == object:
+            values[key] = _number_strings(shape, rng)
         elif dtype.kind in "iu":
             if c.nd_limits is not None and shape and shape[-1] <= len(c.nd_limits):
                 columns = [rng.integers(0, c.nd_limits[j], shape[:-1]) for j in range(shape[-1])]
@@ -452,6 +461,11 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
     return values
 
 
+def _number_strings(shape: list[int], rng: np.random.Generator) -> np.ndarray:
+    """Small decimal numbers as text ("7"): what StringToNumber parses to every int and float type."""
+    return _strings(shape, lambda: str(int(rng.integers(0, 10))).encode())
+
+
 def zero_values(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: (np.full(value.shape, b"", dtype=object) if value.dtype == object else np.zeros_like(value))
             for key, value in base.items()}
@@ -459,7 +473,7 @@ def zero_values(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 @dataclass
 class Candidate:
-    strategy: str  # "random", "graph", "zeros", "--inputs"
+    strategy: str  # "random", "graph", "zeros", "numbers", "--inputs"
     values: dict[str, np.ndarray]
     reasons: dict[str, list[str]] = field(default_factory=dict)  # input -> what the graph requires of it
 
@@ -468,7 +482,8 @@ def candidates(meta_graph: Any, key: str, base: dict[str, np.ndarray], seed: int
                given: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
     """The strategies to try, in order, for one signature. When the user gave every input
     (--inputs), that is the only candidate; otherwise the graph's constraints first when it has
-    any, the random inputs, zeros last. Inputs the user gave (`given`) are never replaced."""
+    any, the random inputs, zeros, and numbers as text last when it takes strings. Inputs the user
+    gave (`given`) are never replaced."""
     if given >= set(base):
         return [Candidate("--inputs", base)]
     found = {name: c for name, c in constraints(meta_graph, key).items() if c.reasons and name not in given}
@@ -480,4 +495,9 @@ def candidates(meta_graph: Any, key: str, base: dict[str, np.ndarray], seed: int
         result = [Candidate("graph", bent, {name: c.reasons for name, c in found.items()}), random]
     zeros = zero_values(base)
     result.append(Candidate("zeros", {name: base[name] if name in given else zeros[name] for name in base}))
+    texts = [name for name, value in base.items() if value.dtype == object and name not in given]
+    if texts:
+        rng = np.random.default_rng(seed + 11)
+        result.append(Candidate("numbers", {name: _number_strings(list(value.shape), rng) if name in texts else value
+                                            for name, value in base.items()}))
     return result
