@@ -6,11 +6,13 @@ the API chain the two.
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from rewriter.protos import function_pb2, graph_pb2, op_def_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
@@ -166,8 +168,32 @@ def _apply_rules_by_scope(original: saved_model_pb2.SavedModel, output: saved_mo
     return run.outcome()
 
 
+@contextmanager
+def _collector_spared() -> Iterator[Callable[[], None]]:
+    """A `settle()` that tells Python's cyclic collector that what is alive now lives as long as
+    the plan (gc.freeze: it stops scanning it), undone when the plan ends (gc.unfreeze).
+
+    A plan keeps what it finds (findings, the report's applications: 400k objects on a 300k-node
+    model), and each full collection scanned all of it again: 0.81 s of gen-300k's 10.7 s
+    (measured with gc.callbacks), 0.40 s with this. Only the cyclic collector is told; reference
+    counting frees everything as before. If the caller froze objects itself (a server preloading
+    before fork), the collector is left alone: unfreezing would undo the caller's freeze."""
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
+
+
 def plan(input_dir: Path, options: Options, progress: Progress | None = None) -> Plan:
     """Load IN and run the rules and the validator on it, in memory. Nothing is written."""
+    with _collector_spared() as settle:
+        return _plan(input_dir, options, progress, settle)
+
+
+def _plan(input_dir: Path, options: Options, progress: Progress | None, settle: Callable[[], None]) -> Plan:
     say = progress or (lambda _: None)
     say(f"reading {input_dir}")
     files = read_saved_model(input_dir)
@@ -195,6 +221,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
         raise BadInput(f"saved_model.pb: {first.where}, node {first.node!r} ({first.op}): {first.message}{more}: "
                        "a malformed model, which no TensorFlow release loads")
     before, before_by_node = _validate_per_node(models, target_registry, libraries)
+    settle()  # (no graph model is alive here or at the next settle: each scope's goes in the loop)
     say("applying rules")
     outcome = _apply_rules_by_scope(files.proto, proto, skeleton is not None, models, rules, target,
                                     source_registry, target_registry, options)
@@ -205,6 +232,7 @@ def plan(input_dir: Path, options: Options, progress: Progress | None = None) ->
     notes = normalize.for_target(proto, source_registry, target_registry, target, source_version, __version__)
     notes.extend(og.notes)
     notes.extend(narrowing_warnings(outcome.applications, rules))
+    settle()
     # The post-condition: the validator on what we write (see _validate_output).
     after = _validate_output(files.proto, proto, before_by_node, target_registry)
     rule_findings = outcome.findings

@@ -90,3 +90,38 @@ def test_changed_nodes_and_signatures_are_validated_again() -> None:
                 for scope in scopes:
                     full += validate_scopes([scope], registry, {id(scope): signatures})
             assert got == _lines(full)
+
+
+def test_plan_leaves_the_collector_as_it_found_it() -> None:
+    """plan() freezes what it keeps (gc.freeze) so full collections stop rescanning it, and
+    unfreezes at the end, also when it fails; a caller's own freeze is left alone."""
+    import gc
+
+    from rewriter.errors import BadInput
+
+    assert gc.get_freeze_count() == 0
+    seen: list[int] = []
+    original = pipeline._validate_output
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(gc.get_freeze_count())
+        return original(*args, **kwargs)
+
+    pipeline._validate_output = spy  # type: ignore[assignment]
+    try:
+        pipeline.plan(fixture_dir("keras3_cnn"), pipeline.Options(target=R23))
+        assert seen and seen[0] > 0  # what the plan keeps was frozen while it ran
+        assert gc.get_freeze_count() == 0
+        with pytest.raises(BadInput):
+            pipeline.plan(Path("/nonexistent/model"), pipeline.Options(target=R23))
+        assert gc.get_freeze_count() == 0
+        keep = [object() for _ in range(10)]
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        seen.clear()
+        pipeline.plan(fixture_dir("keras3_cnn"), pipeline.Options(target=R23))
+        assert seen == [frozen] and gc.get_freeze_count() == frozen  # the caller's freeze, untouched
+    finally:
+        pipeline._validate_output = original  # type: ignore[assignment]
+        gc.unfreeze()
+    del keep
