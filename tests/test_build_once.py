@@ -68,6 +68,19 @@ def test_changed_nodes_and_signatures_are_validated_again() -> None:
     changed = next(f for f in graph_def.library.function if f.signature.name == callee.signature.name)
     changed.signature.input_arg.add(name="extra", type=1)
     edits = [output]
+    # The callee's interface changed by an attr alone (a required one): its callers are validated again.
+    attr_added = copy.deepcopy(original)
+    next(f for f in attr_added.meta_graphs[0].graph_def.library.function
+         if f.signature.name == callee.signature.name).signature.attr.add(name="N", type="int")
+    got = _lines(_incremental(original, attr_added))
+    assert got == _lines(_full_pass(attr_added)) and any("direct_call" in line and "'N'" in line for line in got)
+    # Only a field the validator does not read (every ArgDef's handle_data, as an object-graph rule
+    # drops it): the same findings as the input's, taken at once.
+    handle_data = copy.deepcopy(original)
+    for function in handle_data.meta_graphs[0].graph_def.library.function:
+        for arg in function.signature.input_arg:
+            arg.handle_data.add().dtype = 1
+    assert _lines(_incremental(original, handle_data)) == _lines(_full_pass(handle_data)) == _lines(_full_pass(original))
     removed = copy.deepcopy(original)
     del removed.meta_graphs[0].graph_def.library.function[-1]
     edits.append(removed)
