@@ -174,7 +174,9 @@ class Scope(_ScopePlace):
         self._order = None
 
     def add_edge(self, src: object, dst: object, port: str | None, index: float) -> None:
-        _insert_edge(self.graph, src, dst, port, index)
+        graph = self.graph
+        _add_endpoints(graph, src, dst)  # (a control return a rewrite points elsewhere is added again)
+        _insert_edge(graph._succ, graph._pred, src, dst, port, index)
         self._rewired.add(dst)
         data = self.graph.nodes[dst]
         if "next_index" in data:
@@ -364,27 +366,24 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
                 raise GraphModelError(
                     f"{scope.where()}: node {dst!r} ({node.op}) has input {text!r} that names no node"
                 )
-            keydict = succ[producer].get(dst)  # _insert_edge, inline: every node exists already
-            if keydict is None:
-                keydict = succ[producer][dst] = pred[dst][producer] = {}
-                key = 0
-            else:
-                key = len(keydict)
-                while key in keydict:
-                    key += 1
-            keydict[key] = {"port": port, "index": index}
+            _insert_edge(succ, pred, producer, dst, port, index)
     return scope
 
 
-def _insert_edge(graph: nx.MultiDiGraph, src: object, dst: object, port: str | None, index: float) -> None:
-    """MultiDiGraph.add_edge(src, dst, port=port, index=index), into networkx's dicts directly: the
-    same key (0, 1, ... per node pair) and records, without add_edge's checks and cache clearing
-    (nothing reads networkx's cached conversions). A node not in the graph yet is added bare, as
-    add_edge adds it."""
-    succ, pred = graph._succ, graph._pred
-    for key in (src, dst):
+def _add_endpoints(graph: nx.MultiDiGraph, *keys: object) -> None:
+    """Add each key not in the graph yet as a bare node, as MultiDiGraph.add_edge adds an edge's
+    missing ends (a return value, a control return)."""
+    succ, pred, attrs = graph._succ, graph._pred, graph._node
+    for key in keys:
         if key not in succ:
-            succ[key], pred[key], graph._node[key] = {}, {}, {}
+            succ[key], pred[key], attrs[key] = {}, {}, {}
+
+
+def _insert_edge(succ: dict, pred: dict, src: object, dst: object, port: str | None, index: float) -> None:
+    """MultiDiGraph.add_edge(src, dst, port=port, index=index) between two nodes of the graph, into
+    networkx's dicts (`succ`, `pred`: its _succ and _pred) directly: the same key (0, 1, ... per
+    node pair) and records, without add_edge's checks and cache clearing (nothing reads
+    networkx's cached conversions)."""
     keydict = succ[src].get(dst)
     if keydict is None:
         keydict = succ[src][dst] = pred[dst][src] = {}
@@ -442,11 +441,13 @@ def scope_from_function(function: function_pb2.FunctionDef) -> Scope:
         producer, port = resolve_return(text, args)
         if producer not in scope.graph:
             raise GraphModelError(f"{scope.where()}: return value {out_name!r} names no node ({text!r})")
-        _insert_edge(scope.graph, producer, (RET, out_name), port, 0)
+        _add_endpoints(scope.graph, (RET, out_name))
+        _insert_edge(scope.graph._succ, scope.graph._pred, producer, (RET, out_name), port, 0)
     for out_name, node_name in function.control_ret.items():
         if node_name not in scope.graph:
             raise GraphModelError(f"{scope.where()}: control return {out_name!r} names no node ({node_name!r})")
-        _insert_edge(scope.graph, node_name, (CONTROL_RET, out_name), None, 0)
+        _add_endpoints(scope.graph, (CONTROL_RET, out_name))
+        _insert_edge(scope.graph._succ, scope.graph._pred, node_name, (CONTROL_RET, out_name), None, 0)
     return scope
 
 
