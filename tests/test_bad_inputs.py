@@ -164,6 +164,25 @@ def _file_not_folder(tmp: Path) -> Setup:
     return _convert(tmp, tmp / "in")
 
 
+def _keras_archive(tmp: Path) -> Setup:
+    import zipfile
+
+    with zipfile.ZipFile(tmp / "model.keras", "w") as archive:  # what Keras 3's model.save writes
+        archive.writestr("config.json", "{}")
+    return _convert(tmp, tmp / "model.keras")
+
+
+def _hdf5_file(tmp: Path) -> Setup:
+    (tmp / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))  # HDF5's signature
+    return _convert(tmp, tmp / "model.h5")
+
+
+def _saved_model_pb_itself(tmp: Path) -> Setup:
+    (tmp / "in").mkdir()
+    (tmp / "in" / "saved_model.pb").write_bytes((BASE / "saved_model.pb").read_bytes())
+    return _convert(tmp, tmp / "in" / "saved_model.pb")
+
+
 def _empty_folder(tmp: Path) -> Setup:
     (tmp / "in").mkdir()
     return _convert(tmp, tmp / "in")
@@ -335,6 +354,9 @@ def _inspect_command(pb: str) -> Callable[[Path], Setup]:
 CASES: list[Case] = [
     Case("missing-folder", _missing, EXIT_BAD_INPUT, "nope: no such folder"),
     Case("file-not-folder", _file_not_folder, EXIT_BAD_INPUT, "not a folder"),
+    Case("keras-archive", _keras_archive, EXIT_BAD_INPUT, "zip archive, such as a Keras 3 .keras file: export a SavedModel"),
+    Case("hdf5-file", _hdf5_file, EXIT_BAD_INPUT, "HDF5 file, such as a Keras .h5 model"),
+    Case("saved_model.pb-itself", _saved_model_pb_itself, EXIT_BAD_INPUT, "give the folder that holds it"),
     Case("empty-folder", _empty_folder, EXIT_BAD_INPUT, "no saved_model.pb or saved_model.pbtxt"),
     Case("no-saved_model.pb", _no_pb, EXIT_BAD_INPUT, "no saved_model.pb or saved_model.pbtxt"),
     Case("pb-and-pbtxt", _pb_and_pbtxt, EXIT_BAD_INPUT, "holds both saved_model.pb and saved_model.pbtxt"),

@@ -103,12 +103,33 @@ def _walk_files(root: Path) -> list[str]:
     return sorted(found)
 
 
+def _file_hint(path: Path) -> str:
+    """What a file given where a SavedModel folder belongs seems to be, and what to do instead
+    (read from its first bytes: Keras files are often named anything)."""
+    if path.name == SAVED_MODEL_PB:
+        return f"; give the folder that holds it: {path.parent}"
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return ""  # a FIFO or device would block when opened: never open one
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return ""
+    if head.startswith(b"PK\x03\x04"):
+        return ("; this is a zip archive, such as a Keras 3 .keras file: export a SavedModel from it first "
+                "(model.export(DIR) in Keras 3), then convert DIR")
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return ("; this is an HDF5 file, such as a Keras .h5 model: load it with its Keras and save a SavedModel "
+                "(tf.saved_model.save(model, DIR)), then convert DIR")
+    return ""
+
+
 def read_saved_model(root: Path) -> SavedModelFiles:
     """Read and parse IN; BadInput with one clear line for every way it can be wrong."""
     if not root.exists():
         raise BadInput(f"{root}: no such folder")
     if not root.is_dir():
-        raise BadInput(f"{root}: not a folder (a SavedModel is a folder holding saved_model.pb)")
+        raise BadInput(f"{root}: not a folder (a SavedModel is a folder holding saved_model.pb){_file_hint(root)}")
     pb, pbtxt = root / SAVED_MODEL_PB, root / SAVED_MODEL_PBTXT
     if pb.exists() and pbtxt.exists():
         raise BadInput(f"{root}: holds both {SAVED_MODEL_PB} and {SAVED_MODEL_PBTXT}; keep only one")
