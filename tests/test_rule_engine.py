@@ -936,3 +936,37 @@ def test_a_screened_scope_is_one_no_rule_matches(target: Release) -> None:
         # The graph models share IN's NodeDefs until a rule edits one (Scope.editable_node_def).
         assert proto == saved_model_pb2.SavedModel.FromString(data), f"{path.parent.name}: the rules changed IN's proto"
     assert screened > 100
+
+
+def test_holds_is_failure_is_none_on_every_candidate() -> None:
+    """Matching asks Condition.holds (no failure worded); `rules explain` asks failure(). On every
+    golden model, for every rule and every node of its root ops that binds, each condition's
+    holds says exactly whether failure() is None, both ways."""
+    from collections import Counter
+
+    from conftest import ROOT
+    from rewriter.protos import saved_model_pb2
+    from rewriter.rules.engine import Matcher
+    from rewriter.rules.loader import load_rules
+    from rewriter.savedmodel.model import proto_models
+
+    rules = [rule for rule in load_rules() if rule.where]
+    verdicts: Counter[bool] = Counter()
+    for path in sorted(ROOT.glob("golden/rules/*/saved_model")):
+        proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+        for model in proto_models(proto):
+            ops = OpSignatures(newest_registry(), load_registry(Release(2, 3)), model.library)
+            graph_def = proto.meta_graphs[model.index].graph_def
+            for scope in [scope_from_graph_def(model.label, graph_def), *map(scope_from_function, graph_def.library.function)]:
+                scope.ops = ops
+                matcher = Matcher(scope)
+                for rule in rules:
+                    for name in matcher.index.names(rule.root.ops):
+                        binding = matcher.bind(rule, name)
+                        if binding is None:
+                            continue
+                        for cond in rule.where:
+                            holds = cond.holds(matcher, binding)
+                            assert holds == (cond.failure(matcher, binding) is None), (path.parent.name, rule.id, cond)
+                            verdicts[holds] += 1
+    assert verdicts[True] > 100 and verdicts[False] > 100, verdicts

@@ -146,28 +146,40 @@ class ValueTest:
             raise checker.fail(spec, "distinct: needs a whole number >= 1 (how many different numbers the value holds)")
         return ValueTest(kind, _frozen(operand))
 
-    def failure(self, what: str, value: Any) -> str | None:
+    def holds(self, value: Any) -> bool:
+        """failure(...) is None, without wording the failure (matching tries most candidates in
+        vain: may_match screens every node of a root op)."""
         operand = _thawed(self.operand)
         if self.kind == "equals":
-            ok = attr_values.plain_equal(value, operand)
+            return attr_values.plain_equal(value, operand)
+        if self.kind == "in":
+            return any(attr_values.plain_equal(value, v) for v in operand)
+        if self.kind == "not_in":
+            return not any(attr_values.plain_equal(value, v) for v in operand)
+        if self.kind == "range":
+            return _within(value, operand[0], operand[1])
+        if self.kind == "distinct":
+            numbers = _numbers(value)
+            return numbers is not None and len(set(numbers)) == operand
+        return isinstance(value, (list, tuple)) and len(value) == operand
+
+    def failure(self, what: str, value: Any) -> str | None:
+        if self.holds(value):
+            return None
+        operand = _thawed(self.operand)
+        if self.kind == "equals":
             wants = f"wants {_show(operand)}"
         elif self.kind == "in":
-            ok = any(attr_values.plain_equal(value, v) for v in operand)
             wants = f"wants one of {_show(operand)}"
         elif self.kind == "not_in":
-            ok = not any(attr_values.plain_equal(value, v) for v in operand)
             wants = f"wants none of {_show(operand)}"
         elif self.kind == "range":
-            ok = _within(value, operand[0], operand[1])
             wants = f"wants every number within [{operand[0]}, {operand[1]}]"
         elif self.kind == "distinct":
-            numbers = _numbers(value)
-            ok = numbers is not None and len(set(numbers)) == operand
             wants = f"wants {operand} different number(s)"
         else:
-            ok = isinstance(value, (list, tuple)) and len(value) == operand
             wants = f"wants a list of {operand} elements"
-        return None if ok else f"{what} is {_show(value)}, {wants}"
+        return f"{what} is {_show(value)}, {wants}"
 
 
 def _frozen(value: Any) -> Any:
@@ -226,6 +238,7 @@ class Condition:
         raise NotImplementedError
 
     def holds(self, ctx: MatchContext, binding: dict[str, str]) -> bool:
+        """failure(...) is None; a kind may answer it without wording a failure."""
         return self.failure(ctx, binding) is None
 
     def reads_only_attrs_of(self, node: str) -> bool:
@@ -252,6 +265,9 @@ class AnyOf(Condition):
             raise checker.fail(spec, f"{cls.key}: needs a list of conditions")
         return cls(tuple(parse_condition(checker, c, names) for c in spec[cls.key]))
 
+    def holds(self, ctx: MatchContext, binding: dict[str, str]) -> bool:
+        return any(cond.holds(ctx, binding) for cond in self.conditions)
+
     def failure(self, ctx: MatchContext, binding: dict[str, str]) -> str | None:
         reasons = []
         for cond in self.conditions:
@@ -277,6 +293,9 @@ class AllOf(Condition):
             raise checker.fail(spec, f"{cls.key}: needs a list of conditions")
         return cls(tuple(parse_condition(checker, c, names) for c in spec[cls.key]))
 
+    def holds(self, ctx: MatchContext, binding: dict[str, str]) -> bool:
+        return all(cond.holds(ctx, binding) for cond in self.conditions)
+
     def failure(self, ctx: MatchContext, binding: dict[str, str]) -> str | None:
         for cond in self.conditions:
             reason = cond.failure(ctx, binding)
@@ -298,8 +317,11 @@ class Not(Condition):
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
         return cls(parse_condition(checker, spec["not"], names))
 
+    def holds(self, ctx: MatchContext, binding: dict[str, str]) -> bool:
+        return not self.condition.holds(ctx, binding)
+
     def failure(self, ctx: MatchContext, binding: dict[str, str]) -> str | None:
-        if self.condition.failure(ctx, binding) is None:
+        if self.condition.holds(ctx, binding):
             return f"it holds, but must not: {self.condition.describe()}"
         return None
 
@@ -382,6 +404,10 @@ class Attr(Condition):
         if test is None and not isinstance(spec["present"], bool):
             raise checker.fail(spec, "present: must be true or false")
         return cls(ref, spec.get("present") if test is None else None, test)
+
+    def holds(self, ctx: MatchContext, binding: dict[str, str]) -> bool:
+        present, value = ctx.attr_value(binding, self.ref)
+        return present == self.present if self.test is None else self.test.holds(value)
 
     def failure(self, ctx: MatchContext, binding: dict[str, str]) -> str | None:
         present, value = ctx.attr_value(binding, self.ref)

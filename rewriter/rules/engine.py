@@ -215,7 +215,7 @@ class Matcher:
     def conditions_hold(self, rule: Rule, binding: dict[str, str]) -> bool:
         if "counts" in rule.extra and self.counts(rule, binding) is None:
             return False
-        return all(cond.failure(self, binding) is None for cond in rule.where)
+        return all(cond.holds(self, binding) for cond in rule.where)
 
     def explain(self, rule: Rule, root_name: str) -> str | None:
         """Why the rule does not apply at this node (None: it does): the first pattern part or
@@ -680,7 +680,7 @@ class RuleRun:
             # Only attr conditions are in a screen: attr_value is all they read of a MatchContext.
             context = cast(MatchContext, _NodeAttrs(node, ops))
             for rule, screen in candidates:
-                if all(c.failure(context, _NodeAttrs.BINDING) is None for c in screen):
+                if all(c.holds(context, _NodeAttrs.BINDING) for c in screen):
                     matcher = matcher or Matcher(view)
                     binding = matcher.bind(rule, name)
                     if binding is not None and matcher.conditions_hold(rule, binding):
