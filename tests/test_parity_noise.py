@@ -57,6 +57,10 @@ def test_inputs_the_source_accepts_are_synthesised(name: str, tmp_path: Path, ru
     _assert_graded(parity)
     fed = {key: value["strategy"] for key, value in parity.input_strategies.items()}
     assert fed == INPUT_FIXTURES[name], parity.input_strategies
+    if name == "keras_embedding":  # token ids in, no float input: the weights are moved by one ulp instead
+        for output in parity.outputs:
+            assert output.movement is not None and "when its float weights move by one" in output.bound_origin, \
+                output.to_json()
     for key, value in parity.input_strategies.items():
         if value["strategy"] == "graph":
             assert value["why"], f"{key}: the graph strategy must say what the graph asked of the inputs"
@@ -181,6 +185,28 @@ def test_a_wrong_weight_is_a_mismatch(change: Callable[[dict[str, np.ndarray]], 
     assert f"{bad[0]['signature']}/{bad[0]['output']}" in result.stderr
     for output in bad:
         assert output["max_abs_error"] > output["bound"] and "noise bound" in output["message"]
+
+
+def _scale_every_weight(values: dict[str, np.ndarray]) -> str:
+    for key, value in values.items():
+        if getattr(value, "dtype", None) == np.float32:
+            values[key] = value * np.float32(1.001)
+    return "every float32 variable"
+
+
+def test_a_wrong_embedding_is_a_mismatch(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """A signature of token ids is judged by a bound measured by moving the weights: every weight
+    scaled by 1.001 is still far outside it."""
+    source = PARITY_FIXTURES / "keras_embedding" / "saved_model"
+    tampered = tmp_path / "tampered"
+    shutil.copytree(converted_without_parity(source, tmp_path_factory, "keras_embedding"), tampered)
+    _rewrite_checkpoint(tampered, _scale_every_weight)
+    report = tmp_path / "r.json"
+    result = run_cli("verify", tampered, "--against", source, "--to", "2.3", "--report", report)
+    assert result.code == 3, result.stdout + result.stderr
+    outputs = json.loads(report.read_text())["parity"]["outputs"]
+    bad = [o for o in outputs if o["grade"] == "mismatch"]
+    assert bad and all("weights" in o["bound_origin"] for o in outputs), outputs
 
 
 def test_parity_fixtures_are_the_generators_and_small() -> None:

@@ -13,6 +13,12 @@ judges each float output against a bound made of what the model itself says:
   reference run) with every float input moved by one ulp of the compute precision, twice with
   independent random signs, and once more unperturbed to see whether it is deterministic at all.
   How far its outputs move is the model's own answer to "what does one rounding step do here".
+  A signature with no float input (token ids into an embedding, strings into a lookup) has
+  nothing to move there: its first float values are the model's own, so the source's float
+  variables are moved by one ulp instead (parity.run_source; restored after). The 4-ulp floor
+  alone called a text model's cross-release rounding a mismatch (an embedding + GRU + LSTM saved
+  by tf_keras 2.18: 4.5 ulps of its small output's range against TF 2.3.4, from LSTM states
+  far larger than that output).
 - the bound, in units of the output's range (max |expected|, the scale the error is judged at):
       bound = max(FLOOR_ULPS * eps * range, SAFETY * movement)
   FLOOR_ULPS covers the few roundings of a shallow graph whose measured movement is below one
@@ -213,8 +219,10 @@ def output_scale(expected: np.ndarray) -> float:
     return float(finite.max()) if finite.size else 0.0
 
 
-def noise_bound(expected: np.ndarray, precision: str, measured: float | None, note: str = "") -> NoiseBound:
-    """The bound for one output, and its origin in words."""
+def noise_bound(expected: np.ndarray, precision: str, measured: float | None, note: str = "",
+                moved: str = "inputs") -> NoiseBound:
+    """The bound for one output, and its origin in words. `moved`: what `measured` moved by one
+    ulp, the signature's float "inputs" or, for one without float inputs, the model's "weights"."""
     scale = output_scale(expected)
     eps = EPSILON[precision]
     floor = FLOOR_ULPS * eps * scale
@@ -223,7 +231,7 @@ def noise_bound(expected: np.ndarray, precision: str, measured: float | None, no
                   f"{'; ' + note if note else ''}")
         return NoiseBound(precision, scale, floor, None, origin)
     amplified = SAFETY * measured
-    words = (f"this model moves this output by {measured:.3g} ({_of_range(measured, scale)}) when its float inputs "
+    words = (f"this model moves this output by {measured:.3g} ({_of_range(measured, scale)}) when its float {moved} "
              f"move by one {precision} ulp")
     amplification = measured / (eps * scale) if scale else 0.0
     if scale:

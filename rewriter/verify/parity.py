@@ -272,6 +272,9 @@ class SourceRun:
     outputs: dict[str, dict[str, Any]]
     movements: dict[str, dict[str, float | None]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # signature -> why no movement was measured
+    # signature -> what was moved by one ulp to measure it: "inputs", or "weights" for a signature
+    # with no float input (token ids, strings), whose first float values are the model's own
+    moved: dict[str, str] = field(default_factory=dict)
     # signature -> {"strategy": what fed it (None: nothing did), "why": input -> graph reasons,
     # "failed": ["<strategy>: <the source's error>", ...]}
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -288,11 +291,14 @@ def _first_line(error: Exception | str) -> str:
 # One call: (signature key, inputs by input name) -> outputs by output name, or why it failed.
 Batch = list[tuple[str, dict[str, np.ndarray]]]
 BatchRunner = Callable[[Batch, Batch], list["dict[str, np.ndarray] | str"]]
+# (signature key, inputs, precision, rng) -> PERTURBED_RUNS results of the signature run with every
+# float variable it reads moved by one ulp of `precision` (restored after), or why that failed.
+WeightRunner = Callable[[str, dict[str, np.ndarray], str, np.random.Generator], "list[dict[str, np.ndarray] | str] | str"]
 
 
 def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                alternatives: dict[str, list[Candidate]] | None, precisions: dict[str, str] | None,
-               seed: int = 0, where: str = "") -> SourceRun:
+               seed: int = 0, where: str = "", run_moved_weights: WeightRunner | None = None) -> SourceRun:
     """Run every signature on the first of its `alternatives` (rewriter/verify/input_synthesis.py) the
     source accepts, and measure its noise, in as few batches as can be: `run_batch(replay, batch)`
     runs `batch` after `replay` (the successful calls so far, which a runtime that cannot keep a
@@ -301,7 +307,8 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
     calls first (a stateful model's first outputs are what the target's first runs see), then,
     with `precisions` (signature -> compute precision), once more on the same inputs (is it
     deterministic?) and PERTURBED_RUNS times with every float input moved by one ulp of that
-    precision. `inputs` is updated to the values that ran."""
+    precision; a signature with no float input is measured by `run_moved_weights` instead, where
+    the runtime can move the model's float variables. `inputs` is updated to the values that ran."""
     run = SourceRun({})
     rng = np.random.default_rng(seed + 1)
     options = {key: (alternatives or {}).get(key) or [Candidate("random", arrays)] for key, arrays in inputs.items()}
@@ -317,8 +324,9 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
             if precisions is None or key not in precisions:
                 continue
             values = chosen[key].values
-            moved = [{name: noise.perturb(value, precisions[key], rng) for name, value in values.items()}
-                     for _ in range(noise.PERTURBED_RUNS)]
+            moved = [] if run_moved_weights is not None and not _has_float(values) else [
+                {name: noise.perturb(value, precisions[key], rng) for name, value in values.items()}
+                for _ in range(noise.PERTURBED_RUNS)]
             extra[key] = (len(batch), 1 + len(moved))
             batch += [(key, values)] + [(key, m) for m in moved]
         results = run_batch(replay, batch)
@@ -341,7 +349,13 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
             run.strategies[key] = {"strategy": chosen[key].strategy, "why": chosen[key].reasons, "failed": tried[key]}
             if key in extra:
                 first, count = extra[key]
-                _measure(run, key, chosen[key].values, result, results[first:first + count])
+                values = chosen[key].values
+                noise_runs = results[first:first + count]
+                if run_moved_weights is not None and precisions is not None and not _has_float(values):
+                    by_weights = run_moved_weights(key, values, precisions[key], rng)
+                    noise_runs = noise_runs[:1] + ([by_weights] if isinstance(by_weights, str) else by_weights)
+                    run.moved[key] = "weights"
+                _measure(run, key, values, result, noise_runs)
         pending = still
     return run
 
@@ -352,15 +366,22 @@ def _measure(run: SourceRun, key: str, values: dict[str, np.ndarray], reference:
     if isinstance(again, str) or any(not _same(reference[name], again.get(name)) for name in reference):
         run.notes[key] = "the source gives other outputs when run again on the same inputs (state or randomness)"
         return
-    if not any(value.dtype.kind in "fc" and value.size for value in values.values()):
+    by_weights = run.moved.get(key) == "weights"
+    if not by_weights and not _has_float(values):
         run.notes[key] = "the signature has no float input to move by one ulp"
         return
     failed = [m for m in moved if isinstance(m, str)]
     if failed:  # a perturbed input the source rejects: no measurement
-        run.notes[key] = f"the source fails on inputs moved by one ulp ({_first_line(str(failed[0]))})"
+        what = "with its weights" if by_weights else "on inputs"
+        run.notes[key] = f"the source fails {what} moved by one ulp ({_first_line(str(failed[0]))})"
+        run.moved.pop(key, None)
         return
     run.movements[key] = {name: noise.movement(value, [m.get(name, np.empty(0)) for m in moved if not isinstance(m, str)])
                           for name, value in reference.items()}
+
+
+def _has_float(values: dict[str, np.ndarray]) -> bool:
+    return any(value.dtype.kind in "fc" and value.size for value in values.values())
 
 
 def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.ndarray]],
@@ -380,17 +401,39 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
         return run_source_as_session(model_dir, tags, meta_graph, inputs, precisions, seed, alternatives)
     loaded = tf.saved_model.load(str(model_dir), tags=tags)
 
+    def call(key: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray] | str:
+        try:
+            outputs = loaded.signatures[key](**{name: tf.constant(value) for name, value in arrays.items()})
+            return {name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()}
+        except Exception as error:  # the source itself fails on these inputs: say so, do not crash
+            return _first_line(error)
+
     def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+        return [call(key, arrays) for key, arrays in batch]  # the loaded model keeps its state: nothing to replay
+
+    def run_moved_weights(key: str, arrays: dict[str, np.ndarray], precision: str,
+                          rng: np.random.Generator) -> list[dict[str, np.ndarray] | str] | str:
+        """The signature with every float variable it reads moved by one ulp (the rounding of its
+        first float values, for a signature whose inputs are token ids or strings), then restored."""
+        try:
+            variables = [v for v in loaded.signatures[key].variables if v.dtype.is_floating]
+            originals = [v.numpy() for v in variables]
+        except Exception as error:  # a function whose variables cannot be read: no measurement
+            return _first_line(error)
+        if not variables:
+            return "it reads no float variable"
         results: list[dict[str, np.ndarray] | str] = []
-        for key, arrays in batch:  # the loaded model keeps its state: nothing to replay
-            try:
-                outputs = loaded.signatures[key](**{name: tf.constant(value) for name, value in arrays.items()})
-                results.append({name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()})
-            except Exception as error:  # the source itself fails on these inputs: say so, do not crash
-                results.append(_first_line(error))
+        try:
+            for _ in range(noise.PERTURBED_RUNS):
+                for variable, value in zip(variables, originals):
+                    variable.assign(noise.perturb(value, precision, rng))
+                results.append(call(key, arrays))
+        finally:
+            for variable, value in zip(variables, originals):
+                variable.assign(value)
         return results
 
-    return run_rounds(run_batch, inputs, alternatives, precisions, seed)
+    return run_rounds(run_batch, inputs, alternatives, precisions, seed, run_moved_weights=run_moved_weights)
 
 
 def _same(a: np.ndarray, b: np.ndarray | None) -> bool:
@@ -411,10 +454,11 @@ def output_bounds(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str, expe
             continue
         precision = signature_precision(meta_graphs, key, value.dtype, [name])
         measured = run.movements.get(key, {}).get(name) if run else None
+        moved = (run.moved.get(key) if run else None) or "inputs"
         note = why_unmeasured or (run.notes.get(key, "") if run else "")
         if run and measured is None and not note:
-            note = "moving the inputs by one ulp changed this output's shape or its NaN/infinity positions"
-        bounds[name] = noise.noise_bound(value, precision, measured, note)
+            note = f"moving the {moved} by one ulp changed this output's shape or its NaN/infinity positions"
+        bounds[name] = noise.noise_bound(value, precision, measured, note, moved)
     return bounds
 
 
