@@ -41,7 +41,8 @@ REVIVED = {"keras2_revived": {"group_norm": "keras-layer-new-in-2-11", "identity
 # What TF 2.3's load_model has no form of at all: the Keras metadata is left out (a warning naming the
 # rule), so load_model returns the generic restored object; the signatures still match.
 METADATA_LEFT_OUT = {"keras2_augmentation_geometric": ("keras-augmentation-generator-state",
-                                                      "keras-text-vectorization")}
+                                                      "keras-text-vectorization"),
+                     "keras2_grouped_conv": ("keras-grouped-conv-cpu",)}
 
 
 @pytest.fixture(scope="session")

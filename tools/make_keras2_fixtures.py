@@ -369,6 +369,28 @@ def build_augmentation_geometric() -> tuple[Any, dict[str, np.ndarray], str]:
                       "Concatenate -> Dense(2)")
 
 
+def build_grouped_conv() -> tuple[Any, dict[str, np.ndarray], str]:
+    import tf_keras as keras
+
+    rng = np.random.default_rng(13)
+    # Grouped convolutions: Keras 2.9 and later run them XLA-compiled (TF's CPU kernels have no
+    # grouped form); TF 2.3's Keras would rebuild them from their configs and fail on a CPU
+    # (keras-grouped-conv-cpu), so TF 2.3 gets the model without Keras metadata. The graph runs.
+    signal = keras.Input(shape=(10, 4), name="signal")
+    a = keras.layers.Conv1D(6, 3, groups=2, padding="same", name="conv1d_grouped")(signal)
+    a = keras.layers.GlobalAveragePooling1D(name="gap1d")(a)
+    image = keras.Input(shape=(8, 8, 4), name="image")
+    b = keras.layers.Conv2D(8, 3, groups=4, activation="relu", name="conv2d_grouped")(image)
+    b = keras.layers.Conv2D(4, 1, name="conv2d_plain")(b)
+    b = keras.layers.GlobalAveragePooling2D(name="gap2d")(b)
+    out = keras.layers.Dense(2, name="out")(keras.layers.Concatenate(name="concat")([a, b]))
+    model = keras.Model([signal, image], out, name="keras2_grouped_conv")
+    x = {"signal": rng.standard_normal((BATCH, 10, 4)).astype(np.float32),
+         "image": rng.standard_normal((BATCH, 8, 8, 4)).astype(np.float32)}
+    return model, x, ("tf_keras grouped convolutions: Conv1D(6, 3, groups=2) -> GlobalAveragePooling1D; "
+                      "Conv2D(8, 3, groups=4, relu) -> Conv2D(4, 1) -> GlobalAveragePooling2D; Concatenate -> Dense(2)")
+
+
 FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
     "keras2_cnn": build_cnn,
     "keras2_rnn": build_rnn,
@@ -383,6 +405,7 @@ FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
     "keras2_hashing": build_hashing,
     "keras2_augmentation": build_augmentation,
     "keras2_augmentation_geometric": build_augmentation_geometric,
+    "keras2_grouped_conv": build_grouped_conv,
 }
 
 

@@ -331,7 +331,7 @@ def _leave_out_keras_metadata(proto: saved_model_pb2.SavedModel, outcome: Outcom
     first = unreadable[0]
     more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
     outcome.notes.append(
-        f"warning: the Keras metadata is left out: TensorFlow {target}'s Keras cannot read {first.where}"
+        f"warning: the Keras metadata is left out: TensorFlow {target}'s Keras cannot rebuild what {first.where} describes"
         f"{more}: {first.message} [rule {first.rule}]. tf.keras.models.load_model(OUT) in {target} therefore "
         "returns the generic restored object (as for Keras 3 exports), not a tf.keras.Model; its signatures and "
         f"tf.saved_model.load(OUT) work and are checked. {cleared} Keras object(s) are written as generic "
