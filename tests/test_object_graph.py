@@ -119,6 +119,14 @@ def test_rewritten_checkpoint_reads_back_in_tensorflow(tmp_path: Path) -> None:
     assert [k for k, _ in entries] == sorted(k for k, _ in entries)
 
 
+def test_crc32c_is_castagnoli_and_continues() -> None:
+    """The checksum of the index blocks and string tensors: RFC 3720's check value, and a
+    checksum continued over two parts equals the one over the whole."""
+    assert bundle_index.crc32c(b"123456789") == 0xE3069283
+    assert bundle_index.crc32c(b"56789", bundle_index.crc32c(b"1234")) == 0xE3069283
+    assert bundle_index.crc32c(b"") == 0
+
+
 def test_message_conditions_say_why_they_do_not_hold() -> None:
     """Object-graph conditions are typed objects, parsed once, that give a reason when they fail."""
     from rewriter.rules.message_conditions import AnyOf, Field, NeededBySignatures, Not

@@ -21,6 +21,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import google_crc32c
+
 from rewriter.protos import tensor_bundle_pb2
 
 from rewriter.errors import BadInput
@@ -31,25 +33,11 @@ FOOTER_SIZE = 48
 _MASK_DELTA = 0xA282EAD8
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        crc = n
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc32c_table()
-
-
 def crc32c(data: bytes, crc: int = 0) -> int:
-    crc ^= 0xFFFFFFFF
-    table = _TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+    """CRC-32C (Castagnoli) of `data`, continuing from `crc`: Google's C library (google-crc32c),
+    as TensorFlow's own crc32c. The Python byte loop this replaces took 0.1 s per MB, for an object
+    graph read and written again and an index checked block by block."""
+    return google_crc32c.extend(crc, data)
 
 
 def mask(crc: int) -> int:
