@@ -174,7 +174,9 @@ def _keep_unverified(staged: StagedOutput, result: Report) -> Path:
 
 def _parity_failure(parity: ParityReport) -> str:
     if parity.load_error:
-        return f"TensorFlow {parity.target_version} cannot load the output: {parity.load_error}"
+        cannot = f"TensorFlow {parity.target_version} cannot load the output: {parity.load_error.strip().rstrip('.')}"
+        note = parity.source_load_note()
+        return f"{cannot}; {note}" if note else cannot
     if parity.function_errors:
         name, error = sorted(parity.function_errors.items())[0]
         return f"TensorFlow {parity.target_version} refuses function {name} (its Python loader would fail): {error}"

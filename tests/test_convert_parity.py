@@ -197,6 +197,67 @@ def test_expected_outputs_stand_in_for_a_source_that_cannot_run_here(tmp_path: P
 def test_a_good_source_is_not_blamed(converted) -> None:
     _, report, _ = converted["tf_module"]
     assert report["parity"]["source_session_errors"] == {}
+    assert report["parity"]["source_load_error"] is None
+
+
+def test_an_output_that_does_not_load_is_blamed_when_the_source_loads(converted, tmp_path: Path) -> None:
+    """The output's checkpoint index broken: the target cannot load it, the source loads in the
+    C++ loader of the release that wrote it, so the report says the conversion is the cause."""
+    out, _, _ = converted["tf_module"]
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "variables" / "variables.index").write_bytes(b"not a table")
+    report = tmp_path / "r.json"
+    result = run_cli("verify", broken, "--against", fixture_dir("tf_module"), "--to", "2.3", "--report", report)
+    assert result.code == 3, result.stderr
+    assert "cannot load the output" in result.stderr and "the export itself" not in result.stderr
+    parity = json.loads(report.read_text())["parity"]
+    assert parity["source_load_error"] is None
+    assert any("the conversion is the cause" in note for note in parity["source_runtime"]["notes"])
+
+
+def test_a_source_no_cpp_loader_loads_is_named_as_the_cause(tmp_path: Path) -> None:
+    """A TF1 export that lists its vocabulary asset twice: TensorFlow's Python loader takes it, but
+    every C++ loader (TF Serving's; 2.3 to 2.21 measured) fails with 'Endpoint fed more than once'.
+    The conversion fails parity (exit 3), and the line says the export is the cause, not the
+    conversion, naming the source release's C++ loader and its error."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "source"
+    script = (
+        "import os, sys, tensorflow as tf\n"
+        "v1 = tf.compat.v1\n"
+        "vocab = os.path.join(sys.argv[2], 'vocab.txt')\n"
+        "open(vocab, 'w').write('a\\nb\\nc\\n')\n"
+        "with tf.Graph().as_default():\n"
+        "    x = v1.placeholder(tf.string, [None], name='x')\n"
+        "    path = tf.constant(vocab)\n"
+        "    v1.add_to_collection(v1.GraphKeys.ASSET_FILEPATHS, path)  # the initializer adds it again\n"
+        "    init = tf.lookup.TextFileInitializer(path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,\n"
+        "                                         tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)\n"
+        "    y = tf.lookup.StaticHashTable(init, -1).lookup(x)\n"
+        "    with v1.Session() as session:\n"
+        "        session.run(v1.tables_initializer())\n"
+        "        builder = v1.saved_model.Builder(sys.argv[1])\n"
+        "        builder.add_meta_graph_and_variables(\n"
+        "            session, ['serve'], signature_def_map={'serving_default': v1.saved_model.predict_signature_def({'x': x}, {'y': y})},\n"
+        "            assets_collection=v1.get_collection(v1.GraphKeys.ASSET_FILEPATHS), main_op=v1.tables_initializer())\n"
+        "        builder.save()\n"
+    )
+    made = subprocess.run([sys.executable, "-c", script, str(source), str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    report = tmp_path / "r.json"
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--report", report)
+    assert result.code == 3, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "cannot load the output: Endpoint" in line and "fed more than once" in line, line
+    assert "the source does not load in TensorFlow " in line and "C++ loader either" in line, line
+    assert "the export itself is the cause" in line, line
+    assert "Traceback" not in result.stderr
+    parity = json.loads(report.read_text())["parity"]
+    assert parity["source_load_error"].startswith("TensorFlow ") and "fed more than once" in parity["source_load_error"]
 
 
 def test_a_signature_the_source_cannot_run_is_not_called_a_match(tmp_path: Path) -> None:

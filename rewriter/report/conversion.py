@@ -155,6 +155,8 @@ class Report:
                 lines.append(f"- skipped: {skipped}")
             for key, error in sorted(parity.source_session_errors.items()):
                 lines.append(f"- {_source_session_note(key, error)}")
+            if parity.source_load_note():
+                lines.append(f"- {parity.source_load_note()}")
             loader = parity.python_loader
             if loader is not None:
                 lines += ["", f"### TensorFlow {loader.version}'s Python loader (`tf.saved_model.load`)", ""]
@@ -249,6 +251,8 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
               f"{TARGET_DESCRIBE.format(version=parity.target_version)}", file=stream)
     if parity.load_error:
         print(f"{red}parity: TensorFlow {parity.target_version} could not load the output: {parity.load_error}{reset}", file=stream)
+        if parity.source_load_note():
+            print(f"{red}parity: {parity.source_load_note()}{reset}", file=stream)
     for name, error in sorted(parity.function_errors.items()):
         print(f"{red}parity: TensorFlow {parity.target_version} refuses function {name}: {error}{reset}", file=stream)
     for key, fed in sorted(parity.input_strategies.items()):

@@ -291,6 +291,9 @@ def _parity(data: dict[str, Any]) -> str:
         out.append(f'<p class="bad">Not compared: {_e(skipped)}</p>')
     for key, error in sorted((parity.get("source_session_errors") or {}).items()):
         out.append(f'<p class="warn">The source fails on {_e(key)} too when loaded as a C++ loader does: {_e(error)}</p>')
+    if parity.get("source_load_error"):
+        out.append(f'<p class="warn">The source does not load in {_e(parity["source_load_error"])} either: the '
+                   'export itself is the cause, not the conversion.</p>')
     loader = parity.get("python_loader")
     if isinstance(loader, dict) and "outputs" in loader:
         out.append(f'<h3>TensorFlow {_e(loader.get("version"))}\'s Python loader (tf.saved_model.load)</h3>')

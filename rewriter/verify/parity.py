@@ -116,12 +116,24 @@ class ParityReport:
     # signature -> why the SOURCE fails in the installed TF's C++-style loader too (looked at only
     # when the output fails in the target): then the conversion is not what broke it.
     source_session_errors: dict[str, str] = field(default_factory=dict)
+    # Where the output does not load: whether the SOURCE loads in a C++ loader (its release's C API):
+    # "TensorFlow X's C++ loader: <its error>" if it does not either (then the export is the cause,
+    # not the conversion); None if it loads there or this was not checked (source_runtime's notes say).
+    source_load_error: str | None = None
     # With --python-loader: TF 2.3's tf.saved_model.load on the output, every signature called.
     python_loader: PythonLoaderResult | None = None
     # signature -> which input strategy fed it (rewriter/verify/input_synthesis.py), see SourceRun.
     input_strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Which runtime ran the source (a runtimes.source_runtime.SourceRuntime); None: not recorded.
     source_runtime: Any = None
+
+    def source_load_note(self) -> str | None:
+        """What source_load_error means, in one sentence for the reports and the error line."""
+        if not self.source_load_error:
+            return None
+        where, _, error = self.source_load_error.partition(": ")
+        return (f"the source does not load in {where} either ({error.strip().rstrip('.')}): the export itself is the "
+                "cause, not the conversion (TensorFlow's Python loader may still load it)")
 
     @property
     def ok(self) -> bool:
@@ -144,6 +156,7 @@ class ParityReport:
             "outputs": [o.to_json() for o in self.outputs],
             "skipped": self.skipped,
             "source_session_errors": self.source_session_errors,
+            "source_load_error": self.source_load_error,
             "python_loader": self.python_loader.to_json() if self.python_loader else {"skipped": "not requested (--python-loader)"},
             "verdict": {
                 "grades": list(GRADES),
@@ -478,6 +491,45 @@ def signature_precision(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str
     return precision
 
 
+_DOES_NOT_LOAD = "the source does not load in "
+
+
+def _source_load_error(source_side: Any, source_run: SourceRun | None, source_dir: Path,
+                       source_proto: saved_model_pb2.SavedModel, tags: list[str], options: ParityOptions,
+                       say: Progress) -> str | None:
+    """Where the output does not load in the target: does the source load in a C++ loader? An export
+    that no C++ loader takes (TF Serving, the C API; TensorFlow's Python loader may be more lenient)
+    is the cause then, not the conversion. A source that ran in its release's C API answered already;
+    otherwise the source is loaded once in the C API of the release that wrote it (fetched like the
+    target's; with --offline only if it is cached)."""
+    from rewriter.errors import RuntimeUnavailable
+    from rewriter.pipeline import source_release_of
+    from rewriter.runtimes import TargetRuntime, obtain_runtime
+    from rewriter.runtimes.source_runtime import KIND_CAPI
+
+    if source_side.kind == KIND_CAPI:
+        for outputs in (source_run.outputs.values() if source_run else []):
+            error = str(outputs.get("__error__", ""))
+            if error.startswith(_DOES_NOT_LOAD):
+                return error[len(_DOES_NOT_LOAD):]
+        return None
+    release, _ = source_release_of(source_proto)
+    say(f"loading the source in TensorFlow {release}'s C++ loader, to see whether it loads where the output does not")
+    try:
+        handle = obtain_runtime(release, cache_dir=options.runtime_dir, offline=options.offline, progress=say)
+        loaded = TargetRuntime(handle, timeout=options.timeout).run_savedmodel(source_dir, tags, [])
+    except RuntimeUnavailable as error:
+        source_side.notes.append(f"not checked whether the source loads in a C++ loader, where the output does not: "
+                                 f"TensorFlow {release}'s runtime is not available ({error})")
+        return None
+    if loaded.load_error is None:
+        source_side.notes.append(f"the source loads in TensorFlow {handle.version}'s C++ loader, where the output does "
+                                 "not: the conversion is the cause")
+        return None
+    first = (loaded.load_error.strip().splitlines() or [""])[0]
+    return f"TensorFlow {handle.version}'s C++ loader: {first}"
+
+
 def _run_source_in_capi(source_side: Any, source_dir: Path, tags: list[str], source_meta: meta_graph_pb2.MetaGraphDef,
                         inputs: dict[str, dict[str, np.ndarray]], timeout: float, precisions: dict[str, str] | None,
                         seed: int, alternatives: dict[str, list[Candidate]]) -> SourceRun:
@@ -495,7 +547,7 @@ def _run_source_in_capi(source_side: Any, source_dir: Path, tags: list[str], sou
     run = run_rounds(run_batch, inputs, alternatives, precisions, seed, where=source.where)
     if source.load_error:
         first = (source.load_error.strip().splitlines() or [""])[0]
-        run.outputs = {key: {"__error__": f"the source does not load in {source.where}: {first}"} for key in inputs}
+        run.outputs = {key: {"__error__": f"{_DOES_NOT_LOAD}{source.where}: {first}"} for key in inputs}
     return run
 
 
@@ -814,6 +866,8 @@ def verify(
         source_runtime=source_side,
     )
     if run.load_error:
+        report.source_load_error = _source_load_error(source_side, source_run, source_dir, source_proto, tags,
+                                                      options, say)
         return report
     bounds: dict[str, dict[str, NoiseBound]] = {}
     for key in inputs:
