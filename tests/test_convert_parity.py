@@ -334,3 +334,30 @@ def test_string_inputs_as_object_arrays_get_one_line_saying_what_to_save(tmp_pat
     lines = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(lines) == 1 and "np.array([b'a', b'bc'])" in lines[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_bfloat16_signature_inputs_are_generated(tmp_path: Path) -> None:
+    """A signature taking bfloat16 gets random bfloat16 inputs (ml_dtypes' type, TensorFlow's own),
+    fed to the source and to the target's C API alike; before, it asked for --inputs (exit 2)."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "source"
+    script = (
+        "import sys, tensorflow as tf\n"
+        "class M(tf.Module):\n"
+        "    @tf.function(input_signature=[tf.TensorSpec([2, 3], tf.bfloat16, name='x')])\n"
+        "    def f(self, x):\n"
+        "        return {'y': tf.cast(x, tf.float32) * 3.0, 'z': x * x}\n"
+        "m = M()\n"
+        "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
+    )
+    made = subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    report = tmp_path / "r.json"
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--report", report)
+    assert result.code == 0, result.stderr
+    parity = json.loads(report.read_text())["parity"]
+    assert parity["inputs"]["serving_default"]["x"]["dtype"] == "bfloat16"
+    assert {o["output"]: o["dtype"] for o in parity["outputs"]} == {"y": "float32", "z": "bfloat16"}
+    assert all(o["status"] == "match" for o in parity["outputs"])

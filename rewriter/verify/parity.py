@@ -189,8 +189,10 @@ def generate_input(info: meta_graph_pb2.TensorInfo, rng: np.random.Generator) ->
     shape = _shape(info)
     if dtype in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF"):
         return rng.standard_normal(shape).astype(_NUMPY_OF[dtype])
-    if dtype == "DT_BFLOAT16":
-        raise BadInput("bfloat16 signature inputs need --inputs (numpy has no bfloat16 to generate)")
+    if dtype == "DT_BFLOAT16":  # ml_dtypes' bfloat16, TensorFlow's own numpy type for it
+        import ml_dtypes
+
+        return rng.standard_normal(shape).astype(np.float32).astype(ml_dtypes.bfloat16)
     if dtype == "DT_BOOL":
         return rng.integers(0, 2, shape).astype(np.bool_)
     if dtype == "DT_STRING":
