@@ -5,6 +5,7 @@
     .venv/bin/python tools/bench_convert.py --models gen-30k example --repeat 1
     .venv/bin/python tools/bench_convert.py --markdown         # the table of docs/performance.md
     .venv/bin/python tools/bench_convert.py --baseline 7103432 --markdown   # before / after, side by side
+    .venv/bin/python tools/bench_convert.py --models path/to/saved_model_dir  # your own model
 
 Every ratio is measured side by side in one run, on this machine, as it is loaded right now.
 Times are CPU seconds (user + system, of this process or of the child) and the ratios are taken
@@ -249,12 +250,16 @@ class Row:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     choices = ["gen-30k", "gen-300k", "const-100MB", "example", *sorted(p.name for p in FIXTURES.iterdir())]
-    parser.add_argument("--models", nargs="*", default=choices, choices=choices)
+    parser.add_argument("--models", nargs="*", default=choices, metavar="MODEL",
+                        help=f"any of {', '.join(choices)}, or the path of a SavedModel folder (copied, never changed)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--to", default="2.3")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--baseline", metavar="REF", help="also measure the code of git commit REF, side by side")
     args = parser.parse_args()
+    for name in args.models:
+        if name not in choices and not (Path(name) / "saved_model.pb").is_file():
+            parser.error(f"--models {name}: neither one of {', '.join(choices)} nor a SavedModel folder")
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
@@ -266,12 +271,19 @@ def main() -> int:
             archive = subprocess.run(["git", "archive", args.baseline], cwd=REPO, capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
         for name in args.models:
-            model = root / name
-            if name.startswith("gen-"):
+            if name not in choices:  # a SavedModel folder of the user's: measured on a copy
+                source, name = Path(name), f"{Path(name).resolve().name} (yours)"
+                model = root / name
+                shutil.copytree(source, model)
+                nodes = count_nodes(model)
+            elif name.startswith("gen-"):
+                model = root / name
                 nodes = grow_library(FIXTURES / "keras3_cnn" / "saved_model", model, int(name[4:-1]) * 1000)
             elif name == "const-100MB":
+                model = root / name
                 nodes = big_constant(FIXTURES / "tf_module" / "saved_model", model, 100 * MIB)
             else:
+                model = root / name
                 shutil.copytree(EXAMPLE if name == "example" else FIXTURES / name / "saved_model", model)
                 nodes = count_nodes(model)
             scratch = root / f"{name}-scratch"
