@@ -245,9 +245,7 @@ def test_a_source_no_cpp_loader_loads_is_named_as_the_cause(tmp_path: Path) -> N
         "            assets_collection=v1.get_collection(v1.GraphKeys.ASSET_FILEPATHS), main_op=v1.tables_initializer())\n"
         "        builder.save()\n"
     )
-    made = subprocess.run([sys.executable, "-c", script, str(source), str(tmp_path)], capture_output=True, text=True,
-                          timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
+    _save_with_tensorflow(script, source, tmp_path)
     report = tmp_path / "r.json"
     result = run_cli(source, tmp_path / "out", "--to", "2.3", "--report", report)
     assert result.code == 3, result.stderr
@@ -263,22 +261,8 @@ def test_a_source_no_cpp_loader_loads_is_named_as_the_cause(tmp_path: Path) -> N
 def test_a_signature_the_source_cannot_run_is_not_called_a_match(tmp_path: Path) -> None:
     """Random parity inputs the source rejects leave a signature uncompared: parity is not
     proven (exit 3, the report says which), until --inputs gives valid ones."""
-    import subprocess
-    import sys
-
-    source = tmp_path / "source"
-    script = (
-        "import sys, tensorflow as tf\n"
-        "class M(tf.Module):\n"
-        "    @tf.function(input_signature=[tf.TensorSpec([], tf.float32, name='x')])\n"
-        "    def f(self, x):\n"
-        "        tf.debugging.assert_equal(x, 2.0)\n"
-        "        return {'y': x * 3.0}\n"
-        "m = M()\n"
-        "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
-    )
-    made = subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True, timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
+    source = _one_signature_module(tmp_path, "tf.TensorSpec([], tf.float32, name='x')",
+                                   "tf.debugging.assert_equal(x, 2.0)", "{'y': x * 3.0}")
     report = tmp_path / "r.json"
     result = run_cli(source, tmp_path / "out", "--to", "2.3", "--report", report)
     assert result.code == 3, result.stderr
@@ -339,21 +323,8 @@ def test_string_inputs_as_object_arrays_get_one_line_saying_what_to_save(tmp_pat
 def test_bfloat16_signature_inputs_are_generated(tmp_path: Path) -> None:
     """A signature taking bfloat16 gets random bfloat16 inputs (ml_dtypes' type, TensorFlow's own),
     fed to the source and to the target's C API alike; before, it asked for --inputs (exit 2)."""
-    import subprocess
-    import sys
-
-    source = tmp_path / "source"
-    script = (
-        "import sys, tensorflow as tf\n"
-        "class M(tf.Module):\n"
-        "    @tf.function(input_signature=[tf.TensorSpec([2, 3], tf.bfloat16, name='x')])\n"
-        "    def f(self, x):\n"
-        "        return {'y': tf.cast(x, tf.float32) * 3.0, 'z': x * x}\n"
-        "m = M()\n"
-        "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
-    )
-    made = subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True, timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
+    source = _one_signature_module(tmp_path, "tf.TensorSpec([2, 3], tf.bfloat16, name='x')", "pass",
+                                   "{'y': tf.cast(x, tf.float32) * 3.0, 'z': x * x}")
     report = tmp_path / "r.json"
     result = run_cli(source, tmp_path / "out", "--to", "2.3", "--report", report)
     assert result.code == 0, result.stderr
@@ -361,3 +332,28 @@ def test_bfloat16_signature_inputs_are_generated(tmp_path: Path) -> None:
     assert parity["inputs"]["serving_default"]["x"]["dtype"] == "bfloat16"
     assert {o["output"]: o["dtype"] for o in parity["outputs"]} == {"y": "float32", "z": "bfloat16"}
     assert all(o["status"] == "match" for o in parity["outputs"])
+
+
+def _save_with_tensorflow(script: str, *args: Path) -> None:
+    """Run a script that saves a model with the installed TensorFlow, in its own process."""
+    import subprocess
+    import sys
+
+    made = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+
+
+def _one_signature_module(tmp_path: Path, spec: str, statement: str, returns: str) -> Path:
+    """tmp_path/source: a tf.Module whose serving_default takes x (`spec`), runs `statement` and
+    returns `returns`."""
+    source = tmp_path / "source"
+    _save_with_tensorflow(
+        "import sys, tensorflow as tf\n"
+        "class M(tf.Module):\n"
+        f"    @tf.function(input_signature=[{spec}])\n"
+        "    def f(self, x):\n"
+        f"        {statement}\n"
+        f"        return {returns}\n"
+        "m = M()\n"
+        "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n", source)
+    return source
