@@ -357,3 +357,22 @@ def _one_signature_module(tmp_path: Path, spec: str, statement: str, returns: st
         "m = M()\n"
         "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n", source)
     return source
+
+
+def test_csv_record_inputs_are_generated_from_the_decoder(tmp_path: Path) -> None:
+    """Strings read by tf.io.decode_csv fail on random words ("Expect 3 fields but have 1"): the
+    graph strategy makes records of as many fields as the decoder has columns
+    (small numbers, which string columns take too), joined by its field_delim (here ";", and a
+    select_cols decoder)."""
+    source = _one_signature_module(
+        tmp_path, "tf.TensorSpec([None], tf.string, name='x')",
+        "cols = tf.io.decode_csv(x, record_defaults=[[0.0], [0], ['']], field_delim=';'); "
+        "picked = tf.io.decode_csv(x, record_defaults=[[''], [0.0]], field_delim=';', select_cols=[0, 2])",
+        "{'a': cols[0] * 2.0, 'b': cols[1] + 1, 'c': tf.strings.length(cols[2]), 'p': picked[1]}")
+    report = tmp_path / "r.json"
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--report", report)
+    assert result.code == 0, result.stderr
+    parity = json.loads(report.read_text())["parity"]
+    fed = parity["input_strategies"]["serving_default"]
+    assert fed["strategy"] == "graph", fed
+    assert all(o["status"] == "match" for o in parity["outputs"]) and len(parity["outputs"]) == 4

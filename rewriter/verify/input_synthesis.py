@@ -18,7 +18,10 @@ input must hold (`Constraint`):
   - serialized tf.Example: ParseExample/ParseExampleV2/ParseSingleExample, built from the dense,
     sparse and ragged keys (Consts), dtypes and dense shapes of the op;
   - encoded images: DecodePng/DecodeJpeg/DecodeImage/DecodeBmp/DecodeGif/DecodeAndCropJpeg;
-  - numbers as text: StringToNumber (tf.strings.to_number), which fails on any other string.
+  - numbers as text: StringToNumber (tf.strings.to_number), which fails on any other string;
+  - CSV records: DecodeCSV (tf.io.decode_csv), which fails on a record whose number of fields is
+    not its number of columns: records of that many small numbers (which string columns take
+    too), joined by its field_delim.
 
 `candidates` then gives, per signature, a short list of strategies that parity tries in order
 until the source runs on them: `random` (the seeded generator of parity.py, the former default),
@@ -60,6 +63,7 @@ class Constraint:
     image: str | None = None  # "png", "jpeg", "bmp", "gif"
     channels: int = 3
     numeric: bool = False  # strings holding decimal numbers (StringToNumber)
+    csv: tuple[str, int] | None = None  # DecodeCSV records: (field delimiter, number of fields)
     reasons: list[str] = field(default_factory=list)
 
     def bound(self, limit: int, reason: str) -> None:
@@ -268,6 +272,9 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
     elif op in EXAMPLE_PARSERS and index == 0:
         constraint.example = _example_spec(graph, scope, node)
         constraint.reasons.append(f"serialized tf.Example read by {where}")
+    elif op == "DecodeCSV" and index == 0:
+        constraint.csv = constraint.csv or _csv_fields(node)
+        constraint.reasons.append(f"CSV records of {_csv_fields(node)[1]} fields parsed by {where}")
     elif op == "StringToNumber" and index == 0:
         constraint.numeric = True
         constraint.reasons.append(f"parsed as a number by {where}")
@@ -279,6 +286,16 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
         if constraint.image in ("jpeg", "bmp", "gif") and constraint.channels == 4:
             constraint.channels = 3
         constraint.reasons.append(f"encoded {constraint.image} image read by {where}")
+
+
+def _csv_fields(node: Any) -> tuple[str, int]:
+    """DecodeCSV's field delimiter and the number of fields of a record: one per OUT_TYPE, or with
+    select_cols, up to the last column selected."""
+    delimiter = node.attr["field_delim"].s.decode() if "field_delim" in node.attr and node.attr["field_delim"].s else ","
+    selected = list(node.attr["select_cols"].list.i) if "select_cols" in node.attr else []
+    if selected:
+        return delimiter, max(selected) + 1
+    return delimiter, len(node.attr["OUT_TYPE"].list.type) if "OUT_TYPE" in node.attr else 1
 
 
 def _reads_splits(node: Any, index: int) -> bool:
@@ -435,6 +452,10 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             values[key] = _strings(shape, lambda: _example_bytes(c.example or {}, rng))
         elif c.image is not None and dtype == object:
             values[key] = _strings(shape, lambda: _image_bytes(c.image or "png", c.channels, rng))
+        elif c.csv is not None and dtype == object:
+            delimiter, fields = c.csv
+            values[key] = _strings(shape, lambda: delimiter.join(
+                str(int(number)) for number in rng.integers(0, 10, fields)).encode())
         elif c.numeric and dtype == object:
             values[key] = _number_strings(shape, rng)
         elif dtype.kind in "iu":
