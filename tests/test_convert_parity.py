@@ -376,3 +376,26 @@ def test_csv_record_inputs_are_generated_from_the_decoder(tmp_path: Path) -> Non
     fed = parity["input_strategies"]["serving_default"]
     assert fed["strategy"] == "graph", fed
     assert all(o["status"] == "match" for o in parity["outputs"]) and len(parity["outputs"]) == 4
+
+
+def test_raw_tensor_and_base64_inputs_are_generated_from_their_decoders(tmp_path: Path) -> None:
+    """Strings read by tf.io.decode_raw (all one length, a multiple of the type's size),
+    tf.io.parse_tensor (a serialized TensorProto) and tf.io.decode_base64 (web-safe base64): random
+    words failed every strategy; the graph strategy makes what each decoder reads."""
+    source = tmp_path / "source"
+    _save_with_tensorflow(
+        "import sys, tensorflow as tf\n"
+        "class M(tf.Module):\n"
+        "    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='raw'),\n"
+        "                                  tf.TensorSpec([], tf.string, name='t'), tf.TensorSpec([None], tf.string, name='b')])\n"
+        "    def f(self, raw, t, b):\n"
+        "        return {'r': tf.io.decode_raw(raw, tf.float32) * 2.0, 'p': tf.io.parse_tensor(t, tf.int64) + 1,\n"
+        "                'b': tf.strings.length(tf.io.decode_base64(b))}\n"
+        "m = M()\n"
+        "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n", source)
+    report = tmp_path / "r.json"
+    result = run_cli(source, tmp_path / "out", "--to", "2.3", "--report", report)
+    assert result.code == 0, result.stderr
+    parity = json.loads(report.read_text())["parity"]
+    assert parity["input_strategies"]["serving_default"]["strategy"] == "graph"
+    assert sorted(o["output"] for o in parity["outputs"] if o["status"] == "match") == ["b", "p", "r"]

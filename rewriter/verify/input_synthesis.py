@@ -21,7 +21,11 @@ input must hold (`Constraint`):
   - numbers as text: StringToNumber (tf.strings.to_number), which fails on any other string;
   - CSV records: DecodeCSV (tf.io.decode_csv), which fails on a record whose number of fields is
     not its number of columns: records of that many small numbers (which string columns take
-    too), joined by its field_delim.
+    too), joined by its field_delim;
+  - raw bytes: DecodeRaw (tf.io.decode_raw), which needs every string of one length, a multiple
+    of its out_type's size: the bytes of a few small numbers of that type;
+  - serialized tensors: ParseTensor (tf.io.parse_tensor): a TensorProto of its out_type;
+  - base64: DecodeBase64 (tf.io.decode_base64), web-safe base64 of a word.
 
 `candidates` then gives, per signature, a short list of strategies that parity tries in order
 until the source runs on them: `random` (the seeded generator of parity.py, the former default),
@@ -32,11 +36,13 @@ StringToNumber through other string ops, a split or a regex, must hold).
 """
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from rewriter.savedmodel import tensors
 from rewriter.savedmodel.attr_values import type_name
 from rewriter.savedmodel.graph_model import node_of
 
@@ -48,6 +54,7 @@ IMAGE_DECODERS = {"DecodePng", "DecodeJpeg", "DecodeImage", "DecodeBmp", "Decode
 EXAMPLE_PARSERS = {"ParseExample", "ParseExampleV2", "ParseSingleExample"}
 RAGGED_SPLIT_READERS = {"RaggedTensorToTensor", "RaggedTensorToVariant", "RaggedTensorToSparse", "RaggedGather"}
 UNKNOWN_DIM = 2
+BASE64_WORDS = [b"the", b"quick", b"brown", b"fox"]  # what a DecodeBase64 input is made to hold
 
 
 @dataclass
@@ -64,6 +71,9 @@ class Constraint:
     channels: int = 3
     numeric: bool = False  # strings holding decimal numbers (StringToNumber)
     csv: tuple[str, int] | None = None  # DecodeCSV records: (field delimiter, number of fields)
+    raw: int | None = None  # DecodeRaw: the bytes of small numbers of this DataType
+    tensor: int | None = None  # ParseTensor: a serialized TensorProto of this DataType
+    base64: bool = False  # DecodeBase64: web-safe base64
     reasons: list[str] = field(default_factory=list)
 
     def bound(self, limit: int, reason: str) -> None:
@@ -275,6 +285,15 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
     elif op == "DecodeCSV" and index == 0:
         constraint.csv = constraint.csv or _csv_fields(node)
         constraint.reasons.append(f"CSV records of {_csv_fields(node)[1]} fields parsed by {where}")
+    elif op == "DecodeRaw" and index == 0 and "out_type" in node.attr:
+        constraint.raw = node.attr["out_type"].type
+        constraint.reasons.append(f"raw {type_name(constraint.raw)} bytes decoded by {where}")
+    elif op == "ParseTensor" and index == 0 and "out_type" in node.attr:
+        constraint.tensor = node.attr["out_type"].type
+        constraint.reasons.append(f"a serialized {type_name(constraint.tensor)} tensor parsed by {where}")
+    elif op == "DecodeBase64" and index == 0:
+        constraint.base64 = True
+        constraint.reasons.append(f"web-safe base64 decoded by {where}")
     elif op == "StringToNumber" and index == 0:
         constraint.numeric = True
         constraint.reasons.append(f"parsed as a number by {where}")
@@ -456,6 +475,16 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             delimiter, fields = c.csv
             values[key] = _strings(shape, lambda: delimiter.join(
                 str(int(number)) for number in rng.integers(0, 10, fields)).encode())
+        elif c.raw is not None and tensors.numpy_dtype(c.raw) is not None and dtype == object:
+            numbers = rng.integers(0, 10, (int(np.prod(shape, dtype=np.int64)), 4)).astype(tensors.numpy_dtype(c.raw))
+            values[key] = np.array([row.tobytes() for row in numbers], dtype=object).reshape(shape)
+        elif c.tensor is not None and tensors.numpy_dtype(c.tensor) is not None and dtype == object:
+            kind, numpy_type = c.tensor, tensors.numpy_dtype(c.tensor)
+            values[key] = _strings(shape, lambda: tensors.make_tensor_proto(
+                rng.integers(0, 10, 3).astype(numpy_type), kind).SerializeToString())
+        elif c.base64 and dtype == object:
+            values[key] = _strings(shape, lambda: base64.urlsafe_b64encode(
+                BASE64_WORDS[int(rng.integers(0, len(BASE64_WORDS)))]))
         elif c.numeric and dtype == object:
             values[key] = _number_strings(shape, rng)
         elif dtype.kind in "iu":
