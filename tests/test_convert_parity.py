@@ -380,17 +380,19 @@ def test_csv_record_inputs_are_generated_from_the_decoder(tmp_path: Path) -> Non
 
 def test_raw_tensor_and_base64_inputs_are_generated_from_their_decoders(tmp_path: Path) -> None:
     """Strings read by tf.io.decode_raw (all one length, a multiple of the type's size),
-    tf.io.parse_tensor (a serialized TensorProto) and tf.io.decode_base64 (web-safe base64): random
-    words failed every strategy; the graph strategy makes what each decoder reads."""
+    tf.io.parse_tensor (a serialized TensorProto), tf.io.decode_base64 (web-safe base64) and
+    tf.audio.decode_wav (a WAV file): random words failed every strategy; the graph strategy makes
+    what each decoder reads."""
     source = tmp_path / "source"
     _save_with_tensorflow(
         "import sys, tensorflow as tf\n"
         "class M(tf.Module):\n"
-        "    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='raw'),\n"
-        "                                  tf.TensorSpec([], tf.string, name='t'), tf.TensorSpec([None], tf.string, name='b')])\n"
-        "    def f(self, raw, t, b):\n"
+        "    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='raw'), tf.TensorSpec([], tf.string, name='t'),\n"
+        "                                  tf.TensorSpec([None], tf.string, name='b'), tf.TensorSpec([], tf.string, name='w')])\n"
+        "    def f(self, raw, t, b, w):\n"
+        "        audio, rate = tf.audio.decode_wav(w, desired_channels=1, desired_samples=400)\n"
         "        return {'r': tf.io.decode_raw(raw, tf.float32) * 2.0, 'p': tf.io.parse_tensor(t, tf.int64) + 1,\n"
-        "                'b': tf.strings.length(tf.io.decode_base64(b))}\n"
+        "                'b': tf.strings.length(tf.io.decode_base64(b)), 'a': tf.reduce_sum(audio * 3.0, 0), 'rate': rate}\n"
         "m = M()\n"
         "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n", source)
     report = tmp_path / "r.json"
@@ -398,4 +400,4 @@ def test_raw_tensor_and_base64_inputs_are_generated_from_their_decoders(tmp_path
     assert result.code == 0, result.stderr
     parity = json.loads(report.read_text())["parity"]
     assert parity["input_strategies"]["serving_default"]["strategy"] == "graph"
-    assert sorted(o["output"] for o in parity["outputs"] if o["status"] == "match") == ["b", "p", "r"]
+    assert sorted(o["output"] for o in parity["outputs"] if o["status"] == "match") == ["a", "b", "p", "r", "rate"]

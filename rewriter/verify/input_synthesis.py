@@ -25,7 +25,9 @@ input must hold (`Constraint`):
   - raw bytes: DecodeRaw (tf.io.decode_raw), which needs every string of one length, a multiple
     of its out_type's size: the bytes of a few small numbers of that type;
   - serialized tensors: ParseTensor (tf.io.parse_tensor): a TensorProto of its out_type;
-  - base64: DecodeBase64 (tf.io.decode_base64), web-safe base64 of a word.
+  - base64: DecodeBase64 (tf.io.decode_base64), web-safe base64 of a word;
+  - audio: DecodeWav (tf.audio.decode_wav): a 16-bit PCM WAV file of its desired channels and
+    samples.
 
 `candidates` then gives, per signature, a short list of strategies that parity tries in order
 until the source runs on them: `random` (the seeded generator of parity.py, the former default),
@@ -37,6 +39,8 @@ StringToNumber through other string ops, a split or a regex, must hold).
 from __future__ import annotations
 
 import base64
+import io
+import wave
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -74,6 +78,7 @@ class Constraint:
     raw: int | None = None  # DecodeRaw: the bytes of small numbers of this DataType
     tensor: int | None = None  # ParseTensor: a serialized TensorProto of this DataType
     base64: bool = False  # DecodeBase64: web-safe base64
+    wav: tuple[int, int] | None = None  # DecodeWav: (channels, samples) of a 16-bit PCM WAV file
     reasons: list[str] = field(default_factory=list)
 
     def bound(self, limit: int, reason: str) -> None:
@@ -294,6 +299,11 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
     elif op == "DecodeBase64" and index == 0:
         constraint.base64 = True
         constraint.reasons.append(f"web-safe base64 decoded by {where}")
+    elif op == "DecodeWav" and index == 0:
+        channels = node.attr["desired_channels"].i if "desired_channels" in node.attr else -1
+        samples = node.attr["desired_samples"].i if "desired_samples" in node.attr else -1
+        constraint.wav = (channels if channels > 0 else 1, samples if samples > 0 else 160)
+        constraint.reasons.append(f"a WAV file decoded by {where}")
     elif op == "StringToNumber" and index == 0:
         constraint.numeric = True
         constraint.reasons.append(f"parsed as a number by {where}")
@@ -445,6 +455,17 @@ def _bmp(pixels: np.ndarray) -> bytes:
     return header + info + body
 
 
+def _wav(frames: np.ndarray) -> bytes:
+    """A 16 kHz 16-bit PCM WAV file of these (samples, channels) frames, by the standard library."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(frames.shape[1])
+        writer.setsampwidth(2)
+        writer.setframerate(16000)
+        writer.writeframes(frames.tobytes())
+    return buffer.getvalue()
+
+
 def _strings(shape: list[int], make: Callable[[], bytes]) -> np.ndarray:
     values = np.empty(shape, dtype=object)
     for index in np.ndindex(*shape):
@@ -485,6 +506,9 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
         elif c.base64 and dtype == object:
             values[key] = _strings(shape, lambda: base64.urlsafe_b64encode(
                 BASE64_WORDS[int(rng.integers(0, len(BASE64_WORDS)))]))
+        elif c.wav is not None and dtype == object:
+            channels, samples = c.wav
+            values[key] = _strings(shape, lambda: _wav(rng.integers(-3000, 3000, (samples, channels)).astype("<i2")))
         elif c.numeric and dtype == object:
             values[key] = _number_strings(shape, rng)
         elif dtype.kind in "iu":
