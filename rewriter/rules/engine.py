@@ -124,7 +124,7 @@ class Matcher:
         """The binding, or None and which part of the pattern did not match."""
         if not self.scope.has_node(root_name):
             return None, f"{root_name} is no longer in the graph"
-        patterns = {p.name: p for p in rule.patterns}
+        patterns = rule.pattern_by_name
         binding = {rule.root.name: root_name}
         frontier = [rule.root.name]
         while frontier:
@@ -133,6 +133,8 @@ class Matcher:
             node = self.scope.node_def(node_name)
             if node.op not in pattern.ops:
                 return None, f"pattern node {pattern.name}: {node_name} is a {node.op}, wants {' or '.join(pattern.ops)}"
+            if not pattern.inputs:
+                continue  # (most patterns are one node: its inputs are not read)
             inputs = self.scope.data_inputs(node_name)
             for index, other, out_index in pattern.inputs:
                 where = f"pattern {pattern.name}.input[{index}] ({other}:{out_index})"

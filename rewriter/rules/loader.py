@@ -198,6 +198,11 @@ class Rule:
     def root(self) -> NodePattern:
         return self.patterns[0]
 
+    @functools.cached_property
+    def pattern_by_name(self) -> dict[str, NodePattern]:
+        """The match's node patterns by name (the matcher follows inputs by name, per candidate)."""
+        return {p.name: p for p in self.patterns}
+
     def applies_to(self, target: Release) -> bool:
         return target < self.since and (self.targets_from is None or target >= self.targets_from)
 
