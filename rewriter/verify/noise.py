@@ -15,7 +15,10 @@ judges each float output against a bound made of what the model itself says:
   How far its outputs move is the model's own answer to "what does one rounding step do here".
   A signature with no float input (token ids into an embedding, strings into a lookup) has
   nothing to move there: its first float values are the model's own, so the source's float
-  variables are moved by one ulp instead (parity.run_source; restored after). The 4-ulp floor
+  variables are moved by one ulp instead (parity.run_source; restored after). So is an output
+  that the input move left at exactly 0: the move was absorbed on the way (Keras' Rescaling
+  x / 255 - 0.5 rounds it away), and the floor alone called a tf_keras preprocessing model's
+  cross-release rounding (4.6 ulps, Resizing + Normalization + Conv2D) a mismatch. The 4-ulp floor
   alone called a text model's cross-release rounding a mismatch (an embedding + GRU + LSTM saved
   by tf_keras 2.18: 4.5 ulps of its small output's range against TF 2.3.4, from LSTM states
   far larger than that output).

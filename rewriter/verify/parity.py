@@ -290,6 +290,8 @@ class SourceRun:
     # signature -> what was moved by one ulp to measure it: "inputs", or "weights" for a signature
     # with no float input (token ids, strings), whose first float values are the model's own
     moved: dict[str, str] = field(default_factory=dict)
+    # signature -> output -> what was moved, where it is not `moved` (see _measure_weights_too)
+    moved_outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     # signature -> {"strategy": what fed it (None: nothing did), "why": input -> graph reasons,
     # "failed": ["<strategy>: <the source's error>", ...]}
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -371,6 +373,8 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                     noise_runs = noise_runs[:1] + ([by_weights] if isinstance(by_weights, str) else by_weights)
                     run.moved[key] = "weights"
                 _measure(run, key, values, result, noise_runs)
+                if run_moved_weights is not None and precisions is not None and _absorbed(run, key, result):
+                    _measure_weights_too(run, key, values, result, run_moved_weights(key, values, precisions[key], rng))
         pending = still
     return run
 
@@ -393,6 +397,33 @@ def _measure(run: SourceRun, key: str, values: dict[str, np.ndarray], reference:
         return
     run.movements[key] = {name: noise.movement(value, [m.get(name, np.empty(0)) for m in moved if not isinstance(m, str)])
                           for name, value in reference.items()}
+
+
+WEIGHTS_PAST_ABSORBED_INPUTS = "weights (a one-ulp move of its inputs moved it by 0, absorbed on the way)"
+
+
+def _absorbed(run: SourceRun, key: str, reference: dict[str, np.ndarray]) -> bool:
+    """Whether moving the float inputs by one ulp moved some float output by exactly 0: the move was
+    absorbed on the way (an input scaled down and offset, x / 255 - 0.5, rounds back to the same
+    value), so it says nothing about the rounding of the layers after."""
+    found = run.movements.get(key, {})
+    return run.moved.get(key) != "weights" and any(
+        found.get(name) == 0 and np.asarray(value).dtype.kind in "fc" and np.any(value)
+        for name, value in reference.items())
+
+
+def _measure_weights_too(run: SourceRun, key: str, values: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+                         by_weights: "list[dict[str, np.ndarray] | str] | str") -> None:
+    """Where an input move was absorbed, the model's float variables moved by one ulp instead
+    (its first float values past the absorption), for the outputs the input move left at 0."""
+    if isinstance(by_weights, str) or any(isinstance(m, str) for m in by_weights):
+        return  # no variable to move, or the source fails so: the input measurement stands
+    moved = [m for m in by_weights if not isinstance(m, str)]
+    for name, value in reference.items():
+        weights = noise.movement(value, [m.get(name, np.empty(0)) for m in moved])
+        if run.movements[key].get(name) == 0 and weights is not None:
+            run.movements[key][name] = weights
+            run.moved_outputs.setdefault(key, {})[name] = WEIGHTS_PAST_ABSORBED_INPUTS
 
 
 def _has_float(values: dict[str, np.ndarray]) -> bool:
@@ -469,7 +500,7 @@ def output_bounds(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str, expe
             continue
         precision = signature_precision(meta_graphs, key, value.dtype, [name])
         measured = run.movements.get(key, {}).get(name) if run else None
-        moved = (run.moved.get(key) if run else None) or "inputs"
+        moved = ((run.moved_outputs.get(key, {}).get(name) or run.moved.get(key)) if run else None) or "inputs"
         note = why_unmeasured or (run.notes.get(key, "") if run else "")
         if run and measured is None and not note:
             note = f"moving the {moved} by one ulp changed this output's shape or its NaN/infinity positions"
