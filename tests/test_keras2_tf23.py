@@ -237,6 +237,22 @@ def _set_in(layer_name: str, where: str, key: str, value: Any) -> Any:
     return edit
 
 
+def _drop_from_config(class_name: str, key: str) -> Any:
+    """An edit for _edit_metadata: remove `key` from the config of every layer of that class."""
+    def edit(path: str, obj: dict[str, Any]) -> Any:
+        if obj.get("class_name") == class_name and isinstance(obj.get("config"), dict):
+            obj["config"].pop(key, None)
+        return obj
+    return edit
+
+
+def test_keras_warnings_reach_the_terminal(tmp_path: Path) -> None:
+    """Every warning note is printed, not only in the reports (a revived layer class here)."""
+    result = run_cli(KERAS2 / "keras2_revived" / "saved_model", tmp_path / "out", "--to", "2.3", "--no-verify")
+    assert result.code == 0, result.stderr
+    assert "warning [keras-layer-new-in-2-4]" in result.stdout, result.stdout
+
+
 @pytest.mark.parametrize("fixture, edit, rule, text", [
     ("keras2_attention", _set_in("dot_attention", "config", "score_mode", "concat"),
      "keras-attention-score-mode-concat", "score_mode"),
@@ -262,6 +278,8 @@ def _set_in(layer_name: str, where: str, key: str, value: Any) -> Any:
      "keras-random-rng-type", "--allow-lossy keras-random-rng-type"),
     ("keras2_augmentation", _set_in("dropout", "config", "rng_type", "stateless"),
      "keras-random-rng-type", "--allow-lossy keras-random-rng-type"),
+    # Keras 2.12 and 2.15 write no `invert` (they cannot invert): the adapted-layer rule still applies.
+    ("keras2_preprocessing", _drop_from_config("Normalization", "invert"), "keras-normalization-adapted", None),
     # No TF 2.3 load_model form (generator state): --strict refuses instead of leaving metadata out.
     ("keras2_augmentation_geometric", lambda path, obj: obj, "keras-augmentation-generator-state",
      "generator state"),

@@ -234,7 +234,7 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
         for rule, n in sorted(counts.items()):
             print(f"  {rule}: {n}", file=stream)
         for note in plan.notes:
-            if note.startswith("warning: narrowing rule"):
+            if note.startswith("warning"):  # every warning reaches the terminal, not only the report
                 print(f"{red}{note}{reset}", file=stream)
         if plan.refusals:
             print(f"{red}{len(plan.refusals)} refusal(s):{reset}", file=stream)
