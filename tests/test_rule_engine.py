@@ -541,6 +541,52 @@ def test_retype_to_op_with_other_output_names_is_refused() -> None:
     assert scope.node_def("r").op == "Relu"
 
 
+# --- a rewrite into ops the target lacks is a refusal, with its own reason -----------------------
+LACKING = rules("""
+id: to-full-int
+description: test
+since: "2.4"
+match: {nodes: {node: {op: Relu}}}
+rewrite: {retype: {node: StatelessRandomUniformFullInt}}
+---
+id: to-relu6
+description: test
+since: "2.4"
+match: {nodes: {node: {op: Relu, inputs: {0: "x:0"}}, x: {op: Placeholder}}}
+rewrite: {retype: {node: Relu6}}
+---
+id: relu-catch-all
+description: test
+since: "2.4"
+match: {nodes: {node: {op: Relu}}}
+refuse: a more general reason
+""")
+
+
+def _relu_graph(feed: str) -> Scope:
+    return graph(node("x", "Placeholder", dtype="DT_FLOAT"), const("c", [1.0], "DT_FLOAT"),
+                 node("r", "Relu", [feed], T="DT_FLOAT"))
+
+
+def test_rewrite_into_an_op_the_target_lacks_refuses_with_that_reason() -> None:
+    scope = _relu_graph("c")   # to-relu6 does not match: only the lacking rewrite and the catch-all do
+    outcome = run([scope], [LACKING[0], LACKING[2]], target=Release(1, 15))
+    assert not outcome.applications
+    (finding,) = outcome.findings   # not also the catch-all's general reason
+    assert (finding.kind, finding.rule, finding.node) == ("refused", "to-full-int", "r")
+    assert "StatelessRandomUniformFullInt, but TensorFlow 1.15 lacks it" in finding.message
+    assert "Target TensorFlow 2.3 or newer" in finding.message
+    assert scope.node_def("r").op == "Relu"
+
+
+def test_rewrite_into_an_op_the_target_lacks_yields_to_a_later_rule() -> None:
+    scope = _relu_graph("x")
+    outcome = run([scope], LACKING, target=Release(1, 15))
+    assert [app.rule for app in outcome.applications] == ["to-relu6"]
+    assert not outcome.findings
+    assert scope.node_def("r").op == "Relu6"
+
+
 # --- fixpoint, idempotence, since ---------------------------------------------------------
 CHAIN = rules("""
 id: second

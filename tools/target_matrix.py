@@ -150,6 +150,13 @@ class FixtureProofs:
     def prove(self, rule: Any, release: str) -> RuleProof:
         if rule.refuse is not None:
             return self._prove_refusal(rule, release)
+        from rewriter.targets.registry import load_registry
+        from rewriter.targets.releases import parse_release
+
+        registry = load_registry(parse_release(release))
+        lacking = [op for op in rule.rewrite.written_ops if op not in registry]
+        if lacking:  # the rule cannot apply there: the claim to prove is that it refuses
+            return self._prove_refusal(rule, release, f"TensorFlow {release} lacks {', '.join(lacking)}")
         report, error = self._convert(rule.fixture, release)
         applied = report.plan is not None and any(a.rule == rule.id for a in report.plan.applications)
         if error:
@@ -172,7 +179,7 @@ class FixtureProofs:
         grade = "bit-identical" if rule.exact else "matched"
         return RuleProof(rule.id, release, True, f"{grade}, {len(parity.outputs)} output(s) in TensorFlow {parity.target_version}")
 
-    def _prove_refusal(self, rule: Any, release: str) -> RuleProof:
+    def _prove_refusal(self, rule: Any, release: str, lacking: str | None = None) -> RuleProof:
         from rewriter.api import check
         from rewriter.errors import TfDowngradeError
 
@@ -188,6 +195,8 @@ class FixtureProofs:
         refused = [f for f in plan.refusals if f.rule == rule.id]
         if not refused:
             return RuleProof(rule.id, release, False, f"did not refuse its fixture {rule.fixture}")
+        if lacking is not None:
+            return RuleProof(rule.id, release, True, f"refused: {lacking}")
         if refused[0].message != rule.refuse:
             return RuleProof(rule.id, release, False, "refused with another message")
         return RuleProof(rule.id, release, True, "refused")

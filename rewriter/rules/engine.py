@@ -20,7 +20,7 @@ from rewriter.savedmodel import tensors
 from rewriter.findings import Finding
 from rewriter.savedmodel.graph_model import ARG, CONTROL_RET, RET, NodeDefView, Scope
 from rewriter.savedmodel.op_signatures import OpSignatures, PortError
-from rewriter.targets.registry import OpRegistry, attr_or_default
+from rewriter.targets.registry import OpRegistry, attr_or_default, first_release_with_op
 from rewriter.targets.releases import Release
 from rewriter.rules.conditions import AttrRef, Condition, InputRef, MatchContext, OutputRef
 from rewriter.rules.loader import INPUT_REF_RE, OUTPUT_REF_RE, Rule, _ConstSpec, _TensorAttr
@@ -650,6 +650,7 @@ class RuleRun:
                  allow_lossy: set[str] | frozenset[str] = frozenset(), strict: bool = False,
                  pictures: bool = True) -> None:
         active = [rule for rule in rules if rule.applies_to(target)]
+        self.target = target
         self.rewrites = [rule for rule in active if rule.rewrite is not None]
         self.refusals = [rule for rule in active if rule.refuse is not None]
         self.allow_lossy, self.strict, self.pictures = allow_lossy, strict, pictures
@@ -701,9 +702,19 @@ class RuleRun:
         strict, allow_lossy = self.strict, self.allow_lossy
         index = OpIndex(scope)  # one scan, kept current
         where = scope.where()
+        # Nodes a rule would rewrite into ops the target lacks: refused once the fixpoint is
+        # reached, if the node is still there (a later rule may rewrite it another way).
+        unwritable: dict[str, tuple[_Tag, Rule, str, tuple[str, ...], frozenset[str]]] = {}
         for pass_number in range(MAX_PASSES):
             changed = False
             for rule_position, rule in _candidates(self._rewrites_by_op, index):
+                missing = _lacking_ops(rule, scope)
+                if missing:
+                    for events, binding in enumerate(Matcher(scope, index).matches(rule)):
+                        name = binding[rule.root.name]
+                        unwritable.setdefault(name, ((pass_number, rule_position, position, events), rule,
+                                                     scope.node_def(name).op, missing, frozenset(binding.values())))
+                    continue
                 matcher = Matcher(scope, index)
                 rewriter = Rewriter(scope, index, self.pictures)
                 events = 0
@@ -745,8 +756,21 @@ class RuleRun:
                 break
         else:
             raise RuleApplicationError(f"the rules still change the graph after {MAX_PASSES} passes: a rule undoes another")
+        # The nodes of the subgraphs refused here: the rewrite would have replaced them all, so a
+        # refusal rule's more general reason (a catch-all) would only mislead about them.
+        covered: set[str] = set()
+        for name, (tag, rule, op, missing, bound) in unwritable.items():
+            if scope.has_node(name) and scope.node_def(name).op == op:
+                covered |= bound
+                root = scope.node_def(name)
+                self._find((rule.id, where, name), tag, Finding(
+                    "refused", where, name, root.op, self._lacks_message(rule, missing), rule=rule.id,
+                    since=str(rule.since),
+                ))
         for rule_position, rule in _candidates(self._refusals_by_op, index):
             for events, binding in enumerate(Matcher(scope, index).matches(rule)):
+                if binding[rule.root.name] in covered:
+                    continue  # refused above, for the reason that is specific to it
                 root = scope.node_def(binding[rule.root.name])
                 assert rule.refuse is not None
                 self._find((rule.id, where, root.name), (MAX_PASSES, rule_position, position, events), Finding(
@@ -754,10 +778,27 @@ class RuleRun:
                 ))
         return (len(self._applications), len(self._findings)) != before
 
+    def _lacks_message(self, rule: Rule, missing: tuple[str, ...]) -> str:
+        firsts = [first_release_with_op(op) for op in missing]
+        known = [release for release in firsts if release is not None]
+        ops = " and ".join(missing)
+        message = (f"rule {rule.id} would rewrite this exactly into {ops}, but TensorFlow {self.target} lacks it, "
+                   f"and no rule has an exact form of it for {self.target}.")
+        if len(known) == len(firsts):
+            message += f" Target TensorFlow {max(known)} or newer."
+        return message
+
     def outcome(self) -> RuleOutcome:
         applications = [app for _, app in sorted(self._applications, key=lambda item: item[0])]
         findings = [finding for _, finding in sorted(self._findings.values(), key=lambda item: item[0])]
         return RuleOutcome(applications, findings)
+
+
+def _lacking_ops(rule: Rule, scope: Scope) -> tuple[str, ...]:
+    """The ops a rewrite rule writes that the scope's target lacks."""
+    assert rule.rewrite is not None and scope.ops is not None
+    target_op = scope.ops.target_op
+    return tuple(op for op in rule.rewrite.written_ops if target_op(op) is None)
 
 
 def _by_root_op(rules: list[Rule]) -> dict[str, list[tuple[int, Rule]]]:

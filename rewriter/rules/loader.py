@@ -170,6 +170,12 @@ class Rewrite:
     retype: tuple[tuple[str, str], ...] = ()  # (pattern node, new op)
     inputs: tuple[tuple[str, int, str], ...] = ()  # (pattern node, input index, new ref)
 
+    @property
+    def written_ops(self) -> tuple[str, ...]:
+        """The ops the rewrite writes (its new nodes' and its retypes'): a target lacking one
+        cannot take it."""
+        return tuple(dict.fromkeys([new.op for new in self.nodes] + [op for _, op in self.retype]))
+
 
 @dataclass(frozen=True)
 class Rule:

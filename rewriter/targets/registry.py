@@ -99,6 +99,23 @@ def load_registry(release: Release) -> OpRegistry:
     return OpRegistry(release, read_op_list(gzip.decompress(blob)))
 
 
+@functools.cache
+def first_release_with_op(op_name: str) -> Release | None:
+    """The oldest shipped release that has the op (None: none has it)."""
+    for release in known_releases():
+        if op_name in load_registry(release):
+            return release
+    return None
+
+
+@functools.cache
+def first_release_with_attr(op_name: str, attr_name: str) -> Release | None:
+    for release in known_releases():
+        if load_registry(release).attr_def(op_name, attr_name) is not None:
+            return release
+    return None
+
+
 def newest_registry() -> OpRegistry:
     """The newest shipped release: the reference for ops a source model may contain."""
     return load_registry(known_releases()[-1])

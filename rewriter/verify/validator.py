@@ -14,8 +14,8 @@ from rewriter.protos.op_def_pb2 import OpDef
 from rewriter.savedmodel.attr_values import type_name
 from rewriter.findings import Finding
 from rewriter.protos.node_def_pb2 import NodeDef
-from rewriter.targets.registry import OpRegistry, load_registry
-from rewriter.targets.releases import Release, known_releases
+from rewriter.targets.registry import OpRegistry, first_release_with_attr, first_release_with_op, load_registry
+from rewriter.targets.releases import Release
 
 
 class NodeScope(Protocol):
@@ -34,22 +34,6 @@ _FIELD_OF_TYPE = {
     "string": "s", "int": "i", "float": "f", "bool": "b", "type": "type",
     "shape": "shape", "tensor": "tensor", "func": "func",
 }
-
-
-@functools.cache
-def first_release_with_op(op_name: str) -> Release | None:
-    for release in known_releases():
-        if op_name in load_registry(release):
-            return release
-    return None
-
-
-@functools.cache
-def first_release_with_attr(op_name: str, attr_name: str) -> Release | None:
-    for release in known_releases():
-        if load_registry(release).attr_def(op_name, attr_name) is not None:
-            return release
-    return None
 
 
 def _since(release: Release | None) -> str | None:
