@@ -251,3 +251,25 @@ def test_an_input_move_absorbed_on_the_way_is_measured_on_the_weights(tmp_path: 
     assert run.moved_outputs["serving_default"] == {"absorbed": WEIGHTS_PAST_ABSORBED_INPUTS}
     scale = float(np.max(np.abs(run.outputs["serving_default"]["absorbed"])))
     assert measured["absorbed"] < 64 * noise.EPSILON["float32"] * scale  # rounding-sized: faults stay far outside
+
+
+def test_a_string_output_beside_float_inputs_is_compared_exactly(tmp_path: Path, runtime_2_3: Any) -> None:
+    """A signature with a float input and a string output that is no number ("x=7"):
+    moving the float input by one ulp measures the numeric outputs only. The string output was
+    cast to complex for a distance, an internal error (exit 5) on every target."""
+    source, out = tmp_path / "source", tmp_path / "out"
+    script = (
+        "import sys, tensorflow as tf\n"
+        "class M(tf.Module):\n"
+        "    @tf.function(input_signature=[tf.TensorSpec([2], tf.float32, name='x')])\n"
+        "    def f(self, x):\n"
+        "        return {'text': tf.strings.join(['x=', tf.strings.as_string(tf.round(x * 10.0))]), 'y': tf.tanh(x)}\n"
+        "m = M()\n"
+        "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
+    )
+    made = subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    result = run_cli(source, out, "--to", "2.3", "--report", tmp_path / "r.json")
+    assert result.code == 0, result.stdout + result.stderr
+    outputs = {o["output"]: o for o in json.loads((tmp_path / "r.json").read_text())["parity"]["outputs"]}
+    assert outputs["text"]["status"] == "match" and outputs["y"]["status"] == "match"

@@ -202,6 +202,8 @@ def movement(reference: np.ndarray, moved: Iterable[np.ndarray]) -> float | None
     """Largest finite |moved - reference| over the perturbed runs; None when a run changed the
     output's shape or its non-finite positions (then the perturbation says nothing usable)."""
     ref = np.asarray(reference)
+    if ref.dtype.kind not in "biufc":
+        return None  # strings: no numeric distance (they are compared exactly)
     worst = 0.0
     for other in moved:
         other = np.asarray(other)
