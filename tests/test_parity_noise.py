@@ -273,3 +273,29 @@ def test_a_string_output_beside_float_inputs_is_compared_exactly(tmp_path: Path,
     assert result.code == 0, result.stdout + result.stderr
     outputs = {o["output"]: o for o in json.loads((tmp_path / "r.json").read_text())["parity"]["outputs"]}
     assert outputs["text"]["status"] == "match" and outputs["y"]["status"] == "match"
+
+
+def test_a_bfloat16_output_is_judged_by_its_noise(tmp_path: Path, runtime_2_3: Any) -> None:
+    """A bfloat16 matmul: TF 2.21 (oneDNN) and 2.3.4 (Eigen) round it differently by a bfloat16
+    ulp. bfloat16 (ml_dtypes' type, numpy kind "V") was compared exactly, so this right model was
+    called wrong (exit 3); it is a float, judged by a bound measured in bfloat16."""
+    source, out = tmp_path / "source", tmp_path / "out"
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "class M(tf.Module):\n"
+        "    def __init__(self):\n"
+        "        self.w = tf.Variable(tf.cast(np.random.RandomState(0).randn(64, 8).astype(np.float32), tf.bfloat16))\n"
+        "    @tf.function(input_signature=[tf.TensorSpec([None, 64], tf.float32, name='x')])\n"
+        "    def f(self, x):\n"
+        "        return {'y': tf.matmul(tf.cast(x, tf.bfloat16), self.w)}\n"
+        "m = M()\n"
+        "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
+    )
+    made = subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    result = run_cli(source, out, "--to", "2.3", "--report", tmp_path / "r.json")
+    assert result.code == 0, result.stdout + result.stderr
+    (y,) = json.loads((tmp_path / "r.json").read_text())["parity"]["outputs"]
+    assert (y["dtype"], y["status"], y["precision"]) == ("bfloat16", "match", "bfloat16")
+    assert y["bound"] and y["movement"]  # judged by a measured bound, not exactly
+    assert y["max_abs_error"] is None or y["max_abs_error"] <= y["bound"]

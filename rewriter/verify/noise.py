@@ -57,7 +57,7 @@ EPSILON = {
 }
 _DT_PRECISION = {"DT_HALF": "float16", "DT_BFLOAT16": "bfloat16", "DT_FLOAT": "float32", "DT_DOUBLE": "float64",
                  "DT_COMPLEX64": "float32", "DT_COMPLEX128": "float64"}
-_NUMPY_PRECISION = {"float16": "float16", "float32": "float32", "float64": "float64",
+_NUMPY_PRECISION = {"float16": "float16", "bfloat16": "bfloat16", "float32": "float32", "float64": "float64",
                     "complex64": "float32", "complex128": "float64"}
 FLOOR_ULPS = 4.0
 SAFETY = 16.0
@@ -81,6 +81,11 @@ class NoiseBound:
     @property
     def relative_bound(self) -> float:
         return self.bound / self.scale if self.scale else float("inf")
+
+
+def is_float(dtype: np.dtype) -> bool:
+    """A float or complex dtype, bfloat16 included (ml_dtypes' type, whose numpy kind is "V")."""
+    return dtype.kind in "fc" or str(dtype) == "bfloat16"
 
 
 def output_precision(dtype: np.dtype) -> str | None:
@@ -176,7 +181,7 @@ def lowest_precision(meta_graph: Any, tensor_name: str, output_dtype: np.dtype) 
 def perturb(array: np.ndarray, precision: str, rng: np.random.Generator) -> np.ndarray:
     """Move every element of a float array by one ulp of `precision` (relative), sign at random;
     other dtypes are returned as they are."""
-    if array.dtype.kind not in "fc" or array.size == 0:
+    if not is_float(array.dtype) or array.size == 0:
         return array
     signs = rng.choice(np.array([-1.0, 1.0]), size=array.shape)
     moved = _moved(array, signs, precision)
@@ -202,7 +207,7 @@ def movement(reference: np.ndarray, moved: Iterable[np.ndarray]) -> float | None
     """Largest finite |moved - reference| over the perturbed runs; None when a run changed the
     output's shape or its non-finite positions (then the perturbation says nothing usable)."""
     ref = np.asarray(reference)
-    if ref.dtype.kind not in "biufc":
+    if ref.dtype.kind not in "biu" and not is_float(ref.dtype):
         return None  # strings: no numeric distance (they are compared exactly)
     worst = 0.0
     for other in moved:

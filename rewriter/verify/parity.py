@@ -408,7 +408,7 @@ def _absorbed(run: SourceRun, key: str, reference: dict[str, np.ndarray]) -> boo
     value), so it says nothing about the rounding of the layers after."""
     found = run.movements.get(key, {})
     return run.moved.get(key) != "weights" and any(
-        found.get(name) == 0 and np.asarray(value).dtype.kind in "fc" and np.any(value)
+        found.get(name) == 0 and noise.is_float(np.asarray(value).dtype) and np.any(value)
         for name, value in reference.items())
 
 
@@ -427,7 +427,7 @@ def _measure_weights_too(run: SourceRun, key: str, values: dict[str, np.ndarray]
 
 
 def _has_float(values: dict[str, np.ndarray]) -> bool:
-    return any(value.dtype.kind in "fc" and value.size for value in values.values())
+    return any(noise.is_float(value.dtype) and value.size for value in values.values())
 
 
 def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.ndarray]],
@@ -485,7 +485,7 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
 def _same(a: np.ndarray, b: np.ndarray | None) -> bool:
     if b is None or a.shape != b.shape or a.dtype != b.dtype:
         return False
-    if a.dtype.kind in "fc":
+    if noise.is_float(a.dtype):
         return bool(np.array_equal(a, b, equal_nan=True))
     return bool(np.array_equal(a, b))
 
@@ -718,9 +718,9 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
         return result
     kind = str(expected.dtype)
     user = (tolerance or {}).get(kind)
-    if expected.dtype.kind not in "fc" or (user is None and bound is None):
+    if not noise.is_float(expected.dtype) or (user is None and bound is None):
         return _compare_exact(result, expected, actual)
-    wide = np.float64 if expected.dtype.kind == "f" else np.complex128
+    wide = np.complex128 if expected.dtype.kind == "c" else np.float64
     exp, act = expected.astype(wide), actual.astype(wide)
     nan_exp, nan_act = np.isnan(exp), np.isnan(act)
     if not np.array_equal(nan_exp, nan_act):
@@ -792,13 +792,13 @@ def _compare_exact(result: OutputResult, expected: np.ndarray, actual: np.ndarra
         differ = np.array([a != b for a, b in zip(expected.ravel(), actual.ravel())], dtype=bool).reshape(expected.shape)
     else:
         differ = np.asarray(expected != actual)
-        if expected.dtype.kind in "fc":  # exact floats (no tolerance): NaN equals NaN at the same place
+        if noise.is_float(expected.dtype):  # exact floats (no tolerance): NaN equals NaN at the same place
             differ &= ~(np.isnan(expected) & np.isnan(actual))
     if differ.any():
         result.status, result.grade = "mismatch", "mismatch"
         result.message = "values differ (exact comparison)"
         result.worst_index = [int(i) for i in np.argwhere(differ)[0]]
-        if expected.dtype.kind in "iuf":
+        if expected.dtype.kind in "iu" or (noise.is_float(expected.dtype) and expected.dtype.kind != "c"):
             result.max_abs_error = float(np.max(np.abs(expected.astype(np.float64) - actual.astype(np.float64))[differ]))
     else:
         result.grade = "bit-identical"
