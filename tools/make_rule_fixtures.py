@@ -648,6 +648,26 @@ def build_new_ops_refused() -> Built:
                  "tridiagonal_solve(perturb_singular=True).")
 
 
+def build_image_transform_v2_modes() -> Built:
+    import tensorflow as tf
+
+    class Modes(tf.Module):
+        # ImageProjectiveTransformV2 exists in TF 2.3, but its kernel maps points outside the image
+        # by older formulas for every fill_mode but CONSTANT (tools/measure_image_transform_modes.py).
+        @tf.function(input_signature=[_spec([1, 5, 4, 1], tf.float32, "image")])
+        def call(self, image: Any) -> Any:
+            shift = tf.constant([[1.0, 0.0, -0.25, 0.0, 1.0, 0.75, 0.0, 0.0]])
+            return {mode.lower(): tf.raw_ops.ImageProjectiveTransformV2(
+                images=image, transforms=shift, output_shape=[5, 4], interpolation="BILINEAR", fill_mode=mode)
+                for mode in ("REFLECT", "WRAP", "NEAREST")}
+
+    module = Modes()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"image": (np.arange(20, dtype=np.float32) + 1).reshape(1, 5, 4, 1)}},
+                 "tf.raw_ops.ImageProjectiveTransformV2 with fill_mode REFLECT, WRAP and NEAREST (BILINEAR, a "
+                 "quarter-pixel shift across the border).")
+
+
 def build_ctc() -> Built:
     import keras
     import tensorflow as tf
@@ -1861,6 +1881,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "new_ops": build_new_ops,
     "image_transform_fill": build_image_transform_fill,
     "new_ops_refused": build_new_ops_refused,
+    "image_transform_v2_modes": build_image_transform_v2_modes,
     "fft_nd": build_fft_nd,
     "fft_nd_refused": build_fft_nd_refused,
     "conv_pool": build_conv_pool,
