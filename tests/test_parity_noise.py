@@ -299,3 +299,40 @@ def test_a_bfloat16_output_is_judged_by_its_noise(tmp_path: Path, runtime_2_3: A
     assert (y["dtype"], y["status"], y["precision"]) == ("bfloat16", "match", "bfloat16")
     assert y["bound"] and y["movement"]  # judged by a measured bound, not exactly
     assert y["max_abs_error"] is None or y["max_abs_error"] <= y["bound"]
+
+
+def test_each_output_is_judged_at_the_precision_on_its_own_path(tmp_path: Path, runtime_2_3: Any) -> None:
+    """One signature with a float32 matmul y, a float16 cast h of the input, a bfloat16 branch z
+    and a float64 sum a of a float64 input beside them. The walk to each output follows the call's
+    return value into the function, so y is judged at float32 and a at float64 (with its own
+    one-ulp moves), not at the lowest precision anywhere in the function: a wrong y (x 1.01, 1% of
+    its range) and a wrong a (x (1 + 1e-7)) passed as float16 / float32 noise before."""
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "scale = float(sys.argv[2])\n"
+        "class M(tf.Module):\n"
+        "    def __init__(self):\n"
+        "        self.w = tf.Variable(np.random.RandomState(0).randn(8, 4).astype('float32'))\n"
+        "    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name='x'),\n"
+        "                                  tf.TensorSpec([None, 4], tf.float64, name='d')])\n"
+        "    def f(self, x, d):\n"
+        "        return {'y': tf.matmul(x, self.w) * scale, 'h': tf.cast(x, tf.float16),\n"
+        "                'z': tf.cast(tf.cast(x, tf.bfloat16) * 2, tf.float32),\n"
+        "                'a': tf.reduce_sum(tf.exp(d), 1) * tf.constant(1 + (scale - 1) * 1e-5, tf.float64)}\n"
+        "m = M()\n"
+        "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
+    )
+    for name, scale in (("right", "1.0"), ("wrong", "1.01")):
+        made = subprocess.run([sys.executable, "-c", script, str(tmp_path / name), scale], capture_output=True,
+                              text=True, timeout=600)
+        assert made.returncode == 0, made.stderr[-2000:]
+    right = run_cli(tmp_path / "right", tmp_path / "right-2.3", "--to", "2.3", "--report", tmp_path / "right.json")
+    assert right.code == 0, right.stdout + right.stderr
+    precisions = {o["output"]: o.get("precision") for o in json.loads((tmp_path / "right.json").read_text())["parity"]["outputs"]}
+    assert precisions == {"y": "float32", "h": "float16", "z": "bfloat16", "a": "float64"}
+    assert run_cli(tmp_path / "wrong", tmp_path / "wrong-2.3", "--to", "2.3", "--no-verify").code == 0
+    judged = run_cli("verify", tmp_path / "wrong-2.3", "--against", tmp_path / "right", "--to", "2.3",
+                     "--report", tmp_path / "wrong.json")
+    assert judged.code == 3, judged.stdout + judged.stderr
+    status = {o["output"]: o["status"] for o in json.loads((tmp_path / "wrong.json").read_text())["parity"]["outputs"]}
+    assert status == {"y": "mismatch", "h": "match", "z": "match", "a": "mismatch"}

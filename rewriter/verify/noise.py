@@ -6,8 +6,9 @@ unit in the last place (ulp) of the precision it computes in, and the network ca
 differences to its outputs, amplified or damped as it carries a change of its inputs. So parity
 judges each float output against a bound made of what the model itself says:
 
-- the compute precision: the lowest float precision on the path to the output (a float16 or
-  bfloat16 Cast or op anywhere on it; `lowest_precision`). Its machine epsilon is the size of one
+- the compute precision: the lowest float precision computed on the path to the output (a
+  float16 or bfloat16 Cast or op on it, followed into called functions through the return value
+  the output is; `lowest_precision`). Its machine epsilon is the size of one
   rounding step.
 - a measured amplification: the SOURCE is run again (same process, same loaded model, after the
   reference run) with every float input moved by one ulp of the compute precision, twice with
@@ -130,14 +131,143 @@ def _called_functions(node: Any, library: set[str]) -> set[str]:
     return functions_called_by([node], library) & library
 
 
+# Ops that hold or move values without rounding them: their float type attrs say what the data
+# is, not what precision anything was computed in (a float32 input cast to float64 is exact).
+_HOLDS_VALUES = {"Placeholder", "PlaceholderWithDefault", "Const", "VarHandleOp", "ReadVariableOp",
+                 "VariableV2", "Identity", "IdentityN", "Snapshot", "StopGradient"}
+_CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
+# Visits before the walk gives up on precision and counts every node of every function reached.
+_MAX_VISITS = 200_000
+
+
+def _rounding_precisions(node: Any) -> set[str]:
+    """The float precisions a node computes in: its float type attrs, a Cast's destination only,
+    none for an op that only holds or moves values."""
+    if node.op in _HOLDS_VALUES:
+        return set()
+    if node.op == "Cast":
+        precision = _dt_precision(node.attr["DstT"].type) if "DstT" in node.attr else None
+        return {precision} if precision else set()
+    return _float_precisions_of(node)
+
+
+class _Functions:
+    def __init__(self, graph: Any) -> None:
+        self.by_name = {f.signature.name: f for f in graph.library.function}
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._args: dict[str, list[str]] = {}
+
+    def nodes(self, name: str) -> dict[str, Any]:
+        if name not in self._nodes:
+            self._nodes[name] = {node.name: node for node in self.by_name[name].node_def}
+        return self._nodes[name]
+
+    def args(self, name: str) -> list[str]:
+        if name not in self._args:
+            self._args[name] = [arg.name for arg in self.by_name[name].signature.input_arg]
+        return self._args[name]
+
+    def callee(self, node: Any) -> str | None:
+        """The function a call node runs (a PartitionedCall's f, or an op named after a function)."""
+        if node.op in self.by_name:
+            return str(node.op)
+        if node.op in _CALL_OPS and "f" in node.attr and node.attr["f"].func.name in self.by_name:
+            return str(node.attr["f"].func.name)
+        return None
+
+
+def _output_position(functions: _Functions, node: Any, callee: str, port: str, in_function: bool) -> int | None:
+    """Which output of the callee a port text of the call node names (None: cannot tell)."""
+    if not in_function:
+        return int(port[1:]) if port else 0
+    parts = port.split(":")
+    if len(parts) != 3:
+        return 0 if port == "" else None
+    if node.op in _CALL_OPS:  # one list output, "output"
+        return int(parts[2])
+    names = [arg.name for arg in functions.by_name[callee].signature.output_arg]
+    return names.index(parts[1]) if parts[1] in names and parts[2] == "0" else None
+
+
 def path_precisions(meta_graph: Any, tensor_name: str) -> set[str]:
-    """Float precisions of every node the tensor depends on: in the main graph, backwards from
-    the tensor; in functions, every node of every function reached (a Keras model is one function,
-    so a float16 layer anywhere in it counts; finer would need a walk through function outputs)."""
+    """Float precisions computed on the way to one tensor of the main graph: backwards along data
+    inputs, into a called function through the return value the tensor is (and out of it through
+    the call's inputs its args take), so a sibling output's float16 branch does not count. A
+    function reached any other way (a loop or branch body, a call whose output cannot be told)
+    counts whole, as does everything once the walk grows past _MAX_VISITS."""
+    graph = meta_graph.graph_def
+    main = {node.name: node for node in graph.node}
+    functions = _Functions(graph)
+    library = set(functions.by_name)
+    found: set[str] = set()
+    whole: list[str] = []  # functions counted whole
+    # (calls: the chain of (function or None for the graph, call node name) that led here,
+    #  where: the function walked, None for the graph, input text)
+    pending: list[tuple[tuple[tuple[str | None, str], ...], str | None, str]] = [((), None, tensor_name)]
+    seen: set[tuple[tuple[tuple[str | None, str], ...], str | None, str]] = set()
+    while pending:
+        item = pending.pop()
+        if item in seen:
+            continue
+        seen.add(item)
+        if len(seen) > _MAX_VISITS:
+            return found | path_precisions_whole(meta_graph, tensor_name)
+        calls, where, text = item
+        if text.startswith("^"):
+            continue  # a control input carries no value
+        name, sep, port = text.partition(":")
+        port = sep + port
+        nodes = main if where is None else functions.nodes(where)
+        if where is not None and port == "" and name in functions.args(where):
+            if not calls:
+                continue
+            caller, call_node = calls[-1]
+            caller_nodes = main if caller is None else functions.nodes(caller)
+            data = [i for i in caller_nodes[call_node].input if not i.startswith("^")]
+            arg_position = functions.args(where).index(name)
+            if arg_position < len(data):
+                pending.append((calls[:-1], caller, data[arg_position]))
+            continue
+        node = nodes.get(name)
+        if node is None:
+            continue
+        callee = functions.callee(node)
+        if callee is not None:
+            position = _output_position(functions, node, callee, port, where is not None)
+            outputs = functions.by_name[callee].signature.output_arg
+            if position is not None and position < len(outputs):
+                ret = functions.by_name[callee].ret[outputs[position].name]
+                pending.append((calls + ((where, name),), callee, ret))
+                continue
+            whole.append(callee)
+        found |= _rounding_precisions(node)
+        whole.extend(_called_functions(node, library) - {callee} if callee else _called_functions(node, library))
+        pending.extend((calls, where, source) for source in node.input)
+    return found | _whole_functions(functions, library, whole)
+
+
+def _whole_functions(functions: _Functions, library: set[str], reached: list[str]) -> set[str]:
+    """Float precisions of every node of these functions and of every function they reach."""
+    found: set[str] = set()
+    done: set[str] = set()
+    while reached:
+        fname = reached.pop()
+        if fname in done:
+            continue
+        done.add(fname)
+        for node in functions.by_name[fname].node_def:
+            found |= _rounding_precisions(node)
+            reached += _called_functions(node, library)
+    return found
+
+
+def path_precisions_whole(meta_graph: Any, tensor_name: str) -> set[str]:
+    """The coarse walk: every node the tensor depends on in the main graph, and every node of every
+    function reached."""
     graph = meta_graph.graph_def
     nodes = {node.name: node for node in graph.node}
-    functions = {f.signature.name: f for f in graph.library.function}
-    library = set(functions)
+    functions = _Functions(graph)
+    library = set(functions.by_name)
     found: set[str] = set()
     pending, seen = [tensor_name.split(":")[0]], set()
     reached: list[str] = []
@@ -147,24 +277,10 @@ def path_precisions(meta_graph: Any, tensor_name: str) -> set[str]:
             continue
         seen.add(name)
         node = nodes[name]
-        found |= _float_precisions_of(node)
+        found |= _rounding_precisions(node)
         reached += _called_functions(node, library)
         pending += list(_node_input_names(node))
-    done: set[str] = set()
-    while reached:
-        fname = reached.pop()
-        if fname in done:
-            continue
-        done.add(fname)
-        function = functions[fname]
-        for arg in list(function.signature.input_arg) + list(function.signature.output_arg):
-            precision = _dt_precision(arg.type)
-            if precision:
-                found.add(precision)
-        for node in function.node_def:
-            found |= _float_precisions_of(node)
-            reached += _called_functions(node, library)
-    return found
+    return found | _whole_functions(functions, library, reached)
 
 
 def lowest_precision(meta_graph: Any, tensor_name: str, output_dtype: np.dtype) -> str:

@@ -268,6 +268,19 @@ def _perturb_precision(meta_graphs: list[meta_graph_pb2.MetaGraphDef], meta_grap
     return precision if precision != "float64" or _has_float64_output(meta_graph, key) else "float32"
 
 
+def _finer_outputs(meta_graphs: list[meta_graph_pb2.MetaGraphDef], meta_graph: meta_graph_pb2.MetaGraphDef,
+                   key: str, coarse: str) -> dict[str, str]:
+    """The float outputs computed in a finer precision than `coarse` (the signature's), and theirs."""
+    finer: dict[str, str] = {}
+    for name in sorted(meta_graph.signature_def[key].outputs):
+        dtype = _NUMPY_OF.get(type_name(meta_graph.signature_def[key].outputs[name].dtype))
+        if dtype is not None and noise.output_precision(np.dtype(dtype)):
+            precision = signature_precision(meta_graphs, key, np.dtype(dtype), [name])
+            if noise.EPSILON[precision] < noise.EPSILON[coarse]:
+                finer[name] = precision
+    return finer
+
+
 def _has_float64_output(meta_graph: meta_graph_pb2.MetaGraphDef, key: str) -> bool:
     return any(type_name(info.dtype) in ("DT_DOUBLE", "DT_COMPLEX128") for info in meta_graph.signature_def[key].outputs.values())
 
@@ -315,7 +328,8 @@ WeightRunner = Callable[[str, dict[str, np.ndarray], str, np.random.Generator], 
 
 def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                alternatives: dict[str, list[Candidate]] | None, precisions: dict[str, str] | None,
-               seed: int = 0, where: str = "", run_moved_weights: WeightRunner | None = None) -> SourceRun:
+               seed: int = 0, where: str = "", run_moved_weights: WeightRunner | None = None,
+               finer: dict[str, dict[str, str]] | None = None) -> SourceRun:
     """Run every signature on the first of its `alternatives` (rewriter/verify/input_synthesis.py) the
     source accepts, and measure its noise, in as few batches as can be: `run_batch(replay, batch)`
     runs `batch` after `replay` (the successful calls so far, which a runtime that cannot keep a
@@ -325,7 +339,10 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
     with `precisions` (signature -> compute precision), once more on the same inputs (is it
     deterministic?) and PERTURBED_RUNS times with every float input moved by one ulp of that
     precision; a signature with no float input is measured by `run_moved_weights` instead, where
-    the runtime can move the model's float variables. `inputs` is updated to the values that ran."""
+    the runtime can move the model's float variables. `finer` (signature -> output -> precision)
+    names the outputs computed in a finer precision than their signature's (a float64 output beside
+    float32 ones): PERTURBED_RUNS more runs per such precision measure them, since a move of the
+    coarser size would measure the coarser noise. `inputs` is updated to the values that ran."""
     run = SourceRun({})
     rng = np.random.default_rng(seed + 1)
     options = {key: (alternatives or {}).get(key) or [Candidate("random", arrays)] for key, arrays in inputs.items()}
@@ -336,7 +353,8 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
     while pending:
         chosen = {key: options[key][attempt[key]] for key in pending}
         batch: Batch = [(key, chosen[key].values) for key in pending]
-        extra: dict[str, tuple[int, int]] = {}  # key -> (first index in batch, count) of its noise calls
+        # key -> (first index in batch, count) of its noise calls, and the finer precisions measured after them
+        extra: dict[str, tuple[int, int, list[str]]] = {}
         for key in pending:
             if precisions is None or key not in precisions:
                 continue
@@ -344,8 +362,11 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
             moved = [] if run_moved_weights is not None and not _has_float(values) else [
                 {name: noise.perturb(value, precisions[key], rng) for name, value in values.items()}
                 for _ in range(noise.PERTURBED_RUNS)]
-            extra[key] = (len(batch), 1 + len(moved))
-            batch += [(key, values)] + [(key, m) for m in moved]
+            levels = sorted(set((finer or {}).get(key, {}).values())) if moved else []
+            moved_finer = [{name: noise.perturb(value, level, rng) for name, value in values.items()}
+                           for level in levels for _ in range(noise.PERTURBED_RUNS)]
+            extra[key] = (len(batch), 1 + len(moved), levels)
+            batch += [(key, values)] + [(key, m) for m in moved + moved_finer]
         results = run_batch(replay, batch)
         still = []
         for index, key in enumerate(pending):
@@ -365,14 +386,17 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
             run.outputs[key] = result
             run.strategies[key] = {"strategy": chosen[key].strategy, "why": chosen[key].reasons, "failed": tried[key]}
             if key in extra:
-                first, count = extra[key]
+                first, count, levels = extra[key]
                 values = chosen[key].values
                 noise_runs = results[first:first + count]
+                finer_runs = results[first + count:first + count + len(levels) * noise.PERTURBED_RUNS]
                 if run_moved_weights is not None and precisions is not None and not _has_float(values):
                     by_weights = run_moved_weights(key, values, precisions[key], rng)
                     noise_runs = noise_runs[:1] + ([by_weights] if isinstance(by_weights, str) else by_weights)
                     run.moved[key] = "weights"
                 _measure(run, key, values, result, noise_runs)
+                if levels and key in run.movements:
+                    _measure_finer(run, key, result, levels, finer_runs, (finer or {})[key])
                 if run_moved_weights is not None and precisions is not None and _absorbed(run, key, result):
                     _measure_weights_too(run, key, values, result, run_moved_weights(key, values, precisions[key], rng))
         pending = still
@@ -397,6 +421,20 @@ def _measure(run: SourceRun, key: str, values: dict[str, np.ndarray], reference:
         return
     run.movements[key] = {name: noise.movement(value, [m.get(name, np.empty(0)) for m in moved if not isinstance(m, str)])
                           for name, value in reference.items()}
+
+
+def _measure_finer(run: SourceRun, key: str, reference: dict[str, np.ndarray], levels: list[str],
+                   results: list["dict[str, np.ndarray] | str"], finer: dict[str, str]) -> None:
+    """The outputs of a finer precision, measured on the runs whose inputs moved by its ulp. A
+    level whose runs failed keeps the coarser measurement (a wider bound)."""
+    for position, level in enumerate(levels):
+        runs = results[position * noise.PERTURBED_RUNS:(position + 1) * noise.PERTURBED_RUNS]
+        if any(isinstance(r, str) for r in runs):
+            continue
+        moved = [r for r in runs if not isinstance(r, str)]
+        for name, precision in finer.items():
+            if precision == level and name in reference:
+                run.movements[key][name] = noise.movement(reference[name], [m.get(name, np.empty(0)) for m in moved])
 
 
 WEIGHTS_PAST_ABSORBED_INPUTS = "weights (a one-ulp move of its inputs moved it by 0, absorbed on the way)"
@@ -432,7 +470,8 @@ def _has_float(values: dict[str, np.ndarray]) -> bool:
 
 def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.ndarray]],
                precisions: dict[str, str] | None = None, seed: int = 0,
-               alternatives: dict[str, list[Candidate]] | None = None) -> SourceRun:
+               alternatives: dict[str, list[Candidate]] | None = None,
+               finer: dict[str, dict[str, str]] | None = None) -> SourceRun:
     """Run each signature in the installed TensorFlow with tf.saved_model.load (or, for a call
     chain deeper than PYTHON_LOADER_MAX_CALL_DEPTH, in a session), through run_rounds: one loaded
     model for every strategy and noise run."""
@@ -444,7 +483,7 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
     proto = read_saved_model(model_dir).proto
     meta_graph = select_meta_graph(proto, tags)
     if deepest_call_chain(meta_graph.graph_def.library) > PYTHON_LOADER_MAX_CALL_DEPTH:
-        return run_source_as_session(model_dir, tags, meta_graph, inputs, precisions, seed, alternatives)
+        return run_source_as_session(model_dir, tags, meta_graph, inputs, precisions, seed, alternatives, finer)
     loaded = tf.saved_model.load(str(model_dir), tags=tags)
 
     def call(key: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray] | str:
@@ -479,7 +518,8 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
                 variable.assign(value)
         return results
 
-    return run_rounds(run_batch, inputs, alternatives, precisions, seed, run_moved_weights=run_moved_weights)
+    return run_rounds(run_batch, inputs, alternatives, precisions, seed, run_moved_weights=run_moved_weights,
+                      finer=finer)
 
 
 def _same(a: np.ndarray, b: np.ndarray | None) -> bool:
@@ -565,7 +605,8 @@ def _source_load_error(source_side: Any, source_run: SourceRun | None, source_di
 
 def _run_source_in_capi(source_side: Any, source_dir: Path, tags: list[str], source_meta: meta_graph_pb2.MetaGraphDef,
                         inputs: dict[str, dict[str, np.ndarray]], timeout: float, precisions: dict[str, str] | None,
-                        seed: int, alternatives: dict[str, list[Candidate]]) -> SourceRun:
+                        seed: int, alternatives: dict[str, list[Candidate]],
+                        finer: dict[str, dict[str, str]] | None = None) -> SourceRun:
     """run_rounds in a release's C API (runtimes/source_runtime.py): one worker per round, which
     replays the successful calls of the rounds before (one session's state)."""
     from rewriter.runtimes.source_runtime import CapiSource
@@ -577,7 +618,7 @@ def _run_source_in_capi(source_side: Any, source_dir: Path, tags: list[str], sou
             return [f"does not load: {source.load_error}"] * len(batch)
         return source.run_batch(replay + batch)[len(replay):]
 
-    run = run_rounds(run_batch, inputs, alternatives, precisions, seed, where=source.where)
+    run = run_rounds(run_batch, inputs, alternatives, precisions, seed, where=source.where, finer=finer)
     if source.load_error:
         first = (source.load_error.strip().splitlines() or [""])[0]
         run.outputs = {key: {"__error__": f"{_DOES_NOT_LOAD}{source.where}: {first}"} for key in inputs}
@@ -586,7 +627,8 @@ def _run_source_in_capi(source_side: Any, source_dir: Path, tags: list[str], sou
 
 def run_source_as_session(model_dir: Path, tags: list[str], meta_graph: meta_graph_pb2.MetaGraphDef,
                           inputs: dict[str, dict[str, np.ndarray]], precisions: dict[str, str] | None = None,
-                          seed: int = 0, alternatives: dict[str, list[Candidate]] | None = None) -> SourceRun:
+                          seed: int = 0, alternatives: dict[str, list[Candidate]] | None = None,
+                          finer: dict[str, dict[str, str]] | None = None) -> SourceRun:
     """run_source through the installed TF's TF1 loader and a session, signature by signature."""
     import tensorflow as tf
     from tensorflow.python.util import deprecation
@@ -608,7 +650,7 @@ def run_source_as_session(model_dir: Path, tags: list[str], meta_graph: meta_gra
                     results.append(_first_line(error))
             return results
 
-        return run_rounds(run_batch, inputs, alternatives, precisions, seed)
+        return run_rounds(run_batch, inputs, alternatives, precisions, seed, finer=finer)
 
 
 def signature_calls(meta_graph: meta_graph_pb2.MetaGraphDef, inputs: dict[str, dict[str, np.ndarray]],
@@ -873,11 +915,12 @@ def verify(
             name for name in arrays if given is not None and (f"{key}/{name}" in given or name in given)})
             for key, arrays in inputs.items()}
         noise_precisions = None if tolerance else precisions
+        finer = {key: _finer_outputs(meta_graphs, meta_graph, key, precisions[key]) for key in inputs}
         if source_side.kind == KIND_CAPI:
             source_run = _run_source_in_capi(source_side, source_dir, tags, source_meta, inputs, options.timeout,
-                                             noise_precisions, seed, alternatives)
+                                             noise_precisions, seed, alternatives, finer)
         else:
-            source_run = run_source(source_dir, tags, inputs, noise_precisions, seed, alternatives)
+            source_run = run_source(source_dir, tags, inputs, noise_precisions, seed, alternatives, finer)
         expected, unmeasured = source_run.outputs, ""
     calls = signature_calls(meta_graph, inputs, list(inputs))
     say(f"running the output in TensorFlow {handle.version} (C++ loader)")
