@@ -336,3 +336,39 @@ def test_each_output_is_judged_at_the_precision_on_its_own_path(tmp_path: Path, 
     assert judged.code == 3, judged.stdout + judged.stderr
     status = {o["output"]: o["status"] for o in json.loads((tmp_path / "wrong.json").read_text())["parity"]["outputs"]}
     assert status == {"y": "mismatch", "h": "match", "z": "match", "a": "mismatch"}
+
+
+def test_an_integer_output_that_rounding_reaches_is_judged_by_its_noise(tmp_path: Path, runtime_2_3: Any) -> None:
+    """q = int64(round((x @ w) * 1e5)) with 2048 terms: the releases' float rounding reaches q
+    (TF 2.3.4 differs by up to 4 on this machine), and the source's own q changes when x moves by
+    one ulp. Compared exactly, this right model was called wrong; it is judged by what the move
+    changed (SAFETY times as many elements, as far). Scaling w by 1.001 moves q by thousands: a
+    mismatch. An integer output the move leaves alone (a count) stays exact."""
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "scale = float(sys.argv[2])\n"
+        "class M(tf.Module):\n"
+        "    def __init__(self):\n"
+        "        self.w = tf.Variable(np.random.RandomState(1).randn(2048, 8).astype('float32') * scale)\n"
+        "    @tf.function(input_signature=[tf.TensorSpec([None, 2048], tf.float32, name='x')])\n"
+        "    def f(self, x):\n"
+        "        return {'q': tf.cast(tf.round(tf.matmul(x, self.w) * 1e5), tf.int64),\n"
+        "                'n': tf.shape(x, out_type=tf.int64)}\n"
+        "m = M()\n"
+        "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
+    )
+    for name, scale in (("right", "1.0"), ("wrong", "1.001")):
+        made = subprocess.run([sys.executable, "-c", script, str(tmp_path / name), scale], capture_output=True,
+                              text=True, timeout=600)
+        assert made.returncode == 0, made.stderr[-2000:]
+    right = run_cli(tmp_path / "right", tmp_path / "right-2.3", "--to", "2.3", "--report", tmp_path / "right.json")
+    assert right.code == 0, right.stdout + right.stderr
+    outputs = {o["output"]: o for o in json.loads((tmp_path / "right.json").read_text())["parity"]["outputs"]}
+    assert "integer output is computed from floats" in outputs["q"]["bound_origin"]
+    assert outputs["n"]["grade"] == "bit-identical" and outputs["n"].get("bound") is None
+    assert run_cli(tmp_path / "wrong", tmp_path / "wrong-2.3", "--to", "2.3", "--no-verify").code == 0
+    judged = run_cli("verify", tmp_path / "wrong-2.3", "--against", tmp_path / "right", "--to", "2.3",
+                     "--report", tmp_path / "wrong.json")
+    assert judged.code == 3, judged.stdout + judged.stderr
+    (q,) = [o for o in json.loads((tmp_path / "wrong.json").read_text())["parity"]["outputs"] if o["output"] == "q"]
+    assert q["status"] == "mismatch" and "elements differ" in q["message"]

@@ -32,6 +32,11 @@ judges each float output against a bound made of what the model itself says:
   and TF 2.3.4, while a weight shifted by 0.5 or scaled by 1.01 moves a small CNN's output by
   more than 1e-3 of its range, far above the bound (tests/test_parity_noise.py).
 
+An integer output that rounding reaches (a Round or Cast of float values, an ArgMax) is judged the
+same way: when the one-ulp move changes the source's own output, the target may differ in SAFETY
+times as many elements, each SAFETY times as far (`integer_bound`); an integer output the move
+leaves alone is compared exactly.
+
 Another intra-op thread count is not used: TensorFlow fixes it when its runtime starts, so it
 would need a second process and a second load (doubling parity's time), and on most networks it
 changes nothing (NOTES §9: MobileNetV2, EfficientNetB0, NASNet, mixed precision moved by 0).
@@ -78,6 +83,9 @@ class NoiseBound:
     bound: float  # absolute: max |actual - expected| allowed
     movement: float | None  # measured: how far the source's output moved under one-ulp input changes
     origin: str  # in words, where the bound came from
+    # An integer output computed from floats (a rounding, an argmax): how many of its elements may
+    # differ (None: a float output, any number may, each within `bound`).
+    elements: int | None = None
 
     @property
     def relative_bound(self) -> float:
@@ -337,6 +345,32 @@ def movement(reference: np.ndarray, moved: Iterable[np.ndarray]) -> float | None
         if finite_a.any():
             worst = max(worst, float(np.max(np.abs(a[finite_a] - b[finite_a]))))
     return worst
+
+
+def changed(reference: np.ndarray, moved: Iterable[np.ndarray]) -> int | None:
+    """Most elements a perturbed run changed (None: a run changed the shape or dtype)."""
+    ref = np.asarray(reference)
+    most = 0
+    for other in moved:
+        other = np.asarray(other)
+        if other.shape != ref.shape or other.dtype != ref.dtype:
+            return None
+        most = max(most, int(np.count_nonzero(ref != other)))
+    return most
+
+
+def integer_bound(expected: np.ndarray, precision: str, measured: float, changed_elements: int,
+                  moved: str = "inputs") -> NoiseBound:
+    """The bound of an integer output that rounding reaches (the source's own output changed when
+    its float inputs or weights moved by one ulp: a Round, Cast or ArgMax of float values). Its
+    elements may differ as the source's did under that move, by SAFETY times as many and as far."""
+    scale = output_scale(expected)
+    allowed = max(1, int(SAFETY * changed_elements))
+    bound = SAFETY * measured
+    origin = (f"this integer output is computed from floats: when the model's float {moved} move by one "
+              f"{precision} ulp, {changed_elements} of its {np.asarray(expected).size} elements change, by up to "
+              f"{measured:.3g}; bound = {SAFETY:g} x each (at most {allowed} elements differ, each by at most {bound:.3g})")
+    return NoiseBound(precision, scale, bound, measured, origin, elements=allowed)
 
 
 def output_scale(expected: np.ndarray) -> float:

@@ -299,6 +299,8 @@ class SourceRun:
 
     outputs: dict[str, dict[str, Any]]
     movements: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # per integer output: most elements one perturbed run changed (noise.changed)
+    changes: dict[str, dict[str, int | None]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # signature -> why no movement was measured
     # signature -> what was moved by one ulp to measure it: "inputs", or "weights" for a signature
     # with no float input (token ids, strings), whose first float values are the model's own
@@ -419,8 +421,19 @@ def _measure(run: SourceRun, key: str, values: dict[str, np.ndarray], reference:
         run.notes[key] = f"the source fails {what} moved by one ulp ({_first_line(str(failed[0]))})"
         run.moved.pop(key, None)
         return
-    run.movements[key] = {name: noise.movement(value, [m.get(name, np.empty(0)) for m in moved if not isinstance(m, str)])
+    runs = [m for m in moved if not isinstance(m, str)]
+    run.movements[key] = {name: noise.movement(value, [m.get(name, np.empty(0)) for m in runs])
                           for name, value in reference.items()}
+    run.changes[key] = _changes(reference, runs)
+
+
+def _changes(reference: dict[str, np.ndarray], runs: list[dict[str, np.ndarray]]) -> dict[str, int | None]:
+    return {name: noise.changed(value, [m.get(name, np.empty(0)) for m in runs])
+            for name, value in reference.items() if _is_integer(np.asarray(value).dtype)}
+
+
+def _is_integer(dtype: np.dtype) -> bool:
+    return dtype.kind in "iu"
 
 
 def _measure_finer(run: SourceRun, key: str, reference: dict[str, np.ndarray], levels: list[str],
@@ -457,11 +470,14 @@ def _measure_weights_too(run: SourceRun, key: str, values: dict[str, np.ndarray]
     if isinstance(by_weights, str) or any(isinstance(m, str) for m in by_weights):
         return  # no variable to move, or the source fails so: the input measurement stands
     moved = [m for m in by_weights if not isinstance(m, str)]
+    changes = _changes(reference, moved)
     for name, value in reference.items():
         weights = noise.movement(value, [m.get(name, np.empty(0)) for m in moved])
         if run.movements[key].get(name) == 0 and weights is not None:
             run.movements[key][name] = weights
             run.moved_outputs.setdefault(key, {})[name] = WEIGHTS_PAST_ABSORBED_INPUTS
+            if name in changes:
+                run.changes.setdefault(key, {})[name] = changes[name]
 
 
 def _has_float(values: dict[str, np.ndarray]) -> bool:
@@ -536,6 +552,13 @@ def output_bounds(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str, expe
     bounds: dict[str, NoiseBound] = {}
     for name, value in expected.items():
         value = np.asarray(value)
+        if name != "__error__" and run and _is_integer(value.dtype):
+            measured, count = run.movements.get(key, {}).get(name), run.changes.get(key, {}).get(name)
+            if measured and count:  # the source's own output changed under one-ulp moves
+                moved = run.moved_outputs.get(key, {}).get(name) or run.moved.get(key) or "inputs"
+                bounds[name] = noise.integer_bound(value, signature_precision(meta_graphs, key, np.dtype(np.float32), [name]),
+                                                   measured, count, moved)
+            continue
         if name == "__error__" or noise.output_precision(value.dtype) is None:
             continue
         precision = signature_precision(meta_graphs, key, value.dtype, [name])
@@ -760,6 +783,8 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
         return result
     kind = str(expected.dtype)
     user = (tolerance or {}).get(kind)
+    if _is_integer(expected.dtype) and bound is not None and bound.elements is not None:
+        return _compare_integer(result, expected, actual, bound)
     if not noise.is_float(expected.dtype) or (user is None and bound is None):
         return _compare_exact(result, expected, actual)
     wide = np.complex128 if expected.dtype.kind == "c" else np.float64
@@ -823,6 +848,30 @@ def _ratio(value: float, scale: float) -> float | None:
 
 def _ratio_words(value: float | None, scale: float) -> str:
     return f"{value / scale:.2g} of the range {scale:.3g}" if scale and value is not None else "the expected output is all zeros"
+
+
+def _compare_integer(result: OutputResult, expected: np.ndarray, actual: np.ndarray, bound: NoiseBound) -> OutputResult:
+    """An integer output that rounding reaches: as many differing elements, as far, as its bound
+    allows (the source's own change under one-ulp moves, SAFETY times)."""
+    assert bound.elements is not None
+    differ = np.asarray(expected != actual)
+    result.precision, result.scale, result.movement = bound.precision, bound.scale, bound.movement
+    result.bound, result.bound_of_range, result.bound_origin = bound.bound, _ratio(bound.bound, bound.scale), bound.origin
+    if not differ.any():
+        result.grade = "bit-identical"
+        return result
+    distance = np.abs(expected.astype(np.float64) - actual.astype(np.float64))
+    result.max_abs_error = float(distance.max())
+    result.error_of_range = _ratio(result.max_abs_error, bound.scale)
+    result.worst_index = [int(i) for i in np.unravel_index(int(np.argmax(distance)), distance.shape)]
+    count = int(np.count_nonzero(differ))
+    if count <= bound.elements and result.max_abs_error <= bound.bound:
+        result.grade = "within-noise"
+    else:
+        result.status, result.grade = "mismatch", "mismatch"
+        result.message = (f"{count} of {differ.size} elements differ, by up to {result.max_abs_error:.3g}; its noise "
+                          f"allows {bound.elements}, by up to {bound.bound:.3g}")
+    return result
 
 
 def _compare_exact(result: OutputResult, expected: np.ndarray, actual: np.ndarray) -> OutputResult:
