@@ -152,7 +152,7 @@ def _documents(text: str, shown: str) -> list[Any]:
 
 def check_file(path: Path) -> list[str]:
     """The ids of the rules one file holds, after checking it: schema, then its kind's parser."""
-    from rewriter.rules.object_graph_loader import parse_object_graph_rule
+    from rewriter.rules.object_graph_loader import parse_object_graph_rules_text
 
     shown = str(path)
     try:
@@ -163,11 +163,12 @@ def check_file(path: Path) -> list[str]:
     if not documents:
         raise RuleFileError(f"{shown}:1: holds no rule")
     validate_schema(documents, shown)
-    kinds = {_kind_of(d) for d in documents}
+    # A family is of its template's kind.
+    kinds = {_kind_of(d["rule"] if _kind_of(d) == "family" else d) for d in documents} - {"fragments"}
     if "object_graph_rule" in kinds:
         if kinds != {"object_graph_rule"}:
             raise RuleFileError(f"{shown}:1: a file holds graph rules or object-graph rules, not both")
-        return [parse_object_graph_rule(d, shown).id for d in documents]
+        return [rule.id for rule in parse_object_graph_rules_text(text, shown)]
     return [rule.id for rule in parse_rule_text(text, shown)]
 
 

@@ -27,7 +27,7 @@ story, rewrites before refusals) whose `match:` names Keras classes instead of a
       set: {config.output_mode: binary}            # set (or add) a value
       set_class_name: Model                        # rename the class
       replace_with: config.name                    # replace the whole object by one of its values
-      warn: "recorded in the report's notes whenever the rule applies"
+      warn: "recorded in the report's notes whenever the rule applies ({target}, {classes})"
 
 A path is dotted keys; in conditions and drop_keys a part may also be `*` (every element of a list
 or every value of an object) or a list index (`0`, `3`): `inbound_nodes.*.*.3.use_causal_mask` is

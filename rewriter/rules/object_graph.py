@@ -63,6 +63,8 @@ class Outcome:
     replaced: dict[str, bytes | None] = field(default_factory=dict)
     finalize: Callable[[Path], None] | None = None
     rewritten: list[str] = field(default_factory=list)  # files the finalize step writes
+    # Keras-config rule id -> the class names of the objects it applied to, for its warning's {classes}
+    keras_classes: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, outcome: Outcome,
@@ -284,7 +286,7 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
     warned = {a.rule for a in outcome.applications}
     for rule in active:
         if rule.warn and rule.id in warned:
-            outcome.notes.append(f"warning [{rule.id}]: {rule.warn.strip()}")
+            outcome.notes.append(f"warning [{rule.id}]: {warning_text(rule.warn, target, outcome.keras_classes.get(rule.id, []))}")
     counts: dict[tuple[str, str], int] = {}
     for app in outcome.applications:
         counts[(app.rule, app.file)] = counts.get((app.rule, app.file), 0) + 1
@@ -377,6 +379,12 @@ def _drop(proto: saved_model_pb2.SavedModel, drops: list[tuple[ObjectGraphRule, 
         ctx.needed = needed_objects(graph)
 
 
+def warning_text(warn: str, target: Release, classes: list[str]) -> str:
+    """A rule's warning for this conversion: `{target}` is the target release, `{classes}` the
+    Keras classes the rule applied to (a warning names what the model has, not what the rule knows)."""
+    return " ".join(warn.split()).replace("{target}", str(target)).replace("{classes}", ", ".join(sorted(classes)))
+
+
 def _apply_keras_rules(rules: list[ObjectGraphRule], lossy: list[ObjectGraphRule], proto: saved_model_pb2.SavedModel,
                        keras: message.Message | None, outcome: Outcome) -> None:
     """Rewrites (in rule order: file, then position) on every Keras object of every metadata string, then refusals and
@@ -402,6 +410,9 @@ def _apply_keras_rules(rules: list[ObjectGraphRule], lossy: list[ObjectGraphRule
                 if not keras_config.matches(rule.keras_match, obj):
                     continue
                 what = obj.get("class_name")
+                classes = outcome.keras_classes.setdefault(rule.id, [])
+                if str(what) not in classes:
+                    classes.append(str(what))
                 if rule.keras_rewrite.empty:
                     # A warn-only rule: the config stays; the report carries the rule's warning.
                     outcome.applications.append(ObjectGraphApplication(rule.id, file, f"{label}: {path} ({what})",

@@ -56,6 +56,8 @@ from typing import Any
 
 import yaml
 
+from rewriter.rules.expand import expand_documents
+
 from rewriter.errors import BadInput, RuleFileError
 from rewriter.rules import keras_config
 from rewriter.rules.loader import ID_RE, _LineLoader
@@ -253,7 +255,10 @@ def parse_object_graph_rules_text(text: str, path: str) -> list[ObjectGraphRule]
         documents = [d for d in yaml.load_all(text, Loader=_LineLoader) if d is not None]
     except yaml.YAMLError as error:
         raise RuleFileError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return [parse_object_graph_rule(d, path) for d in documents]
+    rules: list[ObjectGraphRule] = []
+    # Families and fragments (rewriter/rules/expand.py), as in graph rule files.
+    expand_documents(documents, path, lambda document, row: rules.append(parse_object_graph_rule(document, path)))
+    return rules
 
 
 def builtin_object_graph_rules_dir() -> Path:
