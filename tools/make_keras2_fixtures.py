@@ -391,6 +391,21 @@ def build_grouped_conv() -> tuple[Any, dict[str, np.ndarray], str]:
                       "Conv2D(8, 3, groups=4, relu) -> Conv2D(4, 1) -> GlobalAveragePooling2D; Concatenate -> Dense(2)")
 
 
+def build_compiled() -> tuple[Any, dict[str, np.ndarray], str]:
+    import tf_keras as keras
+
+    rng = np.random.default_rng(0)
+    model = keras.Sequential([
+        keras.Input(shape=(5,), name="features"),
+        keras.layers.Dense(8, activation="relu", name="hidden"),
+        keras.layers.Dense(2, name="logits"),
+    ], name="keras2_compiled")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"])
+    x = {"features": rng.standard_normal((BATCH, 5)).astype(np.float32)}
+    return model, x, ("tf_keras Sequential MLP compiled with the Keras 2.11+ Adam (training_config optimizer "
+                      "Custom>Adam), an mse loss and an mae metric")
+
+
 FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
     "keras2_cnn": build_cnn,
     "keras2_rnn": build_rnn,
@@ -406,6 +421,7 @@ FIXTURES: dict[str, Callable[[], tuple[Any, dict[str, np.ndarray], str]]] = {
     "keras2_augmentation": build_augmentation,
     "keras2_augmentation_geometric": build_augmentation_geometric,
     "keras2_grouped_conv": build_grouped_conv,
+    "keras2_compiled": build_compiled,
 }
 
 
