@@ -15,6 +15,21 @@ input must hold (`Constraint`):
     num_segments when it is a Const);
   - row splits: RaggedTensorToTensor/RaggedTensorToVariant/RaggedTensorToSparse/RaggedGather
     (non-decreasing, from 0 to the number of values);
+  - the other row partitions of tf.RaggedTensor.from_row_lengths/from_value_rowids/from_row_starts/
+    from_row_limits (and from_row_splits with no reader above): the op reading the input says
+    which (a Cumsum: row lengths, >= 0; a DenseBincount/Bincount or a VALUE_ROWIDS partition of
+    RaggedTensorToTensor: value row ids, sorted, one per value; a ConcatV2 putting the number of
+    values after it: row starts; a ConcatV2 putting a Const 0 before it: row limits; a
+    StridedSlice compared with the number of values: row splits), confirmed by following its
+    output to the assert that compares it with the first dimension (Shape) of the values input,
+    or to a RaggedTensorToTensor/RaggedTensorToVariant/RaggedTensorToSparse whose values that
+    input is; the partition then covers exactly those values;
+  - sparse indices: the indices of SparseToDense, SparseTensorDenseMatMul, SparseTensorDenseAdd,
+    SparseReorder, SparseReduce*, SparseTensorToCSRSparseMatrix, SparseFillEmptyRows,
+    SparseSlice, SparseSoftmax, SparseDenseCwise*, SparseAdd, SparseSparseMaximum/Minimum,
+    SparseReshape, SparseSplit, Serialize(Many)Sparse, SparseToSparseSetOperation: rows within the
+    dense shape (a Const, or a signature input then given a shape that holds them), unique and in
+    row-major order, as many as the values input holds;
   - serialized tf.Example: ParseExample/ParseExampleV2/ParseSingleExample, built from the dense,
     sparse and ragged keys (Consts), dtypes and dense shapes of the op;
   - encoded images: DecodePng/DecodeJpeg/DecodeImage/DecodeBmp/DecodeGif/DecodeAndCropJpeg;
@@ -57,6 +72,22 @@ CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
 IMAGE_DECODERS = {"DecodePng", "DecodeJpeg", "DecodeImage", "DecodeBmp", "DecodeGif", "DecodeAndCropJpeg"}
 EXAMPLE_PARSERS = {"ParseExample", "ParseExampleV2", "ParseSingleExample"}
 RAGGED_SPLIT_READERS = {"RaggedTensorToTensor", "RaggedTensorToVariant", "RaggedTensorToSparse", "RaggedGather"}
+# How a 1-D integer input can partition the values of a ragged tensor (Constraint.row_partition).
+ROW_PARTITIONS = ("row_splits", "row_lengths", "value_rowids", "row_starts", "row_limits")
+RAGGED_ROWS = 2  # rows of a synthesised ragged tensor whose partition input has no static length
+PARTITION_REACH = 6  # ops followed from the op reading a partition input to the assert or reader that confirms it
+# op -> (indices, values or None, dense shape) input indices of each SparseTensor it reads
+SPARSE_COMPONENTS: dict[str, list[tuple[int, int | None, int]]] = {
+    **{op: [(0, 1, 2)] for op in (
+        "SparseTensorDenseMatMul", "SparseTensorDenseAdd", "SparseReorder", "SparseReduceSum", "SparseReduceSumSparse",
+        "SparseReduceMax", "SparseReduceMaxSparse", "SparseTensorToCSRSparseMatrix", "SparseFillEmptyRows",
+        "SparseSlice", "SparseSoftmax", "SparseDenseCwiseMul", "SparseDenseCwiseAdd", "SparseDenseCwiseDiv",
+        "SerializeSparse", "SerializeManySparse")},
+    **{op: [(0, 1, 2), (3, 4, 5)] for op in (
+        "SparseAdd", "SparseSparseMaximum", "SparseSparseMinimum", "SparseToSparseSetOperation")},
+    "SparseToDense": [(0, 2, 1)], "SparseReshape": [(0, None, 1)], "SparseSplit": [(1, 2, 3)],
+}
+SPARSE_DIM = 3  # each dimension of a dense shape synthesised for a dense shape input, when nothing says more
 UNKNOWN_DIM = 2
 BASE64_WORDS = [b"the", b"quick", b"brown", b"fox"]  # what a DecodeBase64 input is made to hold
 
@@ -68,8 +99,14 @@ class Constraint:
     limit: int | None = None  # integers in [0, limit)
     sorted: bool = False  # non-decreasing (segment ids)
     nd_limits: list[int] | None = None  # last dimension indexes these dims (GatherNd/ScatterNd)
-    row_splits: bool = False
-    ragged_values_input: str | None = None  # the signature input holding the values the splits split
+    row_partition: str | None = None  # one of ROW_PARTITIONS: how this input partitions ragged values
+    ragged_values_input: str | None = None  # the signature input holding the values it partitions
+    sparse_indices: bool = False  # a SparseTensor's indices: in bounds, unique, in row-major order
+    sparse_dense_shape: list[int] | None = None  # the Const dense shape those indices index
+    sparse_shape_input: str | None = None  # the signature input holding that dense shape
+    sparse_values_input: str | None = None  # the signature input holding one value per index row
+    dense_shape_of: str | None = None  # the dense shape of the SparseTensor whose indices are this input
+    values_of: str | None = None  # the values partitioned (ragged) or indexed (sparse) by this input
     example: dict[str, Any] | None = None  # {"dense": [(key, dtype, shape)], "sparse": [...], "ragged": [...]}
     image: str | None = None  # "png", "jpeg", "bmp", "gif"
     channels: int = 3
@@ -102,6 +139,18 @@ class _Graph:
     def __init__(self, meta_graph: Any) -> None:
         self.main = _Scope("", {n.name: n for n in meta_graph.graph_def.node}, None)
         self.functions = {f.signature.name: f for f in meta_graph.graph_def.library.function}
+        self._consumers: dict[str, dict[str, list[tuple[Any, int]]]] = {}
+
+    def consumers(self, scope: _Scope, name: str) -> list[tuple[Any, int]]:
+        """(node, input index) of every op in `scope` reading any output of node `name`."""
+        if scope.name not in self._consumers:
+            index: dict[str, list[tuple[Any, int]]] = {}
+            for node in scope.nodes.values():
+                for position, ref in enumerate(node.input):
+                    if not ref.startswith("^"):
+                        index.setdefault(node_of(ref), []).append((node, position))
+            self._consumers[scope.name] = index
+        return self._consumers[scope.name].get(name, [])
 
     def enter(self, caller: _Scope, node: Any) -> _Scope | None:
         name = node.attr["f"].func.name if node.op in CALL_OPS else node.op
@@ -277,13 +326,28 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
     elif op.startswith("Segment") and index == 1:
         constraint.sorted = True
         constraint.reasons.append(f"sorted segment ids of {where}")
-    elif op in RAGGED_SPLIT_READERS and _reads_splits(node, index):
-        constraint.row_splits = True
-        constraint.reasons.append(f"row splits of {where}")
-        values_index = {"RaggedTensorToTensor": 1, "RaggedTensorToVariant": len(node.input) - 1,
-                        "RaggedTensorToSparse": len(node.input) - 1}.get(op)
+    elif op in RAGGED_SPLIT_READERS and (kind := _partition_read(node, index)) is not None:
+        values_index = _ragged_values_index(node)
+        values = _signature_input_of(graph, scope, node.input[values_index], names) if values_index is not None else None
+        _partition(constraint, kind, values, f"{kind} of {where}")
+    elif op in _PARTITION_OPS and (kind := _partition_kind(graph, scope, node, index)) is not None:
+        values = _partition_values(graph, scope, node, names)
+        if values is not None:
+            _partition(constraint, kind, values, f"{kind} ({op} '{node.name}') of the ragged values '{values}'")
+    elif op in SPARSE_COMPONENTS and any(index == parts[0] for parts in SPARSE_COMPONENTS[op]):
+        _, values_index, shape_index = next(parts for parts in SPARSE_COMPONENTS[op] if parts[0] == index)
+        constraint.sparse_indices = True
+        dense = _const_value(graph, scope, node.input[shape_index])
+        if dense is not None and dense.ndim == 1 and np.all(dense >= 0):
+            constraint.sparse_dense_shape = [int(d) for d in dense]
+        else:
+            constraint.sparse_shape_input = constraint.sparse_shape_input or _signature_input_of(
+                graph, scope, node.input[shape_index], names)
         if values_index is not None:
-            constraint.ragged_values_input = _signature_input_of(graph, scope, node.input[values_index], names)
+            constraint.sparse_values_input = constraint.sparse_values_input or _signature_input_of(
+                graph, scope, node.input[values_index], names)
+        constraint.reasons.append(f"sparse indices of {where} (dense shape "
+                                  f"{constraint.sparse_dense_shape or constraint.sparse_shape_input or 'unknown'})")
     elif op in EXAMPLE_PARSERS and index == 0:
         constraint.example = _example_spec(graph, scope, node)
         constraint.reasons.append(f"serialized tf.Example read by {where}")
@@ -327,14 +391,105 @@ def _csv_fields(node: Any) -> tuple[str, int]:
     return delimiter, len(node.attr["OUT_TYPE"].list.type) if "OUT_TYPE" in node.attr else 1
 
 
-def _reads_splits(node: Any, index: int) -> bool:
+def _partition_read(node: Any, index: int) -> str | None:
+    """The row partition (ROW_PARTITIONS) a ragged reader takes at input `index`, if any."""
+    inputs = [i for i in node.input if not i.startswith("^")]
     if node.op == "RaggedTensorToTensor":
-        return index >= 3  # shape, values, default_value, row_partition_tensors...
+        if index < 3:  # shape, values, default_value, row_partition_tensors...
+            return None
+        types = [bytes(t).decode() for t in node.attr["row_partition_types"].list.s] \
+            if "row_partition_types" in node.attr else []
+        kind = types[index - 3] if index - 3 < len(types) else "ROW_SPLITS"
+        return {"ROW_SPLITS": "row_splits", "VALUE_ROWIDS": "value_rowids"}.get(kind)
     if node.op in ("RaggedTensorToVariant", "RaggedTensorToSparse"):
-        return index < len(node.input) - 1
+        return "row_splits" if index < len(inputs) - 1 else None
     if node.op == "RaggedGather":
-        return index < node.attr["PARAMS_RAGGED_RANK"].i
-    return False
+        return "row_splits" if index < node.attr["PARAMS_RAGGED_RANK"].i else None
+    return None
+
+
+def _ragged_values_index(node: Any) -> int | None:
+    """The input of a ragged reader holding the values its partitions split."""
+    inputs = [i for i in node.input if not i.startswith("^")]
+    return {"RaggedTensorToTensor": 1, "RaggedTensorToVariant": len(inputs) - 1,
+            "RaggedTensorToSparse": len(inputs) - 1}.get(node.op)
+
+
+def _partition(constraint: Constraint, kind: str, values: str | None, reason: str) -> None:
+    if constraint.row_partition is None or constraint.row_partition == kind:
+        constraint.row_partition = kind
+        constraint.ragged_values_input = constraint.ragged_values_input or values
+        constraint.reasons.append(reason)
+
+
+_PARTITION_OPS = {"Cumsum", "DenseBincount", "Bincount", "ConcatV2", "StridedSlice"}
+
+
+def _partition_kind(graph: _Graph, scope: _Scope, node: Any, index: int) -> str | None:
+    """What reading a 1-D integer input this way makes of it, if a ragged tensor is built from it:
+    the row partition its RowPartition.from_* makes into row splits."""
+    op = node.op
+    if op == "Cumsum" and index == 0:
+        exclusive = "exclusive" in node.attr and node.attr["exclusive"].b
+        reverse = "reverse" in node.attr and node.attr["reverse"].b
+        return None if exclusive or reverse else "row_lengths"
+    if op in ("DenseBincount", "Bincount") and index == 0:
+        return "value_rowids"
+    if op == "ConcatV2" and len([i for i in node.input if not i.startswith("^")]) == 3:  # two pieces and the axis
+        if index == 0:
+            return "row_starts"  # concat([starts, [nvals]])
+        if index == 1:
+            zero = _const_value(graph, scope, node.input[0])
+            return "row_limits" if zero is not None and zero.size == 1 and int(zero.ravel()[0]) == 0 else None
+    if op == "StridedSlice" and index == 0:  # splits[-1] == nvals, as from_row_splits asserts
+        return "row_splits"
+    return None
+
+
+def _values_count_of(graph: _Graph, scope: _Scope, ref: str, names: dict[str, str]) -> str | None:
+    """The signature input whose first dimension `ref` is: Shape(x)[0] (through Cast/Identity)."""
+    for _ in range(4):
+        node = scope.nodes.get(node_of(ref))
+        if node is None or not node.input:
+            return None
+        if node.op in ("Shape", "Size"):
+            return _signature_input_of(graph, scope, node.input[0], names)
+        if node.op not in ("StridedSlice", "Cast", "Identity", "Reshape", "Squeeze"):
+            return None
+        ref = node.input[0]
+    return None
+
+
+def _partition_values(graph: _Graph, scope: _Scope, node: Any, names: dict[str, str]) -> str | None:
+    """Follow the output of `node` (the op reading a partition input) to what confirms that a
+    ragged tensor is built from it: the assert comparing the splits' last element with the number
+    of values (an Equal with Shape(values)[0] on its other side), or a ragged reader taking it as
+    a partition. The signature input holding those values, or None."""
+    seen = {node.name}
+    frontier = [node.name]
+    for _ in range(PARTITION_REACH):
+        following = []
+        for name in frontier:
+            for consumer, index in graph.consumers(scope, name):
+                if consumer.name in seen:
+                    continue
+                seen.add(consumer.name)
+                if consumer.op == "Equal" and len(consumer.input) >= 2:
+                    other = consumer.input[1 - index] if index in (0, 1) else None
+                    values = _values_count_of(graph, scope, other, names) if other else None
+                    if values is not None:
+                        return values
+                    continue
+                if consumer.op in RAGGED_SPLIT_READERS and _partition_read(consumer, index):
+                    values_index = _ragged_values_index(consumer)
+                    if values_index is not None:
+                        return _signature_input_of(graph, scope, consumer.input[values_index], names)
+                    continue
+                if node.op == "StridedSlice":
+                    continue  # splits[-1] is compared at once, or this is no partition
+                following.append(consumer.name)
+        frontier = following
+    return None
 
 
 def _example_spec(graph: _Graph, scope: _Scope, node: Any) -> dict[str, Any]:
@@ -373,6 +528,18 @@ def constraints(meta_graph: Any, signature_key: str) -> dict[str, Constraint]:
         for scope, node, index in _uses(graph, graph.main, info.name.split(":")[0]):
             _constrain(graph, scope, node, index, constraint, names)
         result[key] = constraint
+    # The partners of a partition or of sparse indices follow them: their number, the dense shape.
+    for key, constraint in result.items():
+        if constraint.ragged_values_input == key:  # the partition compared with itself: nothing known
+            constraint.ragged_values_input = None
+        partners = [(constraint.ragged_values_input if constraint.row_partition else None, "values_of",
+                     f"values partitioned by the {constraint.row_partition} '{key}'"),
+                    (constraint.sparse_values_input, "values_of", f"values of the sparse indices '{key}'"),
+                    (constraint.sparse_shape_input, "dense_shape_of", f"dense shape of the sparse indices '{key}'")]
+        for partner, attribute, reason in partners:
+            if partner is not None and partner != key and partner in result and getattr(result[partner], attribute) is None:
+                setattr(result[partner], attribute, key)
+                result[partner].reasons.append(reason)
     return result
 
 
@@ -519,20 +686,94 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
                 high = c.limit if c.limit is not None else 3
                 drawn = rng.integers(0, high, shape).astype(dtype)
                 values[key] = np.sort(drawn, axis=-1) if c.sorted and drawn.ndim else drawn
-    # Row splits last: they depend on the number of values, drawn above.
+    # Row partitions and sparse indices last: they depend on the number of values, drawn above.
     for key in sorted(found):
         c = found[key]
-        if not c.row_splits or base[key].dtype.kind not in "iu" or len(base[key].shape) != 1:
-            continue
-        total = None
-        if c.ragged_values_input and c.ragged_values_input in values and values[c.ragged_values_input].ndim:
-            total = values[c.ragged_values_input].shape[0]
-        if total is None:
-            continue
-        count = 3 if signature.inputs[key].tensor_shape.dim[0].size < 0 else base[key].shape[0]
-        inner = np.sort(rng.integers(0, total + 1, max(count - 2, 0)))
-        values[key] = np.concatenate([[0], inner, [total]]).astype(base[key].dtype)[:count] if count >= 2 else base[key]
+        if c.row_partition is not None and base[key].dtype.kind in "iu" and base[key].ndim == 1:
+            _row_partition(signature, found, key, values, rng)
+        elif c.sparse_indices and base[key].dtype.kind in "iu" and base[key].ndim == 2:
+            _sparse_indices(signature, found, key, values, rng)
     return values
+
+
+def _static_length(info: Any) -> int | None:
+    """The recorded size of dimension 0 of a signature input (None: unknown)."""
+    if info.tensor_shape.unknown_rank or not info.tensor_shape.dim or info.tensor_shape.dim[0].size < 0:
+        return None
+    return int(info.tensor_shape.dim[0].size)
+
+
+def _resizable(signature: Any, found: dict[str, Constraint], key: str | None, values: dict[str, np.ndarray]) -> bool:
+    """May the values input `key` take another length? Only when it is synthesised here (not given
+    by the user) and its signature leaves dimension 0 unknown."""
+    return key is not None and key in found and key in values and values[key].ndim >= 1 \
+        and _static_length(signature.inputs[key]) is None
+
+
+def _row_partition(signature: Any, found: dict[str, Constraint], key: str, values: dict[str, np.ndarray],
+                   rng: np.random.Generator) -> None:
+    """Input `key` as the row partition (found[key].row_partition) of its values input: drawn as row
+    splits from 0 to the number of values, then written in that encoding."""
+    c = found[key]
+    source = c.ragged_values_input
+    if not source or source not in values or values[source].ndim == 0:
+        return
+    dtype, length = values[key].dtype, _static_length(signature.inputs[key])
+    if c.row_partition == "value_rowids":  # one sorted row id per value
+        if length is not None and length != values[source].shape[0] and _resizable(signature, found, source, values):
+            values[source] = np.resize(values[source], [length, *values[source].shape[1:]])
+        total = values[source].shape[0]
+        values[key] = np.sort(rng.integers(0, RAGGED_ROWS, total)).astype(dtype)
+        return
+    total = values[source].shape[0]
+    rows = RAGGED_ROWS if length is None else length - 1 if c.row_partition == "row_splits" else length
+    if rows < 0 or (rows == 0 and total):
+        return  # no partition of this length covers the values
+    splits = np.concatenate([[0], np.sort(rng.integers(0, total + 1, max(rows - 1, 0))), [total]])[:rows + 1] \
+        if rows else np.zeros(1, np.int64)
+    encoded = {"row_splits": splits, "row_lengths": np.diff(splits), "row_starts": splits[:-1],
+               "row_limits": splits[1:]}[c.row_partition or "row_splits"]
+    values[key] = encoded.astype(dtype)
+
+
+def _sparse_indices(signature: Any, found: dict[str, Constraint], key: str, values: dict[str, np.ndarray],
+                    rng: np.random.Generator) -> None:
+    """Input `key` as the indices of a SparseTensor: as many distinct rows as its values input holds,
+    within the dense shape, in row-major order; a dense shape input synthesised here is given a
+    shape that holds them."""
+    c = found[key]
+    info = signature.inputs[key]
+    rank_known = not info.tensor_shape.unknown_rank and len(info.tensor_shape.dim) == 2 and info.tensor_shape.dim[1].size >= 0
+    rank = values[key].shape[1]
+    shape_key = c.sparse_shape_input if c.sparse_shape_input in values else None
+    free = False  # may the dense shape be chosen here?
+    if c.sparse_dense_shape is not None:
+        dims = list(c.sparse_dense_shape)
+    elif shape_key is not None and shape_key not in found:  # given by the user: the indices fit it
+        dims = [int(d) for d in values[shape_key].ravel()]
+    else:
+        recorded = _static_length(signature.inputs[shape_key]) if shape_key is not None else None
+        dims, free = [SPARSE_DIM] * (recorded if recorded is not None and not rank_known else rank), True
+    if not dims or (rank_known and len(dims) != rank):
+        return  # the indices' recorded rank is not the dense shape's: nothing fits both
+    count = values[key].shape[0]
+    source = c.sparse_values_input if c.sparse_values_input in values else None
+    if source is not None and values[source].ndim >= 1:
+        count, length = values[source].shape[0], _static_length(info)
+        if length is not None and length != count and _resizable(signature, found, source, values):
+            values[source] = np.resize(values[source], [length, *values[source].shape[1:]])
+            count = length
+    cells = int(np.prod(dims, dtype=np.int64))
+    if count > cells:
+        if not free:
+            return  # more values than the dense shape has cells: no valid indices
+        dims[0] = -(-count // max(int(np.prod(dims[1:], dtype=np.int64)), 1))
+        cells = int(np.prod(dims, dtype=np.int64))
+    flat = np.sort(rng.choice(cells, count, replace=False))
+    rows = np.stack(np.unravel_index(flat, dims), axis=-1) if count else np.zeros((0, len(dims)), np.int64)
+    values[key] = rows.astype(values[key].dtype).reshape(count, len(dims))
+    if free and shape_key is not None and shape_key in found and found[shape_key].dense_shape_of == key:
+        values[shape_key] = np.array(dims).astype(values[shape_key].dtype)
 
 
 def _number_strings(shape: list[int], rng: np.random.Generator) -> np.ndarray:
