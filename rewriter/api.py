@@ -191,6 +191,11 @@ def _parity_failure(parity: ParityReport) -> str:
     if not bad:  # every compared output matched, but a signature could not be compared
         return (f"parity not proven in TensorFlow {parity.target_version}: {len(parity.skipped)} signature(s) not "
                 f"compared, first {parity.skipped[0]}")
+    errors = [o for o in bad if o.status == "error"]
+    if errors:  # the target could not compute them: not a difference of values
+        first = errors[0]
+        return (f"parity failed in TensorFlow {parity.target_version}: it fails to compute {len(errors)} output(s), "
+                f"first {first.signature}/{first.output}: {first.message}")
     first = bad[0]
     return (f"parity failed in TensorFlow {parity.target_version}: {len(bad)} output(s) differ, first "
             f"{first.signature}/{first.output}: {first.message}")

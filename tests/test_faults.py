@@ -235,3 +235,16 @@ def test_a_runtime_that_cannot_load_its_library_is_exit_4(cache_copy: Path, tmp_
     assert "while loading its library" in result.stderr and "not the model" in result.stderr
     assert not out.exists()
     assert lib.exists()
+
+
+def test_an_output_the_target_fails_to_compute_is_not_called_a_difference() -> None:
+    """TF 2.7.4 cannot run a bfloat16 Conv2D ("Missing 0-th output"): the error line said the outputs
+    "differ", as if values had been compared. It says the target fails to compute them."""
+    from rewriter.api import _parity_failure
+    from rewriter.verify.parity import OutputResult, ParityReport
+
+    outputs = [OutputResult("serve", "output_0", "error", message="Missing 0-th output from conv2d_1/convolution"),
+               OutputResult("serve", "output_1", "mismatch", message="values differ (exact comparison)")]
+    line = _parity_failure(ParityReport("2.7.4", "", 0, {}, outputs))
+    assert "fails to compute 1 output(s), first serve/output_0: Missing 0-th output" in line
+    assert "differ" not in line
