@@ -253,6 +253,27 @@ def test_an_input_move_absorbed_on_the_way_is_measured_on_the_weights(tmp_path: 
     assert measured["absorbed"] < 64 * noise.EPSILON["float32"] * scale  # rounding-sized: faults stay far outside
 
 
+def _save(script: str, path: Path, *args: str) -> None:
+    """Run a model-saving script with the installed TensorFlow: argv[1] is the path, then args."""
+    made = subprocess.run([sys.executable, "-c", script, str(path), *args], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+
+
+def _convert_to_2_3(source: Path, out: Path, report: Path) -> dict[str, Any]:
+    """SOURCE converted to 2.3 with parity (exit 0 required): the report's outputs by name."""
+    result = run_cli(source, out, "--to", "2.3", "--report", report)
+    assert result.code == 0, result.stdout + result.stderr
+    return {o["output"]: o for o in json.loads(report.read_text())["parity"]["outputs"]}
+
+
+def _judge_wrong(tmp_path: Path, wrong: Path, right: Path) -> dict[str, Any]:
+    """WRONG converted to 2.3 unverified, then verified against RIGHT: exit 3 required; the outputs."""
+    assert run_cli(wrong, tmp_path / "wrong-2.3", "--to", "2.3", "--no-verify").code == 0
+    judged = run_cli("verify", tmp_path / "wrong-2.3", "--against", right, "--to", "2.3", "--report", tmp_path / "wrong.json")
+    assert judged.code == 3, judged.stdout + judged.stderr
+    return {o["output"]: o for o in json.loads((tmp_path / "wrong.json").read_text())["parity"]["outputs"]}
+
+
 def test_a_string_output_beside_float_inputs_is_compared_exactly(tmp_path: Path, runtime_2_3: Any) -> None:
     """A signature with a float input and a string output that is no number ("x=7"):
     moving the float input by one ulp measures the numeric outputs only. The string output was
@@ -267,11 +288,8 @@ def test_a_string_output_beside_float_inputs_is_compared_exactly(tmp_path: Path,
         "m = M()\n"
         "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
     )
-    made = subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True, timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
-    result = run_cli(source, out, "--to", "2.3", "--report", tmp_path / "r.json")
-    assert result.code == 0, result.stdout + result.stderr
-    outputs = {o["output"]: o for o in json.loads((tmp_path / "r.json").read_text())["parity"]["outputs"]}
+    _save(script, source)
+    outputs = _convert_to_2_3(source, out, tmp_path / "r.json")
     assert outputs["text"]["status"] == "match" and outputs["y"]["status"] == "match"
 
 
@@ -291,11 +309,8 @@ def test_a_bfloat16_output_is_judged_by_its_noise(tmp_path: Path, runtime_2_3: A
         "m = M()\n"
         "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
     )
-    made = subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True, timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
-    result = run_cli(source, out, "--to", "2.3", "--report", tmp_path / "r.json")
-    assert result.code == 0, result.stdout + result.stderr
-    (y,) = json.loads((tmp_path / "r.json").read_text())["parity"]["outputs"]
+    _save(script, source)
+    y = _convert_to_2_3(source, out, tmp_path / "r.json")["y"]
     assert (y["dtype"], y["status"], y["precision"]) == ("bfloat16", "match", "bfloat16")
     assert y["bound"] and y["movement"]  # judged by a measured bound, not exactly
     assert y["max_abs_error"] is None or y["max_abs_error"] <= y["bound"]
@@ -322,20 +337,13 @@ def test_each_output_is_judged_at_the_precision_on_its_own_path(tmp_path: Path, 
         "m = M()\n"
         "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
     )
-    for name, scale in (("right", "1.0"), ("wrong", "1.01")):
-        made = subprocess.run([sys.executable, "-c", script, str(tmp_path / name), scale], capture_output=True,
-                              text=True, timeout=600)
-        assert made.returncode == 0, made.stderr[-2000:]
-    right = run_cli(tmp_path / "right", tmp_path / "right-2.3", "--to", "2.3", "--report", tmp_path / "right.json")
-    assert right.code == 0, right.stdout + right.stderr
-    precisions = {o["output"]: o.get("precision") for o in json.loads((tmp_path / "right.json").read_text())["parity"]["outputs"]}
-    assert precisions == {"y": "float32", "h": "float16", "z": "bfloat16", "a": "float64"}
-    assert run_cli(tmp_path / "wrong", tmp_path / "wrong-2.3", "--to", "2.3", "--no-verify").code == 0
-    judged = run_cli("verify", tmp_path / "wrong-2.3", "--against", tmp_path / "right", "--to", "2.3",
-                     "--report", tmp_path / "wrong.json")
-    assert judged.code == 3, judged.stdout + judged.stderr
-    status = {o["output"]: o["status"] for o in json.loads((tmp_path / "wrong.json").read_text())["parity"]["outputs"]}
-    assert status == {"y": "mismatch", "h": "match", "z": "match", "a": "mismatch"}
+    _save(script, tmp_path / "right", "1.0")
+    _save(script, tmp_path / "wrong", "1.01")
+    right = _convert_to_2_3(tmp_path / "right", tmp_path / "right-2.3", tmp_path / "right.json")
+    assert {name: o.get("precision") for name, o in right.items()} == {
+        "y": "float32", "h": "float16", "z": "bfloat16", "a": "float64"}
+    wrong = _judge_wrong(tmp_path, tmp_path / "wrong", tmp_path / "right")
+    assert {name: o["status"] for name, o in wrong.items()} == {"y": "mismatch", "h": "match", "z": "match", "a": "mismatch"}
 
 
 def test_an_integer_output_that_rounding_reaches_is_judged_by_its_noise(tmp_path: Path, runtime_2_3: Any) -> None:
@@ -357,18 +365,10 @@ def test_an_integer_output_that_rounding_reaches_is_judged_by_its_noise(tmp_path
         "m = M()\n"
         "tf.saved_model.save(m, sys.argv[1], signatures={'serving_default': m.f})\n"
     )
-    for name, scale in (("right", "1.0"), ("wrong", "1.001")):
-        made = subprocess.run([sys.executable, "-c", script, str(tmp_path / name), scale], capture_output=True,
-                              text=True, timeout=600)
-        assert made.returncode == 0, made.stderr[-2000:]
-    right = run_cli(tmp_path / "right", tmp_path / "right-2.3", "--to", "2.3", "--report", tmp_path / "right.json")
-    assert right.code == 0, right.stdout + right.stderr
-    outputs = {o["output"]: o for o in json.loads((tmp_path / "right.json").read_text())["parity"]["outputs"]}
+    _save(script, tmp_path / "right", "1.0")
+    _save(script, tmp_path / "wrong", "1.001")
+    outputs = _convert_to_2_3(tmp_path / "right", tmp_path / "right-2.3", tmp_path / "right.json")
     assert "integer output is computed from floats" in outputs["q"]["bound_origin"]
     assert outputs["n"]["grade"] == "bit-identical" and outputs["n"].get("bound") is None
-    assert run_cli(tmp_path / "wrong", tmp_path / "wrong-2.3", "--to", "2.3", "--no-verify").code == 0
-    judged = run_cli("verify", tmp_path / "wrong-2.3", "--against", tmp_path / "right", "--to", "2.3",
-                     "--report", tmp_path / "wrong.json")
-    assert judged.code == 3, judged.stdout + judged.stderr
-    (q,) = [o for o in json.loads((tmp_path / "wrong.json").read_text())["parity"]["outputs"] if o["output"] == "q"]
+    q = _judge_wrong(tmp_path, tmp_path / "wrong", tmp_path / "right")["q"]
     assert q["status"] == "mismatch" and "elements differ" in q["message"]
