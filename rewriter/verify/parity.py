@@ -816,6 +816,13 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
     if not inf_same:
         result.status, result.grade, result.message = "mismatch", "mismatch", "infinity at different positions"
         return result
+    flipped = np.isinf(exp) & np.isinf(act) & (exp != act)
+    if flipped.any():  # a zero of the other sign on the way (1 / -0.0): no distance says that
+        where = tuple(int(i) for i in np.argwhere(flipped)[0])
+        result.status, result.grade = "mismatch", "mismatch"
+        result.message = (f"{int(flipped.sum())} infinity(ies) of the other sign, first at {list(where)}: expected "
+                          f"{exp[where].real:g}, got {act[where].real:g}")
+        return result
     if not differing.any():
         result.grade = "bit-identical"
         if bound is not None and user is None:
