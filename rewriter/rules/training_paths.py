@@ -20,7 +20,7 @@ from rewriter.protos import function_pb2, node_def_pb2, types_pb2
 from rewriter.protos import meta_graph_pb2, saved_model_pb2
 
 from rewriter.savedmodel import attr_values
-from rewriter.savedmodel.model import functions_called_by
+from rewriter.savedmodel.model import functions_called_by, functions_reached
 from rewriter.findings import Finding
 from rewriter.targets.releases import Release
 
@@ -69,16 +69,7 @@ def _loaded_at_load_time(meta_graph: meta_graph_pb2.MetaGraphDef) -> set[str]:
 def reached_functions(meta_graph: meta_graph_pb2.MetaGraphDef) -> set[str]:
     """Every function the GraphDef's nodes or the load-time functions reach, through calls."""
     by_name = {f.signature.name: f for f in meta_graph.graph_def.library.function}
-    library = set(by_name)
-    frontier = _calls(meta_graph.graph_def.node, library) | (_loaded_at_load_time(meta_graph) & library)
-    reached: set[str] = set()
-    while frontier:
-        name = frontier.pop()
-        if name in reached:
-            continue
-        reached.add(name)
-        frontier |= _calls(by_name[name].node_def, library) - reached
-    return reached
+    return functions_reached(by_name, _calls(meta_graph.graph_def.node, set(by_name)) | _loaded_at_load_time(meta_graph))
 
 
 def _stub(function: function_pb2.FunctionDef, message: str) -> None:

@@ -159,6 +159,18 @@ def functions_called_by(nodes: Iterable[NodeDef], library: set[str]) -> set[str]
     return called
 
 
+def functions_reached(functions: dict[str, function_pb2.FunctionDef], start: Iterable[str]) -> set[str]:
+    """The functions of `functions` that `start` names, and every one they reach through calls."""
+    library = set(functions)
+    frontier = set(start) & library
+    reached: set[str] = set()
+    while frontier:
+        name = frontier.pop()
+        reached.add(name)
+        frontier |= (functions_called_by(functions[name].node_def, library) & library) - reached
+    return reached
+
+
 def _add_calls(node: NodeDef, library: set[str], called: set[str]) -> None:
     """Add the functions one node calls to `called` (functions_called_by, node by node)."""
     if node.op in library:

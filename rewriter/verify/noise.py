@@ -52,7 +52,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from rewriter.savedmodel.model import functions_called_by
+from rewriter.savedmodel.model import functions_called_by, functions_reached
 
 # One rounding step of each float precision (numpy has no bfloat16: 2**-7 is its epsilon).
 EPSILON = {
@@ -249,23 +249,17 @@ def path_precisions(meta_graph: Any, tensor_name: str) -> set[str]:
                 continue
             whole.append(callee)
         found |= _rounding_precisions(node)
-        whole.extend(_called_functions(node, library) - {callee} if callee else _called_functions(node, library))
+        whole.extend(_called_functions(node, library) - {callee})
         pending.extend((calls, where, source) for source in node.input)
-    return found | _whole_functions(functions, library, whole)
+    return found | _whole_functions(functions, whole)
 
 
-def _whole_functions(functions: _Functions, library: set[str], reached: list[str]) -> set[str]:
+def _whole_functions(functions: _Functions, reached: list[str]) -> set[str]:
     """Float precisions of every node of these functions and of every function they reach."""
     found: set[str] = set()
-    done: set[str] = set()
-    while reached:
-        fname = reached.pop()
-        if fname in done:
-            continue
-        done.add(fname)
+    for fname in functions_reached(functions.by_name, reached):
         for node in functions.by_name[fname].node_def:
             found |= _rounding_precisions(node)
-            reached += _called_functions(node, library)
     return found
 
 
@@ -288,7 +282,7 @@ def path_precisions_whole(meta_graph: Any, tensor_name: str) -> set[str]:
         found |= _rounding_precisions(node)
         reached += _called_functions(node, library)
         pending += list(_node_input_names(node))
-    return found | _whole_functions(functions, library, reached)
+    return found | _whole_functions(functions, reached)
 
 
 def lowest_precision(meta_graph: Any, tensor_name: str, output_dtype: np.dtype) -> str:
