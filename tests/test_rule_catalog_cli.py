@@ -71,3 +71,12 @@ def test_list_shows_every_kind_and_show_finds_each(capsys: pytest.CaptureFixture
     for rule_id in ("saved-object-captured-tensor", "keras-serialization-envelope", "types-2-13-unsortedsegmentsum-tindices"):
         assert main(["rules", "show", rule_id]) == 0
         assert f"id: {rule_id}" in capsys.readouterr().out
+
+
+def test_rules_show_expands_an_object_graph_family_member(capsys: pytest.CaptureFixture[str]) -> None:
+    """keras-layer-new-in-2-9 is one row of a family in rules/object-graph/keras-config.yaml:
+    `rules show` prints that rule expanded, with its row, as it does for graph rules."""
+    assert main(["rules", "show", "keras-layer-new-in-2-9"]) == 0
+    shown = capsys.readouterr().out
+    assert "expanded from a family" in shown and "id: keras-layer-new-in-2-9" in shown
+    assert "${" not in shown and "keras-layer-new-in-2-11" not in shown

@@ -190,8 +190,30 @@ def show(rule_id: str) -> str | None:
             return _source_text(rule.source)
     for header in all_headers():
         if header.id == rule_id:
-            return _source_text(header.source)
+            return _family_member(header.source, rule_id) or _source_text(header.source)
     return None
+
+
+def _family_member(source: str, rule_id: str) -> str | None:
+    """An object-graph rule from a family, expanded (None: the rule is written out as it is)."""
+    from rewriter.rules.expand import expand_documents
+
+    path = _rule_file(source)
+    found: list[str] = []
+
+    def one(document: Any, row: dict[str, Any] | None) -> None:
+        if row is not None and isinstance(document, dict) and document.get("id") == rule_id:
+            found.append(f"# {source}: expanded from a family, row {json.dumps(_jsonable(row))}\n"
+                         + yaml.safe_dump(_plain(document), sort_keys=False, width=100))
+
+    expand_documents(_documents(path.read_text("utf-8"), str(path)), str(path), one)
+    return found[0] if found else None
+
+
+def _rule_file(source: str) -> Path:
+    name = source.rsplit(":", 1)[0]
+    path = builtin_rules_dir().parent / name
+    return path if path.is_file() else builtin_rules_dir() / Path(name).name
 
 
 def _plain(value: Any) -> Any:
@@ -204,11 +226,8 @@ def _plain(value: Any) -> Any:
 
 def _source_text(source: str) -> str:
     """The YAML document of one rule: from its first line (source is "rules/x.yaml:LINE") to the next `---`."""
-    name, line = source.rsplit(":", 1)
-    path = builtin_rules_dir().parent / name
-    if not path.is_file():
-        path = builtin_rules_dir() / Path(name).name
-    lines = path.read_text("utf-8").splitlines(keepends=True)
+    line = source.rsplit(":", 1)[1]
+    lines = _rule_file(source).read_text("utf-8").splitlines(keepends=True)
     start = max(int(line) - 1, 0)
     while start > 0 and lines[start - 1].strip() not in ("---", "") and not lines[start - 1].startswith("#"):
         start -= 1
