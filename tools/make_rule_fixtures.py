@@ -2050,10 +2050,15 @@ def golden_text(proto: Any, where: list[str]) -> str:
 def catalog_target(rule: Any) -> str:
     """The release a rule's fixture is converted to for its golden file and its parity proof:
     GOLDEN_TARGET, or TF 1.15 for a rule about what 2.0-2.3 added (2.3 has that already, so the
-    rule applies to 1.15 only; rules/tf1-*.yaml)."""
+    rule applies to 1.15 only; rules/tf1-*.yaml), or else the oldest release the rule holds for
+    (its targets_from: a rule for 2.5 and 2.6 only)."""
     from rewriter.targets.releases import parse_release
 
-    return GOLDEN_TARGET if parse_release(GOLDEN_TARGET) < rule.since else TF1_TARGET
+    for candidate in (GOLDEN_TARGET, TF1_TARGET):
+        if rule.applies_to(parse_release(candidate)):
+            return candidate
+    assert rule.targets_from is not None, f"{rule.id} applies to no release"
+    return str(rule.targets_from)
 
 
 def write_goldens(rule_ids: set[str] | None = None) -> list[Path]:
