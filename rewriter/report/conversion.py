@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from rewriter import __version__
 from rewriter.findings import Finding
+from rewriter.targets.consumers import runtime_note
 from rewriter.verify.parity import ParityReport
 from rewriter.pipeline import Plan
 
@@ -249,6 +250,9 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
 
         print(f"parity: source: {parity.source_runtime.describe()}; output: "
               f"{TARGET_DESCRIBE.format(version=parity.target_version)}", file=stream)
+    patch = runtime_note(plan.target.consumer if plan is not None else None, parity.target_version)
+    if patch:
+        print(f"parity: {patch}", file=stream)
     if parity.load_error:
         print(f"{red}parity: TensorFlow {parity.target_version} could not load the output: {parity.load_error}{reset}", file=stream)
         if parity.source_load_note():

@@ -112,6 +112,23 @@ def resolve(text: str) -> ConsumerRelease:
     return ConsumerRelease(name, key, info["tensorflow"], info.get("note"), entry["source"], bool(entry["verified"]))
 
 
+def runtime_note(consumer: str | None, ran: str) -> str | None:
+    """Where parity ran in another patch release than the consumer runs (jetpack@4.6:tf2 runs
+    NVIDIA's 2.7.0; parity runs PyPI's newest 2.7): a sentence saying so, or None."""
+    if not consumer:
+        return None
+    try:
+        release = resolve(consumer)
+    except BadInput:
+        return None
+    if release.tensorflow == ran:
+        return None
+    build = f" ({release.note})" if release.note else ""
+    minor = ".".join(ran.split(".")[:2])
+    return (f"{consumer} runs TensorFlow {release.tensorflow}{build}; parity ran in {ran}, the newest patch "
+            f"release of {minor} on PyPI (a release's patches fix bugs and keep its ops)")
+
+
 def to_json() -> list[dict[str, Any]]:
     """What `tfdowngrade targets --json` prints."""
     return [{"consumer": c.consumer, "version": c.version, "name": c.name if c.version != "X.Y" else f"{c.consumer}@X.Y",
