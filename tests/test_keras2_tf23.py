@@ -510,3 +510,13 @@ def test_warnings_name_the_classes_the_model_has_and_the_target(
     (note,) = [n for n in report["notes"] if n.startswith("warning [keras-layer-new-in-2-9]")]
     assert "(UnitNormalization, new in Keras 2.9)" in note and "TensorFlow 2.3's Keras" in note
     assert "DepthwiseConv1D" not in note and "{" not in note
+
+
+def test_a_keras_refusal_names_the_release_converted_for() -> None:
+    """keras2_augmentation_geometric's augmentation layers have no form in an older Keras; for 2.5
+    the note says TensorFlow 2.5's Keras (it said TF 2.3's for every target)."""
+    from rewriter.api import check
+
+    plan = check(KERAS2 / "keras2_augmentation_geometric" / "saved_model", "2.5")
+    (note,) = [n for n in plan.notes if n.startswith("warning: the Keras metadata is left out")]
+    assert "TensorFlow 2.5's Keras" in note and "2.3" not in note and "{" not in note

@@ -267,7 +267,7 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
                 _drop(proto, drops, contexts, outcome, keras)
     refused_before = len(outcome.refusals)
     _apply_keras_rules([r for r in active if r.keras_match is not None],
-                       [r for r in lossy if r.keras_match is not None], proto, keras, outcome)
+                       [r for r in lossy if r.keras_match is not None], proto, keras, outcome, target)
     unreadable = [f for f in outcome.refusals[refused_before:] if f.kind == "refused"]
     if unreadable and not strict:
         # Only the Keras metadata is in question: leave it out instead of refusing the model.
@@ -386,7 +386,7 @@ def warning_text(warn: str, target: Release, classes: list[str]) -> str:
 
 
 def _apply_keras_rules(rules: list[ObjectGraphRule], lossy: list[ObjectGraphRule], proto: saved_model_pb2.SavedModel,
-                       keras: message.Message | None, outcome: Outcome) -> None:
+                       keras: message.Message | None, outcome: Outcome, target: Release) -> None:
     """Rewrites (in rule order: file, then position) on every Keras object of every metadata string, then refusals and
     not-allowed lossy rules on what the rewrites left."""
     rewrites = [r for r in rules if r.keras_rewrite is not None]
@@ -430,8 +430,10 @@ def _apply_keras_rules(rules: list[ObjectGraphRule], lossy: list[ObjectGraphRule
             for rule in refusals:
                 assert rule.keras_match is not None and rule.refuse is not None
                 if keras_config.matches(rule.keras_match, obj):
-                    outcome.refusals.append(Finding("refused", file, f"{label}: {path}", str(obj.get("class_name")),
-                                                    rule.refuse.strip(), rule=rule.id, since=rule.since.key))
+                    what = str(obj.get("class_name"))
+                    outcome.refusals.append(Finding("refused", file, f"{label}: {path}", what,
+                                                    warning_text(rule.refuse, target, [what]), rule=rule.id,
+                                                    since=rule.since.key))
             for rule in lossy:
                 assert rule.keras_match is not None
                 if keras_config.matches(rule.keras_match, obj):
