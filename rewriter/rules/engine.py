@@ -651,6 +651,7 @@ class RuleRun:
                  pictures: bool = True) -> None:
         active = [rule for rule in rules if rule.applies_to(target)]
         self.target = target
+        self._lacking: dict[str, tuple[str, ...]] = {}  # rule id -> the ops it writes that the target lacks
         self.rewrites = [rule for rule in active if rule.rewrite is not None]
         self.refusals = [rule for rule in active if rule.refuse is not None]
         self.allow_lossy, self.strict, self.pictures = allow_lossy, strict, pictures
@@ -708,7 +709,9 @@ class RuleRun:
         for pass_number in range(MAX_PASSES):
             changed = False
             for rule_position, rule in _candidates(self._rewrites_by_op, index):
-                missing = _lacking_ops(rule, scope)
+                missing = self._lacking.get(rule.id)
+                if missing is None:  # the same target registry for every scope: asked once per rule
+                    missing = self._lacking[rule.id] = _lacking_ops(rule, scope)
                 if missing:
                     for events, binding in enumerate(Matcher(scope, index).matches(rule)):
                         name = binding[rule.root.name]

@@ -56,10 +56,9 @@ from typing import Any
 
 import yaml
 
-from rewriter.rules.expand import expand_documents
-
 from rewriter.errors import BadInput, RuleFileError
 from rewriter.rules import keras_config
+from rewriter.rules.expand import expand_documents
 from rewriter.rules.loader import ID_RE, _LineLoader
 from rewriter.rules.message_conditions import MessageCondition, parse_message_condition
 from rewriter.savedmodel.files import KERAS_METADATA_PB, SAVED_MODEL_PB

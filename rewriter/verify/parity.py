@@ -256,29 +256,29 @@ def load_expected_file(path: Path, inputs: dict[str, dict[str, np.ndarray]]) -> 
     return results
 
 
-def _perturb_precision(meta_graphs: list[meta_graph_pb2.MetaGraphDef], meta_graph: meta_graph_pb2.MetaGraphDef,
-                       key: str) -> str:
+def _output_precisions(meta_graphs: list[meta_graph_pb2.MetaGraphDef], meta_graph: meta_graph_pb2.MetaGraphDef,
+                       key: str) -> dict[str, str]:
+    """The precision computed on the path to each float output of signature `key` (one walk each)."""
+    found: dict[str, str] = {}
+    for name in sorted(meta_graph.signature_def[key].outputs):
+        dtype = _NUMPY_OF.get(type_name(meta_graph.signature_def[key].outputs[name].dtype))
+        if dtype is not None and noise.output_precision(np.dtype(dtype)):
+            found[name] = signature_precision(meta_graphs, key, np.dtype(dtype), [name])
+    return found
+
+
+def _perturb_precision(meta_graph: meta_graph_pb2.MetaGraphDef, key: str, by_output: dict[str, str]) -> str:
     """The precision whose ulp the signature's inputs are moved by: the lowest on the path to any
     of its float outputs (float32 when it has none)."""
     precision = "float64"
-    for name in sorted(meta_graph.signature_def[key].outputs):
-        dtype = _NUMPY_OF.get(type_name(meta_graph.signature_def[key].outputs[name].dtype))
-        if dtype is not None and noise.output_precision(np.dtype(dtype)):
-            precision = noise.lower(precision, signature_precision(meta_graphs, key, np.dtype(dtype), [name]))
+    for output_precision in by_output.values():
+        precision = noise.lower(precision, output_precision)
     return precision if precision != "float64" or _has_float64_output(meta_graph, key) else "float32"
 
 
-def _finer_outputs(meta_graphs: list[meta_graph_pb2.MetaGraphDef], meta_graph: meta_graph_pb2.MetaGraphDef,
-                   key: str, coarse: str) -> dict[str, str]:
+def _finer_outputs(by_output: dict[str, str], coarse: str) -> dict[str, str]:
     """The float outputs computed in a finer precision than `coarse` (the signature's), and theirs."""
-    finer: dict[str, str] = {}
-    for name in sorted(meta_graph.signature_def[key].outputs):
-        dtype = _NUMPY_OF.get(type_name(meta_graph.signature_def[key].outputs[name].dtype))
-        if dtype is not None and noise.output_precision(np.dtype(dtype)):
-            precision = signature_precision(meta_graphs, key, np.dtype(dtype), [name])
-            if noise.EPSILON[precision] < noise.EPSILON[coarse]:
-                finer[name] = precision
-    return finer
+    return {name: precision for name, precision in by_output.items() if noise.EPSILON[precision] < noise.EPSILON[coarse]}
 
 
 def _has_float64_output(meta_graph: meta_graph_pb2.MetaGraphDef, key: str) -> bool:
@@ -826,7 +826,7 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
     if not differing.any():
         result.grade = "bit-identical"
         if bound is not None and user is None:
-            result.bound, result.bound_of_range, result.bound_origin = bound.bound, _ratio(bound.bound, bound.scale), bound.origin
+            _state_bound(result, bound)
         return result
     if user is not None:
         rtol, atol = user
@@ -839,7 +839,7 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
             result.message = f"max abs error {result.max_abs_error:.3g} > atol {atol:g} + rtol {rtol:g} * |expected|"
         return result
     assert bound is not None
-    result.bound, result.bound_of_range, result.bound_origin = bound.bound, _ratio(bound.bound, bound.scale), bound.origin
+    _state_bound(result, bound)
     if result.max_abs_error is not None and result.max_abs_error <= bound.bound:
         result.grade = "within-noise"
     else:
@@ -847,6 +847,11 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
         result.message = (f"max abs error {result.max_abs_error:.3g} ({_ratio_words(result.max_abs_error, bound.scale)}) "
                           f"> noise bound {bound.bound:.3g} ({_ratio_words(bound.bound, bound.scale)})")
     return result
+
+
+def _state_bound(result: OutputResult, bound: NoiseBound) -> None:
+    """The report's record of the bound an output was judged by, and where it came from."""
+    result.bound, result.bound_of_range, result.bound_origin = bound.bound, _ratio(bound.bound, bound.scale), bound.origin
 
 
 def _ratio(value: float, scale: float) -> float | None:
@@ -863,7 +868,7 @@ def _compare_integer(result: OutputResult, expected: np.ndarray, actual: np.ndar
     assert bound.elements is not None
     differ = np.asarray(expected != actual)
     result.precision, result.scale, result.movement = bound.precision, bound.scale, bound.movement
-    result.bound, result.bound_of_range, result.bound_origin = bound.bound, _ratio(bound.bound, bound.scale), bound.origin
+    _state_bound(result, bound)
     if not differ.any():
         result.grade = "bit-identical"
         return result
@@ -966,12 +971,13 @@ def verify(
         unmeasured = f"the source was not run here (--expected {options.expected_file.name})"
     else:
         say(f"running the source in {source_side.describe()}, then again with inputs moved by one ulp (its noise)")
-        precisions = {key: _perturb_precision(meta_graphs, meta_graph, key) for key in inputs}
+        by_output = {key: _output_precisions(meta_graphs, meta_graph, key) for key in inputs}
+        precisions = {key: _perturb_precision(meta_graph, key, by_output[key]) for key in inputs}
         alternatives = {key: candidates(source_meta, key, arrays, seed, {
             name for name in arrays if given is not None and (f"{key}/{name}" in given or name in given)})
             for key, arrays in inputs.items()}
         noise_precisions = None if tolerance else precisions
-        finer = {key: _finer_outputs(meta_graphs, meta_graph, key, precisions[key]) for key in inputs}
+        finer = {key: _finer_outputs(by_output[key], precisions[key]) for key in inputs}
         if source_side.kind == KIND_CAPI:
             source_run = _run_source_in_capi(source_side, source_dir, tags, source_meta, inputs, options.timeout,
                                              noise_precisions, seed, alternatives, finer)
