@@ -117,7 +117,6 @@ def build_stateless_rng() -> Built:
                 "truncated": tf.random.stateless_truncated_normal([5], seed),
                 "int32": tf.random.stateless_uniform([4], seed, minval=-5, maxval=50, dtype=tf.int32),
                 "int64": tf.random.stateless_uniform([4], seed, minval=0, maxval=10**12, dtype=tf.int64),
-                "full_int64": tf.random.stateless_uniform([4], seed, minval=None, maxval=None, dtype=tf.int64),
             }
 
         # An int32 seed, and a shape computed at run time (a non-constant Tshape input).
@@ -133,9 +132,37 @@ def build_stateless_rng() -> Built:
             "serving_default": {"seed": np.array([7, 42], np.int64)},
             "noise": {"seed": np.array([-3, 11], np.int32), "x": np.arange(5, dtype=np.float32)},
         },
-        "tf.random.stateless_uniform (float32, float64, int32 and int64 ranges, full-range int64), "
-        "stateless_normal and stateless_truncated_normal with the default algorithm, in tf.functions "
-        "with int64 and int32 seeds.",
+        "tf.random.stateless_uniform (float32, float64, int32 and int64 ranges), stateless_normal and "
+        "stateless_truncated_normal with the default algorithm, in tf.functions with int64 and int32 seeds "
+        "(full-range draws: rng_full_int, which TF 1.15 cannot take).",
+    )
+
+
+def build_rng_full_int() -> Built:
+    """Full-range integer draws, apart from stateless_rng and rng_raw_alg: TF 1.15 lacks
+    StatelessRandomUniformFullInt, so a fixture holding one is refused whole there, and the rule
+    tier could not prove the other RNG rules in TF 1.15.5."""
+    import tensorflow as tf
+
+    raw = tf.raw_ops
+
+    class Rng(tf.Module):
+        @tf.function(input_signature=[_spec([2], tf.int64, "seed"), _spec([2], tf.int32, "seed32")])
+        def sample(self, seed: Any, seed32: Any) -> Any:
+            key, counter, alg = raw.StatelessRandomGetKeyCounterAlg(seed=seed)
+            return {
+                "full_int64": tf.random.stateless_uniform([4], seed, minval=None, maxval=None, dtype=tf.int64),
+                "full_uint32": tf.random.stateless_uniform([5], seed32, minval=None, maxval=None, dtype=tf.uint32),
+                "full_uint64": raw.StatelessRandomUniformFullIntV2(
+                    shape=[2], key=key, counter=counter, alg=alg, dtype=tf.uint64),
+            }
+
+    module = Rng()
+    return Built(
+        module, {"serving_default": module.sample},
+        {"serving_default": {"seed": np.array([7, 42], np.int64), "seed32": np.array([-3, 11], np.int32)}},
+        "tf.random.stateless_uniform full-range int64 and uint32 draws with the default algorithm (int64 and "
+        "int32 seeds), and a uint64 one fed by StatelessRandomGetKeyCounterAlg (tf.raw_ops).",
     )
 
 
@@ -179,8 +206,6 @@ def build_rng_raw_alg() -> Built:
             return {
                 "uniform": raw.StatelessRandomUniformV2(shape=[3], key=key, counter=counter, alg=alg),
                 "normal": raw.StatelessRandomNormalV2(shape=[3], key=kc_key, counter=kc_counter, alg=device_alg),
-                "full_uint64": raw.StatelessRandomUniformFullIntV2(
-                    shape=[2], key=key, counter=counter, alg=alg, dtype=tf.uint64),
             }
 
     module = Rng()
@@ -204,7 +229,9 @@ def build_rng_threefry() -> Built:
                  "tf.random.stateless_uniform with alg='threefry' pinned.")
 
 
-def build_rng_philox() -> Built:
+def build_rng_philox(full_int: bool = False) -> Built:
+    """The pinned-Philox draws, one signature per op; `full_int`: only the full-range integer one
+    (fixture rng_philox_full_int: TF 1.15 lacks its V1 op, so it is apart from the others)."""
     import tensorflow as tf
 
     # alg="philox" pinned: the Python wrapper scrambles the seed into key and counter in the graph.
@@ -243,6 +270,7 @@ def build_rng_philox() -> Built:
 
         return tf.function(call, input_signature=specs)
 
+    kinds = {kind: draws for kind, draws in kinds.items() if (kind == "uniform_full_int") == full_int}
     for kind, draws in kinds.items():
         function = signature_for(kind, draws)
         setattr(module, kind, function)
@@ -252,10 +280,13 @@ def build_rng_philox() -> Built:
     feeds = {"seeds64": seeds64, "seeds32": seeds32, "x": np.arange(5, dtype=np.float32)}
     return Built(
         module, signatures, {kind: dict(feeds) for kind in kinds},
-        "tf.random.stateless_uniform (float32, float64, int32 and int64 ranges, full-range int64 and uint32), "
-        "stateless_normal (float32, float16) and stateless_truncated_normal with alg='philox' pinned (key and "
-        "counter scrambled from the seed in the graph), one signature per op, on int64 and int32 seeds with "
-        "negative and >= 2**31 halves, several shapes, an empty one and one computed at run time.",
+        ("tf.random.stateless_uniform full-range int64 and uint32 draws" if full_int else
+         "tf.random.stateless_uniform (float32, float64, int32 and int64 ranges), stateless_normal (float32, "
+         "float16) and stateless_truncated_normal")
+        + " with alg='philox' pinned (key and counter scrambled from the seed in the graph), one signature per "
+        "op, on int64 and int32 seeds with negative and >= 2**31 halves"
+        + ("." if full_int else ", several shapes, an empty one and one computed at run time (full-range "
+           "draws: rng_philox_full_int, which TF 1.15 cannot take)."),
     )
 
 
@@ -1869,6 +1900,8 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "stateless_gamma": build_stateless_gamma,
     "rng_threefry": build_rng_threefry,
     "rng_philox": build_rng_philox,
+    "rng_full_int": build_rng_full_int,
+    "rng_philox_full_int": lambda: build_rng_philox(full_int=True),
     "rng_computed_key": build_rng_computed_key,
     "xla_call_module": build_xla_call_module,
     "batch_matmul_v3": build_batch_matmul_v3,
