@@ -77,13 +77,37 @@ def sparse_csr(indices, values):
     return {"dense": tf.raw_ops.CSRSparseMatrixToDense(sparse_input=csr, type=F)}
 
 
+def sparse_dense_partners(indices, values, dense_shape):
+    # Each dense operand fixes dimensions of the input dense shape: the matmul its axis 1 (6),
+    # the broadcast product its last (6), the dense add both (5, 6).
+    st = tf.sparse.SparseTensor(indices, values, dense_shape)
+    return {"product": tf.sparse.sparse_dense_matmul(st, tf.ones([6, 2])),
+            "scaled": (st * tf.range(1.0, 7.0)).values,
+            "sum": tf.sparse.add(st, tf.ones([5, 6]))}
+
+
+class SparseSpec(tf.Module):
+    # A SparseTensorSpec argument, as Keras' Input(shape=(6,), sparse=True) writes: three
+    # signature inputs (x, x_1, x_2), the dense shape among them; the adjoint matmul fixes axis 0.
+    def __init__(self):
+        self.w = tf.Variable(tf.reshape(tf.range(12.0), [2, 6]))
+
+    @tf.function(input_signature=[tf.SparseTensorSpec([6, None], F)])
+    def serve(self, x):
+        return {"y": tf.sparse.sparse_dense_matmul(x, self.w, adjoint_a=True, adjoint_b=True)}
+
+
+spec = SparseSpec()
+tf.saved_model.save(spec, f"{out}/sparse_spec", signatures={"serving_default": spec.serve})
 save("sparse_const", [INDICES, values()], sparse_const)
 save("sparse_reorder", [INDICES, values()], sparse_reorder)
 save("sparse_shape_input", [INDICES, values(), tf.TensorSpec([2], I, name="dense_shape")], sparse_shape_input)
 save("sparse_csr", [INDICES, values()], sparse_csr)
+save("sparse_dense_partners", [INDICES, values(), tf.TensorSpec([2], I, name="dense_shape")], sparse_dense_partners)
 '''
 RAGGED = {"ragged_lengths": "lengths", "ragged_rowids": "rowids", "ragged_starts": "starts", "ragged_limits": "limits"}
-SPARSE = ["sparse_const", "sparse_reorder", "sparse_shape_input", "sparse_csr"]
+SPARSE = ["sparse_const", "sparse_reorder", "sparse_shape_input", "sparse_csr", "sparse_dense_partners"]
+SHAPE_INPUT = {"sparse_shape_input", "sparse_dense_partners"}
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +167,9 @@ def test_ragged_partitions_are_valid(name: str, models: Path) -> None:
 def test_sparse_components_are_valid(name: str, models: Path) -> None:
     graph, base = _graph_candidate(models / name)
     indices, values = graph.values["indices"], graph.values["values"]
-    shape = graph.values["dense_shape"] if name == "sparse_shape_input" else np.array([3, 4])
+    shape = graph.values["dense_shape"] if name in SHAPE_INPUT else np.array([3, 4])
+    if name == "sparse_dense_partners":
+        assert list(shape) == [5, 6], "the dense operands fix the whole dense shape"
     assert indices.dtype == np.int64 and indices.ndim == 2 and indices.shape[1] == len(shape) == 2
     assert len(indices) == len(values) > 0
     assert np.all(indices >= 0) and np.all(indices < shape)
@@ -152,7 +178,18 @@ def test_sparse_components_are_valid(name: str, models: Path) -> None:
     _source_accepts(models / name, graph, base)
 
 
-@pytest.mark.parametrize("name", ["ragged_lengths", "sparse_const"])
+def test_sparse_spec_shape_follows_the_dense_operand(models: Path) -> None:
+    """A SparseTensorSpec input read by an adjoint matmul: the contracted axis (0) takes the
+    weight's size, so the source multiplies (it failed every strategy with [3, 3])."""
+    graph, base = _graph_candidate(models / "sparse_spec")
+    shape = graph.values["x_2"]
+    assert shape[0] == 6, shape
+    indices = graph.values["x"]
+    assert np.all(indices >= 0) and np.all(indices < shape) and len(indices) == len(graph.values["x_1"])
+    _source_accepts(models / "sparse_spec", graph, base)
+
+
+@pytest.mark.parametrize("name", ["ragged_lengths", "sparse_const", "sparse_spec"])
 def test_converts_to_2_3_with_synthesised_inputs(name: str, models: Path, tmp_path: Path, runtime_2_3: Any) -> None:
     """No --inputs: parity feeds the source (and the 2.3 output) from the graph strategy, and passes."""
     report = tmp_path / "report.json"

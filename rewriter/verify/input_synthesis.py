@@ -88,6 +88,15 @@ SPARSE_COMPONENTS: dict[str, list[tuple[int, int | None, int]]] = {
     "SparseToDense": [(0, 2, 1)], "SparseReshape": [(0, None, 1)], "SparseSplit": [(1, 2, 3)],
 }
 SPARSE_DIM = 3  # each dimension of a dense shape synthesised for a dense shape input, when nothing says more
+# Sparse ops that also read a dense operand whose static shape fixes dimensions of the SparseTensor's
+# dense shape: op -> (dense operand's input index, how). "matmul": A's contracted dimension is b's
+# (adjoint_a / adjoint_b say which); "same": the dense shape is b's; "broadcast": b broadcasts to
+# the dense shape (aligned at the last dimension), so each of b's dimensions above 1 is the shape's.
+DENSE_PARTNERS: dict[str, tuple[int, str]] = {
+    "SparseTensorDenseMatMul": (3, "matmul"), "SparseTensorDenseAdd": (3, "same"),
+    "SparseDenseCwiseMul": (3, "broadcast"), "SparseDenseCwiseAdd": (3, "broadcast"),
+    "SparseDenseCwiseDiv": (3, "broadcast"),
+}
 UNKNOWN_DIM = 2
 BASE64_WORDS = [b"the", b"quick", b"brown", b"fox"]  # what a DecodeBase64 input is made to hold
 
@@ -103,6 +112,7 @@ class Constraint:
     ragged_values_input: str | None = None  # the signature input holding the values it partitions
     sparse_indices: bool = False  # a SparseTensor's indices: in bounds, unique, in row-major order
     sparse_dense_shape: list[int] | None = None  # the Const dense shape those indices index
+    sparse_dims: dict[int, int] = field(default_factory=dict)  # dense shape axis -> size a dense operand fixes
     sparse_shape_input: str | None = None  # the signature input holding that dense shape
     sparse_values_input: str | None = None  # the signature input holding one value per index row
     dense_shape_of: str | None = None  # the dense shape of the SparseTensor whose indices are this input
@@ -346,8 +356,12 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
         if values_index is not None:
             constraint.sparse_values_input = constraint.sparse_values_input or _signature_input_of(
                 graph, scope, node.input[values_index], names)
+        fixed = _dims_from_dense_partner(graph, scope, node) if constraint.sparse_dense_shape is None else {}
+        for axis, size in fixed.items():
+            constraint.sparse_dims.setdefault(axis, size)
         constraint.reasons.append(f"sparse indices of {where} (dense shape "
-                                  f"{constraint.sparse_dense_shape or constraint.sparse_shape_input or 'unknown'})")
+                                  f"{constraint.sparse_dense_shape or constraint.sparse_shape_input or 'unknown'}"
+                                  + (f"; sizes {fixed} set by its dense operand" if fixed else "") + ")")
     elif op in EXAMPLE_PARSERS and index == 0:
         constraint.example = _example_spec(graph, scope, node)
         constraint.reasons.append(f"serialized tf.Example read by {where}")
@@ -379,6 +393,26 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
         if constraint.image in ("jpeg", "bmp", "gif") and constraint.channels == 4:
             constraint.channels = 3
         constraint.reasons.append(f"encoded {constraint.image} image read by {where}")
+
+
+def _dims_from_dense_partner(graph: _Graph, scope: _Scope, node: Any) -> dict[int, int]:
+    """Axis -> size of the SparseTensor's dense shape that the op's dense operand fixes
+    (DENSE_PARTNERS), as far as that operand's static shape is recorded."""
+    if node.op not in DENSE_PARTNERS or len(node.input) <= DENSE_PARTNERS[node.op][0]:
+        return {}
+    dense_index, how = DENSE_PARTNERS[node.op]
+    shape = _shape_of(graph, scope, node.input[dense_index])
+    if not shape:
+        return {}
+    if how == "matmul":  # A [m, k] (adjoint_a: [k, m]) times b [k, n] (adjoint_b: [n, k])
+        adjoint_a = "adjoint_a" in node.attr and node.attr["adjoint_a"].b
+        adjoint_b = "adjoint_b" in node.attr and node.attr["adjoint_b"].b
+        size = shape[1 if adjoint_b else 0] if len(shape) == 2 else -1
+        return {0 if adjoint_a else 1: size} if size > 0 else {}
+    if how == "same":
+        return {axis: size for axis, size in enumerate(shape) if size > 0}
+    # broadcast: b's last dimension is the dense shape's last; a dimension of 1 (or unknown) fits any
+    return {axis - len(shape): size for axis, size in enumerate(shape) if size > 1}
 
 
 def _csv_fields(node: Any) -> tuple[str, int]:
@@ -754,6 +788,9 @@ def _sparse_indices(signature: Any, found: dict[str, Constraint], key: str, valu
     else:
         recorded = _static_length(signature.inputs[shape_key]) if shape_key is not None else None
         dims, free = [SPARSE_DIM] * (recorded if recorded is not None and not rank_known else rank), True
+        for axis, size in c.sparse_dims.items():  # (a negative axis counts from the last)
+            if -len(dims) <= axis < len(dims):
+                dims[axis] = size
     if not dims or (rank_known and len(dims) != rank):
         return  # the indices' recorded rank is not the dense shape's: nothing fits both
     count = values[key].shape[0]
@@ -765,9 +802,12 @@ def _sparse_indices(signature: Any, found: dict[str, Constraint], key: str, valu
             count = length
     cells = int(np.prod(dims, dtype=np.int64))
     if count > cells:
-        if not free:
+        fixed = {axis % len(dims) for axis in c.sparse_dims}
+        grow = next((axis for axis in range(len(dims)) if axis not in fixed), None)
+        if not free or grow is None:
             return  # more values than the dense shape has cells: no valid indices
-        dims[0] = -(-count // max(int(np.prod(dims[1:], dtype=np.int64)), 1))
+        others = int(np.prod([d for axis, d in enumerate(dims) if axis != grow], dtype=np.int64))
+        dims[grow] = -(-count // max(others, 1))
         cells = int(np.prod(dims, dtype=np.int64))
     flat = np.sort(rng.choice(cells, count, replace=False))
     rows = np.stack(np.unravel_index(flat, dims), axis=-1) if count else np.zeros((0, len(dims)), np.int64)
