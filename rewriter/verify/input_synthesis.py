@@ -101,6 +101,20 @@ UNKNOWN_DIM = 2
 BASE64_WORDS = [b"the", b"quick", b"brown", b"fox"]  # what a DecodeBase64 input is made to hold
 
 
+# Ops whose output has their first input's shape: a shape a later op needs of the output is the
+# input's. Binary ones only where the other operand is a scalar (no broadcasting to follow).
+SHAPE_KEEPING = {"Identity", "Cast", "StopGradient", "Snapshot", "EnsureShape", "CheckNumerics", "PreventGradient",
+                 "Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus", "Softsign", "Neg", "Abs",
+                 "Exp", "Log", "Log1p", "Sqrt", "Rsqrt", "Square", "Erf", "Floor", "Ceil", "Round", "Sign",
+                 "Reciprocal", "Sin", "Cos", "ClipByValue"}
+SCALAR_BINARY = {"Mul", "AddV2", "Add", "Sub", "RealDiv", "Div", "Maximum", "Minimum", "Pow", "SquaredDifference"}
+CHANNEL_READERS = {  # op -> (input index of the operand whose size fixes the channel axis, which of its dims)
+    "Conv2D": (1, -2), "Conv3D": (1, -2), "DepthwiseConv2dNative": (1, -2), "BiasAdd": (1, 0),
+    "FusedBatchNorm": (1, 0), "FusedBatchNormV2": (1, 0), "FusedBatchNormV3": (1, 0),
+}
+SPATIAL_DIM = 16  # an unknown spatial dimension of an input a convolution reads (2 shrinks to nothing)
+
+
 @dataclass
 class Constraint:
     """What one signature input must hold, from every op that reads it."""
@@ -126,7 +140,18 @@ class Constraint:
     tensor: int | None = None  # ParseTensor: a serialized TensorProto of this DataType
     base64: bool = False  # DecodeBase64: web-safe base64
     wav: tuple[int, int] | None = None  # DecodeWav: (channels, samples) of a 16-bit PCM WAV file
+    # Shape: axis (negative: from the last) -> size an op reading the input fixes, and a number the
+    # element count must be a multiple of (a Reshape with -1) or equal (one without).
+    dims: dict[int, int] = field(default_factory=dict)
+    elements_multiple: int | None = None
+    elements: int | None = None
+    reshape_to: bool = False  # the shape operand of a Reshape: one -1 (the rest of the elements), then 1s
     reasons: list[str] = field(default_factory=list)
+
+    def fix(self, axis: int, size: int, reason: str) -> None:
+        if size > 0 and axis not in self.dims:
+            self.dims[axis] = size
+            self.reasons.append(reason)
 
     def bound(self, limit: int, reason: str) -> None:
         if limit > 0:
@@ -365,6 +390,9 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
     elif op in EXAMPLE_PARSERS and index == 0:
         constraint.example = _example_spec(graph, scope, node)
         constraint.reasons.append(f"serialized tf.Example read by {where}")
+    elif op == "Reshape" and index == 1:
+        constraint.reshape_to = True
+        constraint.reasons.append(f"shape of {where} (-1, then 1s: it holds any number of elements)")
     elif op == "DecodeCSV" and index == 0:
         constraint.csv = constraint.csv or _csv_fields(node)
         constraint.reasons.append(f"CSV records of {_csv_fields(node)[1]} fields parsed by {where}")
@@ -551,6 +579,109 @@ def _example_spec(graph: _Graph, scope: _Scope, node: Any) -> dict[str, Any]:
             "ragged": list(zip(ragged, ragged_types)), "single": node.op == "ParseSingleExample"}
 
 
+def _shape_uses(graph: _Graph, scope: _Scope, tensor: str, depth: int = 0) -> Iterator[tuple[_Scope, Any, int]]:
+    """(scope, node, input index) of every op reading `tensor` as it is or through ops that keep its
+    shape (SHAPE_KEEPING, SCALAR_BINARY with a scalar other operand) and calls."""
+    if depth > 40:
+        return
+    for node in scope.nodes.values():
+        for index, ref in enumerate(node.input):
+            if not _refers(ref, tensor, scope):
+                continue
+            if node.op in SHAPE_KEEPING and index == 0:
+                yield from _shape_uses(graph, scope, node.name, depth + 1)
+            elif node.op in SCALAR_BINARY and index in (0, 1) and len(node.input) > 1 and \
+                    _shape_of(graph, scope, node.input[1 - index]) in ([], [1]):
+                yield from _shape_uses(graph, scope, node.name, depth + 1)
+            elif node.op in CALL_OPS or node.op in graph.functions:
+                inner = graph.enter(scope, node)
+                if inner is not None and inner.function is not None:
+                    args = inner.function.signature.input_arg
+                    data_index = sum(1 for i in node.input[:index] if not i.startswith("^"))
+                    if data_index < len(args):
+                        yield from _shape_uses(graph, inner, args[data_index].name, depth + 1)
+            else:
+                yield scope, node, index
+
+
+def _constrain_shape(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: Constraint) -> None:
+    """What `node` needs of the shape of its input `index` (a signature input, as it is), from the
+    static shape of its other operand: a matmul's contracted axis, a convolution's, bias add's or
+    batch norm's channel axis, a Reshape's element count."""
+    op, where = node.op, f"{node.op} '{node.name}'"
+
+    def flag(name: str) -> bool:
+        return name in node.attr and bool(node.attr[name].b)
+
+    def other(position: int) -> list[int] | None:
+        return _shape_of(graph, scope, node.input[position]) if len(node.input) > position else None
+
+    if op == "MatMul" and index in (0, 1):
+        shape = other(1 - index)
+        if shape and len(shape) == 2:
+            if index == 0:  # a [m, k] (transpose_a: [k, m]); b [k, n] (transpose_b: [n, k])
+                constraint.fix(0 if flag("transpose_a") else 1, shape[1 if flag("transpose_b") else 0],
+                               f"contracted dimension of {where}")
+            else:
+                constraint.fix(1 if flag("transpose_b") else 0, shape[0 if flag("transpose_a") else 1],
+                               f"contracted dimension of {where}")
+    elif op in ("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3") and index in (0, 1):
+        shape = other(1 - index)
+        if shape and len(shape) >= 2:
+            if index == 0:
+                constraint.fix(-2 if flag("adj_x") else -1, shape[-1 if flag("adj_y") else -2],
+                               f"contracted dimension of {where}")
+            else:
+                constraint.fix(-1 if flag("adj_y") else -2, shape[-2 if flag("adj_x") else -1],
+                               f"contracted dimension of {where}")
+    elif op in CHANNEL_READERS and index == 0:
+        position, dim = CHANNEL_READERS[op]
+        shape = other(position)
+        if shape and len(shape) > abs(dim) - (1 if dim < 0 else 0):
+            channels_first = "data_format" in node.attr and node.attr["data_format"].s.startswith(b"NC")
+            constraint.fix(1 if channels_first else -1, shape[dim], f"channels of {where}")
+            if op.startswith(("Conv", "Depthwise")):
+                constraint.reasons.append(f"spatial dimensions of {where}")
+    elif op == "Reshape" and index == 0 and len(node.input) > 1:
+        target = _const_value(graph, scope, node.input[1])
+        if target is not None and target.ndim == 1 and target.size:
+            known = int(np.prod([d for d in target if d > 0], dtype=np.int64))
+            if -1 in target.tolist():
+                if known > 1 and constraint.elements_multiple is None:
+                    constraint.elements_multiple = known
+                    constraint.reasons.append(f"element count a multiple of {known} for {where}")
+            elif constraint.elements is None:
+                constraint.elements = known
+                constraint.reasons.append(f"{known} elements for {where}")
+
+
+def shape_for(info: Any, base_shape: list[int], c: Constraint) -> list[int]:
+    """The shape a constrained input is given: the dimensions the signature leaves unknown take
+    what the ops reading it fix (Constraint.dims, a convolution's spatial size), then the element
+    count a Reshape needs, on the last unknown dimension."""
+    if info.tensor_shape.unknown_rank:
+        return base_shape
+    unknown = [axis for axis, d in enumerate(info.tensor_shape.dim) if d.size < 0]
+    shape = list(base_shape)
+    rank = len(shape)
+    convolved = any(reason.startswith("spatial dimensions of") for reason in c.reasons)
+    for axis in unknown:
+        if convolved and 0 < axis and axis != rank - 1 and not (1 in c.dims and axis == 1):
+            shape[axis] = max(shape[axis], SPATIAL_DIM)
+    for axis, size in c.dims.items():
+        if -rank <= axis < rank and axis % rank in unknown:
+            shape[axis % rank] = size
+    free = [axis for axis in unknown if all(axis != a % rank for a in c.dims if -rank <= a < rank)]
+    total = int(np.prod(shape, dtype=np.int64))
+    if c.elements is not None and free:
+        rest = total // max(shape[free[-1]], 1)
+        if rest and c.elements % rest == 0:
+            shape[free[-1]] = c.elements // rest
+    elif c.elements_multiple is not None and free and total % c.elements_multiple:
+        shape[free[-1]] = shape[free[-1]] * c.elements_multiple // np.gcd(total, c.elements_multiple)
+    return shape
+
+
 def constraints(meta_graph: Any, signature_key: str) -> dict[str, Constraint]:
     """Signature input key -> what the graph requires of it (empty constraint: nothing known)."""
     graph = _Graph(meta_graph)
@@ -561,6 +692,9 @@ def constraints(meta_graph: Any, signature_key: str) -> dict[str, Constraint]:
         constraint = Constraint()
         for scope, node, index in _uses(graph, graph.main, info.name.split(":")[0]):
             _constrain(graph, scope, node, index, constraint, names)
+        if not info.tensor_shape.unknown_rank and any(d.size < 0 for d in info.tensor_shape.dim):
+            for scope, node, index in _shape_uses(graph, graph.main, info.name.split(":")[0]):
+                _constrain_shape(graph, scope, node, index, constraint)
         result[key] = constraint
     # The partners of a partition or of sparse indices follow them: their number, the dense shape.
     for key, constraint in result.items():
@@ -689,6 +823,11 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
         info = signature.inputs[key]
         dtype = base[key].dtype
         shape = list(base[key].shape)
+        if c.dims or c.elements is not None or c.elements_multiple is not None or \
+                any(reason.startswith("spatial dimensions of") for reason in c.reasons):
+            shape = shape_for(info, shape, c)
+            if shape != list(base[key].shape):  # the random values, repeated to fill the shape ops need
+                values[key] = np.resize(base[key], shape) if base[key].size else np.zeros(shape, dtype)
         if c.example is not None and dtype == object:
             values[key] = _strings(shape, lambda: _example_bytes(c.example or {}, rng))
         elif c.image is not None and dtype == object:
@@ -712,6 +851,8 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             values[key] = _strings(shape, lambda: _wav(rng.integers(-3000, 3000, (samples, channels)).astype("<i2")))
         elif c.numeric and dtype == object:
             values[key] = _number_strings(shape, rng)
+        elif dtype.kind == "i" and c.reshape_to and len(shape) == 1 and shape[0] > 0:
+            values[key] = np.array([-1] + [1] * (shape[0] - 1), dtype)
         elif dtype.kind in "iu":
             if c.nd_limits is not None and shape and shape[-1] <= len(c.nd_limits):
                 columns = [rng.integers(0, c.nd_limits[j], shape[:-1]) for j in range(shape[-1])]

@@ -1,0 +1,88 @@
+"""Input synthesis for signature inputs whose dimensions the signature leaves unknown.
+
+A `[None, None]` input read by a MatMul with a [100, 8] weight, a `[None] * 4` image read by a
+Conv2D with a 3-channel filter, a `[None, None]` input reshaped to [-1, 28, 28, 1], and an int
+input that is a Reshape's shape: the random inputs (every unknown dimension 2) fail in the source
+("Matrix size-incompatible", "input depth must be evenly divisible", "requested shape requires a
+multiple of 784"), so parity compared nothing and a right model failed (exit 3). The `graph`
+strategy gives each input the shape (or value) the ops reading it need, and the source accepts it.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import run_cli
+from test_input_synthesis_composites import _graph_candidate, _source_accepts
+
+MODELS = r'''
+import sys, numpy as np, tensorflow as tf
+out = sys.argv[1]
+
+
+class Shapes(tf.Module):
+    def __init__(self):
+        self.w = tf.Variable(np.ones((100, 8), np.float32))
+        self.k = tf.Variable(np.ones((3, 3, 3, 4), np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="x")])
+    def matmul(self, x):  # through a shape-keeping op and a scalar product first
+        return {"y": tf.matmul(tf.nn.relu(x) * 2.0, self.w)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="x")])
+    def matmul_transposed(self, x):
+        return {"y": tf.matmul(x, self.w, transpose_a=True)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32, name="x")])
+    def conv(self, x):  # VALID: the spatial dimensions must hold the 3x3 filter
+        return {"y": tf.nn.conv2d(x, self.k, 1, "VALID")}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="x")])
+    def reshape(self, x):
+        return {"y": tf.reshape(x, [-1, 28, 28, 1]) * 2.0}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x"), tf.TensorSpec([3], tf.int32, name="shape")])
+    def reshape_to(self, x, shape):
+        return {"y": tf.reshape(x, shape) + 1.0}
+
+
+module = Shapes()
+for name in ["matmul", "matmul_transposed", "conv", "reshape", "reshape_to"]:
+    tf.saved_model.save(module, f"{out}/{name}", signatures={"serving_default": getattr(module, name)})
+'''
+NAMES = ["matmul", "matmul_transposed", "conv", "reshape", "reshape_to"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("shapes")
+    made = subprocess.run([sys.executable, "-c", MODELS, str(out)], capture_output=True, text=True, timeout=900)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_dimensions_take_what_the_ops_need(name: str, models: Path) -> None:
+    graph, base = _graph_candidate(models / name)
+    x = graph.values["x"]
+    if name == "matmul":
+        assert x.shape[1] == 100 and base["x"].shape[1] == 2
+    elif name == "matmul_transposed":
+        assert x.shape[0] == 100
+    elif name == "conv":
+        assert x.shape[3] == 3 and x.shape[1] >= 3 and x.shape[2] >= 3
+    elif name == "reshape":
+        assert x.size % 784 == 0
+    else:
+        assert list(graph.values["shape"]) == [-1, 1, 1]
+    _source_accepts(models / name, graph, base)
+
+
+def test_converts_to_2_3_with_synthesised_shapes(models: Path, tmp_path: Path, runtime_2_3: Any) -> None:
+    result = run_cli(models / "matmul", tmp_path / "out", "--to", "2.3")
+    assert result.code == 0, result.stdout + result.stderr
+    assert "contracted dimension of MatMul" in result.stdout + result.stderr
