@@ -372,3 +372,15 @@ def test_an_integer_output_that_rounding_reaches_is_judged_by_its_noise(tmp_path
     assert outputs["n"]["grade"] == "bit-identical" and outputs["n"].get("bound") is None
     q = _judge_wrong(tmp_path, tmp_path / "wrong", tmp_path / "right")["q"]
     assert q["status"] == "mismatch" and "elements differ" in q["message"]
+
+
+def test_move_ratio_scales_a_coarser_inputs_move_to_the_precision_asked() -> None:
+    """A float32 input moves by a float32 ulp when float64 is asked: the movement is scaled down by
+    eps64 / eps32, so a float64 output of float32 inputs is not judged by float32 noise."""
+    from rewriter.verify import noise
+
+    f32, f64 = np.ones(3, np.float32), np.ones(3, np.float64)
+    assert noise.move_ratio({"x": f32}, "float64") == noise.EPSILON["float64"] / noise.EPSILON["float32"]
+    assert noise.move_ratio({"x": f32, "y": f64}, "float64") == 1.0  # one input moves by the ulp asked
+    assert noise.move_ratio({"x": f32}, "float32") == 1.0
+    assert noise.move_ratio({"ids": np.arange(3)}, "float64") == 1.0  # nothing moved: left as measured

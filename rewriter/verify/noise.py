@@ -321,6 +321,17 @@ def _moved(array: np.ndarray, signs: np.ndarray, precision: str) -> np.ndarray:
         return (array * (1.0 + signs * EPSILON[precision])).astype(array.dtype)
 
 
+def move_ratio(values: dict[str, np.ndarray], precision: str) -> float:
+    """One `precision` ulp over the smallest relative move perturb() makes of these inputs: below 1
+    when every float input is coarser than `precision` (a float32 input cannot move by one float64
+    ulp; it moves by its own), so an output's measured movement times this is what a move of one
+    `precision` ulp gives (linearly). A float64 output computed from float32 inputs was judged by
+    the movement of a float32 ulp, 2**29 times too wide (a helper's mutants: 1e-6 errors passed)."""
+    moves = [max(EPSILON[precision], EPSILON[_NUMPY_PRECISION.get(str(value.dtype), "float32")])
+             for value in values.values() if is_float(value.dtype) and value.size]
+    return EPSILON[precision] / min(moves) if moves else 1.0
+
+
 def movement(reference: np.ndarray, moved: Iterable[np.ndarray]) -> float | None:
     """Largest finite |moved - reference| over the perturbed runs; None when a run changed the
     output's shape or its non-finite positions (then the perturbation says nothing usable)."""
