@@ -1893,6 +1893,25 @@ def build_tf1_parse_example_refused() -> Built:
                  "tf.io.parse_example with a tf.io.RaggedFeature: ParseExampleV2 with ragged keys.")
 
 
+def build_tf1_string_ngrams_pad() -> Built:
+    """tf.strings.ngrams with pad_values on a batch with an empty row: StringNGrams with padding,
+    whose TF 1.15 kernel reads past an empty row (CVE-2021-29542, fixed in 2.3.3): refused for 1.15.
+    The outputs are numbers (each n-gram's length, the row lengths), so data.npz holds no strings."""
+    import tensorflow as tf
+
+    class NGrams(tf.Module):
+        @tf.function(input_signature=[_spec([None], tf.string, "text")])
+        def call(self, text: Any) -> Any:
+            ngrams = tf.strings.ngrams(tf.strings.split(text), 2, separator="_", pad_values=("<s>", "</s>"))
+            return {"lengths": tf.strings.length(ngrams.flat_values), "row_lengths": ngrams.row_lengths()}
+
+    module = NGrams()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"text": np.array([b"aa bb", b""])}},
+                 "tf.strings.ngrams(width 2, pad_values=('<s>', '</s>')) of tf.strings.split on a batch with "
+                 "an empty row: StringNGrams with pad_width -1 (width - 1).")
+
+
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
@@ -1940,6 +1959,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "tf1_scan_dataset": build_tf1_scan_dataset,
     "tf1_parse_example": build_tf1_parse_example,
     "tf1_parse_example_refused": build_tf1_parse_example_refused,
+    "tf1_string_ngrams_pad": build_tf1_string_ngrams_pad,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
