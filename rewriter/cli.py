@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -437,6 +438,10 @@ class _Terminated(BaseException):
     the runtime worker killed) before we exit 143, as a shell reports a SIGTERM death."""
 
 
+def _one_line(text: str) -> str:
+    return re.sub(r"\s*\n\s*", " ", text.strip())
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated()
 
@@ -462,7 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_findings(error.findings, sys.stderr)
         return error.exit_code
     except TfDowngradeError as error:
-        print(f"tfdowngrade: error: {error}", file=sys.stderr)
+        # One line, even where it quotes a runtime's multi-line message ("...\n\t [[{{node x}}]]").
+        print(f"tfdowngrade: error: {_one_line(str(error))}", file=sys.stderr)
         return error.exit_code
     except BrokenPipeError:  # `tfdowngrade targets | head`: the reader left early; not a fault of ours
         # Python's documented recipe: point stdout at /dev/null so the exit-time flush cannot fail again.

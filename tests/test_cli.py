@@ -130,3 +130,12 @@ def test_a_reader_that_leaves_early_is_not_an_internal_error() -> None:
         os.close(write_end)
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports it
+
+
+def test_error_line_is_one_line() -> None:
+    """A runtime's multi-line message quoted in the error line ("...\\n\\t [[{{node x}}]]", TF 1.15's
+    GatherV2 batch_dims error, a helper) is joined into one line."""
+    from rewriter.cli import _one_line
+
+    assert _one_line("parity failed: Expected batch_dims in [-1, 1)\n\t [[{{node g}}]] (nothing written)\n") == \
+        "parity failed: Expected batch_dims in [-1, 1) [[{{node g}}]] (nothing written)"
