@@ -196,6 +196,16 @@ class _Graph:
         data_inputs = [i for i in node.input if not i.startswith("^")]
         return _Scope(name, {n.name: n for n in function.node_def}, function, caller, dict(zip(args, data_inputs)))
 
+    def arg_of(self, caller: _Scope, node: Any, index: int) -> list[tuple[_Scope, str]]:
+        """The called function's scope and the arg that input `index` of call `node` feeds (none if
+        the function is unknown or has no such arg)."""
+        inner = self.enter(caller, node)
+        if inner is None or inner.function is None:
+            return []
+        args = inner.function.signature.input_arg
+        data_index = sum(1 for i in node.input[:index] if not i.startswith("^"))
+        return [(inner, args[data_index].name)] if data_index < len(args) else []
+
 
 def _refers(ref: str, node_name: str, scope: _Scope) -> bool:
     """Does input `ref` read output 0 of `node_name` (or the argument of that name)?"""
@@ -209,29 +219,30 @@ def _refers(ref: str, node_name: str, scope: _Scope) -> bool:
     return len(parts) == 1 or parts[-1] == "0"
 
 
+def _readers(scope: _Scope, tensor: str) -> Iterator[tuple[Any, int]]:
+    """(node, input index) of every op of `scope` reading output 0 of `tensor` (or that arg)."""
+    for node in scope.nodes.values():
+        for index, ref in enumerate(node.input):
+            if _refers(ref, tensor, scope):
+                yield node, index
+
+
 def _uses(graph: _Graph, scope: _Scope, tensor: str, depth: int = 0) -> Iterator[tuple[_Scope, Any, int]]:
     """(scope, node, input index) of every op reading `tensor`, through pass-through ops and calls."""
     if depth > 40:
         return
-    for node in scope.nodes.values():
-        for index, ref in enumerate(node.input):
-            if not _refers(ref, tensor, scope):
-                continue
-            if node.op in PASS_THROUGH and index == 0:
-                yield scope, node, index  # the reshape/cast itself may matter (Cast to int)
-                yield from _uses(graph, scope, node.name, depth + 1)
-            elif node.op in ("Select", "SelectV2") and index in (1, 2):
-                # Keras 3's take: where(ids < 0, ids + dim, ids) before the gather.
-                yield from _uses(graph, scope, node.name, depth + 1)
-            elif node.op in CALL_OPS or node.op in graph.functions:
-                inner = graph.enter(scope, node)
-                if inner is not None and inner.function is not None:
-                    args = inner.function.signature.input_arg
-                    data_index = sum(1 for i in node.input[:index] if not i.startswith("^"))
-                    if data_index < len(args):
-                        yield from _uses(graph, inner, args[data_index].name, depth + 1)
-            else:
-                yield scope, node, index
+    for node, index in _readers(scope, tensor):
+        if node.op in PASS_THROUGH and index == 0:
+            yield scope, node, index  # the reshape/cast itself may matter (Cast to int)
+            yield from _uses(graph, scope, node.name, depth + 1)
+        elif node.op in ("Select", "SelectV2") and index in (1, 2):
+            # Keras 3's take: where(ids < 0, ids + dim, ids) before the gather.
+            yield from _uses(graph, scope, node.name, depth + 1)
+        elif node.op in CALL_OPS or node.op in graph.functions:
+            for inner, arg in graph.arg_of(scope, node, index):
+                yield from _uses(graph, inner, arg, depth + 1)
+        else:
+            yield scope, node, index
 
 
 def _shape_of(graph: _Graph, scope: _Scope, ref: str, depth: int = 0) -> list[int] | None:
@@ -584,24 +595,17 @@ def _shape_uses(graph: _Graph, scope: _Scope, tensor: str, depth: int = 0) -> It
     shape (SHAPE_KEEPING, SCALAR_BINARY with a scalar other operand) and calls."""
     if depth > 40:
         return
-    for node in scope.nodes.values():
-        for index, ref in enumerate(node.input):
-            if not _refers(ref, tensor, scope):
-                continue
-            if node.op in SHAPE_KEEPING and index == 0:
-                yield from _shape_uses(graph, scope, node.name, depth + 1)
-            elif node.op in SCALAR_BINARY and index in (0, 1) and len(node.input) > 1 and \
-                    _shape_of(graph, scope, node.input[1 - index]) in ([], [1]):
-                yield from _shape_uses(graph, scope, node.name, depth + 1)
-            elif node.op in CALL_OPS or node.op in graph.functions:
-                inner = graph.enter(scope, node)
-                if inner is not None and inner.function is not None:
-                    args = inner.function.signature.input_arg
-                    data_index = sum(1 for i in node.input[:index] if not i.startswith("^"))
-                    if data_index < len(args):
-                        yield from _shape_uses(graph, inner, args[data_index].name, depth + 1)
-            else:
-                yield scope, node, index
+    for node, index in _readers(scope, tensor):
+        if node.op in SHAPE_KEEPING and index == 0:
+            yield from _shape_uses(graph, scope, node.name, depth + 1)
+        elif node.op in SCALAR_BINARY and index in (0, 1) and len(node.input) > 1 and \
+                _shape_of(graph, scope, node.input[1 - index]) in ([], [1]):
+            yield from _shape_uses(graph, scope, node.name, depth + 1)
+        elif node.op in CALL_OPS or node.op in graph.functions:
+            for inner, arg in graph.arg_of(scope, node, index):
+                yield from _shape_uses(graph, inner, arg, depth + 1)
+        else:
+            yield scope, node, index
 
 
 def _constrain_shape(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: Constraint) -> None:
