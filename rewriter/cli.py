@@ -70,7 +70,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _parity_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("parity")
-    group.add_argument("--tags", default="serve", help="MetaGraphDef tags to load and run first, comma-separated (default: serve); every other MetaGraphDef with a signature is run too")
+    group.add_argument("--tags", default="serve", help="MetaGraphDef tags to load and run first, comma-separated "
+                       "(default: serve); every other MetaGraphDef with a signature is run too")
     group.add_argument("--inputs", type=Path, help=".npz of inputs, keys <signature>/<input> or <input>")
     group.add_argument("--expected", type=Path, help=".npz of expected outputs, keys <signature>/<output>, compared "
                        "instead of running the source (for ops with no kernel here, e.g. GPU-only)")
