@@ -9,7 +9,7 @@ import copy
 import gc
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -252,7 +252,7 @@ def _plan(input_dir: Path, options: Options, progress: Progress | None, settle: 
     notes.extend(python_loader_caveats(proto, target))
     # The second post-condition: every field, enum value and oneof case we would write is known to
     # the target's protobuf schema; anything else is a refusal, so such an output is never written.
-    refusals += og.refusals + schema_check.check_output(proto, og, target)
+    refusals += og.refusals + _schema_refusals(schema_check.check_output(proto, og, target), target)
     return Plan(
         input_dir=input_dir,
         source_release=source_release,
@@ -445,6 +445,29 @@ def _refusals(rule_findings: list[Finding], after: list[Finding], rules: list[Ru
             message += f". Rules handle {what}s by name: see `tfdowngrade rules list`"
         refusals.append(Finding("no-rule", finding.where, finding.node, finding.op, message, since=finding.since))
     return refusals
+
+
+def _schema_refusals(findings: list[Finding], target: Release) -> list[Finding]:
+    """The schema post-condition's findings, each with what the user can do about it: a field,
+    enum value or message the target's protobuf schema lacks is in the output because no
+    object-graph rule removes or replaces it exactly."""
+    explained = []
+    for finding in findings:
+        if finding.kind == "schema-enum":
+            what = "enum value"
+        elif finding.kind == "schema-message":
+            what = "message"
+        else:
+            what = "field"
+        newer = f"target TensorFlow {finding.since} or newer, which reads it, or " if finding.since else ""
+        remedy = (f"; no object-graph rule removes this {what} exactly for {target}: {newer}write an object-graph "
+                  "rule that does (docs/writing-object-graph-rules.md)")
+        if finding.kind == "schema-enum" and finding.op.startswith("tensorflow.DataType."):
+            remedy = (f"; TensorFlow {target} has no such dtype, so no rule can carry these tensors exactly: "
+                      + (f"target TensorFlow {finding.since} or newer, or " if finding.since else "")
+                      + "re-export the model with a dtype the target has")
+        explained.append(replace(finding, message=finding.message + remedy))
+    return explained
 
 
 def write(plan_result: Plan, output_dir: Path, force: bool, progress: Progress | None = None) -> dict[str, str]:

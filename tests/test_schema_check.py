@@ -100,6 +100,10 @@ def test_post_condition_refuses_and_writes_nothing(tmp_path: Path) -> None:
     result = plan(fixture_dir("tf_module"), Options(target=R23, rules_dir=rules))
     kinds = {(f.kind, f.op) for f in result.refusals}
     assert ("schema-field", "tensorflow.TrackableObjectGraph.TrackableObject.has_checkpoint_values") in kinds
+    # Each refusal says what the user can do: the first release that reads it, or a rule to write.
+    finding = next(f for f in result.refusals if f.op.endswith(".has_checkpoint_values"))
+    assert f"target TensorFlow {finding.since} or newer" in finding.message
+    assert "docs/writing-object-graph-rules.md" in finding.message
     out = tmp_path / "out"
     with pytest.raises(Refused):
         write(result, out, force=False)
@@ -258,3 +262,14 @@ def test_the_strict_schema_re_encodes_every_piece_to_its_own_length(target: Rele
     lacking.meta_graphs.add().graph_def.node.add(name="n", op="NoOp").experimental_type.type_id = 10
     if target < Release(2, 5):  # NodeDef.experimental_type: since 2.5
         assert may_have_problems(lacking, target)
+
+
+def test_a_dtype_the_target_lacks_is_refused_with_what_to_do() -> None:
+    from rewriter.pipeline import _schema_refusals
+
+    proto = saved_model_pb2.SavedModel()
+    node = proto.meta_graphs.add().graph_def.node.add(name="a", op="Placeholder")
+    node.attr["dtype"].type = types_pb2.DT_INT4
+    [finding] = _schema_refusals(check_message(proto, R23, "saved_model.pb"), R23)
+    assert "TensorFlow 2.3 has no such dtype" in finding.message
+    assert "target TensorFlow 2.15 or newer" in finding.message and "re-export" in finding.message
