@@ -1912,6 +1912,27 @@ def build_tf1_string_ngrams_pad() -> Built:
                  "an empty row: StringNGrams with pad_width -1 (width - 1).")
 
 
+def build_tf1_cumulative_logsumexp() -> Built:
+    """tf.math.cumulative_logsumexp, exclusive and inclusive over -inf masked logits: TF 1.15's
+    kernel starts the scan at the lowest float instead of -inf (refused for 1.15; bit-identical in
+    2.3.4). The inputs hold -inf prefixes, so the inclusive output differs in 1.15 too."""
+    import tensorflow as tf
+
+    class Scans(tf.Module):
+        @tf.function(input_signature=[_spec([None, 5], tf.float32, "x")])
+        def call(self, x: Any) -> Any:
+            masked = tf.where(x > 0.0, x, tf.fill(tf.shape(x), float("-inf")))
+            return {"exclusive": tf.math.cumulative_logsumexp(x, axis=1, exclusive=True),
+                    "inclusive_masked": tf.math.cumulative_logsumexp(masked, axis=1, reverse=True)}
+
+    module = Scans()
+    return Built(module, {"serving_default": module.call},
+                 {"serving_default": {"x": np.array([[-1.0, 2.0, -3.0, 4.0, 0.5], [0.5, -1.0, -2.0, 3.0, -1.0]],
+                                                    np.float32)}},
+                 "tf.math.cumulative_logsumexp, exclusive, and reverse inclusive over logits masked to -inf "
+                 "where x <= 0: CumulativeLogsumexp, which TF 1.15 starts at the lowest float, not -inf.")
+
+
 FIXTURES: dict[str, Callable[[], Built]] = {
     "variables": build_variables,
     "stateless_rng": build_stateless_rng,
@@ -1960,6 +1981,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "tf1_parse_example": build_tf1_parse_example,
     "tf1_parse_example_refused": build_tf1_parse_example_refused,
     "tf1_string_ngrams_pad": build_tf1_string_ngrams_pad,
+    "tf1_cumulative_logsumexp": build_tf1_cumulative_logsumexp,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
