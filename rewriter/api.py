@@ -188,7 +188,9 @@ def _parity_failure(parity: ParityReport) -> str:
         first = next(o for o in loader.outputs if o.status != "match")
         return (f"TensorFlow {loader.version}'s Python loader: {first.signature}/{first.output} {first.status}: "
                 f"{first.message}")
-    if not bad:  # every compared output matched, but a signature could not be compared
+    if not bad:  # every compared output matched, but something could not be compared
+        if len(parity.skipped) == 1:
+            return f"parity not proven in TensorFlow {parity.target_version}: {parity.skipped[0]}"
         return (f"parity not proven in TensorFlow {parity.target_version}: {len(parity.skipped)} signature(s) not "
                 f"compared, first {parity.skipped[0]}")
     errors = [o for o in bad if o.status == "error"]

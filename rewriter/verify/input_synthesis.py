@@ -42,7 +42,11 @@ input must hold (`Constraint`):
   - serialized tensors: ParseTensor (tf.io.parse_tensor): a TensorProto of its out_type;
   - base64: DecodeBase64 (tf.io.decode_base64), web-safe base64 of a word;
   - audio: DecodeWav (tf.audio.decode_wav): a 16-bit PCM WAV file of its desired channels and
-    samples.
+    samples;
+  - sizes and counts: the limit of Range, k of TopKV2, the multiples of Tile, the dims of Fill and
+    of the random ops, the depth of OneHot, the size of an image resize, the size of Slice (with its
+    begin 0): at least 1, since 0 (which random integers in [0, 5) hold one time in five) makes an
+    output with no elements, whose comparison proves nothing.
 
 `candidates` then gives, per signature, a short list of strategies that parity tries in order
 until the source runs on them: `random` (the seeded generator of parity.py, the former default),
@@ -98,6 +102,7 @@ DENSE_PARTNERS: dict[str, tuple[int, str]] = {
     "SparseDenseCwiseDiv": (3, "broadcast"),
 }
 UNKNOWN_DIM = 2
+INT_HIGH = 5  # random integer inputs are in [0, INT_HIGH): small enough to index most things
 BASE64_WORDS = [b"the", b"quick", b"brown", b"fox"]  # what a DecodeBase64 input is made to hold
 
 
@@ -120,6 +125,7 @@ class Constraint:
     """What one signature input must hold, from every op that reads it."""
 
     limit: int | None = None  # integers in [0, limit)
+    minimum: int = 0  # integers at least this (a size or a count: 1)
     sorted: bool = False  # non-decreasing (segment ids)
     nd_limits: list[int] | None = None  # last dimension indexes these dims (GatherNd/ScatterNd)
     row_partition: str | None = None  # one of ROW_PARTITIONS: how this input partitions ragged values
@@ -152,6 +158,10 @@ class Constraint:
         if size > 0 and axis not in self.dims:
             self.dims[axis] = size
             self.reasons.append(reason)
+
+    def at_least(self, minimum: int, reason: str) -> None:
+        self.minimum = max(self.minimum, minimum)
+        self.reasons.append(reason)
 
     def bound(self, limit: int, reason: str) -> None:
         if limit > 0:
@@ -318,6 +328,17 @@ _ND_INDEX_OF = {  # op -> (indices input, indexed tensor input or shape input, i
     "TensorScatterMax": (1, 0, False), "TensorScatterMin": (1, 0, False),
     "ResourceScatterNdUpdate": (1, 0, False), "ResourceScatterNdAdd": (1, 0, False), "ResourceScatterNdSub": (1, 0, False),
 }
+# op -> input indices that hold a size or a count (Constraint.minimum 1); op -> index input
+# whose values then must be 0 (Slice: begin, beside a size of 1).
+SIZE_OPERANDS: dict[str, tuple[int, ...]] = {
+    "Range": (1,), "TopKV2": (1,), "Tile": (1,), "Fill": (0,), "OneHot": (1,), "Empty": (0,),
+    "ResizeBilinear": (1,), "ResizeNearestNeighbor": (1,), "ResizeBicubic": (1,), "ResizeArea": (1,),
+    "ScaleAndTranslate": (1,), "Slice": (2,), "RandomUniform": (0,), "RandomStandardNormal": (0,),
+    "TruncatedNormal": (0,), "RandomUniformInt": (0,), "StatelessRandomUniformV2": (0,),
+    "StatelessRandomNormalV2": (0,), "StatelessTruncatedNormalV2": (0,), "StatelessRandomUniform": (0,),
+    "StatelessRandomNormal": (0,), "StatelessTruncatedNormal": (0,),
+}
+SLICE_SIZE = 1  # a Slice size input: one element from 0 along each axis, whatever the axis' size
 _RESOURCE_SCATTER = {"ResourceScatterUpdate", "ResourceScatterAdd", "ResourceScatterSub", "ResourceScatterMul",
                      "ResourceScatterDiv", "ResourceScatterMin", "ResourceScatterMax"}
 
@@ -354,6 +375,12 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
             constraint.reasons.append(f"indexes a tensor of shape {dims} in {where}")
         else:
             constraint.bound(1, f"indexes a tensor of unrecorded shape in {where}")
+    elif op in SIZE_OPERANDS and index in SIZE_OPERANDS[op]:
+        constraint.at_least(1, f"a size or count of {where} (0 leaves its output without elements)")
+        if op == "Slice":
+            constraint.bound(SLICE_SIZE + 1, f"the size of {where}, from begin 0")
+    elif op == "Slice" and index == 1:
+        constraint.bound(1, f"the begin of {where} (0, with a size of {SLICE_SIZE})")
     elif op == "OneHot" and index == 0:
         depth = _const_value(graph, scope, node.input[1])
         if depth is not None and depth.size == 1 and int(depth) > 0:
@@ -861,9 +888,10 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             if c.nd_limits is not None and shape and shape[-1] <= len(c.nd_limits):
                 columns = [rng.integers(0, c.nd_limits[j], shape[:-1]) for j in range(shape[-1])]
                 values[key] = np.stack(columns, axis=-1).astype(dtype) if columns else base[key]
-            elif c.limit is not None or c.sorted:
-                high = c.limit if c.limit is not None else 3
-                drawn = rng.integers(0, high, shape).astype(dtype)
+            elif c.limit is not None or c.sorted or c.minimum:
+                high = c.limit if c.limit is not None else (3 if c.sorted else INT_HIGH)
+                low = min(c.minimum, high - 1)
+                drawn = rng.integers(low, high, shape).astype(dtype)
                 values[key] = np.sort(drawn, axis=-1) if c.sorted and drawn.ndim else drawn
     # Row partitions and sparse indices last: they depend on the number of values, drawn above.
     for key in sorted(found):

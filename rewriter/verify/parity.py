@@ -28,13 +28,12 @@ from rewriter.savedmodel.attr_values import type_name
 from rewriter.report.error_distribution import error_histogram
 from rewriter.errors import BadInput, RuntimeUnavailable
 from rewriter.verify import noise
-from rewriter.verify.input_synthesis import Candidate, candidates
+from rewriter.verify.input_synthesis import INT_HIGH, Candidate, candidates
 from rewriter.verify.noise import NoiseBound
 from rewriter.runtimes.source_runtime import KIND_CAPI, KIND_INSTALLED, TARGET_DESCRIBE
 
 UNKNOWN_DIM = 2
 INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
-INT_HIGH = 5
 WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps", b"over", b"lazy", b"dog", b"hello", b"world"]
 # (rtol, atol) for the dtype whose tolerance the user did not give when giving the other one
 # (--rtol alone, --atol alone). Without either, floats are judged by their noise bound.
@@ -57,6 +56,8 @@ _NUMPY_OF = {
 
 
 GRADES = ("bit-identical", "within-noise", "within-tolerance", "mismatch")
+# The message of an output with no elements: its dtype and shape matched, and no value was compared.
+EMPTY_OUTPUT = "no elements: only its dtype and shape were compared"
 
 
 @dataclass
@@ -786,6 +787,9 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
         result.status, result.grade = "mismatch", "mismatch"
         result.message = f"shape {list(actual.shape)}, expected {list(expected.shape)}"
         return result
+    if expected.size == 0:  # equal, and proving nothing about the values (verify() says so)
+        result.grade, result.message = "bit-identical", EMPTY_OUTPUT
+        return result
     kind = str(expected.dtype)
     user = (tolerance or {}).get(kind)
     if _is_integer(expected.dtype) and bound is not None and bound.elements is not None:
@@ -966,6 +970,11 @@ def verify(
             progress(f"checking the MetaGraphDef tagged {label} too")
         other = _verify_meta_graph(output_dir, source_dir, target, replace(options, tags=tuple(tags)), progress)
         _join(report, other, label)
+    if report.outputs and all(o.message == EMPTY_OUTPUT for o in report.outputs):
+        # Equal shapes of nothing: no value was computed by either runtime, so nothing is proven.
+        report.skipped.append(
+            "every output has no elements on the inputs parity ran (see `inputs` in the JSON report), so no "
+            "value was compared: pass --inputs that give the outputs values")
     return report
 
 
