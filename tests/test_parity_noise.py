@@ -384,3 +384,16 @@ def test_move_ratio_scales_a_coarser_inputs_move_to_the_precision_asked() -> Non
     assert noise.move_ratio({"x": f32, "y": f64}, "float64") == 1.0  # one input moves by the ulp asked
     assert noise.move_ratio({"x": f32}, "float32") == 1.0
     assert noise.move_ratio({"ids": np.arange(3)}, "float64") == 1.0  # nothing moved: left as measured
+
+
+def test_a_complex_input_moves_each_part_by_one_ulp() -> None:
+    """nextafter takes no complex numbers: a complex64 signature input ended in an internal error
+    (exit 5) before any comparison (a helper's tf.Module with a complex64 input)."""
+    from rewriter.verify import noise
+
+    value = (np.arange(1, 9, dtype=np.float32) + 1j * np.arange(2, 10, dtype=np.float32)).astype(np.complex64)
+    moved = noise.perturb(value, "float32", np.random.default_rng(0))
+    assert moved.dtype == np.complex64 and moved.shape == value.shape
+    for part in (np.real, np.imag):
+        steps = np.abs(part(moved) - part(value)) / np.spacing(np.abs(part(value)))
+        assert np.all((steps > 0.49) & (steps < 1.01)), steps
