@@ -1,8 +1,9 @@
 """Input synthesis for signature inputs whose dimensions the signature leaves unknown.
 
 A `[None, None]` input read by a MatMul with a [100, 8] weight, a `[None] * 4` image read by a
-Conv2D with a 3-channel filter, a `[None, None]` input reshaped to [-1, 28, 28, 1], and an int
-input that is a Reshape's shape: the random inputs (every unknown dimension 2) fail in the source
+Conv2D with a 3-channel filter or by 3x3 pooling windows, a `[None, None]` input reshaped to
+[-1, 28, 28, 1] or checked by tf.ensure_shape(x, [None, 8]), and an int input that is a Reshape's
+shape: the random inputs (every unknown dimension 2) fail in the source
 ("Matrix size-incompatible", "input depth must be evenly divisible", "requested shape requires a
 multiple of 784"), so parity compared nothing and a right model failed (exit 3). The `graph`
 strategy gives each input the shape (or value) the ops reading it need, and the source accepts it.
@@ -49,12 +50,20 @@ class Shapes(tf.Module):
     def reshape_to(self, x, shape):
         return {"y": tf.reshape(x, shape) + 1.0}
 
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="x")])
+    def pool(self, x):  # 3x3 windows, VALID: the spatial dimensions must hold them
+        return {"y": tf.nn.max_pool2d(x, 3, 1, "VALID") + tf.nn.avg_pool2d(x, 3, 1, "VALID")}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="x")])
+    def ensure_shape(self, x):
+        return {"y": tf.ensure_shape(x, [None, 8]) * 2.0}
+
 
 module = Shapes()
-for name in ["matmul", "matmul_transposed", "conv", "reshape", "reshape_to"]:
+for name in ["matmul", "matmul_transposed", "conv", "reshape", "reshape_to", "pool", "ensure_shape"]:
     tf.saved_model.save(module, f"{out}/{name}", signatures={"serving_default": getattr(module, name)})
 '''
-NAMES = ["matmul", "matmul_transposed", "conv", "reshape", "reshape_to"]
+NAMES = ["matmul", "matmul_transposed", "conv", "reshape", "reshape_to", "pool", "ensure_shape"]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +86,10 @@ def test_unknown_dimensions_take_what_the_ops_need(name: str, models: Path) -> N
         assert x.shape[3] == 3 and x.shape[1] >= 3 and x.shape[2] >= 3
     elif name == "reshape":
         assert x.size % 784 == 0
+    elif name == "pool":
+        assert x.shape[1] >= 3 and x.shape[2] >= 3
+    elif name == "ensure_shape":
+        assert x.shape[1] == 8
     else:
         assert list(graph.values["shape"]) == [-1, 1, 1]
     _source_accepts(models / name, graph, base)

@@ -43,6 +43,9 @@ input must hold (`Constraint`):
   - base64: DecodeBase64 (tf.io.decode_base64), web-safe base64 of a word;
   - audio: DecodeWav (tf.audio.decode_wav): a 16-bit PCM WAV file of its desired channels and
     samples;
+  - shapes: the contracted dimension of a matmul, the channels of a convolution, bias add or
+    batch norm, the spatial dimensions of a convolution or pooling window (SPATIAL_DIM), the
+    element count of a Reshape, the dimensions an EnsureShape (tf.ensure_shape) requires;
   - sizes and counts: the limit of Range, k of TopKV2, the multiples of Tile, the dims of Fill and
     of the random ops, the depth of OneHot, the size of an image resize, the size of Slice (with its
     begin 0): at least 1, since 0 (which random integers in [0, 5) hold one time in five) makes an
@@ -51,7 +54,10 @@ input must hold (`Constraint`):
 `candidates` then gives, per signature, a short list of strategies that parity tries in order
 until the source runs on them: `random` (the seeded generator of parity.py, the former default),
 `graph` (random values bent to the constraints above), `zeros` (every number 0, every string
-empty: valid for most index inputs that nothing above recognised), and, when a signature takes
+empty: valid for most index inputs that nothing above recognised), `positive` (the first strategy's
+values with every float in (0.1, 0.9) and every unconstrained integer 1: what an assert on
+positive inputs or probabilities, a log or square root under CheckNumerics, or a reshape or frame by
+an integer input accepts), and, when a signature takes
 strings, `numbers` (every string a small decimal number, "7": what a string that reaches
 StringToNumber through other string ops, a split or a regex, must hold).
 """
@@ -113,6 +119,9 @@ SHAPE_KEEPING = {"Identity", "Cast", "StopGradient", "Snapshot", "EnsureShape", 
                  "Exp", "Log", "Log1p", "Sqrt", "Rsqrt", "Square", "Erf", "Floor", "Ceil", "Round", "Sign",
                  "Reciprocal", "Sin", "Cos", "ClipByValue"}
 SCALAR_BINARY = {"Mul", "AddV2", "Add", "Sub", "RealDiv", "Div", "Maximum", "Minimum", "Pow", "SquaredDifference"}
+# Ops whose window must fit the spatial dimensions of their input 0 (an unknown one gets SPATIAL_DIM).
+WINDOWED = {"MaxPool", "MaxPoolV2", "AvgPool", "MaxPool3D", "AvgPool3D", "MaxPoolWithArgmax", "FractionalMaxPool",
+            "FractionalAvgPool", "ExtractImagePatches", "Dilation2D"}
 CHANNEL_READERS = {  # op -> (input index of the operand whose size fixes the channel axis, which of its dims)
     "Conv2D": (1, -2), "Conv3D": (1, -2), "DepthwiseConv2dNative": (1, -2), "BiasAdd": (1, 0),
     "FusedBatchNorm": (1, 0), "FusedBatchNormV2": (1, 0), "FusedBatchNormV3": (1, 0),
@@ -624,6 +633,8 @@ def _shape_uses(graph: _Graph, scope: _Scope, tensor: str, depth: int = 0) -> It
         return
     for node, index in _readers(scope, tensor):
         if node.op in SHAPE_KEEPING and index == 0:
+            if node.op == "EnsureShape":  # it keeps the shape, and fails unless the shape is its own
+                yield scope, node, index
             yield from _shape_uses(graph, scope, node.name, depth + 1)
         elif node.op in SCALAR_BINARY and index in (0, 1) and len(node.input) > 1 and \
                 _shape_of(graph, scope, node.input[1 - index]) in ([], [1]):
@@ -673,6 +684,11 @@ def _constrain_shape(graph: _Graph, scope: _Scope, node: Any, index: int, constr
             constraint.fix(1 if channels_first else -1, shape[dim], f"channels of {where}")
             if op.startswith(("Conv", "Depthwise")):
                 constraint.reasons.append(f"spatial dimensions of {where}")
+    elif op in WINDOWED and index == 0:
+        constraint.reasons.append(f"spatial dimensions of {where}")
+    elif op == "EnsureShape" and index == 0 and "shape" in node.attr and not node.attr["shape"].shape.unknown_rank:
+        for axis, dim in enumerate(node.attr["shape"].shape.dim):
+            constraint.fix(axis, dim.size, f"dimension {axis} of {where}")
     elif op == "Reshape" and index == 0 and len(node.input) > 1:
         target = _const_value(graph, scope, node.input[1])
         if target is not None and target.ndim == 1 and target.size:
@@ -889,7 +905,9 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
                 columns = [rng.integers(0, c.nd_limits[j], shape[:-1]) for j in range(shape[-1])]
                 values[key] = np.stack(columns, axis=-1).astype(dtype) if columns else base[key]
             elif c.limit is not None or c.sorted or c.minimum:
-                high = c.limit if c.limit is not None else (3 if c.sorted else INT_HIGH)
+                # A size or count is at most UNKNOWN_DIM, the size of an unknown dimension (top_k's
+                # k, a frame length must fit it).
+                high = c.limit if c.limit is not None else (3 if c.sorted else UNKNOWN_DIM + 1)
                 low = min(c.minimum, high - 1)
                 drawn = rng.integers(low, high, shape).astype(dtype)
                 values[key] = np.sort(drawn, axis=-1) if c.sorted and drawn.ndim else drawn
@@ -999,9 +1017,29 @@ def zero_values(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             for key, value in base.items()}
 
 
+def positive_values(values: dict[str, np.ndarray], given: set[str] | frozenset[str],
+                    constrained: set[str] | frozenset[str]) -> dict[str, np.ndarray]:
+    """`values` with every float moved into (0.1, 0.9) (0.1 + 0.8 * sigmoid(x), so they still
+    differ) and every integer 1: what a model accepts that asserts its inputs are positive or
+    probabilities, takes their log or square root under CheckNumerics, or reshapes, slices or frames
+    by an integer input (1 divides and fits every size). Inputs the user gave stay as they are, and
+    so do integers bent to what the graph needs (`constrained`: indices, segment ids, sizes); a
+    float's constraint is its shape, which is kept."""
+    out = dict(values)
+    for key, value in values.items():
+        if key in given:
+            continue
+        if value.dtype.kind == "f" or str(value.dtype) == "bfloat16":
+            wide = value.astype(np.float64)
+            out[key] = (0.1 + 0.8 / (1.0 + np.exp(-wide))).astype(value.dtype)
+        elif value.dtype.kind in "iu" and key not in constrained:
+            out[key] = np.ones_like(value)
+    return out
+
+
 @dataclass
 class Candidate:
-    strategy: str  # "random", "graph", "zeros", "numbers", "--inputs"
+    strategy: str  # "random", "graph", "zeros", "positive", "numbers", "--inputs"
     values: dict[str, np.ndarray]
     reasons: dict[str, list[str]] = field(default_factory=dict)  # input -> what the graph requires of it
 
@@ -1023,6 +1061,8 @@ def candidates(meta_graph: Any, key: str, base: dict[str, np.ndarray], seed: int
         result = [Candidate("graph", bent, {name: c.reasons for name, c in found.items()}), random]
     zeros = zero_values(base)
     result.append(Candidate("zeros", {name: base[name] if name in given else zeros[name] for name in base}))
+    bent = result[0].values
+    result.append(Candidate("positive", positive_values(bent, given, set(found)), result[0].reasons))
     texts = [name for name, value in base.items() if value.dtype == object and name not in given]
     if texts:
         rng = np.random.default_rng(seed + 11)
