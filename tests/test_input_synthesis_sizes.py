@@ -9,6 +9,7 @@ report; if no output has any, parity is not proven (exit 3).
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,21 @@ class Sizes(tf.Module):
 module = Sizes()
 for name in ["counts", "sliced", "nothing"]:
     tf.saved_model.save(module, f"{out}/{name}", signatures={"serving_default": getattr(module, name)})
+
+
+def audio(upper):
+    class Audio(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform")])
+        def call(self, waveform):  # 400-sample frames: 2 samples make no frame, and the mean of none is NaN
+            stft = tf.signal.stft(waveform, frame_length=400, frame_step=160, fft_length=512)
+            mel = tf.signal.linear_to_mel_weight_matrix(40, 257, 16000, 20.0, upper)
+            return {"mean": tf.reduce_mean(tf.math.log(tf.matmul(tf.abs(stft), mel) + 1e-3), 0)}
+    return Audio()
+
+
+for name, upper in [("audio", 7600.0), ("audio_other_mel", 4000.0)]:
+    module = audio(upper)
+    tf.saved_model.save(module, f"{out}/{name}", signatures={"serving_default": module.call})
 '''
 
 
@@ -73,7 +89,7 @@ def test_outputs_without_elements_prove_nothing(models: Path, tmp_path: Path, ru
     text = result.stdout + result.stderr
     assert result.code == 3, text
     assert "no elements: only its dtype and shape were compared" in text
-    assert "every output has no elements" in text and not (tmp_path / "out").exists()
+    assert "every output has no elements or only NaN" in text and not (tmp_path / "out").exists()
 
 
 def test_sized_model_converts_with_every_output_compared(models: Path, tmp_path: Path, runtime_2_3: Any) -> None:
@@ -81,3 +97,33 @@ def test_sized_model_converts_with_every_output_compared(models: Path, tmp_path:
     text = result.stdout + result.stderr
     assert result.code == 0, text
     assert "no elements" not in text and "a size or count of" in text
+
+
+def test_a_window_longer_than_the_inputs_gets_long_inputs(models: Path, tmp_path: Path, runtime_2_3: Any) -> None:
+    """An STFT of 400-sample frames on a [None] waveform: 2 samples give no frame and an all-NaN
+    mean, which matched "bit-identical" (exit 0). The `long` strategy gives the waveform 16000."""
+    result = run_cli(models / "audio", tmp_path / "out", "--to", "2.3", "--report", str(tmp_path / "r.json"))
+    text = result.stdout + result.stderr
+    assert result.code == 0, text
+    assert "inputs of serving_default: long" in text and "output mean is all NaN" in text
+    fed = json.loads((tmp_path / "r.json").read_text())["parity"]["inputs"]["serving_default"]["waveform"]
+    assert fed["shape"] == [16000]
+
+
+def test_another_model_is_not_proven_on_inputs_too_short_to_tell(models: Path, tmp_path: Path,
+                                                                   runtime_2_3: Any) -> None:
+    """A model with another mel matrix, checked against the right one: on 2 samples both give NaN
+    and parity called it proven (a helper's repro); on long inputs the values differ."""
+    out = tmp_path / "other"
+    assert run_cli(models / "audio_other_mel", out, "--to", "2.3", "--no-verify").code == 0
+    result = run_cli("verify", out, "--against", models / "audio", "--to", "2.3")
+    assert result.code == 3, result.stdout + result.stderr
+    assert "serving_default/mean" in result.stdout + result.stderr
+
+
+def test_vacuous_outputs_are_named() -> None:
+    from rewriter.verify.parity import _vacuous
+
+    assert _vacuous({"a": np.ones(3, np.float32), "b": np.zeros((2, 0))}) == "output b has no elements"
+    assert _vacuous({"a": np.full(3, np.nan, np.float32)}) == "output a is all NaN"
+    assert _vacuous({"a": np.array([np.nan, 1.0]), "s": np.array([b""], object)}) is None

@@ -288,11 +288,11 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
     judges = " (C++ loader and tf.saved_model.load)" if parity.python_loader is not None else ""
     grades = ", ".join(f"{sum(o.grade == g for o in parity.outputs)} {g}" for g in ("bit-identical", "within-noise", "within-tolerance")
                        if any(o.grade == g for o in parity.outputs))
-    from rewriter.verify.parity import EMPTY_OUTPUT  # (loaded already: parity ran)
+    from rewriter.verify.parity import VACUOUS  # (loaded already: parity ran)
 
-    empty = sum(o.message == EMPTY_OUTPUT for o in parity.outputs)
+    empty = sum(o.message in VACUOUS for o in parity.outputs)
     if empty:
-        grades += f"{', ' if grades else ''}{empty} with no elements, whose values were not compared"
+        grades += f"{', ' if grades else ''}{empty} with no elements or only NaN, whose values were not compared"
     judges += f" ({grades})" if grades else ""
     verdict = f"{green}parity: all {len(parity.outputs)} output(s) match in TensorFlow {parity.target_version}{judges}{reset}" if parity.ok \
         else f"{red}parity: FAILED in TensorFlow {parity.target_version}{reset}"

@@ -53,7 +53,10 @@ input must hold (`Constraint`):
 
 `candidates` then gives, per signature, a short list of strategies that parity tries in order
 until the source runs on them: `random` (the seeded generator of parity.py, the former default),
-`graph` (random values bent to the constraints above), `zeros` (every number 0, every string
+`graph` (random values bent to the constraints above), `long` (the first strategy's values with
+every unknown dimension but the batch made long, LONG_DIM or up to LONG_ELEMENTS: tried when the
+first fails or leaves an output without values, as a 400-sample STFT window does on 2 samples),
+`zeros` (every number 0, every string
 empty: valid for most index inputs that nothing above recognised), `positive` (the first strategy's
 values with every float in (0.1, 0.9) and every unconstrained integer 1: what an assert on
 positive inputs or probabilities, a log or square root under CheckNumerics, or a reshape or frame by
@@ -108,6 +111,8 @@ DENSE_PARTNERS: dict[str, tuple[int, str]] = {
     "SparseDenseCwiseDiv": (3, "broadcast"),
 }
 UNKNOWN_DIM = 2
+LONG_DIM = 16000  # an unknown dimension of the `long` strategy: a second of 16 kHz audio
+LONG_ELEMENTS = 1 << 16  # at most this many elements in an input the `long` strategy lengthens
 INT_HIGH = 5  # random integer inputs are in [0, INT_HIGH): small enough to index most things
 BASE64_WORDS = [b"the", b"quick", b"brown", b"fox"]  # what a DecodeBase64 input is made to hold
 
@@ -1017,6 +1022,30 @@ def zero_values(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             for key, value in base.items()}
 
 
+def lengthened(signature: Any, values: dict[str, np.ndarray], given: set[str] | frozenset[str]) -> \
+        dict[str, np.ndarray] | None:
+    """`values` with every unknown dimension but the batch (axis 0 of an input of rank 2 or more)
+    made long: LONG_DIM, or less so that an input holds at most LONG_ELEMENTS (its values repeated).
+    A window longer than UNKNOWN_DIM (an STFT's 400-sample frames on a [None] waveform) leaves
+    nothing to compute on short inputs: no frames, an output with no elements or all NaN. None when
+    no input has such a dimension."""
+    out, changed = dict(values), False
+    for key, value in values.items():
+        info = signature.inputs[key] if key in signature.inputs else None
+        if key in given or info is None or info.tensor_shape.unknown_rank or value.ndim != len(info.tensor_shape.dim):
+            continue
+        axes = [axis for axis, dim in enumerate(info.tensor_shape.dim) if dim.size < 0 and (axis > 0 or value.ndim == 1)]
+        if not axes:
+            continue
+        fixed = int(np.prod([value.shape[a] for a in range(value.ndim) if a not in axes], dtype=np.int64))
+        size = min(LONG_DIM, int((LONG_ELEMENTS / max(fixed, 1)) ** (1.0 / len(axes))))
+        shape = [max(size, value.shape[a]) if a in axes else value.shape[a] for a in range(value.ndim)]
+        if shape != list(value.shape):
+            out[key] = np.resize(value, shape) if value.size else np.zeros(shape, value.dtype)
+            changed = True
+    return out if changed else None
+
+
 def positive_values(values: dict[str, np.ndarray], given: set[str] | frozenset[str],
                     constrained: set[str] | frozenset[str]) -> dict[str, np.ndarray]:
     """`values` with every float moved into (0.1, 0.9) (0.1 + 0.8 * sigmoid(x), so they still
@@ -1039,7 +1068,7 @@ def positive_values(values: dict[str, np.ndarray], given: set[str] | frozenset[s
 
 @dataclass
 class Candidate:
-    strategy: str  # "random", "graph", "zeros", "positive", "numbers", "--inputs"
+    strategy: str  # "random", "graph", "long", "zeros", "positive", "numbers", "--inputs"
     values: dict[str, np.ndarray]
     reasons: dict[str, list[str]] = field(default_factory=dict)  # input -> what the graph requires of it
 
@@ -1059,6 +1088,9 @@ def candidates(meta_graph: Any, key: str, base: dict[str, np.ndarray], seed: int
         rng = np.random.default_rng(seed + 7)
         bent = graph_values(meta_graph.signature_def[key], found, base, rng)
         result = [Candidate("graph", bent, {name: c.reasons for name, c in found.items()}), random]
+    long = lengthened(meta_graph.signature_def[key], result[0].values, given)
+    if long is not None:  # tried when the first fails, or gives an output with no values
+        result.insert(1, Candidate("long", long, result[0].reasons))
     zeros = zero_values(base)
     result.append(Candidate("zeros", {name: base[name] if name in given else zeros[name] for name in base}))
     bent = result[0].values

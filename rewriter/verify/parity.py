@@ -58,6 +58,8 @@ _NUMPY_OF = {
 GRADES = ("bit-identical", "within-noise", "within-tolerance", "mismatch")
 # The message of an output with no elements: its dtype and shape matched, and no value was compared.
 EMPTY_OUTPUT = "no elements: only its dtype and shape were compared"
+NAN_OUTPUT = "every value is NaN: only its dtype, shape and NaN positions were compared"
+VACUOUS = (EMPTY_OUTPUT, NAN_OUTPUT)  # outputs whose comparison proves nothing about values
 
 
 @dataclass
@@ -351,6 +353,9 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
     options = {key: (alternatives or {}).get(key) or [Candidate("random", arrays)] for key, arrays in inputs.items()}
     attempt = {key: 0 for key in inputs}
     tried: dict[str, list[str]] = {key: [] for key in inputs}
+    # key -> the first strategy that ran but left an output without values (_vacuous): taken if no
+    # later strategy does better; -1 once it is being run again to be taken.
+    fallback: dict[str, int] = {}
     replay: Batch = []
     pending = list(inputs)
     while pending:
@@ -380,9 +385,22 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                 if attempt[key] < len(options[key]):
                     still.append(key)
                 else:
+                    if key in fallback and fallback[key] != -1:  # one ran, without values: take it
+                        attempt[key], fallback[key] = fallback[key], -1
+                        still.append(key)
+                        continue
                     run.strategies[key] = {"strategy": None, "failed": tried[key]}
                     run.outputs[key] = {"__error__": f"the source fails{' in ' + where if where else ''} on every input "
                                                      f"strategy tried ({'; '.join(tried[key])}); pass valid inputs with --inputs"}
+                continue
+            empty = _vacuous(result)
+            if empty and fallback.get(key) != -1:
+                tried[key].append(f"{chosen[key].strategy}: {empty}")
+                fallback.setdefault(key, attempt[key])
+                attempt[key] += 1
+                if attempt[key] >= len(options[key]):  # none did better: run the first such one again, to take it
+                    attempt[key], fallback[key] = fallback[key], -1
+                still.append(key)
                 continue
             inputs[key] = chosen[key].values
             replay.append((key, chosen[key].values))
@@ -404,6 +422,18 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                     _measure_weights_too(run, key, values, result, run_moved_weights(key, values, precisions[key], rng))
         pending = still
     return run
+
+
+def _vacuous(outputs: dict[str, np.ndarray]) -> str | None:
+    """Why these outputs prove little, if one has no value to compare: no elements, or only NaN
+    (a window longer than the input: an STFT of no frames, the mean of nothing)."""
+    for name, value in sorted(outputs.items()):
+        array = np.asarray(value)
+        if array.size == 0:
+            return f"output {name} has no elements"
+        if noise.is_float(array.dtype) and array.dtype.kind != "c" and np.isnan(array.astype(np.float64)).all():
+            return f"output {name} is all NaN"
+    return None
 
 
 def _measure(run: SourceRun, key: str, values: dict[str, np.ndarray], reference: dict[str, np.ndarray],
@@ -790,6 +820,10 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
     if expected.size == 0:  # equal, and proving nothing about the values (verify() says so)
         result.grade, result.message = "bit-identical", EMPTY_OUTPUT
         return result
+    if noise.is_float(expected.dtype) and expected.dtype.kind != "c" and np.isnan(expected.astype(np.float64)).all() \
+            and np.isnan(actual.astype(np.float64)).all():
+        result.grade, result.message = "bit-identical", NAN_OUTPUT
+        return result
     kind = str(expected.dtype)
     user = (tolerance or {}).get(kind)
     if _is_integer(expected.dtype) and bound is not None and bound.elements is not None:
@@ -970,11 +1004,11 @@ def verify(
             progress(f"checking the MetaGraphDef tagged {label} too")
         other = _verify_meta_graph(output_dir, source_dir, target, replace(options, tags=tuple(tags)), progress)
         _join(report, other, label)
-    if report.outputs and all(o.message == EMPTY_OUTPUT for o in report.outputs):
-        # Equal shapes of nothing: no value was computed by either runtime, so nothing is proven.
+    if report.outputs and all(o.message in VACUOUS for o in report.outputs):
+        # Equal shapes of nothing (or of NaN): no value was computed by either runtime, so nothing is proven.
         report.skipped.append(
-            "every output has no elements on the inputs parity ran (see `inputs` in the JSON report), so no "
-            "value was compared: pass --inputs that give the outputs values")
+            "every output has no elements or only NaN on the inputs parity ran (see `inputs` in the JSON report), "
+            "so no value was compared: pass --inputs that give the outputs values")
     return report
 
 
