@@ -136,6 +136,8 @@ class Report:
                 lines.append(f"\n**The target failed to load the model:** {parity.load_error}")
             for name, error in sorted(parity.function_errors.items()):
                 lines.append(f"- function `{name}` refused by the target's importer: {error}")
+            if parity.pinned_seeds:
+                lines.append(f"- {_pinned_words(parity.pinned_seeds)}")
             for key, fed in sorted(parity.input_strategies.items()):
                 lines.append(f"- inputs of {key}: {_strategy_words(fed)}")
             if parity.outputs:
@@ -170,6 +172,13 @@ class Report:
 
     def write_markdown(self, path: Path) -> None:
         _atomic_write(path, self.markdown())
+
+
+def _pinned_words(pinned: list[str]) -> str:
+    """The unseeded random ops parity pinned (rewriter/verify/seeds.py), in one sentence."""
+    more = f" and {len(pinned) - 1} more" if len(pinned) > 1 else ""
+    return (f"{len(pinned)} unseeded random op(s) ({pinned[0]}{more}) ran with the same seeds in both models, "
+            "since they draw other numbers on every run; OUT keeps them unseeded")
 
 
 def _strategy_words(fed: dict[str, Any]) -> str:
@@ -259,6 +268,8 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
             print(f"{red}parity: {parity.source_load_note()}{reset}", file=stream)
     for name, error in sorted(parity.function_errors.items()):
         print(f"{red}parity: TensorFlow {parity.target_version} refuses function {name}: {error}{reset}", file=stream)
+    if parity.pinned_seeds:
+        print(f"parity: {_pinned_words(parity.pinned_seeds)}", file=stream)
     for key, fed in sorted(parity.input_strategies.items()):
         if fed.get("strategy") not in ("random", "--inputs", None):
             print(f"parity: inputs of {key}: {_strategy_words(fed)}", file=stream)

@@ -17,6 +17,7 @@ numpy dtype each side gives); NaN matches NaN only at the same positions.
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -129,6 +130,8 @@ class ParityReport:
     input_strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Which runtime ran the source (a runtimes.source_runtime.SourceRuntime); None: not recorded.
     source_runtime: Any = None
+    # Unseeded random ops given the same seeds in both models for this check (rewriter/verify/seeds.py).
+    pinned_seeds: list[str] = field(default_factory=list)
 
     def source_load_note(self) -> str | None:
         """What source_load_error means, in one sentence for the reports and the error line."""
@@ -158,6 +161,7 @@ class ParityReport:
             "python_loader_function_errors": self.function_errors,
             "outputs": [o.to_json() for o in self.outputs],
             "skipped": self.skipped,
+            "pinned_seeds": self.pinned_seeds,
             "source_session_errors": self.source_session_errors,
             "source_load_error": self.source_load_error,
             "python_loader": self.python_loader.to_json() if self.python_loader else {"skipped": "not requested (--python-loader)"},
@@ -990,7 +994,23 @@ def verify(
 
     The MetaGraphDef of options.tags first, then every other one with a callable signature (the
     rules rewrite them all, and a consumer may load any): their results join the report, each
-    signature named "<tags>:<signature>", so an output is proven only when every one matches."""
+    signature named "<tags>:<signature>", so an output is proven only when every one matches.
+    Unseeded random ops (rewriter/verify/seeds.py) are given the same seeds in copies of both."""
+    from rewriter.verify.seeds import pinned_copy
+
+    with tempfile.TemporaryDirectory(prefix="tfdowngrade-seeds-") as scratch:
+        # Unseeded random ops draw other numbers on every run: both models are run with them pinned.
+        pinned = pinned_copy(source_dir, Path(scratch) / "source")
+        if pinned:
+            pinned_copy(output_dir, Path(scratch) / "output")
+            source_dir, output_dir = Path(scratch) / "source", Path(scratch) / "output"
+        report = _verify_all(output_dir, source_dir, target, options, progress)
+    report.pinned_seeds = [op.describe() for op in pinned]
+    return report
+
+
+def _verify_all(output_dir: Path, source_dir: Path, target: Any, options: ParityOptions,
+                progress: Progress | None) -> ParityReport:
     from rewriter.savedmodel.files import read_saved_model
 
     report = _verify_meta_graph(output_dir, source_dir, target, options, progress)
