@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from rewriter.errors import BadInput, ParityFailed, RuntimeUnavailable
-from rewriter.verify.parity import ParityOptions, ParityReport, select_meta_graph
+from rewriter.verify.parity import ParityOptions, ParityReport, check_input_keys, load_inputs_file, select_meta_graph
 from rewriter.verify.parity import verify as _verify
 from rewriter.pipeline import Options, Plan, plan, stage
 from rewriter.targets.releases import Release, parse_release
@@ -125,6 +125,8 @@ def convert(
     select_meta_graph(planned.files.proto, list(parity.tags))
     if verify_parity:
         _check_parity_options(parity, planned.target)
+        if parity.inputs_file:  # keys naming no signature input are bad input, before writing
+            check_input_keys(load_inputs_file(parity.inputs_file), planned.files.proto.meta_graphs)
     staged = stage(planned, Path(output_dir), force, progress)
     result.written = staged.actions
     if not verify_parity:

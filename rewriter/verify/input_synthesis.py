@@ -70,10 +70,12 @@ import base64
 import io
 import wave
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from rewriter.protos import types_pb2
 from rewriter.savedmodel import tensors
 from rewriter.savedmodel.attr_values import type_name
 from rewriter.savedmodel.graph_model import node_of
@@ -111,6 +113,13 @@ DENSE_PARTNERS: dict[str, tuple[int, str]] = {
     "SparseDenseCwiseDiv": (3, "broadcast"),
 }
 UNKNOWN_DIM = 2
+# Ops that fill a table from keys (input KEYS_INPUT) and values, or from a text file.
+TABLE_IMPORTS = {"LookupTableImportV2", "InitializeTableV2", "LookupTableImport", "InitializeTable"}
+TABLE_FILE_INITS = {"InitializeTableFromTextFileV2", "InitializeTableFromTextFile"}
+TABLE_FINDS = {"LookupTableFindV2", "LookupTableFind"}
+VOCABULARY_SIZE = 256  # keys kept per vocabulary (the first ones of each table)
+VOCABULARY_FILE_BYTES = 1 << 20  # a vocabulary file read for its keys is at most this large
+TEXT_WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps", b"over", b"lazy", b"dog", b"hello", b"world"]
 LONG_DIM = 16000  # an unknown dimension of the `long` strategy: a second of 16 kHz audio
 LONG_ELEMENTS = 1 << 16  # at most this many elements in an input the `long` strategy lengthens
 INT_HIGH = 5  # random integer inputs are in [0, INT_HIGH): small enough to index most things
@@ -166,6 +175,8 @@ class Constraint:
     elements_multiple: int | None = None
     elements: int | None = None
     reshape_to: bool = False  # the shape operand of a Reshape: one -1 (the rest of the elements), then 1s
+    lookup: bool = False  # the keys a table is looked up with (LookupTableFindV2)
+    text: bool = False  # strings nothing else constrains: words and phrases, from the model's vocabulary too
     reasons: list[str] = field(default_factory=list)
 
     def fix(self, axis: int, size: int, reason: str) -> None:
@@ -389,6 +400,9 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
             constraint.reasons.append(f"indexes a tensor of shape {dims} in {where}")
         else:
             constraint.bound(1, f"indexes a tensor of unrecorded shape in {where}")
+    elif op in TABLE_FINDS and index == 1:
+        constraint.lookup = True
+        constraint.reasons.append(f"keys of the table looked up by {where}")
     elif op in SIZE_OPERANDS and index in SIZE_OPERANDS[op]:
         constraint.at_least(1, f"a size or count of {where} (0 leaves its output without elements)")
         if op == "Slice":
@@ -734,7 +748,81 @@ def shape_for(info: Any, base_shape: list[int], c: Constraint) -> list[int]:
     return shape
 
 
-def constraints(meta_graph: Any, signature_key: str) -> dict[str, Constraint]:
+@dataclass
+class Vocabulary:
+    """The keys of the model's lookup tables: what a string or integer input must hold for a lookup
+    to find something (random words never hit a StringLookup's vocabulary, so a table emptied or
+    altered by a conversion gave the default on both sides, and parity called it bit-identical)."""
+
+    words: list[bytes] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+
+    def add(self, keys: np.ndarray) -> None:
+        flat = keys.ravel()[:VOCABULARY_SIZE]
+        if flat.dtype == object or flat.dtype.kind == "S":
+            self.words += [bytes(k) for k in flat if isinstance(k, bytes) and k and len(k) <= 64]
+        elif flat.dtype.kind in "iu":
+            self.numbers += [int(k) for k in flat]
+
+
+def vocabulary(meta_graph: Any, model_dir: Path | None = None) -> Vocabulary:
+    """The keys every table of the MetaGraphDef is filled with: Consts (in the initializer, or
+    captured from the main graph through the object graph's bound inputs, as tf.saved_model.save
+    keeps an eager constant) and, for a table filled from a text file, the first field of the
+    lines of the model's small asset files. Tables restored from a checkpoint (MutableHashTable)
+    are not read."""
+    from rewriter.savedmodel.tensors import make_ndarray
+
+    found = Vocabulary()
+    graph_def = meta_graph.graph_def
+    main = {node.name: node for node in graph_def.node}
+    concrete = meta_graph.object_graph_def.concrete_functions
+    objects = meta_graph.object_graph_def.nodes
+
+    def const(node: Any) -> np.ndarray | None:
+        if node is None or node.op != "Const":
+            return None
+        try:
+            return np.asarray(make_ndarray(node.attr["value"].tensor))
+        except Exception:  # a dtype tensors.py does not read: no keys known
+            return None
+
+    from_files = False
+    scopes = [("", graph_def.node, None)] + [(f.signature.name, f.node_def, f) for f in graph_def.library.function]
+    for name, nodes, function in scopes:
+        by_name = {node.name: node for node in nodes}
+        for node in nodes:
+            from_files |= node.op in TABLE_FILE_INITS
+            if node.op not in TABLE_IMPORTS or len(node.input) < 2:
+                continue
+            source = node_of(node.input[1])
+            while source in by_name and by_name[source].op == "Identity" and by_name[source].input:
+                source = node_of(by_name[source].input[0])
+            keys = const(by_name.get(source))
+            if keys is None and function is not None and name in concrete:
+                args = [arg.name for arg in function.signature.input_arg]
+                bound = list(concrete[name].bound_inputs)
+                if source in args and args.index(source) >= len(args) - len(bound):
+                    captured = objects[bound[args.index(source) - (len(args) - len(bound))]]
+                    if captured.WhichOneof("kind") == "constant":
+                        keys = const(main.get(captured.constant.operation))
+            if keys is not None:
+                found.add(keys)
+    if from_files and model_dir is not None and (model_dir / "assets").is_dir():
+        for path in sorted((model_dir / "assets").iterdir()):
+            if path.is_file() and path.stat().st_size <= VOCABULARY_FILE_BYTES:
+                lines = path.read_bytes().splitlines()[:VOCABULARY_SIZE]
+                found.words += [line.split(b"\t")[0] for line in lines if line.split(b"\t")[0]]
+    found.words = list(dict.fromkeys(found.words))
+    found.numbers = list(dict.fromkeys(found.numbers))
+    return found
+
+
+# The constraints on a string that say what it must hold (a decoder, a parser): `text` is for the rest.
+_STRING_KINDS = ("example", "image", "csv", "raw", "tensor", "base64", "wav", "numeric")
+
+
+def constraints(meta_graph: Any, signature_key: str, vocab: Vocabulary | None = None) -> dict[str, Constraint]:
     """Signature input key -> what the graph requires of it (empty constraint: nothing known)."""
     graph = _Graph(meta_graph)
     signature = meta_graph.signature_def[signature_key]
@@ -747,6 +835,11 @@ def constraints(meta_graph: Any, signature_key: str) -> dict[str, Constraint]:
         if not info.tensor_shape.unknown_rank and any(d.size < 0 for d in info.tensor_shape.dim):
             for scope, node, index in _shape_uses(graph, graph.main, info.name.split(":")[0]):
                 _constrain_shape(graph, scope, node, index, constraint)
+        if info.dtype == types_pb2.DT_STRING and not any(getattr(constraint, kind) for kind in _STRING_KINDS):
+            constraint.text = True
+            constraint.reasons.append(
+                "text: single words and phrases" + (f", from the keys of the model's tables ({len(vocab.words)})"
+                                                    if vocab is not None and vocab.words else ""))
         result[key] = constraint
     # The partners of a partition or of sparse indices follow them: their number, the dense shape.
     for key, constraint in result.items():
@@ -779,19 +872,25 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def _example_bytes(spec: dict[str, Any], rng: np.random.Generator) -> bytes:
+def _example_bytes(spec: dict[str, Any], rng: np.random.Generator, vocab: Vocabulary | None = None) -> bytes:
     """A serialized tf.Example (tensorflow/core/example/example.proto, written by hand so that a
     source run in a C-API runtime needs no TensorFlow here): Example.features(1) ->
     Features.feature(1, map) -> Feature: bytes_list(1) | float_list(2) | int64_list(3), each a
-    repeated `value`(1), packed for numbers."""
+    repeated `value`(1), packed for numbers. Strings and integers are keys of the model's tables
+    three times in four when it has any (a feature column's vocabulary), else w0..w9 and 0..4."""
     entries = []
+    words = vocab.words if vocab is not None else []
+    numbers = vocab.numbers if vocab is not None else []
+
+    def pick(keys: list[Any], other: Any) -> Any:
+        return keys[int(rng.integers(0, len(keys)))] if keys and rng.random() < 0.75 else other
 
     def feature(key: str, dtype: str, count: int) -> None:
         if dtype == "DT_STRING":
-            values = b"".join(_field(1, f"w{int(v)}".encode()) for v in rng.integers(0, 10, count))
+            values = b"".join(_field(1, pick(words, f"w{int(v)}".encode())) for v in rng.integers(0, 10, count))
             body = _field(1, values)
         elif dtype == "DT_INT64":
-            body = _field(3, _field(1, b"".join(_varint(int(v)) for v in rng.integers(0, 5, count))))
+            body = _field(3, _field(1, b"".join(_varint(int(pick(numbers, v))) for v in rng.integers(0, 5, count))))
         else:
             body = _field(2, _field(1, rng.standard_normal(count).astype("<f4").tobytes()))
         entries.append(_field(1, _field(1, key.encode()) + _field(2, body)))
@@ -866,8 +965,25 @@ def shaped(info: Any, dims: int = UNKNOWN_DIM) -> list[int]:
     return [d.size if d.size >= 0 else dims for d in info.tensor_shape.dim]
 
 
+def _text(shape: list[int], vocab: list[bytes], rng: np.random.Generator) -> np.ndarray:
+    """Strings of this shape: even elements phrases of three words, odd ones single words (a
+    tokenizer needs several, a table lookup of the whole string one, and a phrase is a key no table
+    has). A single word is a key of the model's tables when it has any; a phrase's words are three
+    times in four, the others words of TEXT_WORDS."""
+    def word(from_vocab: float) -> bytes:
+        if vocab and rng.random() < from_vocab:
+            return vocab[int(rng.integers(0, len(vocab)))]
+        return TEXT_WORDS[int(rng.integers(0, len(TEXT_WORDS)))]
+
+    count = int(np.prod(shape, dtype=np.int64))
+    items = [b" ".join(word(0.75) for _ in range(3)) if i % 2 == 0 else word(1.0) for i in range(count)]
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out.reshape(shape)
+
+
 def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, np.ndarray],
-                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+                 rng: np.random.Generator, vocab: Vocabulary | None = None) -> dict[str, np.ndarray]:
     """`base` (the random inputs) with every constrained input replaced by values that fit."""
     values = dict(base)
     for key in sorted(found):
@@ -881,7 +997,7 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             if shape != list(base[key].shape):  # the random values, repeated to fill the shape ops need
                 values[key] = np.resize(base[key], shape) if base[key].size else np.zeros(shape, dtype)
         if c.example is not None and dtype == object:
-            values[key] = _strings(shape, lambda: _example_bytes(c.example or {}, rng))
+            values[key] = _strings(shape, lambda: _example_bytes(c.example or {}, rng, vocab))
         elif c.image is not None and dtype == object:
             values[key] = _strings(shape, lambda: _image_bytes(c.image or "png", c.channels, rng))
         elif c.csv is not None and dtype == object:
@@ -903,6 +1019,12 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             values[key] = _strings(shape, lambda: _wav(rng.integers(-3000, 3000, (samples, channels)).astype("<i2")))
         elif c.numeric and dtype == object:
             values[key] = _number_strings(shape, rng)
+        elif c.text and dtype == object:
+            values[key] = _text(shape, vocab.words if vocab is not None else [], rng)
+        elif c.lookup and dtype.kind in "iu" and vocab is not None and vocab.numbers:
+            # Three keys in four from the tables, the rest one past the largest (not in any table).
+            keys = np.array(vocab.numbers + [max(vocab.numbers) + 1] * max(1, len(vocab.numbers) // 3))
+            values[key] = rng.choice(keys, size=shape).astype(dtype)
         elif dtype.kind == "i" and c.reshape_to and len(shape) == 1 and shape[0] > 0:
             values[key] = np.array([-1] + [1] * (shape[0] - 1), dtype)
         elif dtype.kind in "iu":
@@ -1074,19 +1196,19 @@ class Candidate:
 
 
 def candidates(meta_graph: Any, key: str, base: dict[str, np.ndarray], seed: int,
-               given: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
+               given: set[str] | frozenset[str] = frozenset(), vocab: Vocabulary | None = None) -> list[Candidate]:
     """The strategies to try, in order, for one signature. When the user gave every input
     (--inputs), that is the only candidate; otherwise the graph's constraints first when it has
     any, the random inputs, zeros, and numbers as text last when it takes strings. Inputs the user
     gave (`given`) are never replaced."""
     if given >= set(base):
         return [Candidate("--inputs", base)]
-    found = {name: c for name, c in constraints(meta_graph, key).items() if c.reasons and name not in given}
+    found = {name: c for name, c in constraints(meta_graph, key, vocab).items() if c.reasons and name not in given}
     random = Candidate("random", base)
     result = [random]
     if found:
         rng = np.random.default_rng(seed + 7)
-        bent = graph_values(meta_graph.signature_def[key], found, base, rng)
+        bent = graph_values(meta_graph.signature_def[key], found, base, rng, vocab)
         result = [Candidate("graph", bent, {name: c.reasons for name, c in found.items()}), random]
     long = lengthened(meta_graph.signature_def[key], result[0].values, given)
     if long is not None:  # tried when the first fails, or gives an output with no values

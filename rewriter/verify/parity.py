@@ -29,7 +29,7 @@ from rewriter.savedmodel.attr_values import type_name
 from rewriter.report.error_distribution import error_histogram
 from rewriter.errors import BadInput, RuntimeUnavailable
 from rewriter.verify import noise
-from rewriter.verify.input_synthesis import INT_HIGH, Candidate, candidates
+from rewriter.verify.input_synthesis import INT_HIGH, Candidate, candidates, vocabulary
 from rewriter.verify.noise import NoiseBound
 from rewriter.runtimes.source_runtime import KIND_CAPI, KIND_INSTALLED, TARGET_DESCRIBE
 
@@ -811,6 +811,11 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
     --rtol/--atol, else within `bound` (the model's measured noise); without either, exactly."""
     expected, actual = np.asarray(expected), np.asarray(actual)
     result = OutputResult(signature, output, "match", dtype=str(expected.dtype), shape=list(expected.shape))
+    if expected.size == 0 and actual.size == 0 and list(actual.shape) == list(expected.shape) \
+            and (actual.dtype == expected.dtype or (expected.dtype.kind in "OSU" and actual.dtype.kind in "OSU")):
+        # equal, and proving nothing about the values (verify() says so)
+        result.grade, result.message = "bit-identical", EMPTY_OUTPUT
+        return result
     want_strings, got_strings = _string_values(expected), _string_values(actual)
     if want_strings is not None and got_strings is not None:
         return _compare_exact(result, want_strings, got_strings)
@@ -820,9 +825,6 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
     if actual.shape != expected.shape:
         result.status, result.grade = "mismatch", "mismatch"
         result.message = f"shape {list(actual.shape)}, expected {list(expected.shape)}"
-        return result
-    if expected.size == 0:  # equal, and proving nothing about the values (verify() says so)
-        result.grade, result.message = "bit-identical", EMPTY_OUTPUT
         return result
     if noise.is_float(expected.dtype) and expected.dtype.kind != "c" and np.isnan(expected.astype(np.float64)).all() \
             and np.isnan(actual.astype(np.float64)).all():
@@ -983,6 +985,22 @@ def callable_signatures(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[str]:
                   if signature.outputs and not key.startswith(INTERNAL_SIGNATURE_PREFIX))
 
 
+def check_input_keys(given: dict[str, np.ndarray], meta_graphs: Any) -> None:
+    """Every key of an --inputs file names a signature input ('<signature>/<input>' or '<input>'):
+    a key that names none (a tensor name such as 'serving_default_x:0', a typo) would leave that
+    input generated while the user believes their data was run."""
+    known: set[str] = set()
+    for meta_graph in meta_graphs:
+        for key in callable_signatures(meta_graph):
+            for name in meta_graph.signature_def[key].inputs:
+                known |= {f"{key}/{name}", name}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        valid = ", ".join(sorted(k for k in known if "/" in k)[:12])
+        raise BadInput(f"--inputs: {', '.join(repr(k) for k in unknown[:5])} name(s) no signature input; the keys are "
+                       f"<signature>/<input> or <input>: {valid or 'this model has no signature inputs'}")
+
+
 def verify(
     output_dir: Path,
     source_dir: Path,
@@ -1013,9 +1031,12 @@ def _verify_all(output_dir: Path, source_dir: Path, target: Any, options: Parity
                 progress: Progress | None) -> ParityReport:
     from rewriter.savedmodel.files import read_saved_model
 
+    meta_graphs = read_saved_model(output_dir).proto.meta_graphs
+    if options.inputs_file:
+        check_input_keys(load_inputs_file(options.inputs_file), meta_graphs)
     report = _verify_meta_graph(output_dir, source_dir, target, options, progress)
     chosen = set(options.tags)
-    for meta_graph in read_saved_model(output_dir).proto.meta_graphs:
+    for meta_graph in meta_graphs:
         tags = list(meta_graph.meta_info_def.tags)
         if set(tags) == chosen or not callable_signatures(meta_graph):
             continue
@@ -1093,8 +1114,9 @@ def _verify_meta_graph(
         say(f"running the source in {source_side.describe()}, then again with inputs moved by one ulp (its noise)")
         by_output = {key: _output_precisions(meta_graphs, meta_graph, key) for key in inputs}
         precisions = {key: _perturb_precision(meta_graph, key, by_output[key]) for key in inputs}
+        vocab = vocabulary(source_meta, source_dir)
         alternatives = {key: candidates(source_meta, key, arrays, seed, {
-            name for name in arrays if given is not None and (f"{key}/{name}" in given or name in given)})
+            name for name in arrays if given is not None and (f"{key}/{name}" in given or name in given)}, vocab)
             for key, arrays in inputs.items()}
         noise_precisions = None if tolerance else precisions
         finer = {key: _finer_outputs(by_output[key], precisions[key]) for key in inputs}
