@@ -74,3 +74,28 @@ def test_attrs_the_target_lacks_at_their_default_are_left_out_and_named() -> Non
     notes = for_target(proto, newest_registry(), load_registry(Release(2, 3)), Release(2, 3), "2.21.0", "t")
     assert not any("RemoveNewDefaultAttrsFromGraphDef" in note for note in notes)
     assert sorted(proto.meta_graphs[0].graph_def.node[3].attr) == ["Tcomplex", "Treal"]
+
+
+def test_a_stripped_default_the_target_requires_is_written_out() -> None:
+    """RaggedTensorToVariant.Tsplits has the default int64 from TF 2.x on, and none in TF 1.15: a
+    saved model leaves it out (defaults are stripped), and TF 1.15 refused the node ("required attr
+    'Tsplits' is missing"; a helper's tf_keras model). The source default is written out for 1.15."""
+    from rewriter.protos import types_pb2
+    from rewriter.savedmodel.normalize import for_target
+    from rewriter.targets.registry import load_registry, newest_registry
+    from rewriter.targets.releases import Release
+
+    def model() -> Any:
+        node = node_def_pb2.NodeDef(name="v", op="RaggedTensorToVariant", input=["splits", "values"])
+        node.attr["RAGGED_RANK"].i = 1
+        node.attr["Tvalues"].type = types_pb2.DT_FLOAT
+        node.attr["batched_input"].b = True
+        return _saved_model_with(node)
+
+    for release, written in ((Release(1, 15), True), (Release(2, 3), False)):
+        proto = model()
+        for_target(proto, newest_registry(), load_registry(release), release, "2.21.0", "t")
+        attrs = proto.meta_graphs[0].graph_def.node[0].attr
+        assert ("Tsplits" in attrs) == written
+        if written:
+            assert attrs["Tsplits"].type == types_pb2.DT_INT64

@@ -57,9 +57,12 @@ def _reconciliation(op_name: str, source: OpRegistry, target: OpRegistry) -> Rec
     target_defaults = _defaults(target_op)
     source_defaults = _defaults(source.op(op_name))
     write_out = []
+    required = {a.name for a in target_op.attr if not a.HasField("default_value")} if target_op is not None else set()
     for name, source_attr in source_defaults.items():
         target_attr = target_defaults.get(name)
         if target_attr is not None and target_attr.default_value != source_attr.default_value:
+            write_out.append((name, source_attr.default_value))
+        elif name in required:  # no default in the target (1.15's RaggedTensorToVariant.Tsplits): say the value
             write_out.append((name, source_attr.default_value))
     strip = [(name, target_attr.default_value) for name, target_attr in target_defaults.items()]
     new_at_default = []
