@@ -46,6 +46,7 @@ input must hold (`Constraint`):
   - shapes: the contracted dimension of a matmul, the channels of a convolution, bias add or
     batch norm, the spatial dimensions of a convolution or pooling window (SPATIAL_DIM), the
     element count of a Reshape, the dimensions an EnsureShape (tf.ensure_shape) requires;
+  - symmetric positive definite matrices: the input of Cholesky;
   - sizes and counts: the limit of Range, k of TopKV2, the multiples of Tile, the dims of Fill and
     of the random ops, the depth of OneHot, the size of an image resize, the size of Slice (with its
     begin 0): at least 1, since 0 (which random integers in [0, 5) hold one time in five) makes an
@@ -176,6 +177,7 @@ class Constraint:
     elements: int | None = None
     reshape_to: bool = False  # the shape operand of a Reshape: one -1 (the rest of the elements), then 1s
     lookup: bool = False  # the keys a table is looked up with (LookupTableFindV2)
+    positive_definite: bool = False  # matrices (the last two axes) a Cholesky factorizes
     text: bool = False  # strings nothing else constrains: words and phrases, from the model's vocabulary too
     reasons: list[str] = field(default_factory=list)
 
@@ -400,6 +402,9 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
             constraint.reasons.append(f"indexes a tensor of shape {dims} in {where}")
         else:
             constraint.bound(1, f"indexes a tensor of unrecorded shape in {where}")
+    elif op == "Cholesky" and index == 0:
+        constraint.positive_definite = True
+        constraint.reasons.append(f"symmetric positive definite matrices for {where}")
     elif op in TABLE_FINDS and index == 1:
         constraint.lookup = True
         constraint.reasons.append(f"keys of the table looked up by {where}")
@@ -1019,6 +1024,11 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             values[key] = _strings(shape, lambda: _wav(rng.integers(-3000, 3000, (samples, channels)).astype("<i2")))
         elif c.numeric and dtype == object:
             values[key] = _number_strings(shape, rng)
+        elif c.positive_definite and dtype.kind == "f" and len(shape) >= 2 and shape[-1] == shape[-2]:
+            # a a^T / n + I: symmetric, its eigenvalues at least 1 (a random matrix is not positive
+            # definite: TF 2.4 on fills a failed factorization with NaN where TF 2.3 raises).
+            a = values[key].astype(np.float64)
+            values[key] = (a @ np.swapaxes(a, -1, -2) / shape[-1] + np.eye(shape[-1])).astype(dtype)
         elif c.text and dtype == object:
             values[key] = _text(shape, vocab.words if vocab is not None else [], rng)
         elif c.lookup and dtype.kind in "iu" and vocab is not None and vocab.numbers:
