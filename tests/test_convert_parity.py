@@ -303,6 +303,40 @@ def test_python_loader_flag_fails_where_only_the_python_loader_fails(tmp_path: P
     assert all(o["status"] == "match" for o in parity["outputs"]) and parity["python_loader"]["ok"] is False
 
 
+TWO_META_GRAPHS = r"""
+import sys, tensorflow as tf
+v1 = tf.compat.v1
+graph = tf.Graph()
+with graph.as_default():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    y = tf.matmul(x, v1.get_variable("w", initializer=tf.ones([2, 1])), name="y")
+    with v1.Session(graph=graph) as session:
+        session.run(v1.global_variables_initializer())
+        builder = v1.saved_model.Builder(sys.argv[1])
+        signature = v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature})
+        builder.add_meta_graph(["train"])
+        builder.save()
+"""
+
+
+def test_python_loader_flag_loads_the_meta_graph_of_its_tags(tmp_path: Path) -> None:
+    """A TF1 export with serve and train MetaGraphDefs (Estimator's export_all_saved_models):
+    tf.saved_model.load refuses to choose without tags=, so --python-loader failed every such
+    model (exit 3; a helper's sweep). It loads the MetaGraphDef being judged."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "model"
+    made = subprocess.run([sys.executable, "-c", TWO_META_GRAPHS, str(model)], capture_output=True, text=True,
+                          timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    report = tmp_path / "r.json"
+    result = run_cli(model, tmp_path / "out", "--to", "2.3", "--python-loader", "--report", report)
+    assert result.code == 0, result.stderr
+    assert json.loads(report.read_text())["parity"]["python_loader"]["ok"] is True
+
+
 def test_python_loader_flag_needs_target_2_3(tmp_path: Path) -> None:
     result = run_cli(fixture_dir("tf_module"), tmp_path / "out", "--to", "2.12", "--python-loader")
     assert result.code == 2 and "--python-loader" in result.stderr

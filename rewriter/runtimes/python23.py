@@ -119,17 +119,18 @@ class Py23Env:
     def load_and_call(self, saved_model_dir: str | os.PathLike[str],
                       inputs_npz: str | os.PathLike[str] | None = None,
                       out_npz: str | os.PathLike[str] | None = None,
-                      *, timeout: float = 600) -> LoadCallResult:
+                      *, timeout: float = 600, tags: list[str] | None = None) -> LoadCallResult:
         """`tf.saved_model.load` in TF 2.3, then call every signature.
 
         Inputs come from `inputs_npz`: key "<signature>/<arg>" if present, else
         "<arg>" (shared by all signatures); each array is cast to the arg's
         dtype. Without `inputs_npz` only the load is done and signatures are
         listed. Outputs go to `out_npz` as "<signature>/<output key>".
-        A failed load is a result (loaded=False, load_error=...), not an exception.
+        A failed load is a result (loaded=False, load_error=...), not an exception. `tags`: the
+        MetaGraphDef to load, which tf.saved_model.load needs when there are several.
         """
         p = self.run(_LOAD_AND_CALL, str(saved_model_dir), str(inputs_npz or ""), str(out_npz or ""),
-                     timeout=timeout)
+                     ",".join(tags or []), timeout=timeout)
         line = next((ln for ln in reversed(p.stdout.splitlines()) if ln.startswith(_RESULT_TAG)), None)
         if line is None:
             tail = "\n".join(p.stderr.strip().splitlines()[-15:])
@@ -149,7 +150,7 @@ _LOAD_AND_CALL = r'''
 import json, sys, traceback
 import numpy as np
 
-model_dir, inputs_npz, out_npz = sys.argv[1:4]
+model_dir, inputs_npz, out_npz, tags = sys.argv[1:5]
 result = {"loaded": False, "load_error": None, "load_traceback": None, "signatures": {}}
 
 def error_text(e):
@@ -160,7 +161,7 @@ def emit():
 
 import tensorflow as tf
 try:
-    obj = tf.saved_model.load(model_dir)
+    obj = tf.saved_model.load(model_dir, tags=tags.split(",") if tags else None)
 except Exception as e:
     result["load_error"] = error_text(e)
     result["load_traceback"] = traceback.format_exc()

@@ -746,7 +746,8 @@ def run_python_loader(output_dir: Path, inputs: dict[str, dict[str, np.ndarray]]
     with tempfile.TemporaryDirectory(prefix="tfdowngrade-py23-") as tmp:
         inputs_npz, outputs_npz = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         save_feeds(inputs_npz, {f"{key}/{name}": value for key, arrays in inputs.items() for name, value in arrays.items()})
-        loaded = env.load_and_call(output_dir, inputs_npz, outputs_npz, timeout=timeout)
+        loaded = env.load_and_call(output_dir, inputs_npz, outputs_npz, timeout=timeout,
+                                   tags=list(meta_graph.meta_info_def.tags))
         result = PythonLoaderResult(env.tf_version, None if loaded.loaded else loaded.load_error, [])
         if not loaded.loaded:
             return result
