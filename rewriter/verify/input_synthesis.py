@@ -76,7 +76,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from rewriter.protos import types_pb2
+from rewriter.protos import struct_pb2, types_pb2
 from rewriter.savedmodel import tensors
 from rewriter.savedmodel.attr_values import type_name
 from rewriter.savedmodel.graph_model import node_of
@@ -823,6 +823,43 @@ def vocabulary(meta_graph: Any, model_dir: Path | None = None) -> Vocabulary:
     return found
 
 
+def _ragged_signature_inputs(meta_graph: Any, signature: Any) -> dict[str, str]:
+    """Row splits input -> flat values input, of the signature's tf.RaggedTensorSpec arguments.
+
+    A ragged argument reaches the SignatureDef as its components, the flat values under its name
+    and the row splits under '<name>_1', with nothing in the graph that checks them (the
+    function rebuilds the tensor without from_row_splits' asserts), so the random values of the
+    two did not fit ('data.shape = [2] does not start with segment_ids.shape = [0]'). Read from
+    the names, when a concrete function of the object graph takes a RaggedTensorSpec; a ragged
+    rank above 1 ('<name>_2') is left to the other strategies."""
+    if not any(_has_ragged_spec(function.canonicalized_input_signature)
+               for function in meta_graph.object_graph_def.concrete_functions.values()):
+        return {}
+    inputs = signature.inputs
+    found = {}
+    for name, info in inputs.items():
+        splits = inputs.get(f"{name}_1")
+        if splits is None or f"{name}_2" in inputs or splits.dtype not in (types_pb2.DT_INT64, types_pb2.DT_INT32):
+            continue
+        if len(splits.tensor_shape.dim) == 1 and info.tensor_shape.dim and info.tensor_shape.dim[0].size < 0:
+            found[f"{name}_1"] = name
+    return found
+
+
+def _has_ragged_spec(value: Any) -> bool:
+    """Whether a StructuredValue holds a RaggedTensorSpec (TypeSpecProto.RAGGED_TENSOR_SPEC)."""
+    kind = value.WhichOneof("kind")
+    if kind == "type_spec_value":
+        return value.type_spec_value.type_spec_class == struct_pb2.TypeSpecProto.RAGGED_TENSOR_SPEC
+    if kind in ("list_value", "tuple_value"):
+        return any(_has_ragged_spec(v) for v in getattr(value, kind).values)
+    if kind == "dict_value":
+        return any(_has_ragged_spec(v) for v in value.dict_value.fields.values())
+    if kind == "named_tuple_value":
+        return any(_has_ragged_spec(pair.value) for pair in value.named_tuple_value.values)
+    return False
+
+
 # The constraints on a string that say what it must hold (a decoder, a parser): `text` is for the rest.
 _STRING_KINDS = ("example", "image", "csv", "raw", "tensor", "base64", "wav", "numeric")
 
@@ -846,6 +883,10 @@ def constraints(meta_graph: Any, signature_key: str, vocab: Vocabulary | None = 
                 "text: single words and phrases" + (f", from the keys of the model's tables ({len(vocab.words)})"
                                                     if vocab is not None and vocab.words else ""))
         result[key] = constraint
+    for splits, values in _ragged_signature_inputs(meta_graph, signature).items():
+        if result[splits].row_partition is None:
+            _partition(result[splits], "row_splits", values,
+                       f"row splits of the ragged signature input '{values}' (a tf.RaggedTensorSpec argument)")
     # The partners of a partition or of sparse indices follow them: their number, the dense shape.
     for key, constraint in result.items():
         if constraint.ragged_values_input == key:  # the partition compared with itself: nothing known
