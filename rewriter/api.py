@@ -161,6 +161,12 @@ def _verify_then_publish(staged: StagedOutput, input_dir: str | Path, output_dir
     if not result.parity.ok:
         kept = _keep_unverified(staged, result)
         message = _parity_failure(result.parity).replace(str(staged.path), str(kept))
+        differ = any(o.status == "mismatch" for o in result.parity.outputs)
+        if differ and result.plan is not None and not result.plan.applications:
+            # Nothing was rewritten: the target's own kernels compute it otherwise (an op whose result
+            # is not unique, as the order of eigenvalues, or a kernel that changed).
+            message += (f"; no rule rewrote any node (0 rewrites), so TensorFlow {target}'s own kernels compute "
+                        "these outputs otherwise than the source's")
         raise ParityFailed(f"{message} (nothing was written to {output_dir}; the unverified output is in {kept})")
     _test_fault("after-parity")
     publish(staged)

@@ -435,3 +435,33 @@ def test_raw_tensor_and_base64_inputs_are_generated_from_their_decoders(tmp_path
     parity = json.loads(report.read_text())["parity"]
     assert parity["input_strategies"]["serving_default"]["strategy"] == "graph"
     assert sorted(o["output"] for o in parity["outputs"] if o["status"] == "match") == ["a", "b", "p", "r", "rate"]
+
+
+EIGENVALUES = r"""
+import sys, tensorflow as tf
+
+
+class Eigen(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 4], tf.float32, name="a")])
+    def __call__(self, a):
+        return {"real": tf.math.real(tf.linalg.eigvals(a))}
+
+
+module = Eigen()
+tf.saved_model.save(module, sys.argv[1], signatures={"serving_default": module.__call__})
+"""
+
+
+def test_a_difference_with_no_rewrite_says_the_targets_kernels_compute_it(tmp_path: Path) -> None:
+    """tf.linalg.eigvals: TF 2.3.4 returns the same eigenvalues in another order (a helper checked
+    it in TF 2.3's Python). The verdict is right; the error line says no rule rewrote anything, so
+    the user looks at the op, not at the conversion."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "model"
+    made = subprocess.run([sys.executable, "-c", EIGENVALUES, str(model)], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    result = run_cli(model, tmp_path / "out", "--to", "2.3")
+    assert result.code == 3, result.stdout + result.stderr
+    assert "no rule rewrote any node (0 rewrites)" in result.stderr and not (tmp_path / "out").exists()
