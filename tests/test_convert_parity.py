@@ -465,3 +465,36 @@ def test_a_difference_with_no_rewrite_says_the_targets_kernels_compute_it(tmp_pa
     result = run_cli(model, tmp_path / "out", "--to", "2.3")
     assert result.code == 3, result.stdout + result.stderr
     assert "no rule rewrote any node (0 rewrites)" in result.stderr and not (tmp_path / "out").exists()
+
+
+SPARSE_SIGNATURE = r"""
+import sys, tensorflow as tf
+v1 = tf.compat.v1
+graph = tf.Graph()
+with graph.as_default():
+    sp = v1.sparse_placeholder(tf.float32, [None, 5], name="sp")
+    dense = tf.sparse.sparse_dense_matmul(sp, v1.get_variable("w", initializer=tf.ones((5, 2))))
+    with v1.Session(graph=graph) as session:
+        session.run(v1.global_variables_initializer())
+        builder = v1.saved_model.Builder(sys.argv[1])
+        signature = v1.saved_model.predict_signature_def({"sp": sp}, {"dense": dense})
+        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature})
+        builder.save()
+"""
+
+
+def test_a_sparse_signature_input_is_named_as_what_parity_cannot_feed(tmp_path: Path) -> None:
+    """A TF1 SignatureDef with a SparseTensor input (coo_sparse): three tensors where parity feeds
+    one, so every strategy failed with "missing a required argument: 'sp_indices'" (a helper's
+    sweep). The verdict says why and what to do, and --no-verify writes it."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "model"
+    made = subprocess.run([sys.executable, "-c", SPARSE_SIGNATURE, str(model)], capture_output=True, text=True,
+                          timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    result = run_cli(model, tmp_path / "out", "--to", "2.3")
+    assert result.code == 3, result.stdout + result.stderr
+    assert "its input 'sp' is a SparseTensor" in result.stderr and "--no-verify" in result.stderr
+    assert run_cli(model, tmp_path / "out", "--to", "2.3", "--no-verify").code == 0

@@ -980,6 +980,23 @@ class ParityOptions:
     source_runtime: str = "auto"
 
 
+def unfeedable_signatures(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
+    """Signature key -> why parity cannot run it: an input or output that is a SparseTensor
+    (TensorInfo coo_sparse: a TF1 sparse_placeholder) or another composite tensor, which is three
+    tensors (or more) where parity feeds and fetches one by its name."""
+    found = {}
+    for key in callable_signatures(meta_graph):
+        signature = meta_graph.signature_def[key]
+        for side, infos in (("input", signature.inputs), ("output", signature.outputs)):
+            for name, info in sorted(infos.items()):
+                encoding = info.WhichOneof("encoding")
+                if encoding in ("coo_sparse", "composite_tensor") and key not in found:
+                    found[key] = (f"its {side} '{name}' is a {'SparseTensor' if encoding == 'coo_sparse' else 'composite tensor'}, "
+                                  "which parity cannot feed or fetch yet (one tensor per name): pass --no-verify to write "
+                                  "the output unproven, or serve the signature with dense tensors")
+    return found
+
+
 def callable_signatures(meta_graph: meta_graph_pb2.MetaGraphDef) -> list[str]:
     """The signatures a loader can call (with outputs; not the loader's own __saved_model_* ones)."""
     return sorted(key for key, signature in meta_graph.signature_def.items()
@@ -1088,6 +1105,9 @@ def _verify_meta_graph(
     meta_graph = select_meta_graph(out_files.proto, tags)
     given = load_inputs_file(options.inputs_file) if options.inputs_file else None
     inputs = signature_inputs(meta_graph, seed, given)
+    unfed = unfeedable_signatures(meta_graph)
+    for key in unfed:
+        inputs.pop(key, None)
     # No tolerance unless the user gives one: float outputs are judged by their noise bound.
     tolerance: dict[str, tuple[float, float]] = {}
     if rtol is not None or atol is not None:
@@ -1146,7 +1166,8 @@ def _verify_meta_graph(
             key: {"strategy": "--inputs" if given else "random", "failed": []} for key in inputs},
         source_runtime=source_side,
     )
-    if not inputs:  # nothing a loader can call: parity compares nothing, which proves nothing
+    report.skipped += [f"{key}: {reason}" for key, reason in sorted(unfed.items())]
+    if not inputs and not unfed:  # nothing a loader can call: parity compares nothing, which proves nothing
         report.skipped.append(
             f"the MetaGraphDef tagged {','.join(tags)} has no signature with outputs, so nothing was run; the "
             "C++ loaders (TF Serving, the C API, tfjs-node, TF Java) call only signatures: save the model with "
