@@ -498,3 +498,44 @@ def test_a_sparse_signature_input_is_named_as_what_parity_cannot_feed(tmp_path: 
     assert result.code == 3, result.stdout + result.stderr
     assert "its input 'sp' is a SparseTensor" in result.stderr and "--no-verify" in result.stderr
     assert run_cli(model, tmp_path / "out", "--to", "2.3", "--no-verify").code == 0
+
+
+STATEFUL_RETRY = r"""
+import sys, tensorflow as tf
+
+
+class Counter(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.n = tf.Variable(0.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def a_read(self, x):  # random inputs fail its assert: fed by a later strategy
+        with tf.control_dependencies([tf.debugging.assert_non_negative(x)]):
+            return {"n": self.n + tf.reduce_sum(x)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def b_bump(self, x):
+        self.n.assign_add(1.0)
+        return {"y": x * 2.0}
+
+
+module = Counter()
+tf.saved_model.save(module, sys.argv[1], signatures={"a_read": module.a_read, "b_bump": module.b_bump})
+"""
+
+
+def test_a_retried_strategy_sees_the_state_the_target_sees(tmp_path: Path) -> None:
+    """Two signatures sharing a variable, one fed only by a later strategy: the source's later
+    round saw the counter its earlier noise runs had raised to 4, and the target ran the signatures
+    in another order (a false mismatch; a helper's sweep). A later round reloads the source and
+    replays the successful calls, and the target runs the signatures in the order they succeeded."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "model"
+    made = subprocess.run([sys.executable, "-c", STATEFUL_RETRY, str(model)], capture_output=True, text=True,
+                          timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    result = run_cli(model, tmp_path / "out", "--to", "2.3")
+    assert result.code == 0, result.stdout + result.stderr

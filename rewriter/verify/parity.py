@@ -317,6 +317,9 @@ class SourceRun:
     # signature -> {"strategy": what fed it (None: nothing did), "why": input -> graph reasons,
     # "failed": ["<strategy>: <the source's error>", ...]}
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The signatures in the order their reference calls succeeded: the order the target runs them
+    # in, so a signature reading state another one changes sees what it saw in the source.
+    order: list[str] = field(default_factory=list)
 
 
 def _first_line(error: Exception | str) -> str:
@@ -408,6 +411,7 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                 continue
             inputs[key] = chosen[key].values
             replay.append((key, chosen[key].values))
+            run.order.append(key)
             run.outputs[key] = result
             run.strategies[key] = {"strategy": chosen[key].strategy, "why": chosen[key].reasons, "failed": tried[key]}
             if key in extra:
@@ -541,24 +545,34 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
     meta_graph = select_meta_graph(proto, tags)
     if deepest_call_chain(meta_graph.graph_def.library) > PYTHON_LOADER_MAX_CALL_DEPTH:
         return run_source_as_session(model_dir, tags, meta_graph, inputs, precisions, seed, alternatives, finer)
-    loaded = tf.saved_model.load(str(model_dir), tags=tags)
+    held = {"model": tf.saved_model.load(str(model_dir), tags=tags)}
+    rounds = [0]
 
     def call(key: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray] | str:
         try:
-            outputs = loaded.signatures[key](**{name: tf.constant(value) for name, value in arrays.items()})
+            outputs = held["model"].signatures[key](**{name: tf.constant(value) for name, value in arrays.items()})
             return {name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()}
         except Exception as error:  # the source itself fails on these inputs: say so, do not crash
             return _first_line(error)
 
     def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
-        return [call(key, arrays) for key, arrays in batch]  # the loaded model keeps its state: nothing to replay
+        # A later round (a strategy retried) starts from a fresh load with the successful calls
+        # replayed, as the target and a C-API source see them: the earlier round's noise runs and
+        # failed calls changed the state of a model that assigns variables (a counter read by
+        # another signature differed by 4; a helper's sweep).
+        if rounds[0]:
+            held["model"] = tf.saved_model.load(str(model_dir), tags=tags)
+            for key, arrays in replay:
+                call(key, arrays)
+        rounds[0] += 1
+        return [call(key, arrays) for key, arrays in batch]
 
     def run_moved_weights(key: str, arrays: dict[str, np.ndarray], precision: str,
                           rng: np.random.Generator) -> list[dict[str, np.ndarray] | str] | str:
         """The signature with every float variable it reads moved by one ulp (the rounding of its
         first float values, for a signature whose inputs are token ids or strings), then restored."""
         try:
-            variables = [v for v in loaded.signatures[key].variables if v.dtype.is_floating]
+            variables = [v for v in held["model"].signatures[key].variables if v.dtype.is_floating]
             originals = [v.numpy() for v in variables]
         except Exception as error:  # a function whose variables cannot be read: no measurement
             return _first_line(error)
@@ -1147,7 +1161,8 @@ def _verify_meta_graph(
         else:
             source_run = run_source(source_dir, tags, inputs, noise_precisions, seed, alternatives, finer)
         expected, unmeasured = source_run.outputs, ""
-    calls = signature_calls(meta_graph, inputs, list(inputs))
+    order = (source_run.order if source_run else []) + [key for key in inputs if not source_run or key not in source_run.order]
+    calls = signature_calls(meta_graph, inputs, order)
     say(f"running the output in TensorFlow {handle.version} (C++ loader)")
     run = runtime.run_savedmodel(output_dir, tags, calls)
     say(f"importing every function in TensorFlow {handle.version} (as its Python loader does)")
