@@ -41,6 +41,7 @@ input must hold (`Constraint`):
     of its out_type's size: the bytes of a few small numbers of that type;
   - serialized tensors: ParseTensor (tf.io.parse_tensor): a TensorProto of its out_type;
   - base64: DecodeBase64 (tf.io.decode_base64), web-safe base64 of a word;
+  - compressed text: DecodeCompressed (tf.io.decode_compressed): zlib or gzip data of a phrase;
   - audio: DecodeWav (tf.audio.decode_wav): a 16-bit PCM WAV file of its desired channels and
     samples;
   - shapes: the contracted dimension of a matmul, the channels of a convolution, bias add or
@@ -68,8 +69,10 @@ StringToNumber through other string ops, a split or a regex, must hold).
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import wave
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -169,6 +172,7 @@ class Constraint:
     raw: int | None = None  # DecodeRaw: the bytes of small numbers of this DataType
     tensor: int | None = None  # ParseTensor: a serialized TensorProto of this DataType
     base64: bool = False  # DecodeBase64: web-safe base64
+    compressed: str | None = None  # DecodeCompressed: "ZLIB" or "GZIP" data ("" : as it is)
     wav: tuple[int, int] | None = None  # DecodeWav: (channels, samples) of a 16-bit PCM WAV file
     # Shape: axis (negative: from the last) -> size an op reading the input fixes, and a number the
     # element count must be a multiple of (a Reshape with -1) or equal (one without).
@@ -473,6 +477,10 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
     elif op == "ParseTensor" and index == 0 and "out_type" in node.attr:
         constraint.tensor = node.attr["out_type"].type
         constraint.reasons.append(f"a serialized {type_name(constraint.tensor)} tensor parsed by {where}")
+    elif op == "DecodeCompressed" and index == 0:
+        kind = node.attr["compression_type"].s.decode() if "compression_type" in node.attr else ""
+        constraint.compressed = kind
+        constraint.reasons.append(f"{kind + ' compressed' if kind else 'uncompressed'} text decoded by {where}")
     elif op == "DecodeBase64" and index == 0:
         constraint.base64 = True
         constraint.reasons.append(f"web-safe base64 decoded by {where}")
@@ -861,7 +869,7 @@ def _has_ragged_spec(value: Any) -> bool:
 
 
 # The constraints on a string that say what it must hold (a decoder, a parser): `text` is for the rest.
-_STRING_KINDS = ("example", "image", "csv", "raw", "tensor", "base64", "wav", "numeric")
+_STRING_KINDS = ("example", "image", "csv", "raw", "tensor", "base64", "wav", "numeric", "compressed")
 
 
 def constraints(meta_graph: Any, signature_key: str, vocab: Vocabulary | None = None) -> dict[str, Constraint]:
@@ -877,7 +885,8 @@ def constraints(meta_graph: Any, signature_key: str, vocab: Vocabulary | None = 
         if not info.tensor_shape.unknown_rank and any(d.size < 0 for d in info.tensor_shape.dim):
             for scope, node, index in _shape_uses(graph, graph.main, info.name.split(":")[0]):
                 _constrain_shape(graph, scope, node, index, constraint)
-        if info.dtype == types_pb2.DT_STRING and not any(getattr(constraint, kind) for kind in _STRING_KINDS):
+        if info.dtype == types_pb2.DT_STRING and not any(getattr(constraint, kind) not in (None, False)
+                                                                for kind in _STRING_KINDS):
             constraint.text = True
             constraint.reasons.append(
                 "text: single words and phrases" + (f", from the keys of the model's tables ({len(vocab.words)})"
@@ -946,6 +955,15 @@ def _example_bytes(spec: dict[str, Any], rng: np.random.Generator, vocab: Vocabu
     for key, dtype in spec["sparse"] + spec["ragged"]:
         feature(key, dtype, int(rng.integers(1, 4)))
     return _field(1, b"".join(entries))
+
+
+def _compressed(data: bytes, kind: str) -> bytes:
+    """DecodeCompressed's input: `data` as zlib (RFC 1950) or gzip (RFC 1952) data, or as it is."""
+    if kind == "ZLIB":
+        return zlib.compress(data)
+    if kind == "GZIP":
+        return gzip.compress(data, mtime=0)
+    return data
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -1057,6 +1075,10 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             kind, numpy_type = c.tensor, tensors.numpy_dtype(c.tensor)
             values[key] = _strings(shape, lambda: tensors.make_tensor_proto(
                 rng.integers(0, 10, 3).astype(numpy_type), kind).SerializeToString())
+        elif c.compressed is not None and dtype == object:
+            compression = c.compressed
+            values[key] = _strings(shape, lambda: _compressed(
+                _text([], vocab.words if vocab else [], rng).item(), compression))
         elif c.base64 and dtype == object:
             values[key] = _strings(shape, lambda: base64.urlsafe_b64encode(
                 BASE64_WORDS[int(rng.integers(0, len(BASE64_WORDS)))]))
