@@ -1912,6 +1912,37 @@ def build_tf1_string_ngrams_pad() -> Built:
                  "an empty row: StringNGrams with pad_width -1 (width - 1).")
 
 
+def build_tf1_ragged_bincount() -> Built:
+    """RaggedBincount as tf.math.bincount(axis=-1) of a RaggedTensor writes it (and Keras
+    TextVectorization / StringLookup in "count" and "multi_hot" mode): counts and binary_output,
+    int64 and int32 values, float32 / int64 bins, a size given at run time (minlength = maxlength)
+    that drops the larger values, empty rows, and no rows at all."""
+    import tensorflow as tf
+
+    class RaggedBincounts(tf.Module):
+        @tf.function(input_signature=[_spec([None], tf.int64, "values"), _spec([None], tf.int64, "splits"),
+                                      _spec([], tf.int32, "size")])
+        def call(self, values: Any, splits: Any, size: Any) -> Any:
+            ragged = tf.RaggedTensor.from_row_splits(values, splits)
+            size64 = tf.cast(size, tf.int64)
+            return {
+                "counts": tf.math.bincount(ragged, minlength=size64, maxlength=size64, axis=-1),
+                "binary": tf.math.bincount(ragged, minlength=size64, maxlength=size64, axis=-1, binary_output=True,
+                                           dtype=tf.int64),
+                "counts_int32": tf.math.bincount(tf.cast(ragged, tf.int32), minlength=size, maxlength=size, axis=-1),
+            }
+
+    module = RaggedBincounts()
+    values = np.array([3, 0, 1, 7, 5, 0, 4, 4, 4, 9, 2], np.int64)  # 7 and 9 are >= size: dropped
+    return Built(
+        module, {"serving_default": module.call, "no_rows": module.call},
+        {"serving_default": {"values": values, "splits": np.array([0, 0, 4, 4, 11], np.int64),  # empty rows 0 and 2
+                             "size": np.array(6, np.int32)},
+         "no_rows": {"values": np.zeros(0, np.int64), "splits": np.array([0], np.int64), "size": np.array(3, np.int32)}},
+        "tf.math.bincount(axis=-1) of a RaggedTensor.from_row_splits (counts, binary_output, int32 and int64 "
+        "values, float32 and int64 bins), with empty rows, values >= size, and no rows: RaggedBincount.")
+
+
 def build_tf1_cumulative_logsumexp() -> Built:
     """tf.math.cumulative_logsumexp, exclusive and inclusive over -inf masked logits: TF 1.15's
     kernel starts the scan at the lowest float instead of -inf (refused for 1.15; bit-identical in
@@ -1982,6 +2013,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "tf1_parse_example_refused": build_tf1_parse_example_refused,
     "tf1_string_ngrams_pad": build_tf1_string_ngrams_pad,
     "tf1_cumulative_logsumexp": build_tf1_cumulative_logsumexp,
+    "tf1_ragged_bincount": build_tf1_ragged_bincount,
     **MIXED,
 }
 # Fixtures written by the TF1 SavedModelBuilder (no tf.Module): name -> writer(export_dir).
