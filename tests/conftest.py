@@ -55,6 +55,14 @@ def run_cli(*args: object, timeout: float = 900) -> CliResult:
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def saved_by_script(script: str, out: Path, timeout: float = 900) -> Path:
+    """Run a Python SCRIPT (with the installed TensorFlow, in a subprocess) that saves one or more
+    models under sys.argv[1] = OUT; OUT."""
+    made = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=timeout)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return out
+
+
 def converted_without_parity(source: Path, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """SOURCE converted to 2.3 by the CLI, parity skipped: for tests that judge OUT themselves."""
     out = tmp_path_factory.mktemp(name) / "out"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, ROOT, fixture_dir, run_cli
+from conftest import FIXTURES, ROOT, fixture_dir, run_cli, saved_by_script
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -324,13 +324,7 @@ def test_python_loader_flag_loads_the_meta_graph_of_its_tags(tmp_path: Path) -> 
     """A TF1 export with serve and train MetaGraphDefs (Estimator's export_all_saved_models):
     tf.saved_model.load refuses to choose without tags=, so --python-loader failed every such
     model (exit 3; a helper's sweep). It loads the MetaGraphDef being judged."""
-    import subprocess
-    import sys
-
-    model = tmp_path / "model"
-    made = subprocess.run([sys.executable, "-c", TWO_META_GRAPHS, str(model)], capture_output=True, text=True,
-                          timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
+    model = saved_by_script(TWO_META_GRAPHS, tmp_path / "model")
     report = tmp_path / "r.json"
     result = run_cli(model, tmp_path / "out", "--to", "2.3", "--python-loader", "--report", report)
     assert result.code == 0, result.stderr
@@ -456,12 +450,7 @@ def test_a_difference_with_no_rewrite_says_the_targets_kernels_compute_it(tmp_pa
     """tf.linalg.eigvals: TF 2.3.4 returns the same eigenvalues in another order (a helper checked
     it in TF 2.3's Python). The verdict is right; the error line says no rule rewrote anything, so
     the user looks at the op, not at the conversion."""
-    import subprocess
-    import sys
-
-    model = tmp_path / "model"
-    made = subprocess.run([sys.executable, "-c", EIGENVALUES, str(model)], capture_output=True, text=True, timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
+    model = saved_by_script(EIGENVALUES, tmp_path / "model")
     result = run_cli(model, tmp_path / "out", "--to", "2.3")
     assert result.code == 3, result.stdout + result.stderr
     assert "no rule rewrote any node (0 rewrites)" in result.stderr and not (tmp_path / "out").exists()
@@ -487,13 +476,7 @@ def test_a_sparse_signature_input_is_named_as_what_parity_cannot_feed(tmp_path: 
     """A TF1 SignatureDef with a SparseTensor input (coo_sparse): three tensors where parity feeds
     one, so every strategy failed with "missing a required argument: 'sp_indices'" (a helper's
     sweep). The verdict says why and what to do, and --no-verify writes it."""
-    import subprocess
-    import sys
-
-    model = tmp_path / "model"
-    made = subprocess.run([sys.executable, "-c", SPARSE_SIGNATURE, str(model)], capture_output=True, text=True,
-                          timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
+    model = saved_by_script(SPARSE_SIGNATURE, tmp_path / "model")
     result = run_cli(model, tmp_path / "out", "--to", "2.3")
     assert result.code == 3, result.stdout + result.stderr
     assert "its input 'sp' is a SparseTensor" in result.stderr and "--no-verify" in result.stderr
@@ -530,12 +513,6 @@ def test_a_retried_strategy_sees_the_state_the_target_sees(tmp_path: Path) -> No
     round saw the counter its earlier noise runs had raised to 4, and the target ran the signatures
     in another order (a false mismatch; a helper's sweep). A later round reloads the source and
     replays the successful calls, and the target runs the signatures in the order they succeeded."""
-    import subprocess
-    import sys
-
-    model = tmp_path / "model"
-    made = subprocess.run([sys.executable, "-c", STATEFUL_RETRY, str(model)], capture_output=True, text=True,
-                          timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
+    model = saved_by_script(STATEFUL_RETRY, tmp_path / "model")
     result = run_cli(model, tmp_path / "out", "--to", "2.3")
     assert result.code == 0, result.stdout + result.stderr

@@ -9,14 +9,13 @@ float into (0.1, 0.9) and sets every integer the graph does not constrain to 1.
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, saved_by_script
 
 MODELS = r'''
 import sys, tensorflow as tf
@@ -58,10 +57,7 @@ NAMES = ["asserts", "log", "reshape_by"]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("positive")
-    made = subprocess.run([sys.executable, "-c", MODELS, str(out)], capture_output=True, text=True, timeout=900)
-    assert made.returncode == 0, made.stderr[-3000:]
-    return out
+    return saved_by_script(MODELS, tmp_path_factory.mktemp("positive"))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -78,7 +74,7 @@ def test_positive_values_keep_what_was_given_and_constrained() -> None:
 
     from rewriter.verify.input_synthesis import positive_values
 
-    values = {"x": np.array([-3.0, 0.0, 5.0], np.float32), "given": np.array([-1.0], np.float32),
+    values: dict[str, np.ndarray] = {"x": np.array([-3.0, 0.0, 5.0], np.float32), "given": np.array([-1.0], np.float32),
               "n": np.array(0, np.int32), "ids": np.array([0, 4], np.int64)}
     out = positive_values(values, {"given"}, {"ids"})
     assert np.all((out["x"] > 0.1) & (out["x"] < 0.9)) and len(set(out["x"].tolist())) == 3

@@ -4,14 +4,12 @@ random values of the two did not fit, every strategy failed in the source, and a
 ended 'not proven' (exit 3; a helper's sweep). The splits are now made for the values."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from conftest import run_cli
+from conftest import run_cli, saved_by_script
 from test_input_synthesis_composites import _graph_candidate
 
 MODEL = r'''
@@ -30,9 +28,7 @@ tf.saved_model.save(module, sys.argv[1], signatures={"serving_default": module._
 
 
 def test_a_ragged_signature_argument_gets_splits_for_its_values(tmp_path: Path, runtime_2_3: Any) -> None:
-    model = tmp_path / "ragged"
-    made = subprocess.run([sys.executable, "-c", MODEL, str(model)], capture_output=True, text=True, timeout=600)
-    assert made.returncode == 0, made.stderr[-2000:]
+    model = saved_by_script(MODEL, tmp_path / "ragged")
     graph, _ = _graph_candidate(model)
     values, splits = graph.values["r"], graph.values["r_1"]
     assert splits[0] == 0 and splits[-1] == values.shape[0] and np.all(np.diff(splits) >= 0)

@@ -10,7 +10,6 @@ report; if no output has any, parity is not proven (exit 3).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, saved_by_script
 from test_input_synthesis_composites import _graph_candidate, _source_accepts
 
 MODELS = r'''
@@ -67,10 +66,7 @@ for name, upper in [("audio", 7600.0), ("audio_other_mel", 4000.0)]:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sizes")
-    made = subprocess.run([sys.executable, "-c", MODELS, str(out)], capture_output=True, text=True, timeout=900)
-    assert made.returncode == 0, made.stderr[-3000:]
-    return out
+    return saved_by_script(MODELS, tmp_path_factory.mktemp("sizes"))
 
 
 @pytest.mark.parametrize("name", ["counts", "sliced"])

@@ -11,7 +11,6 @@ input (exit 2) instead of being left out silently.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, saved_by_script
 
 MODELS = r'''
 import sys, tensorflow as tf
@@ -50,10 +49,7 @@ tf.saved_model.save(module, f"{out}/bigrams", signatures={"serving_default": mod
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("vocabulary")
-    made = subprocess.run([sys.executable, "-c", MODELS, str(out)], capture_output=True, text=True, timeout=900)
-    assert made.returncode == 0, made.stderr[-3000:]
-    return out
+    return saved_by_script(MODELS, tmp_path_factory.mktemp("vocabulary"))
 
 
 def test_the_tables_keys_are_the_vocabulary(models: Path) -> None:

@@ -8,13 +8,11 @@ keeps them unseeded.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, saved_by_script
 
 MODEL = r'''
 import sys, tensorflow as tf
@@ -34,10 +32,7 @@ tf.saved_model.save(module, out, signatures={"serving_default": module.call})
 
 @pytest.fixture(scope="module")
 def noisy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("seeds") / "noisy"
-    made = subprocess.run([sys.executable, "-c", MODEL, str(out)], capture_output=True, text=True, timeout=900)
-    assert made.returncode == 0, made.stderr[-3000:]
-    return out
+    return saved_by_script(MODEL, tmp_path_factory.mktemp("seeds") / "noisy")
 
 
 def _random_seeds(model: Path) -> list[tuple[str, int, int]]:
