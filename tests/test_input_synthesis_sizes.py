@@ -123,3 +123,20 @@ def test_vacuous_outputs_are_named() -> None:
     assert _vacuous({"a": np.ones(3, np.float32), "b": np.zeros((2, 0))}) == "output b has no elements"
     assert _vacuous({"a": np.full(3, np.nan, np.float32)}) == "output a is all NaN"
     assert _vacuous({"a": np.array([np.nan, 1.0]), "s": np.array([b""], object)}) is None
+
+
+def test_long_inputs_keep_the_batch() -> None:
+    """`long` lengthens unknown dimensions but the batch: a rank-1 input beside a [batch, time] one
+    is a batch of labels or lengths and keeps its size (a helper saw it made 16000 long)."""
+    from rewriter.protos import meta_graph_pb2
+    from rewriter.verify.input_synthesis import LONG_DIM, lengthened
+
+    signature = meta_graph_pb2.SignatureDef()
+    for name, rank in (("audio", 2), ("lengths", 1)):
+        for _ in range(rank):
+            signature.inputs[name].tensor_shape.dim.add().size = -1
+    values = {"audio": np.zeros((2, 2), np.float32), "lengths": np.zeros(2, np.int32)}
+    long = lengthened(signature, values, frozenset())
+    assert long is not None and long["audio"].shape == (2, LONG_DIM) and long["lengths"].shape == (2,)
+    alone = lengthened(signature, {"lengths": values["lengths"]}, frozenset())
+    assert alone is not None and alone["lengths"].shape == (LONG_DIM,)

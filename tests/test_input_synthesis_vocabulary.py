@@ -109,3 +109,33 @@ def test_inputs_keys_naming_no_input_are_bad_input(models: Path, tmp_path: Path)
     assert result.code == 2, result.stdout + result.stderr
     assert "'serving_default_color:0' name(s) no signature input" in result.stderr
     assert "serving_default/color" in result.stderr and not (tmp_path / "out").exists()
+
+
+MUTABLE = r'''
+import sys, tensorflow as tf
+
+
+class Mutable(tf.Module):
+    def __init__(self):
+        self.table = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, -1)
+        self.table.insert(tf.constant(["the", "fox", "zebra"]), tf.constant([1, 2, 3], tf.int64))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="word")])
+    def __call__(self, word):
+        return {"id": self.table.lookup(word)}
+
+
+module = Mutable()
+tf.saved_model.save(module, sys.argv[1], signatures={"serving_default": module.__call__})
+'''
+
+
+def test_a_checkpointed_tables_keys_are_read_from_the_checkpoint(tmp_path: Path) -> None:
+    """A MutableHashTable keeps its keys in the checkpoint ('<table>-keys'), not in a Const: its
+    lookups missed on both sides and an emptied table matched (a helper's sweep)."""
+    from rewriter.savedmodel.files import read_saved_model
+    from rewriter.verify.input_synthesis import vocabulary
+
+    model = saved_by_script(MUTABLE, tmp_path / "mutable")
+    vocab = vocabulary(read_saved_model(model).proto.meta_graphs[0], model)
+    assert sorted(vocab.words) == [b"fox", b"the", b"zebra"]

@@ -179,3 +179,22 @@ def decode_string_scalar(data: bytes, expected_crc: int) -> bytes:
     if len(value) != length or encode_string_scalar(value) != (data, expected_crc):
         raise BadInput("variables/: the checkpoint's object graph entry fails its checksum")
     return value
+
+
+def decode_strings(data: bytes, count: int) -> list[bytes] | None:
+    """The elements of a string tensor of `count` elements from its shard bytes (BundleWriter's
+    layout: each length as a varint, a checksum of the lengths, then the bytes); None when the
+    bytes do not hold that many (read to learn keys, not to restore: the checksum is not checked)."""
+    lengths, pos = [], 0
+    try:
+        for _ in range(count):
+            length, pos = _read_varint(data, pos)
+            lengths.append(length)
+    except (IndexError, ValueError):
+        return None
+    pos += 4 if count else 0
+    values = []
+    for length in lengths:
+        values.append(data[pos:pos + length])
+        pos += length
+    return values if pos == len(data) else None

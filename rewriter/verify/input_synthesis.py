@@ -58,11 +58,11 @@ until the source runs on them: `random` (the seeded generator of parity.py, the 
 `graph` (random values bent to the constraints above), `long` (the first strategy's values with
 every unknown dimension but the batch made long, LONG_DIM or up to LONG_ELEMENTS: tried when the
 first fails or leaves an output without values, as a 400-sample STFT window does on 2 samples),
-`zeros` (every number 0, every string
-empty: valid for most index inputs that nothing above recognised), `positive` (the first strategy's
+`positive` (the first strategy's
 values with every float in (0.1, 0.9) and every unconstrained integer 1: what an assert on
 positive inputs or probabilities, a log or square root under CheckNumerics, or a reshape or frame by
-an integer input accepts), and, when a signature takes
+an integer input accepts), `zeros` (every number 0, every string empty: valid for most index
+inputs that nothing above recognised), and, when a signature takes
 strings, `numbers` (every string a small decimal number, "7": what a string that reaches
 StringToNumber through other string ops, a split or a regex, must hold).
 """
@@ -782,8 +782,8 @@ def vocabulary(meta_graph: Any, model_dir: Path | None = None) -> Vocabulary:
     """The keys every table of the MetaGraphDef is filled with: Consts (in the initializer, or
     captured from the main graph through the object graph's bound inputs, as tf.saved_model.save
     keeps an eager constant) and, for a table filled from a text file, the first field of the
-    lines of the model's small asset files. Tables restored from a checkpoint (MutableHashTable)
-    are not read."""
+    lines of the model's small asset files, and the '-keys' tensors of tables a checkpoint restores
+    (MutableHashTable)."""
     from rewriter.savedmodel.tensors import make_ndarray
 
     found = Vocabulary()
@@ -821,6 +821,8 @@ def vocabulary(meta_graph: Any, model_dir: Path | None = None) -> Vocabulary:
                         keys = const(main.get(captured.constant.operation))
             if keys is not None:
                 found.add(keys)
+    if model_dir is not None:
+        _checkpoint_keys(model_dir, found)
     if from_files and model_dir is not None and (model_dir / "assets").is_dir():
         for path in sorted((model_dir / "assets").iterdir()):
             if path.is_file() and path.stat().st_size <= VOCABULARY_FILE_BYTES:
@@ -868,6 +870,43 @@ def _has_ragged_spec(value: Any) -> bool:
     return False
 
 
+def _checkpoint_keys(model_dir: Path, found: Vocabulary) -> None:
+    """The keys of the tables a checkpoint restores (MutableHashTable and DenseHashTable save
+    theirs as '<table>-keys' tensors), when small: read from the variables' shards, never loaded
+    as variables."""
+    from rewriter.protos import tensor_bundle_pb2
+    from rewriter.savedmodel import bundle_index
+
+    index = model_dir / "variables" / "variables.index"
+    if not index.is_file():
+        return
+    try:
+        entries = bundle_index.read_index(index.read_bytes())
+        shards = bundle_index.num_shards(entries)
+    except Exception:  # an index this reader cannot read: no keys known (parity's loaders will say more)
+        return
+    for key, value in entries:
+        if not key.endswith(b"-keys"):
+            continue
+        entry = tensor_bundle_pb2.BundleEntryProto.FromString(value)
+        count = int(np.prod([d.size for d in entry.shape.dim], dtype=np.int64)) if entry.shape.dim else 1
+        if entry.size > VOCABULARY_FILE_BYTES or count <= 0:
+            continue
+        shard = model_dir / "variables" / bundle_index.shard_name("variables", entry.shard_id, shards)
+        try:
+            with open(shard, "rb") as stream:
+                stream.seek(entry.offset)
+                data = stream.read(entry.size)
+        except OSError:
+            continue
+        if entry.dtype == types_pb2.DT_STRING:
+            words = bundle_index.decode_strings(data, count)
+            if words is not None:
+                found.add(np.array(words, dtype=object))
+        elif entry.dtype in (types_pb2.DT_INT64, types_pb2.DT_INT32) and len(data) == count * (8 if entry.dtype == types_pb2.DT_INT64 else 4):
+            found.add(np.frombuffer(data, "<i8" if entry.dtype == types_pb2.DT_INT64 else "<i4"))
+
+
 # The constraints on a string that say what it must hold (a decoder, a parser): `text` is for the rest.
 _STRING_KINDS = ("example", "image", "csv", "raw", "tensor", "base64", "wav", "numeric", "compressed")
 
@@ -885,6 +924,10 @@ def constraints(meta_graph: Any, signature_key: str, vocab: Vocabulary | None = 
         if not info.tensor_shape.unknown_rank and any(d.size < 0 for d in info.tensor_shape.dim):
             for scope, node, index in _shape_uses(graph, graph.main, info.name.split(":")[0]):
                 _constrain_shape(graph, scope, node, index, constraint)
+        known = vocab is not None and (vocab.words if info.dtype == types_pb2.DT_STRING else vocab.numbers)
+        if constraint.lookup and not known:  # say so: the values are the other strategies' then
+            constraint.reasons = [r + " (its keys are not known here)" if r.startswith("keys of the table") else r
+                                  for r in constraint.reasons]
         if info.dtype == types_pb2.DT_STRING and not any(getattr(constraint, kind) not in (None, False)
                                                                 for kind in _STRING_KINDS):
             constraint.text = True
@@ -1225,11 +1268,14 @@ def lengthened(signature: Any, values: dict[str, np.ndarray], given: set[str] | 
     nothing to compute on short inputs: no frames, an output with no elements or all NaN. None when
     no input has such a dimension."""
     out, changed = dict(values), False
+    # A rank-1 input's axis 0 is its batch too when another input has more axes (labels, lengths).
+    batched = any(value.ndim >= 2 for value in values.values())
     for key, value in values.items():
         info = signature.inputs[key] if key in signature.inputs else None
         if key in given or info is None or info.tensor_shape.unknown_rank or value.ndim != len(info.tensor_shape.dim):
             continue
-        axes = [axis for axis, dim in enumerate(info.tensor_shape.dim) if dim.size < 0 and (axis > 0 or value.ndim == 1)]
+        axes = [axis for axis, dim in enumerate(info.tensor_shape.dim)
+                if dim.size < 0 and (axis > 0 or (value.ndim == 1 and not batched))]
         if not axes:
             continue
         fixed = int(np.prod([value.shape[a] for a in range(value.ndim) if a not in axes], dtype=np.int64))
@@ -1286,10 +1332,10 @@ def candidates(meta_graph: Any, key: str, base: dict[str, np.ndarray], seed: int
     long = lengthened(meta_graph.signature_def[key], result[0].values, given)
     if long is not None:  # tried when the first fails, or gives an output with no values
         result.insert(1, Candidate("long", long, result[0].reasons))
-    zeros = zero_values(base)
-    result.append(Candidate("zeros", {name: base[name] if name in given else zeros[name] for name in base}))
     bent = result[0].values
     result.append(Candidate("positive", positive_values(bent, given, set(found)), result[0].reasons))
+    zeros = zero_values(base)
+    result.append(Candidate("zeros", {name: base[name] if name in given else zeros[name] for name in base}))
     texts = [name for name, value in base.items() if value.dtype == object and name not in given]
     if texts:
         rng = np.random.default_rng(seed + 11)
