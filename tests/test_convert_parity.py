@@ -512,7 +512,8 @@ def test_a_retried_strategy_sees_the_state_the_target_sees(tmp_path: Path) -> No
     """Two signatures sharing a variable, one fed only by a later strategy: the source's later
     round saw the counter its earlier noise runs had raised to 4, and the target ran the signatures
     in another order (a false mismatch; a helper's sweep). A later round reloads the source and
-    replays the successful calls, and the target runs the signatures in the order they succeeded."""
+    replays the successful calls, and the target runs the signatures in the order they succeeded,
+    in its C++ loader and in tf.saved_model.load alike (--python-loader)."""
     model = saved_by_script(STATEFUL_RETRY, tmp_path / "model")
-    result = run_cli(model, tmp_path / "out", "--to", "2.3")
+    result = run_cli(model, tmp_path / "out", "--to", "2.3", "--python-loader")
     assert result.code == 0, result.stdout + result.stderr

@@ -119,7 +119,8 @@ class Py23Env:
     def load_and_call(self, saved_model_dir: str | os.PathLike[str],
                       inputs_npz: str | os.PathLike[str] | None = None,
                       out_npz: str | os.PathLike[str] | None = None,
-                      *, timeout: float = 600, tags: list[str] | None = None) -> LoadCallResult:
+                      *, timeout: float = 600, tags: list[str] | None = None,
+                      order: list[str] | None = None) -> LoadCallResult:
         """`tf.saved_model.load` in TF 2.3, then call every signature.
 
         Inputs come from `inputs_npz`: key "<signature>/<arg>" if present, else
@@ -127,10 +128,12 @@ class Py23Env:
         dtype. Without `inputs_npz` only the load is done and signatures are
         listed. Outputs go to `out_npz` as "<signature>/<output key>".
         A failed load is a result (loaded=False, load_error=...), not an exception. `tags`: the
-        MetaGraphDef to load, which tf.saved_model.load needs when there are several.
+        MetaGraphDef to load, which tf.saved_model.load needs when there are several. `order`: the
+        signatures to call first, in this order (a stateful model's calls see the state the C++
+        run's did); the others follow by name.
         """
         p = self.run(_LOAD_AND_CALL, str(saved_model_dir), str(inputs_npz or ""), str(out_npz or ""),
-                     ",".join(tags or []), timeout=timeout)
+                     ",".join(tags or []), json.dumps(order or []), timeout=timeout)
         line = next((ln for ln in reversed(p.stdout.splitlines()) if ln.startswith(_RESULT_TAG)), None)
         if line is None:
             tail = "\n".join(p.stderr.strip().splitlines()[-15:])
@@ -150,7 +153,7 @@ _LOAD_AND_CALL = r'''
 import json, sys, traceback
 import numpy as np
 
-model_dir, inputs_npz, out_npz, tags = sys.argv[1:5]
+model_dir, inputs_npz, out_npz, tags, order = sys.argv[1:6]
 result = {"loaded": False, "load_error": None, "load_traceback": None, "signatures": {}}
 
 def error_text(e):
@@ -187,7 +190,8 @@ if inputs_npz:
             if k + LENGTHS in npz.files:
                 inputs[k] = exact_bytes(inputs[k], npz[k + LENGTHS])
 outputs = {}
-for name in sorted(obj.signatures.keys()):
+first = [name for name in json.loads(order) if name in obj.signatures]
+for name in first + sorted(name for name in obj.signatures.keys() if name not in first):
     fn = obj.signatures[name]
     sig = {"inputs": {}, "outputs": {}, "called": False, "error": None}
     result["signatures"][name] = sig

@@ -746,7 +746,8 @@ def signature_calls(meta_graph: meta_graph_pb2.MetaGraphDef, inputs: dict[str, d
 
 def run_python_loader(output_dir: Path, inputs: dict[str, dict[str, np.ndarray]], expected: dict[str, dict[str, Any]],
                       meta_graph: meta_graph_pb2.MetaGraphDef, tolerance: dict[str, tuple[float, float]],
-                      timeout: float, bounds: dict[str, dict[str, NoiseBound]] | None = None) -> PythonLoaderResult:
+                      timeout: float, bounds: dict[str, dict[str, NoiseBound]] | None = None,
+                      order: list[str] | None = None) -> PythonLoaderResult:
     """TF 2.3's tf.saved_model.load on OUT, each signature called with the parity inputs and
     compared with the source's outputs as the C++ run is."""
     import tempfile
@@ -761,7 +762,7 @@ def run_python_loader(output_dir: Path, inputs: dict[str, dict[str, np.ndarray]]
         inputs_npz, outputs_npz = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         save_feeds(inputs_npz, {f"{key}/{name}": value for key, arrays in inputs.items() for name, value in arrays.items()})
         loaded = env.load_and_call(output_dir, inputs_npz, outputs_npz, timeout=timeout,
-                                   tags=list(meta_graph.meta_info_def.tags))
+                                   tags=list(meta_graph.meta_info_def.tags), order=order)
         result = PythonLoaderResult(env.tf_version, None if loaded.loaded else loaded.load_error, [])
         if not loaded.loaded:
             return result
@@ -1216,7 +1217,7 @@ def _verify_meta_graph(
     if options.python_loader:
         say("loading the output with TensorFlow 2.3.4's Python API (tf.saved_model.load), every signature called")
         report.python_loader = run_python_loader(output_dir, inputs, expected, meta_graph, tolerance, options.timeout,
-                                                 bounds)
+                                                 bounds, order)
     failed = {o.signature for o in report.outputs if o.status == "error"}
     if failed and source_side.kind == KIND_CAPI:
         # The source already ran in a C++ loader (its C API) on these signatures, and ran: so the
