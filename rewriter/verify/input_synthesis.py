@@ -180,7 +180,7 @@ class Constraint:
     elements_multiple: int | None = None
     elements: int | None = None
     reshape_to: bool = False  # the shape operand of a Reshape: one -1 (the rest of the elements), then 1s
-    lookup: bool = False  # the keys a table is looked up with (LookupTableFindV2)
+    lookups: list[str] = field(default_factory=list)  # the table lookups (LookupTableFindV2) it is the keys of
     positive_definite: bool = False  # matrices (the last two axes) a Cholesky factorizes
     text: bool = False  # strings nothing else constrains: words and phrases, from the model's vocabulary too
     reasons: list[str] = field(default_factory=list)
@@ -410,8 +410,7 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
         constraint.positive_definite = True
         constraint.reasons.append(f"symmetric positive definite matrices for {where}")
     elif op in TABLE_FINDS and index == 1:
-        constraint.lookup = True
-        constraint.reasons.append(f"keys of the table looked up by {where}")
+        constraint.lookups.append(where)  # its reason says whether the keys are known (constraints())
     elif op in SIZE_OPERANDS and index in SIZE_OPERANDS[op]:
         constraint.at_least(1, f"a size or count of {where} (0 leaves its output without elements)")
         if op == "Slice":
@@ -924,10 +923,10 @@ def constraints(meta_graph: Any, signature_key: str, vocab: Vocabulary | None = 
         if not info.tensor_shape.unknown_rank and any(d.size < 0 for d in info.tensor_shape.dim):
             for scope, node, index in _shape_uses(graph, graph.main, info.name.split(":")[0]):
                 _constrain_shape(graph, scope, node, index, constraint)
-        known = vocab is not None and (vocab.words if info.dtype == types_pb2.DT_STRING else vocab.numbers)
-        if constraint.lookup and not known:  # say so: the values are the other strategies' then
-            constraint.reasons = [r + " (its keys are not known here)" if r.startswith("keys of the table") else r
-                                  for r in constraint.reasons]
+        if constraint.lookups:
+            known = vocab is not None and (vocab.words if info.dtype == types_pb2.DT_STRING else vocab.numbers)
+            constraint.reasons.append(f"keys of the table looked up by {', '.join(constraint.lookups)}"
+                                      + ("" if known else " (its keys are not known here)"))
         if info.dtype == types_pb2.DT_STRING and not any(getattr(constraint, kind) not in (None, False)
                                                                 for kind in _STRING_KINDS):
             constraint.text = True
@@ -1137,7 +1136,7 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             values[key] = (a @ np.swapaxes(a, -1, -2) / shape[-1] + np.eye(shape[-1])).astype(dtype)
         elif c.text and dtype == object:
             values[key] = _text(shape, vocab.words if vocab is not None else [], rng)
-        elif c.lookup and dtype.kind in "iu" and vocab is not None and vocab.numbers:
+        elif c.lookups and dtype.kind in "iu" and vocab is not None and vocab.numbers:
             # Three keys in four from the tables, the rest one past the largest (not in any table).
             keys = np.array(vocab.numbers + [max(vocab.numbers) + 1] * max(1, len(vocab.numbers) // 3))
             values[key] = rng.choice(keys, size=shape).astype(dtype)

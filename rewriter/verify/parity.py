@@ -402,13 +402,18 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                 continue
             empty = _vacuous(result)
             if empty and fallback.get(key) != -1:
-                tried[key].append(f"{chosen[key].strategy}: {empty}")
-                fallback.setdefault(key, attempt[key])
-                attempt[key] += 1
-                if attempt[key] >= len(options[key]):  # none did better: run the first such one again, to take it
-                    attempt[key], fallback[key] = fallback[key], -1
-                still.append(key)
-                continue
+                first_empty = fallback.setdefault(key, attempt[key])
+                if attempt[key] + 1 < len(options[key]):  # a later strategy may give values
+                    tried[key].append(f"{chosen[key].strategy}: {empty}")
+                    attempt[key] += 1
+                    still.append(key)
+                    continue
+                if first_empty != attempt[key]:  # none did: run the first such one again, to take it
+                    tried[key].append(f"{chosen[key].strategy}: {empty}")
+                    attempt[key], fallback[key] = first_empty, -1
+                    still.append(key)
+                    continue
+                # the first without values is the last strategy: taken as it ran
             inputs[key] = chosen[key].values
             replay.append((key, chosen[key].values))
             run.order.append(key)
@@ -545,12 +550,12 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
     meta_graph = select_meta_graph(proto, tags)
     if deepest_call_chain(meta_graph.graph_def.library) > PYTHON_LOADER_MAX_CALL_DEPTH:
         return run_source_as_session(model_dir, tags, meta_graph, inputs, precisions, seed, alternatives, finer)
-    held = {"model": tf.saved_model.load(str(model_dir), tags=tags)}
-    rounds = [0]
+    loaded = tf.saved_model.load(str(model_dir), tags=tags)
+    first_round = True
 
     def call(key: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray] | str:
         try:
-            outputs = held["model"].signatures[key](**{name: tf.constant(value) for name, value in arrays.items()})
+            outputs = loaded.signatures[key](**{name: tf.constant(value) for name, value in arrays.items()})
             return {name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()}
         except Exception as error:  # the source itself fails on these inputs: say so, do not crash
             return _first_line(error)
@@ -560,11 +565,12 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
         # replayed, as the target and a C-API source see them: the earlier round's noise runs and
         # failed calls changed the state of a model that assigns variables (a counter read by
         # another signature differed by 4; a helper's sweep).
-        if rounds[0]:
-            held["model"] = tf.saved_model.load(str(model_dir), tags=tags)
+        nonlocal loaded, first_round
+        if not first_round:
+            loaded = tf.saved_model.load(str(model_dir), tags=tags)
             for key, arrays in replay:
                 call(key, arrays)
-        rounds[0] += 1
+        first_round = False
         return [call(key, arrays) for key, arrays in batch]
 
     def run_moved_weights(key: str, arrays: dict[str, np.ndarray], precision: str,
@@ -572,7 +578,7 @@ def run_source(model_dir: Path, tags: list[str], inputs: dict[str, dict[str, np.
         """The signature with every float variable it reads moved by one ulp (the rounding of its
         first float values, for a signature whose inputs are token ids or strings), then restored."""
         try:
-            variables = [v for v in held["model"].signatures[key].variables if v.dtype.is_floating]
+            variables = [v for v in loaded.signatures[key].variables if v.dtype.is_floating]
             originals = [v.numpy() for v in variables]
         except Exception as error:  # a function whose variables cannot be read: no measurement
             return _first_line(error)
@@ -1162,7 +1168,8 @@ def _verify_meta_graph(
         else:
             source_run = run_source(source_dir, tags, inputs, noise_precisions, seed, alternatives, finer)
         expected, unmeasured = source_run.outputs, ""
-    order = (source_run.order if source_run else []) + [key for key in inputs if not source_run or key not in source_run.order]
+    first = source_run.order if source_run else []
+    order = first + [key for key in inputs if key not in first]
     calls = signature_calls(meta_graph, inputs, order)
     say(f"running the output in TensorFlow {handle.version} (C++ loader)")
     run = runtime.run_savedmodel(output_dir, tags, calls)
