@@ -123,7 +123,8 @@ TABLE_FILE_INITS = {"InitializeTableFromTextFileV2", "InitializeTableFromTextFil
 TABLE_FINDS = {"LookupTableFindV2", "LookupTableFind"}
 VOCABULARY_SIZE = 256  # keys kept per vocabulary (the first ones of each table)
 VOCABULARY_FILE_BYTES = 1 << 20  # a vocabulary file read for its keys is at most this large
-TEXT_WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps", b"over", b"lazy", b"dog", b"hello", b"world"]
+# The words of random string inputs (parity.generate_input) and of generated text.
+WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps", b"over", b"lazy", b"dog", b"hello", b"world"]
 LONG_DIM = 16000  # an unknown dimension of the `long` strategy: a second of 16 kHz audio
 LONG_ELEMENTS = 1 << 16  # at most this many elements in an input the `long` strategy lengthens
 INT_HIGH = 5  # random integer inputs are in [0, INT_HIGH): small enough to index most things
@@ -312,21 +313,24 @@ def _shape_of(graph: _Graph, scope: _Scope, ref: str, depth: int = 0) -> list[in
 
 
 def _const_value(graph: _Graph, scope: _Scope, ref: str) -> np.ndarray | None:
-    from rewriter.savedmodel.tensors import make_ndarray
-
     name = node_of(ref)
     if scope.function is not None and name in scope.bindings and name not in scope.nodes:
         return _const_value(graph, scope.caller, scope.bindings[name]) if scope.caller else None
     node = scope.nodes.get(name)
-    if node is None:
-        return None
-    if node.op == "Identity" and node.input:
+    if node is not None and node.op == "Identity" and node.input:
         return _const_value(graph, scope, node.input[0])
-    if node.op != "Const":
+    return _const_array(node)
+
+
+def _const_array(node: Any) -> np.ndarray | None:
+    """The value of a Const node (None: not a Const, or a dtype rewriter.savedmodel.tensors does not read)."""
+    from rewriter.savedmodel.tensors import make_ndarray
+
+    if node is None or node.op != "Const":
         return None
     try:
         return np.asarray(make_ndarray(node.attr["value"].tensor))
-    except Exception:  # a dtype rewriter.savedmodel.tensors does not read: no value known
+    except Exception:  # a dtype tensors.py does not read: no value known
         return None
 
 
@@ -783,21 +787,11 @@ def vocabulary(meta_graph: Any, model_dir: Path | None = None) -> Vocabulary:
     keeps an eager constant) and, for a table filled from a text file, the first field of the
     lines of the model's small asset files, and the '-keys' tensors of tables a checkpoint restores
     (MutableHashTable)."""
-    from rewriter.savedmodel.tensors import make_ndarray
-
     found = Vocabulary()
     graph_def = meta_graph.graph_def
     main = {node.name: node for node in graph_def.node}
     concrete = meta_graph.object_graph_def.concrete_functions
     objects = meta_graph.object_graph_def.nodes
-
-    def const(node: Any) -> np.ndarray | None:
-        if node is None or node.op != "Const":
-            return None
-        try:
-            return np.asarray(make_ndarray(node.attr["value"].tensor))
-        except Exception:  # a dtype tensors.py does not read: no keys known
-            return None
 
     from_files = False
     scopes = [("", graph_def.node, None)] + [(f.signature.name, f.node_def, f) for f in graph_def.library.function]
@@ -810,14 +804,14 @@ def vocabulary(meta_graph: Any, model_dir: Path | None = None) -> Vocabulary:
             source = node_of(node.input[1])
             while source in by_name and by_name[source].op == "Identity" and by_name[source].input:
                 source = node_of(by_name[source].input[0])
-            keys = const(by_name.get(source))
+            keys = _const_array(by_name.get(source))
             if keys is None and function is not None and name in concrete:
                 args = [arg.name for arg in function.signature.input_arg]
                 bound = list(concrete[name].bound_inputs)
                 if source in args and args.index(source) >= len(args) - len(bound):
                     captured = objects[bound[args.index(source) - (len(args) - len(bound))]]
                     if captured.WhichOneof("kind") == "constant":
-                        keys = const(main.get(captured.constant.operation))
+                        keys = _const_array(main.get(captured.constant.operation))
             if keys is not None:
                 found.add(keys)
     if model_dir is not None:
@@ -1075,11 +1069,11 @@ def _text(shape: list[int], vocab: list[bytes], rng: np.random.Generator) -> np.
     """Strings of this shape: even elements phrases of three words, odd ones single words (a
     tokenizer needs several, a table lookup of the whole string one, and a phrase is a key no table
     has). A single word is a key of the model's tables when it has any; a phrase's words are three
-    times in four, the others words of TEXT_WORDS."""
+    times in four, the others words of WORDS."""
     def word(from_vocab: float) -> bytes:
         if vocab and rng.random() < from_vocab:
             return vocab[int(rng.integers(0, len(vocab)))]
-        return TEXT_WORDS[int(rng.integers(0, len(TEXT_WORDS)))]
+        return WORDS[int(rng.integers(0, len(WORDS)))]
 
     count = int(np.prod(shape, dtype=np.int64))
     items = [b" ".join(word(0.75) for _ in range(3)) if i % 2 == 0 else word(1.0) for i in range(count)]
@@ -1101,7 +1095,7 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
                 any(reason.startswith("spatial dimensions of") for reason in c.reasons):
             shape = shape_for(info, shape, c)
             if shape != list(base[key].shape):  # the random values, repeated to fill the shape ops need
-                values[key] = np.resize(base[key], shape) if base[key].size else np.zeros(shape, dtype)
+                values[key] = _filled(base[key], shape)
         if c.example is not None and dtype == object:
             values[key] = _strings(shape, lambda: _example_bytes(c.example or {}, rng, vocab))
         elif c.image is not None and dtype == object:
@@ -1259,6 +1253,11 @@ def zero_values(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             for key, value in base.items()}
 
 
+def _filled(value: np.ndarray, shape: list[int]) -> np.ndarray:
+    """VALUE's elements repeated to fill SHAPE (zeros when it has none)."""
+    return np.resize(value, shape) if value.size else np.zeros(shape, value.dtype)
+
+
 def lengthened(signature: Any, values: dict[str, np.ndarray], given: set[str] | frozenset[str]) -> \
         dict[str, np.ndarray] | None:
     """`values` with every unknown dimension but the batch (axis 0 of an input of rank 2 or more)
@@ -1281,7 +1280,7 @@ def lengthened(signature: Any, values: dict[str, np.ndarray], given: set[str] | 
         size = min(LONG_DIM, int((LONG_ELEMENTS / max(fixed, 1)) ** (1.0 / len(axes))))
         shape = [max(size, value.shape[a]) if a in axes else value.shape[a] for a in range(value.ndim)]
         if shape != list(value.shape):
-            out[key] = np.resize(value, shape) if value.size else np.zeros(shape, value.dtype)
+            out[key] = _filled(value, shape)
             changed = True
     return out if changed else None
 

@@ -29,13 +29,12 @@ from rewriter.savedmodel.attr_values import type_name
 from rewriter.report.error_distribution import error_histogram
 from rewriter.errors import BadInput, RuntimeUnavailable
 from rewriter.verify import noise
-from rewriter.verify.input_synthesis import INT_HIGH, Candidate, candidates, vocabulary
+from rewriter.verify.input_synthesis import INT_HIGH, WORDS, Candidate, candidates, vocabulary
 from rewriter.verify.noise import NoiseBound
 from rewriter.runtimes.source_runtime import KIND_CAPI, KIND_INSTALLED, TARGET_DESCRIBE
 
 UNKNOWN_DIM = 2
 INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
-WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps", b"over", b"lazy", b"dog", b"hello", b"world"]
 # (rtol, atol) for the dtype whose tolerance the user did not give when giving the other one
 # (--rtol alone, --atol alone). Without either, floats are judged by their noise bound.
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {

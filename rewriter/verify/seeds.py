@@ -10,6 +10,7 @@ such op has the same seeds, derived from its node name; OUT itself is written as
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import zlib
@@ -36,7 +37,8 @@ def _op_seed(node_name: str) -> int:
     return zlib.crc32(node_name.encode()) % 0x7FFFFFFF + 1
 
 
-def _random_ops() -> set[str]:
+@functools.cache
+def _random_ops() -> frozenset[str]:
     """The stateful ops with int attrs seed and seed2 (the newest registry): random draws whose
     numbers come from those seeds, or from the clock when both are 0."""
     from rewriter.targets.registry import newest_registry
@@ -46,7 +48,7 @@ def _random_ops() -> set[str]:
         names = {attr.name: attr for attr in op.attr}
         if op.is_stateful and all(key in names and names[key].type == "int" for key in ("seed", "seed2")):
             found.add(op.name)
-    return found
+    return frozenset(found)
 
 
 def pin(proto: saved_model_pb2.SavedModel) -> list[PinnedOp]:
