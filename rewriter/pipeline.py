@@ -55,7 +55,7 @@ from rewriter.savedmodel.files import (
     publish,
     stage_saved_model,
 )
-from rewriter.verify.validator import ValidationCache, malformed_attrs, validate_scopes
+from rewriter.verify.validator import MalformedCheck, ValidationCache, validate_scopes
 
 Progress = Callable[[str], None]
 # fingerprint.pb appeared with TF 2.12; older releases neither read nor write it.
@@ -214,13 +214,15 @@ def _plan(input_dir: Path, options: Options, progress: Progress | None, settle: 
     libraries = {id(scope): model.library for model in models for scope in model.scopes}
     scopes = [scope for model in models for scope in model.scopes]
     say(f"checking {len(scopes)} graphs against TensorFlow {target}'s registry")
-    malformed = malformed_attrs(scopes, source_registry, libraries)
-    if malformed:
-        first = malformed[0]
-        more = f" (and {len(malformed) - 1} more)" if len(malformed) > 1 else ""
+    # The validator on IN, and in the same walk over the attrs the malformed-attr check against
+    # the source's own registry (malformed_attrs), which a model has to pass before anything else.
+    malformed = MalformedCheck(source_registry)
+    before, before_by_node = _validate_per_node(models, target_registry, libraries, malformed)
+    if malformed.found:
+        first = malformed.found[0]
+        more = f" (and {len(malformed.found) - 1} more)" if len(malformed.found) > 1 else ""
         raise BadInput(f"saved_model.pb: {first.where}, node {first.node!r} ({first.op}): {first.message}{more}: "
                        "a malformed model, which no TensorFlow release loads")
-    before, before_by_node = _validate_per_node(models, target_registry, libraries)
     settle()  # (no graph model is alive here or at the next settle: each scope's goes in the loop)
     say("applying rules")
     outcome = _apply_rules_by_scope(files.proto, proto, skeleton is not None, models, rules, target,
@@ -282,15 +284,17 @@ class InputFindings:
 
 
 def _validate_per_node(models: "list[MetaGraphScopes] | list[ProtoModel]", registry: OpRegistry,
-                       libraries: dict[int, dict[str, op_def_pb2.OpDef]]) -> tuple[list[Finding], InputFindings]:
-    """The validator on the input, and its findings grouped by node and by scope (for _validate_output)."""
+                       libraries: dict[int, dict[str, op_def_pb2.OpDef]],
+                       malformed: MalformedCheck | None = None) -> tuple[list[Finding], InputFindings]:
+    """The validator on the input, and its findings grouped by node and by scope (for
+    _validate_output); `malformed`: validate_scopes' malformed-attr check too."""
     findings: list[Finding] = []
     grouped = InputFindings()
     cache = ValidationCache()  # what is prepared per OpDef and library, shared by every scope (they outlive the loop)
     for model in models:
         for scope in model.scopes:
             where = scope.where()
-            found = validate_scopes([scope], registry, libraries, cache)
+            found = validate_scopes([scope], registry, libraries, cache, malformed)
             grouped.by_scope[(model.index, where)] = found
             findings.extend(found)
             for finding in found:

@@ -11,12 +11,12 @@ from google.protobuf import text_format
 
 from conftest import FIXTURES, fixture_dir
 from rewriter.findings import Finding
-from rewriter.protos import attr_value_pb2, saved_model_pb2, types_pb2
+from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2, saved_model_pb2, types_pb2
 from rewriter.savedmodel.model import ProtoScope, proto_scopes
-from rewriter.targets.registry import arg_count, load_registry
+from rewriter.targets.registry import OpRegistry, arg_count, load_registry
 from rewriter.targets.releases import Release
 from rewriter.verify import validator
-from rewriter.verify.validator import ValidationCache, _kind_problem, _value_problem, malformed_attrs, validate_scopes
+from rewriter.verify.validator import MalformedCheck, ValidationCache, _kind_problem, _value_problem, malformed_attrs, validate_scopes
 
 RELEASES = (Release(1, 15), Release(2, 3), Release(2, 21))
 
@@ -154,3 +154,48 @@ def test_validate_scopes_says_what_the_reference_says(name: str) -> None:
                 got = [f for scope in scopes for f in validate_scopes([scope], registry, library, cache)]
                 assert got == _reference(scopes, registry, library)
                 assert malformed_attrs(scopes, registry, library) == _reference_malformed(scopes, registry, library)
+                # The pipeline's walk: the validator against this target, malformed attrs against
+                # the source (each release's registry as the source of the next older one).
+                for source in RELEASES:
+                    source_registry = load_registry(source)
+                    malformed = MalformedCheck(source_registry)
+                    both = [f for scope in scopes for f in validate_scopes([scope], registry, library, cache, malformed)]
+                    assert both == got
+                    assert malformed.found == _reference_malformed(scopes, source_registry, library)
+
+
+def _registry(release: Release, text: str) -> OpRegistry:
+    ops = op_def_pb2.OpList()
+    text_format.Parse(text, ops)
+    return OpRegistry(release, ops)
+
+
+def test_one_walk_checks_malformed_attrs_against_the_source_where_the_opdefs_differ() -> None:
+    """validate_scopes(malformed=...) skips the source's kind check only for attrs whose passing
+    target check vouches for it: every attr kind the two OpDefs declare alike or not, ops only the
+    source has, attrs only one side declares, every kind of value."""
+    source = _registry(Release(2, 21), """
+        op { name: "Probe" attr { name: "a" type: "int" } attr { name: "b" type: "type" }
+             attr { name: "c" type: "list(int)" } attr { name: "d" type: "string" } attr { name: "e" type: "func" }
+             attr { name: "f" type: "list(type)" } }
+        op { name: "OnlySource" attr { name: "x" type: "int" } attr { name: "y" type: "list(string)" } }""")
+    target = _registry(Release(2, 3), """
+        op { name: "Probe" attr { name: "a" type: "string" } attr { name: "b" type: "type" }
+             attr { name: "c" type: "list(type)" } attr { name: "e" type: "func" } attr { name: "f" type: "list(type)" }
+             attr { name: "g" type: "int" } }""")
+    nodes = []
+    for op, attrs in (("Probe", "abcdefg"), ("OnlySource", "xyz")):
+        for attr_name in [*attrs, "_private"]:
+            for value in _values():
+                node = node_def_pb2.NodeDef(name=f"n{len(nodes)}", op=op)
+                node.attr[attr_name].CopyFrom(value)
+                node.attr["b"].type = types_pb2.DT_FLOAT  # a second attr, well-kinded on both sides
+                nodes.append(node)
+    scope = ProtoScope("function f", nodes, name="f", is_function=True)
+    library = {id(scope): {"known": op_def_pb2.OpDef(name="known")}}
+    malformed = MalformedCheck(source)
+    got = validate_scopes([scope], target, library, ValidationCache(), malformed)
+    assert got == _reference([scope], target, library)
+    expected = _reference_malformed([scope], source, library)
+    assert malformed.found == expected
+    assert len(expected) > 20  # the values of the wrong kind for a, c, d, x and y

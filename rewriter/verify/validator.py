@@ -6,6 +6,7 @@ not the judge of compatibility: the real target runtime is (rewriter/runtimes, r
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from typing import Iterator, Protocol, Sequence
 
 from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2
@@ -196,6 +197,7 @@ class ValidationCache:
     def __init__(self) -> None:
         self._checks: dict[int, _OpCheck] = {}
         self._resolved: dict[tuple[int, int], tuple[dict, OpRegistry, set[str], dict[str, _OpCheck | None]]] = {}
+        self._vouched: dict[tuple[int, int], tuple[_OpCheck, _OpCheck, frozenset[str]]] = {}
 
     def check_of(self, op: OpDef) -> _OpCheck:
         found = self._checks.get(id(op))
@@ -212,6 +214,49 @@ class ValidationCache:
         return found[2], found[3]
 
 
+    def vouched(self, source: _OpCheck, target: _OpCheck) -> frozenset[str]:
+        """The attrs whose value, once `target`'s prepared check passes it, holds the kind
+        `source`'s OpDef declares too (the same field, and for a list the same item field): no
+        malformed-attr check is needed for them."""
+        key = (id(source), id(target))
+        found = self._vouched.get(key)
+        if found is None or found[0] is not source or found[1] is not target:
+            names = frozenset(
+                name for name, check in target.declared.items()
+                if check.field is not None and name in source.declared
+                and (source.declared[name].field, source.declared[name].inner) == (check.field, check.inner))
+            found = self._vouched[key] = (source, target, names)
+        return found[2]
+
+
+def _malformed_problem(value: attr_value_pb2.AttrValue, attr_check: _AttrCheck) -> str | None:
+    """What malformed_attrs says of one value of an attr its OpDef declares (None: nothing)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None  # holding nothing is left to the validator, against the target
+    if attr_check.field is not None and kind == attr_check.field and (
+            attr_check.inner is None or all(f.name == attr_check.inner for f, _ in value.list.ListFields())):
+        return None  # the kind the OpDef declares (what _kind_problem passes)
+    return _kind_problem(value, attr_check.attr_def.type)
+
+
+def _malformed_in_node(node: NodeDef, check: _OpCheck, where: str, only: Sequence[str] | None = None) -> list[Finding]:
+    """malformed_attrs' findings on one node, in attr-name order (`only`: just these attrs)."""
+    declared, attrs = check.declared, node.attr
+    by_attr: list[tuple[str, Finding]] = []
+    for attr_name in (attrs if only is None else only):
+        if attr_name[:1] == "_":
+            continue
+        attr_check = declared.get(attr_name)
+        if attr_check is None:
+            continue
+        problem = _malformed_problem(attrs[attr_name], attr_check)
+        if problem:
+            by_attr.append((attr_name, Finding("malformed-attr", where, node.name, node.op, f"attr {attr_name!r} {problem}")))
+    by_attr.sort(key=lambda item: item[0])
+    return [finding for _, finding in by_attr]
+
+
 def _resolve(name: str, functions: dict[str, OpDef], registry: OpRegistry, memo: dict[str, _OpCheck | None],
              cache: ValidationCache) -> _OpCheck | None:
     if name in memo:
@@ -222,9 +267,11 @@ def _resolve(name: str, functions: dict[str, OpDef], registry: OpRegistry, memo:
 
 
 def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: dict[int, dict[str, OpDef]],
-                    cache: ValidationCache | None = None) -> list[Finding]:
+                    cache: ValidationCache | None = None, malformed: "MalformedCheck | None" = None) -> list[Finding]:
     """Findings for every node of every scope. `library[id(scope)]` = function signatures visible to it.
-    `cache`: what is prepared per OpDef and per library, to share between calls while their OpDefs live."""
+    `cache`: what is prepared per OpDef and per library, to share between calls while their OpDefs live.
+    `malformed`: also malformed_attrs' check against `malformed.registry` (the source's), in the
+    same walk over the attrs (each attr read once for both), its findings put in `malformed.found`."""
     from rewriter.savedmodel.model import ProtoScope
 
     findings: list[Finding] = []
@@ -232,12 +279,19 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
     for scope in scopes:
         functions = library.get(id(scope), {})
         names, memo = cache.resolver(functions, registry)
+        source_memo = cache.resolver(functions, malformed.registry)[1] if malformed is not None else {}
         where = scope.where()
         # A ProtoScope's NodeDef `input` lists are the truth (a graph model's are its edges).
         from_proto = isinstance(scope, ProtoScope)
         for name, node in scope.nodes():
             op_name = node.op
             check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
+            source_check: _OpCheck | None = None
+            if malformed is not None:
+                source_check = (source_memo[op_name] if op_name in source_memo
+                                else _resolve(op_name, functions, malformed.registry, source_memo, cache))
+                if source_check is not None and check is None:
+                    malformed.found.extend(_malformed_in_node(node, source_check, where))
             if check is None:
                 findings.append(Finding(
                     "unknown-op", where, name, op_name,
@@ -247,6 +301,10 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
                 continue
             attrs = node.attr
             declared = check.declared
+            # Attrs the source's OpDef may see holding another kind: those a passing check here
+            # does not vouch for (every attr, if no source check is asked for or the op is not in it).
+            vouched = cache.vouched(source_check, check) if source_check is not None else None
+            unvouched: list[str] = []
             # The attrs in the map's own order; their findings in attr-name order (sorting every
             # node's keys cost more than the checks of most nodes).
             by_attr: list[tuple[str, Finding]] = []
@@ -260,12 +318,20 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
                         f"attr {attr_name!r} is not in this release's {op_name}",
                         since=_since(first_release_with_attr(op_name, attr_name)),
                     )))
+                    if vouched is not None:
+                        unvouched.append(attr_name)
                     continue
                 value = attrs[attr_name]
                 if not attr_check.passes(value, names):
+                    if vouched is not None:
+                        unvouched.append(attr_name)
                     problem = _value_problem(value, attr_check.attr_def, names)
                     if problem:
                         by_attr.append((attr_name, Finding("bad-attr", where, node.name, op_name, f"attr {attr_name!r}: {problem}")))
+                elif vouched is not None and attr_name not in vouched:
+                    unvouched.append(attr_name)
+            if unvouched and malformed is not None and source_check is not None:
+                malformed.found.extend(_malformed_in_node(node, source_check, where, unvouched))
             if by_attr:
                 by_attr.sort(key=lambda item: item[0])
                 findings.extend(finding for _, finding in by_attr)
@@ -288,42 +354,30 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
     return findings
 
 
+@dataclass
+class MalformedCheck:
+    """What validate_scopes is asked to check against the source's registry too (malformed_attrs),
+    and what it found there."""
+
+    registry: OpRegistry
+    found: list[Finding] = field(default_factory=list)
+
+
 def malformed_attrs(scopes: Sequence[NodeScope], registry: OpRegistry, library: dict[int, dict[str, OpDef]]) -> list[Finding]:
     """Attrs holding another kind of value than the op's own OpDef (the release that wrote the
     model) declares: TensorFlow's importer rejects such a node in every release, so the model is
     malformed, not merely new (a bad input, not a refusal). An attr holding nothing is left to
-    the validator, which reports it against the target."""
+    the validator, which reports it against the target. (validate_scopes(malformed=...) checks
+    the same in its own walk.)"""
     findings: list[Finding] = []
     cache = ValidationCache()
     for scope in scopes:
         functions = library.get(id(scope), {})
         _, memo = cache.resolver(functions, registry)
-        for name, node in scope.nodes():
+        where = scope.where()
+        for _, node in scope.nodes():
             op_name = node.op
             check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
-            if check is None:
-                continue
-            declared = check.declared
-            attrs = node.attr
-            by_attr: list[tuple[str, Finding]] = []  # found in the map's order, reported by attr name
-            for attr_name in attrs:
-                if attr_name[:1] == "_":
-                    continue
-                attr_check = declared.get(attr_name)
-                if attr_check is None:
-                    continue
-                value = attrs[attr_name]
-                kind = value.WhichOneof("value")
-                if kind is None:
-                    continue
-                if attr_check.field is not None and kind == attr_check.field and (
-                        attr_check.inner is None or all(f.name == attr_check.inner for f, _ in value.list.ListFields())):
-                    continue  # the kind the OpDef declares (what _kind_problem passes)
-                problem = _kind_problem(value, attr_check.attr_def.type)
-                if problem:
-                    by_attr.append((attr_name, Finding("malformed-attr", scope.where(), name, node.op,
-                                                       f"attr {attr_name!r} {problem}")))
-            if by_attr:
-                by_attr.sort(key=lambda item: item[0])
-                findings.extend(finding for _, finding in by_attr)
+            if check is not None:
+                findings.extend(_malformed_in_node(node, check, where))
     return findings
