@@ -156,7 +156,7 @@ def _verify_then_publish(staged: StagedOutput, input_dir: str | Path, output_dir
         kept = _keep_unverified(staged, result)
         raise RuntimeUnavailable(
             f"{error} (nothing was written to {output_dir}; the unverified output is in {kept}: convert again "
-            "once the runtime can be had, or with --no-verify)"
+            "once that is fixed, or with --no-verify)"
         ) from None
     if not result.parity.ok:
         kept = _keep_unverified(staged, result)

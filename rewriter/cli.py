@@ -51,7 +51,8 @@ exit codes:
   3  parity failed in the target runtime: nothing is written to OUT; the unverified
      output is kept at OUT.unverified (the error line and the report name it)
   4  the target runtime (or the source's, see --source-runtime) cannot be obtained or
-     cannot start: nothing is written to OUT; the unverified output is kept at OUT.unverified
+     cannot start, or parity cannot write its scratch files (a full TMPDIR): nothing is
+     written to OUT; the unverified output is kept at OUT.unverified
   5  internal error (one line and a log file path; please report it)
   130, 143  interrupted (Ctrl-C) or terminated; 141  stdout's reader left (| head)
   for a repository: the worst code of its versions (the JSON report has each version's)

@@ -248,3 +248,42 @@ def test_an_output_the_target_fails_to_compute_is_not_called_a_difference() -> N
     line = _parity_failure(ParityReport("2.7.4", "", 0, {}, outputs))
     assert "fails to compute 1 output(s), first serve/output_0: Missing 0-th output" in line
     assert "differ" not in line
+
+
+def test_a_full_scratch_folder_in_the_worker_is_exit_4_never_a_verdict(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The target's worker cannot write a signature's results (its TMPDIR is full: the documented
+    test-only hook fails that stage with ENOSPC). The machine's fault: exit 4 in one line naming
+    the folder, never exit 3 blaming the signature (which it was before) nor exit 5."""
+    from rewriter.runtimes import worker
+
+    monkeypatch.setenv(worker.NO_SPACE_ENV, "call serving_default")
+    out = tmp_path / "out"
+    result = run_cli(fixture_dir(FIXTURE), out, "--to", "2.3")
+    assert result.code == 4, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "cannot write its results in" in line and "No space left on device" in line and "TMPDIR" in line
+    assert "Traceback" not in result.stderr
+    assert not out.exists() and (tmp_path / "out.unverified" / "saved_model.pb").is_file()
+
+
+def test_a_full_scratch_folder_in_the_parent_is_exit_4_never_an_internal_error(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parity's own scratch files (the inputs it feeds the worker) cannot be written: exit 4 with
+    the reason, where it was an internal error (exit 5) before."""
+    import errno
+
+    from rewriter import api
+    from rewriter.errors import EXIT_RUNTIME_UNAVAILABLE, RuntimeUnavailable
+    from rewriter.runtimes import wire
+
+    def full(path: Path, store: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(wire, "save", full)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeUnavailable) as raised:
+        api.convert(fixture_dir(FIXTURE), out, "2.3")
+    assert raised.value.exit_code == EXIT_RUNTIME_UNAVAILABLE
+    assert "parity cannot write its scratch files" in str(raised.value) and "No space left on device" in str(raised.value)
+    assert not out.exists() and (tmp_path / "out.unverified" / "saved_model.pb").is_file()

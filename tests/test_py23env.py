@@ -66,6 +66,10 @@ def test_module_savedmodel_roundtrip_in_tf23(py23: Py23Env, tmp_path: Path) -> N
     got = np.load(tmp_path / "out.npz")["serving_default/y"]
     want = x @ np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32) + np.array([0.5, -0.5], np.float32)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    # Outputs it cannot write (a full or missing scratch folder) are the machine's fault: an
+    # OSError (parity makes it exit 4), never a load failure of the model (exit 3).
+    with pytest.raises(OSError, match="could not write its outputs"):
+        py23.load_and_call(model_dir, tmp_path / "in.npz", tmp_path / "gone" / "out.npz")
 
 
 KERAS_ROUNDTRIP = textwrap.dedent("""

@@ -159,6 +159,14 @@ class TargetRuntime:
             (stages if kind == "stage" else done).append(what)
         lines = [ln for ln in (job_dir / "stderr.log").read_text(errors="replace").splitlines()
                  if ln.strip()]
+        if returncode == wire.SCRATCH_FAILED:
+            # It could not write its results (a full TMPDIR): no verdict on the model, and no
+            # later call would fare better.
+            said = lines[-1].strip() if lines else ""
+            why = said.partition(": ")[2] if said.startswith("cannot use the job folder") else "is that disk full?"
+            raise RuntimeUnavailable(
+                f"{self._name} cannot write its results in {job_dir.parent} ({why}): free space there, "
+                "or point TMPDIR at a folder with room")
         return _Outcome(returncode, stages, done, lines[-1].strip() if lines else "")
 
     def _wait(self, proc: "subprocess.Popen[bytes]", progress_log: Path,

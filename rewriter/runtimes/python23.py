@@ -127,7 +127,8 @@ class Py23Env:
         "<arg>" (shared by all signatures); each array is cast to the arg's
         dtype. Without `inputs_npz` only the load is done and signatures are
         listed. Outputs go to `out_npz` as "<signature>/<output key>".
-        A failed load is a result (loaded=False, load_error=...), not an exception. `tags`: the
+        A failed load is a result (loaded=False, load_error=...), not an exception; outputs it
+        could not write (a full TMPDIR) are an OSError. `tags`: the
         MetaGraphDef to load, which tf.saved_model.load needs when there are several. `order`: the
         signatures to call first, in this order (a stateful model's calls see the state the C++
         run's did); the others follow by name.
@@ -141,6 +142,8 @@ class Py23Env:
                                   f"without a result:\n{tail}", load_traceback=None,
                                   returncode=p.returncode, stdout=p.stdout, stderr=p.stderr)
         raw = json.loads(line[len(_RESULT_TAG):])
+        if raw.get("scratch_error"):
+            raise OSError(f"TF 2.3's Python could not write its outputs to {out_npz}: {raw['scratch_error']}")
         sigs = {name: SignatureResult(**s) for name, s in raw["signatures"].items()}
         return LoadCallResult(loaded=raw["loaded"], load_error=raw["load_error"],
                               load_traceback=raw["load_traceback"], signatures=sigs,
@@ -222,7 +225,10 @@ for name in first + sorted(name for name in obj.signatures.keys() if name not in
     except Exception as e:
         sig["error"] = error_text(e)
 if out_npz:
-    np.savez(out_npz, **outputs)
+    try:
+        np.savez(out_npz, **outputs)
+    except OSError as e:  # a full TMPDIR: the machine's fault, not the model's
+        result["scratch_error"] = error_text(e)
 emit()
 '''.replace("TAG", _RESULT_TAG).replace("LENGTHS_SUFFIX", _LENGTHS_SUFFIX)
 

@@ -14,6 +14,8 @@ import numpy as np
 
 STRING = "string"
 BFLOAT16 = "bfloat16"
+# The worker's exit code when it cannot read or write its job folder (worker.py, client.py).
+SCRATCH_FAILED = 74  # EX_IOERR
 
 # dtypes that go through as plain numpy arrays (the name is numpy's dtype name)
 PLAIN_DTYPES = frozenset(

@@ -14,21 +14,25 @@ Protocol (all files in JOB_DIR):
   imports.jsonl  import_graphs: one line {"index", "error"} per imported GraphDef, appended with
                  os.write as each finishes (the GraphDefs come in one file, "blob", at offsets)
   result.json    version/op_list: {"version"}; op_list also writes op_list.pb (sorted OpList)
-Exit code 0 means the job ran to its end (TF errors are results, not failures).
+Exit code 0 means the job ran to its end (TF errors are results, not failures); 74
+(SCRATCH_FAILED) that it could not read or write JOB_DIR (a full or read-only TMPDIR).
 
 Test-only hooks (documented so tests can prove a crash or hang is contained):
   TFDOWNGRADE_WORKER_TEST_CRASH=<stage>  os.abort() when that stage starts
   TFDOWNGRADE_WORKER_TEST_HANG=<stage>   sleep forever when that stage starts
+  TFDOWNGRADE_WORKER_TEST_NO_SPACE=<stage>  fail as a full disk would (ENOSPC) when it starts
   where <stage> is e.g. "load library", "load savedmodel", "call serving_default".
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 if __package__ in (None, ""):  # run by path: make `rewriter` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -40,6 +44,9 @@ from rewriter.runtimes import capi, protowire, wire  # noqa: E402
 
 CRASH_ENV = "TFDOWNGRADE_WORKER_TEST_CRASH"
 HANG_ENV = "TFDOWNGRADE_WORKER_TEST_HANG"
+NO_SPACE_ENV = "TFDOWNGRADE_WORKER_TEST_NO_SPACE"
+# (the machine's fault, never the model's: the client turns it into RuntimeUnavailable)
+SCRATCH_FAILED = wire.SCRATCH_FAILED
 
 
 class Job:
@@ -55,6 +62,8 @@ class Job:
         if os.environ.get(HANG_ENV) == what:
             while True:
                 time.sleep(3600)
+        if os.environ.get(NO_SPACE_ENV) == what:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.dir))
 
     def done(self, what: str) -> None:
         os.write(self._log, f"done {what}\n".encode())
@@ -134,11 +143,28 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: worker.py JOB_DIR", file=sys.stderr)
         return 2
-    job = Job(Path(argv[1]))
+    try:
+        job = Job(Path(argv[1]))
+        job.stage("load library")
+    except OSError as error:
+        _scratch_failed(error)
     req = job.request
-    job.stage("load library")
-    tf = capi.TFLibrary(Path(req["lib"]), req.get("string_layout"))
+    tf = capi.TFLibrary(Path(req["lib"]), req.get("string_layout"))  # (its OSError: a library that does not load)
     version = tf.version()
+    try:
+        return _run_task(job, tf, version)
+    except OSError as error:  # every model error is a TFError; this is the job folder's
+        _scratch_failed(error)
+
+
+def _scratch_failed(error: OSError) -> NoReturn:
+    with contextlib.suppress(OSError):  # (stderr.log is in the same folder)
+        print(f"cannot use the job folder: {error.strerror or error}", file=sys.stderr, flush=True)
+    os._exit(SCRATCH_FAILED)
+
+
+def _run_task(job: Job, tf: capi.TFLibrary, version: str) -> int:
+    req = job.request
     job.done("load library")
     task = req["task"]
     if task == "version":

@@ -1054,13 +1054,20 @@ def verify(
     Unseeded random ops (rewriter/verify/seeds.py) are given the same seeds in copies of both."""
     from rewriter.verify.seeds import pinned_copy
 
-    with tempfile.TemporaryDirectory(prefix="tfdowngrade-seeds-") as scratch:
-        # Unseeded random ops draw other numbers on every run: both models are run with them pinned.
-        pinned = pinned_copy(source_dir, Path(scratch) / "source")
-        if pinned:
-            pinned_copy(output_dir, Path(scratch) / "output")
-            source_dir, output_dir = Path(scratch) / "source", Path(scratch) / "output"
-        report = _verify_all(output_dir, source_dir, target, options, progress)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tfdowngrade-seeds-") as scratch:
+            # Unseeded random ops draw other numbers on every run: both models are run with them pinned.
+            pinned = pinned_copy(source_dir, Path(scratch) / "source")
+            if pinned:
+                pinned_copy(output_dir, Path(scratch) / "output")
+                source_dir, output_dir = Path(scratch) / "source", Path(scratch) / "output"
+            report = _verify_all(output_dir, source_dir, target, options, progress)
+    except OSError as error:
+        # Parity only writes to its scratch folders (the inputs, the runs' results, pinned
+        # copies): a full or read-only TMPDIR is the machine's, never a verdict on the model.
+        where = error.filename or tempfile.gettempdir()
+        raise RuntimeUnavailable(f"parity cannot write its scratch files in {where} ({error.strerror or error}): "
+                                 "free space there, or point TMPDIR at a folder with room") from None
     report.pinned_seeds = [op.describe() for op in pinned]
     return report
 
