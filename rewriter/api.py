@@ -117,6 +117,8 @@ def convert(
     """
     result = report or Report("convert", Path(input_dir), Path(output_dir))
     result.lossy_allowed = sorted(allow_lossy)
+    # A --inputs file that is not a .npz of named arrays is bad input before any work.
+    given = load_inputs_file(parity.inputs_file) if verify_parity and parity.inputs_file else None
     planned = check(input_dir, to, allow_lossy=allow_lossy, rules_dir=rules_dir, progress=progress, strict=strict,
                     graph_pictures=graph_pictures)
     result.plan = planned
@@ -125,8 +127,8 @@ def convert(
     select_meta_graph(planned.files.proto, list(parity.tags))
     if verify_parity:
         _check_parity_options(parity, planned.target)
-        if parity.inputs_file:  # keys naming no signature input are bad input, before writing
-            check_input_keys(load_inputs_file(parity.inputs_file), planned.files.proto.meta_graphs)
+        if given is not None:  # keys naming no signature input are bad input, before writing
+            check_input_keys(given, planned.files.proto.meta_graphs)
     staged = stage(planned, Path(output_dir), force, progress)
     result.written = staged.actions
     if not verify_parity:

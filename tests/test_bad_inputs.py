@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
+import numpy as np
 import pytest
 
 from conftest import load_tool
@@ -335,6 +336,19 @@ def _to(value: str) -> Callable[[Path], Setup]:
     return build
 
 
+def _inputs_file(name: str) -> Callable[[Path], Setup]:
+    """--inputs naming a file that is not a .npz of named arrays: one .npy array, JSON, nothing."""
+    def build(tmp: Path) -> Setup:
+        path = tmp / name
+        if name.endswith(".npy"):
+            np.save(path, np.zeros(3, np.float32))
+        elif name.endswith(".json"):
+            path.write_text('{"image": [0.0]}')
+        return Setup([_model(tmp), tmp / "out", "--to", "2.3", "--inputs", path], None, tmp / "out")
+
+    return build
+
+
 def _check_command(pb: str) -> Callable[[Path], Setup]:
     def build(tmp: Path) -> Setup:
         source = _model(tmp, pb)
@@ -388,6 +402,11 @@ CASES: list[Case] = [
     Case("to-four-parts", _to("2.3.4.5"), EXIT_BAD_INPUT, "is not a TensorFlow release"),
     Case("to-empty", _to(""), EXIT_BAD_INPUT, "is not a TensorFlow release"),
     Case("to-unknown-old", _to("1.14"), EXIT_BAD_INPUT, "TensorFlow 1.14 is not a release this tool knows"),
+    Case("to-consumer-without-version", _to("tfjs-node"), EXIT_BAD_INPUT,
+         "--to 'tfjs-node' names a consumer without its version: write tfjs-node@VERSION, e.g. tfjs-node@"),
+    Case("inputs-npy", _inputs_file("x.npy"), EXIT_BAD_INPUT, "one .npy array, not a .npz of named arrays"),
+    Case("inputs-not-npz", _inputs_file("x.json"), EXIT_BAD_INPUT, "not a .npz file (a zip of named .npy arrays"),
+    Case("inputs-missing", _inputs_file("gone.npz"), EXIT_BAD_INPUT, "gone.npz: cannot be read (No such file"),
     Case("to-unknown-new", _to("2.99"), EXIT_BAD_INPUT, "TensorFlow 2.99 is not a release this tool knows"),
     Case("check-truncated", _check_command("truncated"), EXIT_BAD_INPUT, "not a SavedModel protobuf"),
     Case("check-call-cycle", _check_command("call_cycle"), EXIT_BAD_INPUT, "function call cycle"),
@@ -569,26 +588,6 @@ def test_api_convert_raises_bad_input_on_a_full_disk(tmp_path: Path, monkeypatch
     with unchanged(source), pytest.raises(BadInput, match="No space left on device; nothing was written"):
         api.convert(source, out, "2.3", verify_parity=False)
     assert not os.path.lexists(out) and not leftovers(tmp_path, "out")
-
-
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
-    """mount(size) -> a fresh tmpfs of `size` bytes (needs root); unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(size: int) -> Path:
-        point = tmp_path / f"tmpfs{len(mounted)}"
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {done.stderr.strip()}")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", str(point)], check=True)
 
 
 @pytest.mark.parametrize("room", ["none", "saved_model.pb-only"])

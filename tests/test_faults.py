@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -286,4 +287,21 @@ def test_a_full_scratch_folder_in_the_parent_is_exit_4_never_an_internal_error(t
         api.convert(fixture_dir(FIXTURE), out, "2.3")
     assert raised.value.exit_code == EXIT_RUNTIME_UNAVAILABLE
     assert "parity cannot write its scratch files" in str(raised.value) and "No space left on device" in str(raised.value)
+    assert not out.exists() and (tmp_path / "out.unverified" / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize("room", [4096, 40960], ids=["parent", "worker"])
+def test_a_real_full_tmpdir_is_exit_4(room: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      small_tmpfs: Callable[[int], Path]) -> None:
+    """TMPDIR on a real tmpfs of one page (parity cannot write the inputs it feeds) or of ten (the
+    worker cannot write a signature's results): exit 4 in one line, never 3 or 5."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; the two tests above inject the same failures")
+    monkeypatch.setenv("TMPDIR", str(small_tmpfs(room)))
+    out = tmp_path / "out"
+    result = run_cli(fixture_dir("keras3_cnn"), out, "--to", "2.3")
+    assert result.code == 4, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "No space left on device" in line or "is that disk full?" in line, line
+    assert "TMPDIR" in line and "Traceback" not in result.stderr
     assert not out.exists() and (tmp_path / "out.unverified" / "saved_model.pb").is_file()

@@ -80,7 +80,14 @@ def parse_release(text: str) -> Release:
         return Release(release.major, release.minor, consumer=found.name)
     match = _RELEASE_RE.match(str(text))
     if not match:
-        raise BadInput(f"--to {text!r} is not a TensorFlow release: write it as 2.3 or 2.3.4")
+        name = str(text).strip().lower()
+        if name in consumers.consumer_names():  # `--to tfjs-node`: the consumer, without its version
+            listed = [c.name for c in consumers.consumer_releases() if c.consumer == name]  # (oldest first)
+            example = listed[-1] if listed else f"{name}@X.Y"
+            raise BadInput(f"--to {text!r} names a consumer without its version: write {name}@VERSION, e.g. "
+                           f"{example} (`tfdowngrade targets` lists them)")
+        raise BadInput(f"--to {text!r} is not a TensorFlow release: write it as 2.3 or 2.3.4, or a consumer as "
+                       "NAME@VERSION (`tfdowngrade targets` lists them)")
     return Release(int(match.group(1)), int(match.group(2)))
 
 

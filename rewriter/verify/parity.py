@@ -239,25 +239,38 @@ def _npz_problem(error: Exception) -> str:
     return str(error)
 
 
-def load_inputs_file(path: Path) -> dict[str, np.ndarray]:
+def _load_npz(path: Path, option: str) -> dict[str, np.ndarray]:
+    """The arrays of a .npz file given to `option`; BadInput (one line, what to do) for anything else."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(6)
+    except OSError as error:
+        raise BadInput(f"{option} {path}: cannot be read ({error.strerror or error})") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise BadInput(f"{option} {path}: one .npy array, not a .npz of named arrays: save them with "
+                       "np.savez(path, <name>=array, ...)")
+    if not head.startswith(b"PK"):
+        raise BadInput(f"{option} {path}: not a .npz file (a zip of named .npy arrays, as "
+                       "np.savez(path, <name>=array, ...) writes)")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
-        raise BadInput(f"--inputs {path}: not a readable .npz file ({_npz_problem(error)})") from None
+    except (OSError, ValueError, EOFError) as error:  # (a zip whose members are not .npy arrays, or pickled)
+        raise BadInput(f"{option} {path}: not a readable .npz file ({_npz_problem(error)})") from None
+
+
+def load_inputs_file(path: Path) -> dict[str, np.ndarray]:
+    return _load_npz(path, "--inputs")
 
 
 def load_expected_file(path: Path, inputs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
     """--expected: outputs keyed <signature>/<output>, grouped by the signatures parity runs. A
     signature the file says nothing about is skipped with a reason, like a source that fails."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
-        raise BadInput(f"--expected {path}: not a readable .npz file ({_npz_problem(error)})") from None
+    arrays = _load_npz(path, "--expected")
     results: dict[str, dict[str, Any]] = {}
     for key in inputs:
-        outputs = {name.split("/", 1)[1]: value for name, value in arrays.items() if name.split("/", 1)[0] == key}
+        outputs: dict[str, Any] = {name.split("/", 1)[1]: value for name, value in arrays.items()
+                                   if name.split("/", 1)[0] == key}
         results[key] = outputs or {"__error__": f"--expected {path} has no outputs for signature {key}"}
     return results
 
