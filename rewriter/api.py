@@ -19,7 +19,7 @@ from rewriter.verify.parity import verify as _verify
 from rewriter.pipeline import Options, Plan, plan, stage
 from rewriter.targets.releases import Release, parse_release
 from rewriter.report.conversion import Report
-from rewriter.savedmodel.files import StagedOutput, discard, publish, set_aside
+from rewriter.savedmodel.files import StagedOutput, check_output_location, discard, publish, set_aside
 
 Progress = Callable[[str], None]
 
@@ -117,6 +117,11 @@ def convert(
     """
     result = report or Report("convert", Path(input_dir), Path(output_dir))
     result.lossy_allowed = sorted(allow_lossy)
+    # Where OUT may not go (IN or inside it; not empty without --force) is bad input before any
+    # work (stage() checks again, as the folders are then). Anything wrong with IN itself is
+    # worded by reading it.
+    if Path(input_dir).is_dir():
+        check_output_location(Path(input_dir), Path(output_dir), force)
     # A --inputs file that is not a .npz of named arrays is bad input before any work.
     given = load_inputs_file(parity.inputs_file) if verify_parity and parity.inputs_file else None
     planned = check(input_dir, to, allow_lossy=allow_lossy, rules_dir=rules_dir, progress=progress, strict=strict,

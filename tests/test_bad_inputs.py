@@ -310,6 +310,12 @@ def _out_not_empty(tmp: Path) -> Setup:
     return setup
 
 
+def _out_inside_in_before_work(tmp: Path) -> Setup:
+    """Without -q: the error is the first line, before any progress line (no model read, no rules run)."""
+    source = _model(tmp)
+    return Setup([source, source / "converted", "--to", "2.3"], source, None)
+
+
 def _out_is_file(force: bool) -> Callable[[Path], Setup]:
     def build(tmp: Path) -> Setup:
         source = _model(tmp)
@@ -392,6 +398,8 @@ CASES: list[Case] = [
     Case("fifo-in-assets", _fifo, EXIT_BAD_INPUT, "not a regular file"),
     Case("out-is-in", _out_is_in, EXIT_BAD_INPUT, "must not be the input folder or inside it"),
     Case("out-inside-in", _out_inside_in, EXIT_BAD_INPUT, "must not be the input folder or inside it"),
+    Case("out-inside-in-before-work", _out_inside_in_before_work, EXIT_BAD_INPUT,
+         "must not be the input folder or inside it"),
     Case("out-contains-in", _out_contains_in, EXIT_BAD_INPUT, "must not contain the input folder"),
     Case("out-not-empty", _out_not_empty, EXIT_BAD_INPUT, "exists and is not empty (use --force"),
     Case("out-is-a-file", _out_is_file(False), EXIT_BAD_INPUT, "exists and is not a folder"),
