@@ -99,3 +99,32 @@ def test_a_stripped_default_the_target_requires_is_written_out() -> None:
         assert ("Tsplits" in attrs) == written
         if written:
             assert attrs["Tsplits"].type == types_pb2.DT_INT64
+
+
+def test_for_target_drops_them_in_every_function_that_has_them() -> None:
+    """for_target screens each function for `_class` in the same walk as the defaults: a function
+    whose `_class` is on a later node, one whose `_class` is on an arg only, and one without any."""
+    from rewriter.protos import saved_model_pb2
+    from rewriter.savedmodel.normalize import for_target
+    from rewriter.targets.registry import load_registry
+    from rewriter.targets.releases import Release
+
+    proto = saved_model_pb2.SavedModel()
+    library = proto.meta_graphs.add().graph_def.library
+    on_node = library.function.add()
+    on_node.CopyFrom(_restore_function())
+    on_node.arg_attr[0].attr.pop("_class")
+    on_node.node_def.reverse()  # the colocated node last
+    on_arg = library.function.add()
+    on_arg.CopyFrom(_restore_function())
+    on_arg.signature.name = "restore_arg_only"
+    on_arg.node_def[0].attr.pop("_class")
+    plain = library.function.add(signature=function_pb2.FunctionDef().signature)
+    plain.signature.name = "plain"
+    plain.node_def.add(name="n", op="NoOp")
+    before_plain = plain.SerializeToString()
+    notes = for_target(proto, load_registry(Release(2, 21)), load_registry(Release(2, 3)), Release(2, 3), "2.21.0", "x")
+    assert list(on_node.node_def[1].attr["_class"].list.s) == [b"loc:@other"]
+    assert "_class" not in on_arg.arg_attr[0].attr
+    assert plain.SerializeToString() == before_plain
+    assert any("2 colocation entr(ies)" in note for note in notes), notes

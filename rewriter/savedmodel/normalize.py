@@ -32,15 +32,6 @@ from rewriter.targets.releases import Release, producer_version, release_info
 
 
 
-def _all_nodes(proto: saved_model_pb2.SavedModel, meta_index: int) -> Iterator[NodeDef]:
-    """The graph's nodes, then every function's, one at a time (a list of them all would hold a
-    wrapper per NodeDef of the model)."""
-    graph_def = proto.meta_graphs[meta_index].graph_def
-    yield from graph_def.node
-    for function in graph_def.library.function:
-        yield from function.node_def
-
-
 def _defaults(op: OpDef | None) -> dict[str, op_def_pb2.OpDef.AttrDef]:
     return {} if op is None else {a.name: a for a in op.attr if a.HasField("default_value")}
 
@@ -162,22 +153,28 @@ def for_target(
             graph_def.versions.producer = producer
             notes.append(f"meta graph {index}: versions.producer {old_producer} -> {producer} (TensorFlow {target_version})")
         functions = {f.signature.name for f in graph_def.library.function}
-        dangling = sum(_drop_dangling_colocation(f) for f in graph_def.library.function)
-        if dangling:
-            notes.append(f"meta graph {index}: {dangling} colocation entr(ies) naming no node of their function removed")
         prepared: dict[str, Reconciliation] = {}
         ops: set[str] = set()
-        changed = 0
+        changed = dangling = 0
         new_stripped: Counter[str] = Counter()
         settled = set(functions)  # ops with nothing to reconcile (and calls): their nodes are not read further
-        for node in _all_nodes(proto, index):
-            op = node.op
-            ops.add(op)
-            if op in settled:
-                continue
-            changed += _reconcile_defaults(node, source, target, functions, prepared, new_stripped)
-            if not any(prepared[op]):
-                settled.add(op)
+        # One walk over the nodes for both edits (they touch different attrs: defaults, `_class`).
+        for function in [None, *graph_def.library.function]:
+            colocated = False
+            for node in graph_def.node if function is None else function.node_def:
+                op = node.op
+                ops.add(op)
+                if function is not None and not colocated:
+                    colocated = "_class" in node.attr
+                if op in settled:
+                    continue
+                changed += _reconcile_defaults(node, source, target, functions, prepared, new_stripped)
+                if not any(prepared[op]):
+                    settled.add(op)
+            if function is not None and (colocated or any("_class" in arg.attr for arg in function.arg_attr.values())):
+                dangling += _drop_dangling_colocation(function)
+        if dangling:
+            notes.append(f"meta graph {index}: {dangling} colocation entr(ies) naming no node of their function removed")
         if changed:
             notes.append(f"meta graph {index}: {changed} default-valued attr(s) reconciled with TensorFlow {release}")
         if new_stripped:
