@@ -140,3 +140,53 @@ def test_a_one_ulp_move_at_the_top_of_the_range_stays_finite(dtype: str, precisi
             moved = perturb(values, precision, np.random.default_rng(seed))
         assert moved.dtype == values.dtype and np.isfinite(moved).all()
         assert (moved != values).all()
+
+
+# --- magnitude classes: a sentinel value does not set the range of the real ones ---------------------
+def _masked_scores() -> np.ndarray:
+    """Causal attention scores as Keras and BERT code writes them: s + (1 - mask) * -1e9."""
+    scores = np.random.default_rng(3).standard_normal((4, 4)).astype(np.float32)
+    return np.where(np.tril(np.ones((4, 4), bool)), scores, scores + np.float32(-1e9)).astype(np.float32)
+
+
+def test_an_error_on_every_real_value_beside_a_mask_value_is_a_mismatch() -> None:
+    """sweep-I F1: one -1e9 set the range, so 4 ulps of it (476) let an error of 0.5 pass."""
+    expected = _masked_scores()
+    bound = _bound(expected, movement=np.zeros(expected.shape))
+    assert len(bound.classes) == 2  # type: ignore[attr-defined]
+    shifted = np.where(expected > -1e8, expected + np.float32(0.5), expected).astype(np.float32)
+    wrong = _compare("s", "o", expected, shifted, None, bound)
+    assert wrong.grade == "mismatch" and "magnitude class" in wrong.message and wrong.bound < 1e-5
+    assert wrong.worst_index is not None and expected[tuple(wrong.worst_index)] > -1e8
+    assert wrong.error_histogram["counts"][-1] == 10  # the ten real scores are past their bound
+
+
+def test_rounding_in_each_magnitude_class_is_within_noise() -> None:
+    expected = _masked_scores()
+    bound = _bound(expected, movement=np.zeros(expected.shape))
+    rounded = np.nextafter(expected, np.float32(np.inf)).astype(np.float32)  # one ulp each, masked ones by 64
+    result = _compare("s", "o", expected, rounded, None, bound)
+    assert result.grade == "within-noise" and result.bound_origin.startswith("its values lie at 2 magnitudes")
+
+
+def test_a_class_is_bounded_by_its_own_movement_not_the_sentinels() -> None:
+    from rewriter.verify.noise import FLOOR_ULPS, EPSILON
+
+    expected = _masked_scores()
+    moved = np.where(expected < -1e8, 128.0, 0.0)  # only the masked values moved (by two of their ulps)
+    bound = _bound(expected, movement=moved)
+    real = bound.classes[0]  # type: ignore[attr-defined]
+    assert real.bound == FLOOR_ULPS * EPSILON["float32"] * real.scale
+    assert bound.classes[1].bound == 16 * 128.0  # type: ignore[attr-defined]
+    # Given as one largest movement (the older form), every class takes it: the bound is wide.
+    assert _bound(expected, movement=128.0).classes[0].bound == 16 * 128.0  # type: ignore[attr-defined]
+
+
+def test_magnitudes_without_a_gap_wider_than_the_precision_are_one_class() -> None:
+    from rewriter.verify.noise import magnitude_classes
+
+    logits = np.array([1e-3, 0.5, 3.0, -1e4, 0.0, np.inf], np.float32)  # BERT's -1e4 mask: 1e4 / 3 < 1/eps
+    assert magnitude_classes(logits, "float32") is None
+    assert magnitude_classes(logits, "float16") is not None  # but more than float16's 1 / eps (1024)
+    labels = magnitude_classes(np.array([0.0, 1.0, -1e9, np.nan, 3.4e38, 2.0], np.float32), "float32")
+    assert labels is not None and list(labels) == [0, 0, 1, 0, 2, 0]

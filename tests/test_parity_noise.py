@@ -246,7 +246,7 @@ def test_an_input_move_absorbed_on_the_way_is_measured_on_the_weights(tmp_path: 
     assert made.returncode == 0, made.stderr[-2000:]
     inputs = {"serving_default": {"x": np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)}}
     run = run_source(source, ["serve"], inputs, {"serving_default": "float32"})
-    measured = run.movements["serving_default"]
+    measured = {name: noise.largest(value) for name, value in run.movements["serving_default"].items()}
     assert measured["absorbed"] and measured["absorbed"] > 0
     assert run.moved_outputs["serving_default"] == {"absorbed": WEIGHTS_PAST_ABSORBED_INPUTS}
     scale = float(np.max(np.abs(run.outputs["serving_default"]["absorbed"])))

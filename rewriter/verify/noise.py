@@ -41,6 +41,14 @@ Another intra-op thread count is not used: TensorFlow fixes it when its runtime 
 would need a second process and a second load (doubling parity's time), and on most networks it
 changes nothing (NOTES §9: MobileNetV2, EfficientNetB0, NASNet, mixed precision moved by 0).
 
+An output whose values sit at magnitudes more than one rounding step of the compute precision
+apart (a -1e9 attention mask beside scores of 1, the lowest float an empty segment_max writes,
+FLT_MAX as "no value") is judged per magnitude class (`magnitude_classes`): each class by its own
+range and its own measured movement. One such value set the range of the whole output, and an
+error of 0.5 on every real score passed as noise (a bound of 4 ulps of 1e9). A value that large
+cannot hold what the smaller ones hold (1 + -1e9 is -1e9 in float32), so neither needs the
+other's scale.
+
 A model whose output moves a lot under one-ulp input changes (a chaotic one) gets a wide bound,
 and the report says so in words, with the figures: such a comparison cannot see errors smaller
 than the model's own noise, and the user should know that.
@@ -86,6 +94,16 @@ class NoiseBound:
     # An integer output computed from floats (a rounding, an argmax): how many of its elements may
     # differ (None: a float output, any number may, each within `bound`).
     elements: int | None = None
+    # An output of several magnitude classes (magnitude_classes): each class's own bound, and per
+    # element the index of its class; scale, bound and movement above are the lowest class's.
+    classes: tuple["NoiseBound", ...] = ()
+    labels: np.ndarray | None = None
+
+    def element_bound(self) -> np.ndarray | float:
+        """The absolute bound of each element (one for all, unless judged per magnitude class)."""
+        if self.labels is None:
+            return self.bound
+        return np.take(np.array([c.bound for c in self.classes]), self.labels)
 
     @property
     def relative_bound(self) -> float:
@@ -337,13 +355,14 @@ def move_ratio(values: dict[str, np.ndarray], precision: str) -> float:
     return EPSILON[precision] / min(moves) if moves else 1.0
 
 
-def movement(reference: np.ndarray, moved: Iterable[np.ndarray]) -> float | None:
-    """Largest finite |moved - reference| over the perturbed runs; None when a run changed the
-    output's shape or its non-finite positions (then the perturbation says nothing usable)."""
+def movement(reference: np.ndarray, moved: Iterable[np.ndarray]) -> np.ndarray | None:
+    """Per element, the largest finite |moved - reference| over the perturbed runs (0 where the
+    output is not finite); None when a run changed the output's shape or its non-finite positions
+    (then the perturbation says nothing usable)."""
     ref = np.asarray(reference)
     if ref.dtype.kind not in "biu" and not is_float(ref.dtype):
         return None  # strings: no numeric distance (they are compared exactly)
-    worst = 0.0
+    worst = np.zeros(ref.shape, np.float64)
     for other in moved:
         other = np.asarray(other)
         if other.shape != ref.shape or other.dtype != ref.dtype:
@@ -352,9 +371,16 @@ def movement(reference: np.ndarray, moved: Iterable[np.ndarray]) -> float | None
         finite_a, finite_b = np.isfinite(a), np.isfinite(b)
         if not np.array_equal(finite_a, finite_b):
             return None
-        if finite_a.any():
-            worst = max(worst, float(np.max(np.abs(a[finite_a] - b[finite_a]))))
+        with np.errstate(invalid="ignore"):
+            worst = np.maximum(worst, np.where(finite_a, np.abs(a - b), 0.0))
     return worst
+
+
+def largest(measured: np.ndarray | float | None) -> float | None:
+    """The largest of a per-element movement (0 for an output of no elements)."""
+    if measured is None or isinstance(measured, float):
+        return measured
+    return float(measured.max()) if measured.size else 0.0
 
 
 def changed(reference: np.ndarray, moved: Iterable[np.ndarray]) -> int | None:
@@ -389,10 +415,49 @@ def output_scale(expected: np.ndarray) -> float:
     return float(finite.max()) if finite.size else 0.0
 
 
-def noise_bound(expected: np.ndarray, precision: str, measured: float | None, note: str = "",
+def magnitude_classes(expected: np.ndarray, precision: str) -> np.ndarray | None:
+    """Per element, the index of its magnitude class (0 the lowest; zeros join it, non-finite
+    elements too), where the output's distinct finite magnitudes are cut at every gap wider than
+    one rounding step of `precision` (the next larger magnitude over 1 / eps times the one below:
+    the larger value cannot carry the smaller one's digits). None when the output is one class."""
+    magnitudes = np.abs(np.asarray(expected).astype(np.complex128))
+    finite = np.isfinite(magnitudes)
+    distinct = np.unique(magnitudes[finite & (magnitudes > 0)])
+    if distinct.size < 2:
+        return None
+    gaps = np.flatnonzero(distinct[1:] > distinct[:-1] / EPSILON[precision])
+    if not gaps.size:
+        return None
+    lower_edges = distinct[gaps + 1]  # the smallest magnitude of each class above the first
+    return np.where(finite, np.searchsorted(lower_edges, np.where(finite, magnitudes, 0.0), side="right"), 0)
+
+
+def noise_bound(expected: np.ndarray, precision: str, measured: np.ndarray | float | None, note: str = "",
                 moved: str = "inputs") -> NoiseBound:
-    """The bound for one output, and its origin in words. `moved`: what `measured` moved by one
-    ulp, the signature's float "inputs" or, for one without float inputs, the model's "weights"."""
+    """The bound for one output, and its origin in words. `measured`: the movement, per element
+    or the largest; `moved`: what it moved by one ulp, the signature's float "inputs" or, for one
+    without float inputs, the model's "weights". An output of several magnitude classes
+    (magnitude_classes) gets one bound per class, each from the class's elements alone."""
+    labels = magnitude_classes(expected, precision)
+    if labels is None:
+        return _one_bound(expected, precision, largest(measured), note, moved)
+    values = np.asarray(expected)
+    classes = []
+    for label in range(int(labels.max()) + 1):
+        members = labels == label
+        own = None if measured is None else (
+            float(np.max(measured[members])) if isinstance(measured, np.ndarray) else measured)
+        classes.append(_one_bound(values[members], precision, own, note, moved))
+    described = "; ".join(f"{int(np.count_nonzero(labels == i))} element(s) up to {c.scale:.4g}: bound {c.bound:.3g}"
+                          for i, c in enumerate(classes))
+    first = classes[0]  # holds the smallest nonzero magnitudes, so its scale is not 0
+    origin = (f"its values lie at {len(classes)} magnitudes more than one {precision} rounding step apart, each "
+              f"judged by its own range and movement ({described}). The lowest: {first.origin}")
+    return NoiseBound(precision, first.scale, first.bound, first.movement, origin, classes=tuple(classes),
+                      labels=labels)
+
+
+def _one_bound(expected: np.ndarray, precision: str, measured: float | None, note: str, moved: str) -> NoiseBound:
     scale = output_scale(expected)
     eps = EPSILON[precision]
     floor = FLOOR_ULPS * eps * scale

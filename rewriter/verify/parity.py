@@ -168,7 +168,9 @@ class ParityReport:
                 "grades": list(GRADES),
                 "noise_bound": (f"max(|actual - expected|) <= max({noise.FLOOR_ULPS:g} * eps(compute precision) * range, "
                                 f"{noise.SAFETY:g} * movement), range = max |expected|, movement = how far the source's "
-                                "output moves when its float inputs move by one ulp of the compute precision"),
+                                "output moves when its float inputs move by one ulp of the compute precision; an output "
+                                "whose values lie at magnitudes more than one rounding step apart (a -1e9 mask beside "
+                                "scores) is judged per magnitude class, each by its own range and movement"),
                 "overrides": "--rtol/--atol replace the noise bound for every float output (grade within-tolerance)",
             },
         }
@@ -317,7 +319,7 @@ class SourceRun:
     output how far it moved under one-ulp input changes (None: not measured, see notes)."""
 
     outputs: dict[str, dict[str, Any]]
-    movements: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    movements: dict[str, dict[str, np.ndarray | None]] = field(default_factory=dict)  # per element
     # per integer output: most elements one perturbed run changed (noise.changed)
     changes: dict[str, dict[str, int | None]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # signature -> why no movement was measured
@@ -493,7 +495,7 @@ def _is_integer(dtype: np.dtype) -> bool:
     return dtype.kind in "iu"
 
 
-def _scaled(measured: float | None, ratio: float) -> float | None:
+def _scaled(measured: np.ndarray | None, ratio: float) -> np.ndarray | None:
     return measured * ratio if measured is not None else None
 
 
@@ -521,7 +523,7 @@ def _absorbed(run: SourceRun, key: str, reference: dict[str, np.ndarray]) -> boo
     value), so it says nothing about the rounding of the layers after."""
     found = run.movements.get(key, {})
     return run.moved.get(key) != "weights" and any(
-        found.get(name) == 0 and noise.is_float(np.asarray(value).dtype) and np.any(value)
+        noise.largest(found.get(name)) == 0 and noise.is_float(np.asarray(value).dtype) and np.any(value)
         for name, value in reference.items())
 
 
@@ -535,7 +537,7 @@ def _measure_weights_too(run: SourceRun, key: str, values: dict[str, np.ndarray]
     changes = _changes(reference, moved)
     for name, value in reference.items():
         weights = noise.movement(value, [m.get(name, np.empty(0)) for m in moved])
-        if run.movements[key].get(name) == 0 and weights is not None:
+        if noise.largest(run.movements[key].get(name)) == 0 and weights is not None:
             run.movements[key][name] = weights
             run.moved_outputs.setdefault(key, {})[name] = WEIGHTS_PAST_ABSORBED_INPUTS
             if name in changes:
@@ -626,7 +628,7 @@ def output_bounds(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str, expe
     for name, value in expected.items():
         value = np.asarray(value)
         if name != "__error__" and run and _is_integer(value.dtype):
-            measured, count = run.movements.get(key, {}).get(name), run.changes.get(key, {}).get(name)
+            measured, count = noise.largest(run.movements.get(key, {}).get(name)), run.changes.get(key, {}).get(name)
             if measured and count:  # the source's own output changed under one-ulp moves
                 moved = run.moved_outputs.get(key, {}).get(name) or run.moved.get(key) or "inputs"
                 bounds[name] = noise.integer_bound(value, signature_precision(meta_graphs, key, np.dtype(np.float32), [name]),
@@ -888,9 +890,11 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
         result.worst_index = [int(i) for i in worst]
     inf_same = np.array_equal(np.isinf(exp) & finite, np.isinf(act) & finite)
     # For the HTML report: each element's error in units of what it was allowed.
-    allowed_rtol, allowed_atol = user if user is not None else (0.0, max(bound.bound if bound else 0.0, np.finfo(np.float64).tiny))
+    allowed_rtol, allowed_atol = user if user is not None else (0.0, np.maximum(bound.element_bound() if bound else 0.0,
+                                                                                np.finfo(np.float64).tiny))
     with np.errstate(divide="ignore"):
-        result.error_histogram = error_histogram(exp[finite], act[finite], allowed_rtol, allowed_atol)
+        result.error_histogram = error_histogram(exp[finite], act[finite], allowed_rtol,
+                                                 allowed_atol[finite] if isinstance(allowed_atol, np.ndarray) else allowed_atol)
     if bound is not None:
         result.precision, result.scale = bound.precision, bound.scale
         result.movement = bound.movement
@@ -922,6 +926,8 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
             result.message = f"max abs error {result.max_abs_error:.3g} > atol {atol:g} + rtol {rtol:g} * |expected|"
         return result
     assert bound is not None
+    if bound.labels is not None:
+        return _compare_by_class(result, diff, bound)
     _state_bound(result, bound)
     if result.max_abs_error is not None and result.max_abs_error <= bound.bound:
         result.grade = "within-noise"
@@ -929,6 +935,30 @@ def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarr
         result.status, result.grade = "mismatch", "mismatch"
         result.message = (f"max abs error {result.max_abs_error:.3g} ({_ratio_words(result.max_abs_error, bound.scale)}) "
                           f"> noise bound {bound.bound:.3g} ({_ratio_words(bound.bound, bound.scale)})")
+    return result
+
+
+def _compare_by_class(result: OutputResult, diff: np.ndarray, bound: NoiseBound) -> OutputResult:
+    """An output of several magnitude classes: every element within its class's bound. The report
+    states the class whose element came nearest its bound (or went furthest past it)."""
+    assert bound.labels is not None
+    allowed = np.asarray(bound.element_bound())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        used = np.where(diff > 0, diff / np.maximum(allowed, np.finfo(np.float64).tiny), 0.0)
+    at = np.unravel_index(int(np.argmax(used)), used.shape)
+    judged = bound.classes[int(bound.labels[at])]
+    result.scale, result.movement = judged.scale, judged.movement
+    result.error_of_range = _ratio(float(diff[at]), judged.scale)
+    result.bound, result.bound_of_range = judged.bound, _ratio(judged.bound, judged.scale)
+    result.bound_origin = bound.origin
+    if used[at] <= 1.0:
+        result.grade = "within-noise"
+    else:
+        result.status, result.grade = "mismatch", "mismatch"
+        result.worst_index = [int(i) for i in at]
+        result.message = (f"error {float(diff[at]):.3g} at {result.worst_index} > the noise bound {judged.bound:.3g} of its "
+                          f"magnitude class (values up to {judged.scale:.3g}); {int(np.count_nonzero(used > 1.0))} "
+                          f"element(s) past their class's bound")
     return result
 
 
