@@ -517,3 +517,28 @@ def test_a_retried_strategy_sees_the_state_the_target_sees(tmp_path: Path) -> No
     model = saved_by_script(STATEFUL_RETRY, tmp_path / "model")
     result = run_cli(model, tmp_path / "out", "--to", "2.3", "--python-loader")
     assert result.code == 0, result.stdout + result.stderr
+
+
+def test_text_inputs_reach_utf8_behaviour(tmp_path: Path) -> None:
+    """Generated text holds non-ASCII words: a model that upper-cases bytes and counts bytes where
+    the source upper-cased UTF-8 and counted characters fails parity (exit 3). With ASCII words
+    alone both gave the same outputs and the wrong model was proven (sweep-I F2). The right one
+    is proven: TF 2.3.4's UTF-8 case mapping agrees with the installed release's on these words."""
+    saved_by_script(
+        "import os, sys, tensorflow as tf\n"
+        "for name, wrong in (('src', False), ('tam', True)):\n"
+        "    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='s')])\n"
+        "    def f(s):\n"
+        "        return {'up': tf.strings.upper(s, encoding='' if wrong else 'utf-8'),\n"
+        "                'n': tf.strings.length(s, unit='BYTE' if wrong else 'UTF8_CHAR')}\n"
+        "    m = tf.Module(); m.f = f\n"
+        "    tf.saved_model.save(m, os.path.join(sys.argv[1], name), signatures={'serving_default': f})\n", tmp_path)
+    right = run_cli(tmp_path / "src", tmp_path / "src-2.3", "--to", "2.3")
+    assert right.code == 0, right.stderr
+    wrong = run_cli(tmp_path / "tam", tmp_path / "tam-2.3", "--to", "2.3", "--no-verify")
+    assert wrong.code == 0, wrong.stderr
+    report = tmp_path / "r.json"
+    judged = run_cli("verify", tmp_path / "tam-2.3", "--against", tmp_path / "src", "--to", "2.3", "--report", report)
+    assert judged.code == 3, judged.stdout + judged.stderr
+    outputs = {o["output"]: o["status"] for o in json.loads(report.read_text())["parity"]["outputs"]}
+    assert outputs == {"up": "mismatch", "n": "mismatch"}

@@ -123,8 +123,15 @@ TABLE_FILE_INITS = {"InitializeTableFromTextFileV2", "InitializeTableFromTextFil
 TABLE_FINDS = {"LookupTableFindV2", "LookupTableFind"}
 VOCABULARY_SIZE = 256  # keys kept per vocabulary (the first ones of each table)
 VOCABULARY_FILE_BYTES = 1 << 20  # a vocabulary file read for its keys is at most this large
-# The words of random string inputs (parity.generate_input) and of generated text.
-WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps", b"over", b"lazy", b"dog", b"hello", b"world"]
+# The words of random string inputs (parity.generate_input) and of generated text. Some are not
+# ASCII (2-, 3- and 4-byte UTF-8, letters with and without case), and the first element of every
+# generated string input holds one that has case (CASED_UTF8): with ASCII alone, a model that
+# upper-cases bytes where the source upper-cased UTF-8, or counts bytes where it counted
+# characters, gave the same outputs and was proven (sweep-I F2). Each has been in Unicode since
+# long before ICU's oldest release in a target, so case mappings agree across releases.
+CASED_UTF8 = ["café".encode(), "straße".encode()]
+WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps", b"over", b"lazy", b"dog", b"hello", b"world",
+         *CASED_UTF8, "日本".encode(), "🙂".encode()]
 LONG_DIM = 16000  # an unknown dimension of the `long` strategy: a second of 16 kHz audio
 LONG_ELEMENTS = 1 << 16  # at most this many elements in an input the `long` strategy lengthens
 INT_HIGH = 5  # random integer inputs are in [0, INT_HIGH): small enough to index most things
@@ -1077,6 +1084,8 @@ def _text(shape: list[int], vocab: list[bytes], rng: np.random.Generator) -> np.
 
     count = int(np.prod(shape, dtype=np.int64))
     items = [b" ".join(word(0.75) for _ in range(3)) if i % 2 == 0 else word(1.0) for i in range(count)]
+    if items:  # the first phrase ends in a non-ASCII word with case (see CASED_UTF8)
+        items[0] = b" ".join(items[0].split(b" ")[:2] + [CASED_UTF8[int(rng.integers(0, len(CASED_UTF8)))]])
     out = np.empty(count, dtype=object)
     out[:] = items
     return out.reshape(shape)
