@@ -639,12 +639,12 @@ def output_bounds(meta_graphs: list[meta_graph_pb2.MetaGraphDef], key: str, expe
         if name == "__error__" or noise.output_precision(value.dtype) is None:
             continue
         precision = signature_precision(meta_graphs, key, value.dtype, [name])
-        measured = run.movements.get(key, {}).get(name) if run else None
+        per_element = run.movements.get(key, {}).get(name) if run else None
         moved = ((run.moved_outputs.get(key, {}).get(name) or run.moved.get(key)) if run else None) or "inputs"
         note = why_unmeasured or (run.notes.get(key, "") if run else "")
-        if run and measured is None and not note:
+        if run and per_element is None and not note:
             note = f"moving the {moved} by one ulp changed this output's shape or its NaN/infinity positions"
-        bounds[name] = noise.noise_bound(value, precision, measured, note, moved)
+        bounds[name] = noise.noise_bound(value, precision, per_element, note, moved)
     return bounds
 
 
