@@ -1016,3 +1016,24 @@ def test_holds_is_failure_is_none_on_every_candidate() -> None:
                             assert holds == (cond.failure(matcher, binding) is None), (path.parent.name, rule.id, cond)
                             verdicts[holds] += 1
     assert verdicts[True] > 100 and verdicts[False] > 100, verdicts
+
+
+def test_permute_moves_a_list_of_pairs_pair_by_pair() -> None:
+    """explicit_paddings holds a (before, after) pair per dimension: NCHW [n, n, c, c, h, h, w, w]
+    becomes NHWC [n, n, h, h, w, w, c, c] by the dimension order [0, 2, 3, 1]; one per dimension
+    (strides) moves element by element; an empty list stays empty; any other length is an error."""
+    from rewriter.rules.engine import RuleApplicationError, _permuted
+    from rewriter.savedmodel import attr_values
+
+    def ints(values: list[int]) -> object:
+        value = attr_values.AttrValue()
+        value.list.i.extend(values)
+        return value
+
+    rule = type("R", (), {"id": "r"})()
+    order = [0, 2, 3, 1]
+    assert list(_permuted(rule, ints([0, 0, 0, 0, 2, 0, 1, 3]), order).list.i) == [0, 0, 2, 0, 1, 3, 0, 0]
+    assert list(_permuted(rule, ints([1, 1, 2, 3]), order).list.i) == [1, 2, 3, 1]
+    assert list(_permuted(rule, ints([]), order).list.i) == []
+    with pytest.raises(RuleApplicationError):
+        _permuted(rule, ints([1, 2, 3]), order)

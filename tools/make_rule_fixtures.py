@@ -1548,6 +1548,11 @@ def build_conv_nchw() -> Built:
                 "conv2d_strided_dilated": tf.nn.conv2d(image, kernel, [1, 1, 2, 1], "VALID", data_format="NCHW",
                                                        dilations=[1, 1, 1, 2]),
                 "depthwise_same": tf.nn.depthwise_conv2d(image, depthwise, [1, 1, 2, 2], "SAME", data_format="NCHW"),
+                # EXPLICIT pads, uneven per side: a pair moved with the wrong dimension shows in the shape
+                "conv2d_explicit": tf.nn.conv2d(image, kernel, [1, 1, 1, 2], [[0, 0], [0, 0], [2, 0], [1, 3]],
+                                                data_format="NCHW"),
+                "depthwise_explicit": tf.nn.depthwise_conv2d(image, depthwise, [1, 1, 1, 1], [[0, 0], [0, 0], [0, 1], [2, 1]],
+                                                             data_format="NCHW"),
                 "conv3d_same": tf.nn.conv3d(volume, kernel3d, [1, 1, 1, 2, 1], "SAME", data_format="NCDHW"),
             }
 
@@ -1573,7 +1578,7 @@ def build_conv_nchw() -> Built:
                            "depthwise": dyadic((3, 2, 3, 2), 8), "volume": dyadic((2, 2, 4, 5, 5), 4),
                            "kernel3d": dyadic((2, 3, 2, 2, 3), 8)},
                   "pool": {"volume": pool_volume}},
-                 "tf.nn.conv2d (SAME; VALID strided and dilated), tf.nn.depthwise_conv2d and tf.nn.conv3d in "
+                 "tf.nn.conv2d (SAME; VALID strided and dilated; EXPLICIT), tf.nn.depthwise_conv2d (SAME; EXPLICIT) and tf.nn.conv3d in "
                  "NCHW / NCDHW on dyadic data (sums exact in any order); tf.nn.max_pool3d and avg_pool3d in NCDHW "
                  "on standard-normal float32 data.")
 

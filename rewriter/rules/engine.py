@@ -848,16 +848,21 @@ class _NodeAttrs:
 
 def _permuted(rule: Rule, value: Any, order: list[int]) -> Any:
     """A list attr with its elements reordered: element i is element order[i] (a layout change,
-    e.g. NCHW ksize [1, 1, kh, kw] to NHWC [1, kh, kw, 1] with [0, 2, 3, 1])."""
+    e.g. NCHW ksize [1, 1, kh, kw] to NHWC [1, kh, kw, 1] with [0, 2, 3, 1]). A list of k elements
+    per dimension moves in groups of k (explicit_paddings' before/after pair of each dimension);
+    an empty list is the same in every layout."""
+    if value.WhichOneof("value") != "list":
+        raise RuleApplicationError(f"rule {rule.id}: permute needs a list attr")
     for kind in ("i", "f", "s", "type", "b"):
         items = list(getattr(value.list, kind))
         if items:
-            if len(items) != len(order):
+            group, rest = divmod(len(items), len(order))
+            if rest or not group:
                 raise RuleApplicationError(f"rule {rule.id}: cannot permute {len(items)} elements by {order}")
             out = attr_values.AttrValue()
-            getattr(out.list, kind).extend(items[j] for j in order)
+            getattr(out.list, kind).extend(items[j * group + k] for j in order for k in range(group))
             return out
-    raise RuleApplicationError(f"rule {rule.id}: permute needs a non-empty list attr")
+    return value
 
 
 def _element(rule: Rule, value: Any, element: str) -> Any:

@@ -68,7 +68,9 @@ The rule format (docs/writing-rules.md has the full guide):
           attrs: {dtype: {copy: rng.dtype}, T: {copy: rng.Tshape}, Tseed: DT_INT64}
                                         # {copy: n.attr, default: v}: the matched node's value
                                         # {copy: n.ksize, permute: [0, 2, 3, 1]}: a list attr's
-                                        # elements in a new order (element i is old element p[i])
+                                        # elements in a new order (element i is old element p[i];
+                                        # k per dimension move as groups of k, as explicit_paddings'
+                                        # pairs; an empty list stays empty)
         one: {const: {dtype: DT_INT32, value: 1}}   # a Const node (shape: [...] optional)
         pads: {const: {dtype: DT_INT64, value: {copy: node.explicit_paddings}, shape: [4, 2]}}
                                         # its value from a matched node's attr, reshaped
