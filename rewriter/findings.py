@@ -20,6 +20,11 @@ class Finding:
     message: str
     rule: str | None = None
     since: str | None = None  # first release that has the op/attr, when known
+    attr: str | None = None  # the attr a release lacks (unknown-attr), else None
+
+    def lacking(self) -> str:
+        """What the target lacks, in words: the op, or the op's attr."""
+        return f"{self.op}'s attr {self.attr}" if self.attr else self.op
 
     def line(self) -> str:
         rule = f" [rule {self.rule}]" if self.rule else ""

@@ -447,7 +447,8 @@ def _refusals(rule_findings: list[Finding], after: list[Finding], rules: list[Ru
         message = f"{finding.message}{since}; no rule brings it to {target}"
         if finding.kind in ("unknown-op", "unknown-attr"):
             message += f". Rules handle {what}s by name: see `tfdowngrade rules list`"
-        refusals.append(Finding("no-rule", finding.where, finding.node, finding.op, message, since=finding.since))
+        refusals.append(Finding("no-rule", finding.where, finding.node, finding.op, message, since=finding.since,
+                                attr=finding.attr))
     return refusals
 
 

@@ -101,3 +101,36 @@ def test_a_function_a_signature_reaches_is_not_stubbed(tmp_path: Path) -> None:
     assert any(f.op == "RngReadAndSkip" and f.kind == "refused" for f in plan.refusals), plan.refusals
     assert not any(n.startswith("warning: function ") for n in plan.notes), plan.notes
 
+
+
+def test_many_functions_lacking_the_same_attr_are_one_note_that_names_the_attr() -> None:
+    """A Keras application holds hundreds of training-mode call functions with FusedBatchNormV3's
+    exponential_avg_factor, which TF 1.15 lacks (it has the op): one note, naming the attr, not
+    one line per function saying the op is missing (sweep-I F6: 384 lines for NASNetMobile)."""
+    from rewriter.findings import Finding
+    from rewriter.protos import saved_model_pb2, types_pb2
+    from rewriter.rules.training_paths import stub_unreached
+    from rewriter.targets.releases import parse_release
+
+    proto = saved_model_pb2.SavedModel()
+    library = proto.meta_graphs.add().graph_def.library
+    findings = []
+    for index in range(5):
+        function = library.function.add()
+        function.signature.name = f"__inference_bn_train_{index}"
+        function.signature.output_arg.add(name="y", type=types_pb2.DT_FLOAT)
+        function.node_def.add(name="bn", op="FusedBatchNormV3")
+        findings.append(Finding("unknown-attr", f"function {function.signature.name}", "bn", "FusedBatchNormV3",
+                                "attr 'exponential_avg_factor' is not in this release's FusedBatchNormV3",
+                                attr="exponential_avg_factor"))
+    lonely = library.function.add()
+    lonely.signature.name = "__inference_rng_0"
+    lonely.signature.output_arg.add(name="y", type=types_pb2.DT_INT64)
+    findings.append(Finding("unknown-op", "function __inference_rng_0", "r", "RngReadAndSkip", "no such op"))
+    stubbed = stub_unreached(proto, findings, parse_release("1.15"))
+    assert len(stubbed.functions) == 6
+    assert stubbed.notes[0].startswith("warning: 5 functions (__inference_bn_train_0, __inference_bn_train_1, "
+                                       "__inference_bn_train_2 and 2 more) hold FusedBatchNormV3's attr "
+                                       "exponential_avg_factor, which TensorFlow 1.15 lacks"), stubbed.notes
+    assert stubbed.notes[1].startswith("warning: function __inference_rng_0 holds RngReadAndSkip, which"), stubbed.notes
+    assert len(stubbed.notes) == 2

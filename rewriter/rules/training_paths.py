@@ -31,8 +31,13 @@ NO_CONST = frozenset({types_pb2.DT_RESOURCE, types_pb2.DT_VARIANT})
 
 @dataclass
 class Stubbed:
-    functions: dict[str, list[str]] = field(default_factory=dict)  # function -> the ops it lacked
+    # function -> what of it the target lacked: ops, and attrs as "Op's attr name"
+    functions: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+# A note names at most this many functions (a Keras application holds hundreds of training-mode
+# call functions, each with the same lack: one note, not 384 lines).
+NAMED_FUNCTIONS = 3
 
 
 def _calls(function_nodes: Iterable[node_def_pb2.NodeDef], library: set[str]) -> set[str]:
@@ -122,16 +127,21 @@ def stub_unreached(proto: saved_model_pb2.SavedModel, findings: list[Finding], t
                 continue
             if any(arg.type in NO_CONST or not arg.type for arg in function.signature.output_arg):
                 continue
-            ops = sorted({f.op for f in problems[name]})
-            message = (f"tfdowngrade: {name} is not available in TensorFlow {target}: it runs {', '.join(ops)}, "
+            lacks = sorted({f.lacking() for f in problems[name]})
+            message = (f"tfdowngrade: {name} is not available in TensorFlow {target}: it runs {', '.join(lacks)}, "
                        f"which TensorFlow {target} lacks. No signature, save or restore function calls it (a "
                        "training-mode path), so the conversion replaced it with this error; the model's "
                        "signatures are exact.")
             _stub(function, message)
-            result.functions[name] = ops
-    for name, ops in sorted(result.functions.items()):
+            result.functions[name] = lacks
+    by_lack: dict[tuple[str, ...], list[str]] = {}
+    for name, lacks in sorted(result.functions.items()):
+        by_lack.setdefault(tuple(lacks), []).append(name)
+    for lacked, names in by_lack.items():
+        shown = ", ".join(names[:NAMED_FUNCTIONS]) + (f" and {len(names) - NAMED_FUNCTIONS} more" if len(names) > NAMED_FUNCTIONS else "")
+        which = f"function {shown} holds" if len(names) == 1 else f"{len(names)} functions ({shown}) hold"
         result.notes.append(
-            f"warning: function {name} holds {', '.join(ops)}, which TensorFlow {target} lacks; nothing a "
+            f"warning: {which} {', '.join(lacked)}, which TensorFlow {target} lacks; nothing a "
             "signature, the saver or the loader runs reaches it (a training-mode path), so its body now fails with "
             "an error naming tfdowngrade. --strict refuses such a model instead")
     return result

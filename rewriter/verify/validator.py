@@ -316,7 +316,7 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
                     by_attr.append((attr_name, Finding(
                         "unknown-attr", where, node.name, op_name,
                         f"attr {attr_name!r} is not in this release's {op_name}",
-                        since=_since(first_release_with_attr(op_name, attr_name)),
+                        since=_since(first_release_with_attr(op_name, attr_name)), attr=attr_name,
                     )))
                     if vouched is not None:
                         unvouched.append(attr_name)
