@@ -99,3 +99,14 @@ def test_converts_to_2_3_with_synthesised_shapes(models: Path, tmp_path: Path, r
     result = run_cli(models / "matmul", tmp_path / "out", "--to", "2.3")
     assert result.code == 0, result.stdout + result.stderr
     assert "contracted dimension of MatMul" in result.stdout + result.stderr
+
+
+def test_a_signature_without_inputs_is_fed_by_no_strategy() -> None:
+    """It was reported as fed by --inputs although none were given (sweep-I F8): every input it has
+    (none) counted as given."""
+    from rewriter.protos import meta_graph_pb2
+    from rewriter.verify.input_synthesis import candidates
+
+    meta_graph = meta_graph_pb2.MetaGraphDef()
+    meta_graph.signature_def["read"].outputs["y"].name = "y:0"
+    assert [c.strategy for c in candidates(meta_graph, "read", {}, 0)] == ["none"]

@@ -1316,7 +1316,7 @@ def positive_values(values: dict[str, np.ndarray], given: set[str] | frozenset[s
 
 @dataclass
 class Candidate:
-    strategy: str  # "random", "graph", "long", "zeros", "positive", "numbers", "--inputs"
+    strategy: str  # "random", "graph", "long", "zeros", "positive", "numbers", "--inputs", "none" (no inputs)
     values: dict[str, np.ndarray]
     reasons: dict[str, list[str]] = field(default_factory=dict)  # input -> what the graph requires of it
 
@@ -1326,7 +1326,9 @@ def candidates(meta_graph: Any, key: str, base: dict[str, np.ndarray], seed: int
     """The strategies to try, in order, for one signature. When the user gave every input
     (--inputs), that is the only candidate; otherwise the graph's constraints first when it has
     any, the random inputs, zeros, and numbers as text last when it takes strings. Inputs the user
-    gave (`given`) are never replaced."""
+    gave (`given`) are never replaced. A signature without inputs has the one strategy "none"."""
+    if not base:
+        return [Candidate("none", base)]
     if given >= set(base):
         return [Candidate("--inputs", base)]
     found = {name: c for name, c in constraints(meta_graph, key, vocab).items() if c.reasons and name not in given}
