@@ -190,3 +190,14 @@ def test_magnitudes_without_a_gap_wider_than_the_precision_are_one_class() -> No
     assert magnitude_classes(logits, "float16") is not None  # but more than float16's 1 / eps (1024)
     labels = magnitude_classes(np.array([0.0, 1.0, -1e9, np.nan, 3.4e38, 2.0], np.float32), "float32")
     assert labels is not None and list(labels) == [0, 0, 1, 0, 2, 0]
+
+
+def test_a_constant_output_that_did_not_move_is_a_match_that_says_it_shows_little() -> None:
+    """sweep-I F7: an untrained MobileNetV3's softmax is 0.1 everywhere, and was proven silently."""
+    uniform = np.full((2, 10), 0.1, np.float32)
+    still = _compare("s", "o", uniform, uniform.copy(), None, _bound(uniform, movement=0.0))
+    assert still.grade == "bit-identical" and still.message.startswith("every element is 0.1 and did not move")
+    moving = _compare("s", "o", uniform, uniform.copy(), None, _bound(uniform, movement=1e-8))
+    assert moving.message == ""  # it moved with its inputs: it depends on them
+    varied = np.linspace(0, 1, 20, dtype=np.float32).reshape(2, 10)
+    assert _compare("s", "o", varied, varied.copy(), None, _bound(varied, movement=0.0)).message == ""

@@ -60,6 +60,9 @@ GRADES = ("bit-identical", "within-noise", "within-tolerance", "mismatch")
 EMPTY_OUTPUT = "no elements: only its dtype and shape were compared"
 NAN_OUTPUT = "every value is NaN: only its dtype, shape and NaN positions were compared"
 VACUOUS = (EMPTY_OUTPUT, NAN_OUTPUT)  # outputs whose comparison proves nothing about values
+CONSTANT_OUTPUT = ("every element is {value} and did not move when the model's float values moved by one ulp: "
+                   "this match shows little of what the model computes (untrained, or a saturated layer?); "
+                   "--inputs that give it varied values prove more")
 
 
 @dataclass
@@ -845,6 +848,19 @@ def _string_values(array: np.ndarray) -> np.ndarray | None:
 
 def _compare(signature: str, output: str, expected: np.ndarray, actual: np.ndarray,
              tolerance: dict[str, tuple[float, float]] | None = None, bound: NoiseBound | None = None) -> OutputResult:
+    """Grade one output (_grade), and say so when a match shows little: a float output whose
+    elements are all one value, which one-ulp moves of the model's inputs (or weights) left where it
+    was (an untrained classifier's uniform softmax, a saturated or dead layer)."""
+    result = _grade(signature, output, expected, actual, tolerance, bound)
+    expected = np.asarray(expected)
+    if result.status == "match" and not result.message and bound is not None and bound.movement == 0 \
+            and bound.elements is None and expected.size > 1 and np.all(expected == expected.flat[0]):
+        result.message = CONSTANT_OUTPUT.format(value=f"{expected.flat[0]:.6g}")
+    return result
+
+
+def _grade(signature: str, output: str, expected: np.ndarray, actual: np.ndarray,
+           tolerance: dict[str, tuple[float, float]] | None = None, bound: NoiseBound | None = None) -> OutputResult:
     """Grade one output. Float outputs: within `tolerance` for their dtype when the user gave
     --rtol/--atol, else within `bound` (the model's measured noise); without either, exactly."""
     expected, actual = np.asarray(expected), np.asarray(actual)
