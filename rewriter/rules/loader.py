@@ -71,6 +71,9 @@ The rule format (docs/writing-rules.md has the full guide):
                                         # elements in a new order (element i is old element p[i];
                                         # k per dimension move as groups of k, as explicit_paddings'
                                         # pairs; an empty list stays empty)
+                                        # {copy: n.explicit_paddings, if_present: true}: written only
+                                        # where the matched node's op has that attr (one family for
+                                        # Conv2D, which has it, and Conv3D, which has not)
         one: {const: {dtype: DT_INT32, value: 1}}   # a Const node (shape: [...] optional)
         pads: {const: {dtype: DT_INT64, value: {copy: node.explicit_paddings}, shape: [4, 2]}}
                                         # its value from a matched node's attr, reshaped
@@ -329,7 +332,7 @@ def _parse_rewrite(checker: _Checker, spec: Any, names: set[str]) -> Rewrite:
             raise checker.fail(node_spec, f"rewrite.nodes.{key}.attrs must be a mapping")
         for attr_name, value in attrs.items():
             if isinstance(value, dict) and "copy" in value:
-                checker.keys(value, {"copy", "default", "permute"}, {"copy"}, f"rewrite.nodes.{key}.attrs copy")
+                checker.keys(value, {"copy", "default", "permute", "if_present"}, {"copy"}, f"rewrite.nodes.{key}.attrs copy")
                 _attr_ref(checker, value, value["copy"], names, element=True)  # n.attr or n.attr[k]
                 permute = value.get("permute")
                 if permute is not None and (not isinstance(permute, list) or sorted(permute) != list(range(len(permute)))):
