@@ -72,7 +72,8 @@ def _reference(scopes: list[ProtoScope], registry, library: dict) -> list[Findin
                 if attr_name not in declared:
                     findings.append(Finding("unknown-attr", scope.where(), node.name, node.op,
                                             f"attr {attr_name!r} is not in this release's {node.op}",
-                                            since=validator._since(validator.first_release_with_attr(node.op, attr_name))))
+                                            since=validator._since(validator.first_release_with_attr(node.op, attr_name)),
+                                            attr=attr_name))
                     continue
                 problem = _value_problem(node.attr[attr_name], declared[attr_name], names)
                 if problem:
