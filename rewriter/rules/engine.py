@@ -419,15 +419,6 @@ class Rewriter:
                 changed = True
         return changed
 
-    def _has_attr(self, binding: dict[str, str], ref: str) -> bool:
-        """Whether a matched node has attr `ref` ("n.attr"), written or as its OpDef's default."""
-        node_key, attr = ref.split(".", 1)
-        node = self.scope.node_def(binding[node_key])
-        if attr in node.attr:
-            return True
-        op = self.ops.op(node.op)
-        return op is not None and attr_or_default(op, node, attr) is not None
-
     def _attr_value(self, rule: Rule, op_name: str, attr: str, plain: Any, binding: dict[str, str]) -> Any:
         if isinstance(plain, _TensorAttr):
             value = attr_values.AttrValue()
@@ -514,8 +505,10 @@ class Rewriter:
                 raise RuleApplicationError(f"rule {rule.id} creates op {new.op}, which the target release lacks")
             node = NodeDef(name=new_names[new.key], op=new.op, device=root.device)
             for attr, plain in new.attrs:
-                if isinstance(plain, dict) and plain.get("if_present") and not self._has_attr(binding, str(plain["copy"])):
-                    continue  # {copy: n.attr, if_present: true}: only where the matched node's op has it
+                if isinstance(plain, dict) and plain.get("if_present"):
+                    present, default = attr_plain(self.scope, binding, str(plain["copy"]))
+                    if not present and default is None:
+                        continue  # {copy: n.attr, if_present: true}: only where the matched node's op has it
                 node.attr[attr].CopyFrom(self._attr_value(rule, new.op, attr, plain, binding))
             scope.add_node(node, after=anchor)
             self._indexed(node.name, new.op)

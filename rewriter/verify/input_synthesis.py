@@ -132,6 +132,12 @@ VOCABULARY_FILE_BYTES = 1 << 20  # a vocabulary file read for its keys is at mos
 CASED_UTF8 = ["café".encode(), "straße".encode()]
 WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps", b"over", b"lazy", b"dog", b"hello", b"world",
          *CASED_UTF8, "日本".encode(), "🙂".encode()]
+
+
+def cased_utf8_word(rng: np.random.Generator) -> bytes:
+    """The non-ASCII word with case that the first element of a generated string input holds."""
+    return CASED_UTF8[int(rng.integers(0, len(CASED_UTF8)))]
+
 LONG_DIM = 16000  # an unknown dimension of the `long` strategy: a second of 16 kHz audio
 LONG_ELEMENTS = 1 << 16  # at most this many elements in an input the `long` strategy lengthens
 INT_HIGH = 5  # random integer inputs are in [0, INT_HIGH): small enough to index most things
@@ -1085,7 +1091,7 @@ def _text(shape: list[int], vocab: list[bytes], rng: np.random.Generator) -> np.
     count = int(np.prod(shape, dtype=np.int64))
     items = [b" ".join(word(0.75) for _ in range(3)) if i % 2 == 0 else word(1.0) for i in range(count)]
     if items:  # the first phrase ends in a non-ASCII word with case (see CASED_UTF8)
-        items[0] = b" ".join(items[0].split(b" ")[:2] + [CASED_UTF8[int(rng.integers(0, len(CASED_UTF8)))]])
+        items[0] = b" ".join(items[0].split(b" ")[:2] + [cased_utf8_word(rng)])
     out = np.empty(count, dtype=object)
     out[:] = items
     return out.reshape(shape)

@@ -29,7 +29,7 @@ from rewriter.savedmodel.attr_values import type_name
 from rewriter.report.error_distribution import error_histogram
 from rewriter.errors import BadInput, RuntimeUnavailable
 from rewriter.verify import noise
-from rewriter.verify.input_synthesis import CASED_UTF8, INT_HIGH, WORDS, Candidate, candidates, vocabulary
+from rewriter.verify.input_synthesis import INT_HIGH, WORDS, Candidate, candidates, cased_utf8_word, vocabulary
 from rewriter.verify.noise import NoiseBound
 from rewriter.runtimes.source_runtime import KIND_CAPI, KIND_INSTALLED, TARGET_DESCRIBE
 
@@ -209,7 +209,7 @@ def generate_input(info: meta_graph_pb2.TensorInfo, rng: np.random.Generator) ->
     if dtype == "DT_STRING":
         words = rng.integers(0, len(WORDS), shape)
         if words.size:  # the first holds a non-ASCII word with case (input_synthesis.CASED_UTF8)
-            words.flat[0] = WORDS.index(CASED_UTF8[int(rng.integers(0, len(CASED_UTF8)))])
+            words.flat[0] = WORDS.index(cased_utf8_word(rng))
         return np.vectorize(lambda i: WORDS[i], otypes=[object])(words) if words.size else np.empty(shape, object)
     if dtype in _NUMPY_OF:
         return rng.integers(0, INT_HIGH, shape).astype(_NUMPY_OF[dtype])
