@@ -11,7 +11,7 @@ docs/writing-rules.md: the loader dispatches on the class's `key`, the engine ca
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rewriter.savedmodel import attr_values
@@ -123,6 +123,11 @@ def _show(value: Any) -> str:
 class ValueTest:
     kind: str  # one of VALUE_TESTS
     operand: Any
+    # The operand as plain lists, made once: holds() runs on every candidate node.
+    plain_operand: Any = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plain_operand", _thawed(self.operand))
 
     @staticmethod
     def parse(checker: Fail, spec: Any, extra: tuple[str, ...] = ()) -> ValueTest | None:
@@ -149,7 +154,7 @@ class ValueTest:
     def holds(self, value: Any) -> bool:
         """failure(...) is None, without wording the failure (matching tries most candidates in
         vain: may_match screens every node of a root op)."""
-        operand = _thawed(self.operand)
+        operand = self.plain_operand
         if self.kind == "equals":
             return attr_values.plain_equal(value, operand)
         if self.kind == "in":

@@ -845,9 +845,15 @@ class _NodeAttrs:
 
     def __init__(self, node: NodeDef, ops: OpSignatures | None) -> None:
         self.node, self.ops = node, ops
+        self._read: dict[tuple[str, int | None], tuple[bool, Any]] = {}  # the rules on one op read the same attrs
 
     def attr_value(self, binding: dict[str, str], ref: AttrRef) -> tuple[bool, Any]:
-        return node_attr_plain(self.node, self.ops, ref.attr if ref.element is None else f"{ref.attr}[{ref.element}]")
+        key = (ref.attr, ref.element)
+        found = self._read.get(key)
+        if found is None:
+            found = self._read[key] = node_attr_plain(
+                self.node, self.ops, ref.attr if ref.element is None else f"{ref.attr}[{ref.element}]")
+        return found
 
 
 def _permuted(rule: Rule, value: Any, order: list[int]) -> Any:

@@ -245,3 +245,38 @@ def drop_field(msg: message.Message, dotted: str) -> bool:
         return False
     holder.ClearField(name)
     return True
+
+
+def has_unknown_fields(msg: Any) -> bool:
+    """Whether the message itself (not its submessages) holds fields its schema does not know."""
+    from google.protobuf import unknown_fields
+
+    return len(unknown_fields.UnknownFieldSet(msg)) > 0
+
+
+def _copy_field(destination: Any, field: Any, value: Any) -> None:
+    target = getattr(destination, field.name)
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        value_field = field.message_type.fields_by_name["value"]
+        for key, item in value.items():
+            if value_field.message_type is not None:
+                target[key].CopyFrom(item)
+            else:
+                target[key] = item
+    elif field.message_type is not None:
+        if isinstance(value, message.Message):
+            target.CopyFrom(value)
+        else:
+            target.extend(value)
+    elif not isinstance(value, (str, bytes, int, float, bool)):  # repeated scalar
+        target.extend(value)
+    else:
+        setattr(destination, field.name, value)
+
+
+def copy_except(source: Any, destination: Any, skipped: tuple[str, ...]) -> None:
+    """Copy every set field of `source` into `destination` but the `skipped` ones (by name).
+    Unknown fields of `source` itself are not copied: ask has_unknown_fields first."""
+    for field, value in source.ListFields():
+        if field.name not in skipped:
+            _copy_field(destination, field, value)

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 import networkx as nx
-from google.protobuf import message
 
 from rewriter.protos import function_pb2, op_def_pb2
 from rewriter.protos.node_def_pb2 import NodeDef
@@ -14,6 +13,7 @@ from rewriter.protos import meta_graph_pb2, saved_model_pb2
 from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 
 from rewriter.errors import BadInput
+from rewriter.savedmodel.messages import copy_except, has_unknown_fields
 from rewriter.savedmodel.graph_model import (
     node_of,
     resolve_return,
@@ -303,38 +303,6 @@ def external_names(meta_graph: meta_graph_pb2.MetaGraphDef) -> set[str]:
     return names
 
 
-def _has_unknown_fields(msg: Any) -> bool:
-    from google.protobuf import unknown_fields
-
-    return len(unknown_fields.UnknownFieldSet(msg)) > 0
-
-
-def _copy_field(destination: Any, field: Any, value: Any) -> None:
-    target = getattr(destination, field.name)
-    if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        value_field = field.message_type.fields_by_name["value"]
-        for key, item in value.items():
-            if value_field.message_type is not None:
-                target[key].CopyFrom(item)
-            else:
-                target[key] = item
-    elif field.message_type is not None:
-        if isinstance(value, message.Message):
-            target.CopyFrom(value)
-        else:
-            target.extend(value)
-    elif not isinstance(value, (str, bytes, int, float, bool)):  # repeated scalar
-        target.extend(value)
-    else:
-        setattr(destination, field.name, value)
-
-
-def _copy_except(source: Any, destination: Any, skipped: tuple[str, ...]) -> None:
-    for field, value in source.ListFields():
-        if field.name not in skipped:
-            _copy_field(destination, field, value)
-
-
 def skeleton_of(proto: saved_model_pb2.SavedModel) -> saved_model_pb2.SavedModel | None:
     """A copy of `proto` without the nodes and functions of its graphs: write_back puts them in.
 
@@ -344,19 +312,19 @@ def skeleton_of(proto: saved_model_pb2.SavedModel) -> saved_model_pb2.SavedModel
     """
     containers = [proto] + [m for m in proto.meta_graphs] + [m.graph_def for m in proto.meta_graphs]
     containers += [m.graph_def.library for m in proto.meta_graphs]
-    if any(_has_unknown_fields(m) for m in containers):
+    if any(has_unknown_fields(m) for m in containers):
         return None
     out = saved_model_pb2.SavedModel()
-    _copy_except(proto, out, ("meta_graphs",))
+    copy_except(proto, out, ("meta_graphs",))
     for meta_graph in proto.meta_graphs:
         copied = out.meta_graphs.add()
-        _copy_except(meta_graph, copied, ("graph_def",))
+        copy_except(meta_graph, copied, ("graph_def",))
         if meta_graph.HasField("graph_def"):
             copied.graph_def.SetInParent()
-            _copy_except(meta_graph.graph_def, copied.graph_def, ("node", "library"))
+            copy_except(meta_graph.graph_def, copied.graph_def, ("node", "library"))
             if meta_graph.graph_def.HasField("library"):
                 copied.graph_def.library.SetInParent()
-                _copy_except(meta_graph.graph_def.library, copied.graph_def.library, ("function",))
+                copy_except(meta_graph.graph_def.library, copied.graph_def.library, ("function",))
     return out
 
 

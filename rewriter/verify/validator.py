@@ -99,7 +99,7 @@ def _value_problem(value: attr_value_pb2.AttrValue, attr_def: OpDef.AttrDef, lib
 class _AttrCheck:
     """What _value_problem checks of one OpDef attr, read out of its AttrDef."""
 
-    __slots__ = ("attr_def", "field", "inner", "minimum", "allowed", "is_func")
+    __slots__ = ("attr_def", "field", "inner", "minimum", "allowed", "is_func", "kind_only")
 
     def __init__(self, attr_def: OpDef.AttrDef) -> None:
         self.attr_def = attr_def
@@ -114,6 +114,7 @@ class _AttrCheck:
             self.field: str | None = "list" if self.inner is not None else None
             if attr_def.has_minimum:
                 self.minimum = attr_def.minimum
+            self.kind_only = False
             return  # _value_problem's allowed-value and function checks match no list type
         self.field = _FIELD_OF_TYPE.get(attr_type)
         if attr_type == "int" and attr_def.has_minimum:
@@ -124,6 +125,9 @@ class _AttrCheck:
         elif attr_type == "string" and len(allowed.s):
             self.allowed = frozenset(allowed.s)
         self.is_func = attr_type == "func"
+        # Only the kind of value is checked (most attrs): validate_scopes tests it inline.
+        self.kind_only = (self.field is not None and self.minimum is None and self.allowed is None
+                          and not self.is_func)
 
     def passes(self, value: attr_value_pb2.AttrValue, library: set[str]) -> bool:
         """True only where _value_problem(value, self.attr_def, library) is None; False means ask it."""
@@ -280,19 +284,30 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
         functions = library.get(id(scope), {})
         names, memo = cache.resolver(functions, registry)
         source_memo = cache.resolver(functions, malformed.registry)[1] if malformed is not None else {}
+        # Per op name, what a node of it is checked with: (its _OpCheck here, its _OpCheck in the
+        # source, the attrs a passing check vouches for), worked out once per scope.
+        per_op: dict[str, tuple[_OpCheck | None, _OpCheck | None, frozenset[str] | None]] = {}
         where = scope.where()
         # A ProtoScope's NodeDef `input` lists are the truth (a graph model's are its edges).
         from_proto = isinstance(scope, ProtoScope)
         for name, node in scope.nodes():
             op_name = node.op
-            check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
-            source_check: _OpCheck | None = None
-            if malformed is not None:
-                source_check = (source_memo[op_name] if op_name in source_memo
-                                else _resolve(op_name, functions, malformed.registry, source_memo, cache))
-                if source_check is not None and check is None:
-                    malformed.found.extend(_malformed_in_node(node, source_check, where))
+            prepared = per_op.get(op_name)
+            if prepared is None:
+                check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
+                found_source: _OpCheck | None = None
+                if malformed is not None:
+                    found_source = (source_memo[op_name] if op_name in source_memo
+                                    else _resolve(op_name, functions, malformed.registry, source_memo, cache))
+                # Attrs the source's OpDef may see holding another kind: those a passing check here
+                # does not vouch for (every attr, if no source check is asked for or the op is not in it).
+                prepared = per_op[op_name] = (check, found_source, cache.vouched(found_source, check)
+                                              if found_source is not None and check is not None else None)
+            check, source_check, vouched = prepared
             if check is None:
+                if source_check is not None:
+                    assert malformed is not None
+                    malformed.found.extend(_malformed_in_node(node, source_check, where))
                 findings.append(Finding(
                     "unknown-op", where, name, op_name,
                     f"op {op_name!r} is not registered in TensorFlow {registry.release}",
@@ -301,9 +316,6 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
                 continue
             attrs = node.attr
             declared = check.declared
-            # Attrs the source's OpDef may see holding another kind: those a passing check here
-            # does not vouch for (every attr, if no source check is asked for or the op is not in it).
-            vouched = cache.vouched(source_check, check) if source_check is not None else None
             unvouched: list[str] = []
             # The attrs in the map's own order; their findings in attr-name order (sorting every
             # node's keys cost more than the checks of most nodes).
@@ -322,7 +334,12 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
                         unvouched.append(attr_name)
                     continue
                 value = attrs[attr_name]
-                if not attr_check.passes(value, names):
+                if attr_check.kind_only:  # passes(), inline: the value holds the declared kind
+                    kind = value.WhichOneof("value")
+                    passed = kind == attr_check.field or kind == "placeholder"
+                else:
+                    passed = attr_check.passes(value, names)
+                if not passed:
                     if vouched is not None:
                         unvouched.append(attr_name)
                     problem = _value_problem(value, attr_check.attr_def, names)
@@ -330,7 +347,8 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
                         by_attr.append((attr_name, Finding("bad-attr", where, node.name, op_name, f"attr {attr_name!r}: {problem}")))
                 elif vouched is not None and attr_name not in vouched:
                     unvouched.append(attr_name)
-            if unvouched and malformed is not None and source_check is not None:
+            if unvouched and source_check is not None:
+                assert malformed is not None
                 malformed.found.extend(_malformed_in_node(node, source_check, where, unvouched))
             if by_attr:
                 by_attr.sort(key=lambda item: item[0])
@@ -338,10 +356,13 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
             for required in check.required:
                 if required not in attrs:
                     findings.append(Finding("bad-attr", where, node.name, op_name, f"required attr {required!r} is missing"))
-            try:
-                expected = check.arity(attrs)
-            except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
-                continue
+            if check.counted_args:
+                try:
+                    expected = check.arity(attrs)
+                except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
+                    continue
+            else:
+                expected = check.fixed_arity
             if from_proto:  # len(scope.data_inputs(name)), without making the list
                 inputs = node.input
                 got = len(inputs)
