@@ -43,6 +43,7 @@ from rewriter.verify.python_loader_caveats import python_loader_caveats
 from rewriter.targets.registry import OpRegistry, load_registry, newest_registry
 from rewriter.targets.releases import Release, known_releases, release_of_producer
 from rewriter.rules.engine import Application, RuleOutcome, RuleRun
+from rewriter.savedmodel.node_reading import NodeReading
 from rewriter.savedmodel.op_signatures import OpSignatures
 from rewriter.rules.loader import Rule, load_rules
 from rewriter.savedmodel.files import (
@@ -55,7 +56,7 @@ from rewriter.savedmodel.files import (
     publish,
     stage_saved_model,
 )
-from rewriter.verify.validator import MalformedCheck, ValidationCache, validate_scopes
+from rewriter.verify.validator import MalformedCheck, ValidationCache, validate_readings, validate_scopes
 
 Progress = Callable[[str], None]
 # fingerprint.pb appeared with TF 2.12; older releases neither read nor write it.
@@ -204,20 +205,20 @@ def _plan(input_dir: Path, options: Options, progress: Progress | None, settle: 
     if target > source_release:
         raise BadInput(f"--to {target} is newer than the release that wrote the model ({source_version}); nothing to downgrade")
     rules = load_rules(options.rules_dir)
-    check_model(files.proto)  # what building the graph model would reject, before any work
     models = proto_models(files.proto)
+    source_registry, target_registry = _registry_for(source_release), load_registry(target)
+    say(f"checking {sum(len(model.functions) + 1 for model in models)} graphs against TensorFlow {target}'s registry")
+    # What building the graph model would reject, before any work (check_model), and in the same
+    # reading of every node the validator on IN, with the malformed-attr check against the
+    # source's own registry (malformed_attrs), which a model has to pass before anything else.
+    malformed = MalformedCheck(source_registry)
+    validation = InputValidation(target_registry, {model.index: model.library for model in models}, malformed)
+    check_model(files.proto, on_scope=validation.add)
+    before, before_by_node = validation.findings, validation.grouped
     # The output starts as IN's proto without its graphs, which are filled in scope by scope after
     # the rules (so each constant is copied only once).
     skeleton = skeleton_of(files.proto)
     proto = skeleton if skeleton is not None else copy.deepcopy(files.proto)
-    source_registry, target_registry = _registry_for(source_release), load_registry(target)
-    libraries = {id(scope): model.library for model in models for scope in model.scopes}
-    scopes = [scope for model in models for scope in model.scopes]
-    say(f"checking {len(scopes)} graphs against TensorFlow {target}'s registry")
-    # The validator on IN, and in the same walk over the attrs the malformed-attr check against
-    # the source's own registry (malformed_attrs), which a model has to pass before anything else.
-    malformed = MalformedCheck(source_registry)
-    before, before_by_node = _validate_per_node(models, target_registry, libraries, malformed)
     if malformed.found:
         first = malformed.found[0]
         more = f" (and {len(malformed.found) - 1} more)" if len(malformed.found) > 1 else ""
@@ -227,7 +228,7 @@ def _plan(input_dir: Path, options: Options, progress: Progress | None, settle: 
     say("applying rules")
     outcome = _apply_rules_by_scope(files.proto, proto, skeleton is not None, models, rules, target,
                                     source_registry, target_registry, options)
-    del scopes, libraries, models  # the NodeDef wrappers of every scope: not needed any more
+    del models
     say("applying object-graph rules")
     og_rules = load_object_graph_rules(_object_graph_rules_dir(options.rules_dir))
     og = object_graph.downgrade(proto, files, target, og_rules, options.allow_lossy, strict=options.strict)
@@ -283,23 +284,43 @@ class InputFindings:
     by_scope: dict[ScopeKey, list[Finding]] = field(default_factory=dict)
 
 
+class InputValidation:
+    """The validator on the input, scope by scope as check_model reads them (`add` is its on_scope):
+    the findings in the input's order, and grouped by node and by scope (InputFindings).
+    `libraries`: each MetaGraphDef's function signatures, by its index."""
+
+    def __init__(self, registry: OpRegistry, libraries: dict[int, dict[str, op_def_pb2.OpDef]],
+                 malformed: MalformedCheck | None = None) -> None:
+        self.registry, self.libraries, self.malformed = registry, libraries, malformed
+        self.cache = ValidationCache()  # what is prepared per OpDef and library, shared by every scope
+        self.findings: list[Finding] = []
+        self.grouped = InputFindings()
+
+    def add(self, index: int, where: str, readings: list[NodeReading]) -> None:
+        self.record(index, where, validate_readings(where, readings, self.libraries.get(index, {}), self.registry,
+                                                    self.cache, self.malformed))
+
+    def record(self, index: int, where: str, found: list[Finding]) -> None:
+        """Keep one scope's findings."""
+        self.grouped.by_scope[(index, where)] = found
+        self.findings.extend(found)
+        by_node = self.grouped.by_node
+        for finding in found:
+            by_node.setdefault((index, where, finding.node), []).append(finding)
+
+
 def _validate_per_node(models: "list[MetaGraphScopes] | list[ProtoModel]", registry: OpRegistry,
                        libraries: dict[int, dict[str, op_def_pb2.OpDef]],
                        malformed: MalformedCheck | None = None) -> tuple[list[Finding], InputFindings]:
     """The validator on the input, and its findings grouped by node and by scope (for
-    _validate_output); `malformed`: validate_scopes' malformed-attr check too."""
-    findings: list[Finding] = []
-    grouped = InputFindings()
-    cache = ValidationCache()  # what is prepared per OpDef and library, shared by every scope (they outlive the loop)
+    _validate_output), for scopes at hand (plan() has check_model feed InputValidation instead);
+    `malformed`: validate_scopes' malformed-attr check too."""
+    validation = InputValidation(registry, {}, malformed)
     for model in models:
         for scope in model.scopes:
-            where = scope.where()
-            found = validate_scopes([scope], registry, libraries, cache, malformed)
-            grouped.by_scope[(model.index, where)] = found
-            findings.extend(found)
-            for finding in found:
-                grouped.by_node.setdefault((model.index, where, finding.node), []).append(finding)
-    return findings, grouped
+            validation.record(model.index, scope.where(),
+                              validate_scopes([scope], registry, libraries, validation.cache, malformed))
+    return validation.findings, validation.grouped
 
 
 def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_pb2.SavedModel,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import networkx as nx
 
@@ -14,6 +14,7 @@ from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 
 from rewriter.errors import BadInput
 from rewriter.savedmodel.messages import copy_except, has_unknown_fields
+from rewriter.savedmodel.node_reading import AttrReading, NodeReading, read_attrs, read_nodes
 from rewriter.savedmodel.graph_model import (
     node_of,
     resolve_return,
@@ -65,13 +66,20 @@ def build_scopes(proto: saved_model_pb2.SavedModel) -> list[MetaGraphScopes]:
     return result
 
 
-def check_model(proto: saved_model_pb2.SavedModel) -> None:
+# Told of each scope's readings as check_model makes them: (MetaGraphDef index, the scope's
+# where(), its NodeReadings). The pipeline runs the validator on the input there, so every node is
+# read from protobuf once for both.
+ScopeReader = Callable[[int, str, list[NodeReading]], None]
+
+
+def check_model(proto: saved_model_pb2.SavedModel, on_scope: ScopeReader | None = None) -> None:
     """Raise the BadInput that build_scopes would raise, without building any graph model (plan()
     builds one only for a scope a rule can match, one scope at a time).
 
-    One pass over each scope's NodeDefs answers whether check_nodes would pass it and which
-    functions it calls; only a scope that would not pass goes through check_nodes / check_function,
-    which raise the error building it would raise (the first scope in order that has one)."""
+    One pass over each scope's NodeDefs (read once: node_reading.read_nodes) answers whether
+    check_nodes would pass it and which functions it calls; only a scope that would not pass goes
+    through check_nodes / check_function, which raise the error building it would raise (the first
+    scope in order that has one). `on_scope` gets the readings of each scope that passes."""
     for index, meta_graph in enumerate(proto.meta_graphs):
         label = meta_graph_label(meta_graph, index)
         graph_def = meta_graph.graph_def
@@ -79,15 +87,22 @@ def check_model(proto: saved_model_pb2.SavedModel) -> None:
         library = {function.signature.name for function in library_protos}
         calls: dict[str, set[str]] = {}
         try:
-            graph_ok, graph_calls, _ = _scan_nodes(graph_def.node, set(), False, library)
+            readings = read_nodes(graph_def.node)
+            graph_ok, graph_calls, _ = _scan_nodes(readings, set(), False, library)
             if not graph_ok:
                 check_nodes("graph", label, graph_def.node, [])
+            if on_scope is not None:
+                on_scope(index, f"graph {label}", readings)
             for function in library_protos:
                 signature = function.signature
                 args = {arg.name for arg in signature.input_arg}
-                ok, calls[signature.name], names = _scan_nodes(function.node_def, args, True, library)
+                readings = read_nodes(function.node_def)
+                ok, calls[signature.name], names = _scan_nodes(readings, args, True, library)
                 if not ok or not _returns_resolve(function, args, names):
                     check_function(function)
+                if on_scope is not None:
+                    on_scope(index, f"function {signature.name}", readings)
+            del readings
         except GraphModelError as error:
             raise BadInput(f"saved_model.pb: {error}") from None
         # The node lists stay protobuf's (no wrapper per NodeDef): with `calls` known, _check_library
@@ -98,21 +113,20 @@ def check_model(proto: saved_model_pb2.SavedModel) -> None:
         _check_library(label, meta_graph, graph, functions, calls, graph_calls)
 
 
-def _scan_nodes(nodes: Iterable[NodeDef], args: set[str], is_function: bool,
+def _scan_nodes(readings: list[NodeReading], args: set[str], is_function: bool,
                 library: set[str]) -> tuple[bool, set[str], set[str]]:
     """(whether check_nodes passes these nodes as far as their names and inputs go, the functions
-    they call as functions_called_by finds them, their names), in one pass."""
+    they call as functions_called_by finds them, their names), in one pass over their readings."""
     names: set[str] = set()
     unique = True
     texts: list[str] = []  # every input text, resolved below in bulk
     called: set[str] = set()
-    for node in nodes:
-        name = node.name
+    for _, name, op, inputs, attrs in readings:
         if name in names:
             unique = False
         names.add(name)
-        texts.extend(node.input)
-        _add_calls(node, library, called)
+        texts.extend(inputs)
+        _add_read_calls(op, attrs, library, called)
     return unique and names.issuperset(_node_sources(texts, args, is_function)), called, names
 
 
@@ -173,12 +187,14 @@ def functions_reached(functions: dict[str, function_pb2.FunctionDef], start: Ite
 
 def _add_calls(node: NodeDef, library: set[str], called: set[str]) -> None:
     """Add the functions one node calls to `called` (functions_called_by, node by node)."""
-    if node.op in library:
-        called.add(node.op)
-    attrs = node.attr
-    for key in attrs:  # (the map's values() is a Python generator over the same lookups)
-        value = attrs[key]
-        kind = value.WhichOneof("value")
+    _add_read_calls(node.op, read_attrs(node), library, called)
+
+
+def _add_read_calls(op: str, attrs: list[AttrReading], library: set[str], called: set[str]) -> None:
+    """_add_calls of a node read already: its op, its attrs as node_reading reads them."""
+    if op in library:
+        called.add(op)
+    for _, value, kind in attrs:
         if kind == "func":
             called.add(value.func.name)
         elif kind == "list" and value.list.func:

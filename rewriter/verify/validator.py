@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2
 from rewriter.protos.op_def_pb2 import OpDef
 
 from rewriter.savedmodel.attr_values import type_name
+from rewriter.savedmodel.node_reading import NodeReading, read_nodes
 from rewriter.findings import Finding
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.targets.registry import OpRegistry, first_release_with_attr, first_release_with_op, load_registry
@@ -281,97 +282,104 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
     findings: list[Finding] = []
     cache = ValidationCache() if cache is None else cache
     for scope in scopes:
-        functions = library.get(id(scope), {})
-        names, memo = cache.resolver(functions, registry)
-        source_memo = cache.resolver(functions, malformed.registry)[1] if malformed is not None else {}
-        # Per op name, what a node of it is checked with: (its _OpCheck here, its _OpCheck in the
-        # source, the attrs a passing check vouches for), worked out once per scope.
-        per_op: dict[str, tuple[_OpCheck | None, _OpCheck | None, frozenset[str] | None]] = {}
-        where = scope.where()
+        readings = read_nodes(node for _, node in scope.nodes())
         # A ProtoScope's NodeDef `input` lists are the truth (a graph model's are its edges).
-        from_proto = isinstance(scope, ProtoScope)
-        for name, node in scope.nodes():
-            op_name = node.op
-            prepared = per_op.get(op_name)
-            if prepared is None:
-                check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
-                found_source: _OpCheck | None = None
-                if malformed is not None:
-                    found_source = (source_memo[op_name] if op_name in source_memo
-                                    else _resolve(op_name, functions, malformed.registry, source_memo, cache))
-                # Attrs the source's OpDef may see holding another kind: those a passing check here
-                # does not vouch for (every attr, if no source check is asked for or the op is not in it).
-                prepared = per_op[op_name] = (check, found_source, cache.vouched(found_source, check)
-                                              if found_source is not None and check is not None else None)
-            check, source_check, vouched = prepared
-            if check is None:
-                if source_check is not None:
-                    assert malformed is not None
-                    malformed.found.extend(_malformed_in_node(node, source_check, where))
-                findings.append(Finding(
-                    "unknown-op", where, name, op_name,
-                    f"op {op_name!r} is not registered in TensorFlow {registry.release}",
-                    since=_since(first_release_with_op(op_name)),
-                ))
-                continue
-            attrs = node.attr
-            declared = check.declared
-            unvouched: list[str] = []
-            # The attrs in the map's own order; their findings in attr-name order (sorting every
-            # node's keys cost more than the checks of most nodes).
-            by_attr: list[tuple[str, Finding]] = []
-            for attr_name in attrs:
-                if attr_name[:1] == "_":
-                    continue  # internal attrs are not checked by the importer (and must not be stripped blindly)
-                attr_check = declared.get(attr_name)
-                if attr_check is None:
-                    by_attr.append((attr_name, Finding(
-                        "unknown-attr", where, node.name, op_name,
-                        f"attr {attr_name!r} is not in this release's {op_name}",
-                        since=_since(first_release_with_attr(op_name, attr_name)), attr=attr_name,
-                    )))
-                    if vouched is not None:
-                        unvouched.append(attr_name)
-                    continue
-                value = attrs[attr_name]
-                if attr_check.kind_only:  # passes(), inline: the value holds the declared kind
-                    kind = value.WhichOneof("value")
-                    passed = kind == attr_check.field or kind == "placeholder"
-                else:
-                    passed = attr_check.passes(value, names)
-                if not passed:
-                    if vouched is not None:
-                        unvouched.append(attr_name)
-                    problem = _value_problem(value, attr_check.attr_def, names)
-                    if problem:
-                        by_attr.append((attr_name, Finding("bad-attr", where, node.name, op_name, f"attr {attr_name!r}: {problem}")))
-                elif vouched is not None and attr_name not in vouched:
-                    unvouched.append(attr_name)
-            if unvouched and source_check is not None:
+        data_inputs = None if isinstance(scope, ProtoScope) else scope.data_inputs
+        findings += validate_readings(scope.where(), readings, library.get(id(scope), {}), registry, cache,
+                                      malformed, data_inputs)
+    return findings
+
+
+def validate_readings(where: str, readings: list[NodeReading], functions: dict[str, OpDef], registry: OpRegistry,
+                      cache: ValidationCache, malformed: "MalformedCheck | None" = None,
+                      data_inputs: Callable[[str], Sequence[object]] | None = None) -> list[Finding]:
+    """validate_scopes on one scope's nodes as node_reading reads them (`functions`: the signatures
+    visible to it). Their input texts are counted for the arity unless `data_inputs` is given (a
+    graph model's edges, where a NodeDef's inputs are not the truth)."""
+    findings: list[Finding] = []
+    names, memo = cache.resolver(functions, registry)
+    source_memo = cache.resolver(functions, malformed.registry)[1] if malformed is not None else {}
+    # Per op name, what a node of it is checked with: (its _OpCheck here, its _OpCheck in the
+    # source, the attrs a passing check vouches for), worked out once per scope.
+    per_op: dict[str, tuple[_OpCheck | None, _OpCheck | None, frozenset[str] | None]] = {}
+    for node, name, op_name, inputs, attr_readings in readings:
+        prepared = per_op.get(op_name)
+        if prepared is None:
+            check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
+            found_source: _OpCheck | None = None
+            if malformed is not None:
+                found_source = (source_memo[op_name] if op_name in source_memo
+                                else _resolve(op_name, functions, malformed.registry, source_memo, cache))
+            # Attrs the source's OpDef may see holding another kind: those a passing check here
+            # does not vouch for (every attr, if no source check is asked for or the op is not in it).
+            prepared = per_op[op_name] = (check, found_source, cache.vouched(found_source, check)
+                                          if found_source is not None and check is not None else None)
+        check, source_check, vouched = prepared
+        if check is None:
+            if source_check is not None:
                 assert malformed is not None
-                malformed.found.extend(_malformed_in_node(node, source_check, where, unvouched))
-            if by_attr:
-                by_attr.sort(key=lambda item: item[0])
-                findings.extend(finding for _, finding in by_attr)
+                malformed.found.extend(_malformed_in_node(node, source_check, where))
+            findings.append(Finding(
+                "unknown-op", where, name, op_name,
+                f"op {op_name!r} is not registered in TensorFlow {registry.release}",
+                since=_since(first_release_with_op(op_name)),
+            ))
+            continue
+        declared = check.declared
+        unvouched: list[str] = []
+        # The attrs in the map's own order; their findings in attr-name order (sorting every
+        # node's keys cost more than the checks of most nodes).
+        by_attr: list[tuple[str, Finding]] = []
+        for attr_name, value, kind in attr_readings:
+            if attr_name[:1] == "_":
+                continue  # internal attrs are not checked by the importer (and must not be stripped blindly)
+            attr_check = declared.get(attr_name)
+            if attr_check is None:
+                by_attr.append((attr_name, Finding(
+                    "unknown-attr", where, name, op_name,
+                    f"attr {attr_name!r} is not in this release's {op_name}",
+                    since=_since(first_release_with_attr(op_name, attr_name)), attr=attr_name,
+                )))
+                if vouched is not None:
+                    unvouched.append(attr_name)
+                continue
+            if attr_check.kind_only:  # passes(), inline: the value holds the declared kind
+                passed = kind == attr_check.field or kind == "placeholder"
+            else:
+                passed = attr_check.passes(value, names)
+            if not passed:
+                if vouched is not None:
+                    unvouched.append(attr_name)
+                problem = _value_problem(value, attr_check.attr_def, names)
+                if problem:
+                    by_attr.append((attr_name, Finding("bad-attr", where, name, op_name, f"attr {attr_name!r}: {problem}")))
+            elif vouched is not None and attr_name not in vouched:
+                unvouched.append(attr_name)
+        if unvouched and source_check is not None:
+            assert malformed is not None
+            malformed.found.extend(_malformed_in_node(node, source_check, where, unvouched))
+        if by_attr:
+            by_attr.sort(key=lambda item: item[0])
+            findings.extend(finding for _, finding in by_attr)
+        if check.required or check.counted_args:
+            attrs = node.attr
             for required in check.required:
                 if required not in attrs:
-                    findings.append(Finding("bad-attr", where, node.name, op_name, f"required attr {required!r} is missing"))
-            if check.counted_args:
-                try:
-                    expected = check.arity(attrs)
-                except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
-                    continue
-            else:
-                expected = check.fixed_arity
-            if from_proto:  # len(scope.data_inputs(name)), without making the list
-                inputs = node.input
-                got = len(inputs)
-                if got and "^" in "".join(inputs):  # (one C call rules out control inputs in most nodes)
-                    got = sum(1 for text in inputs if text[:1] != "^")
-            else:
-                got = len(scope.data_inputs(name))
-            if got != expected:
-                findings.append(Finding("arity", where, name, op_name, f"has {got} data inputs, the op takes {expected}"))
+                    findings.append(Finding("bad-attr", where, name, op_name, f"required attr {required!r} is missing"))
+            try:
+                expected = check.arity(attrs)
+            except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
+                continue
+        else:
+            expected = check.fixed_arity
+        if data_inputs is None:  # len(scope.data_inputs(name)), without making the list
+            got = len(inputs)
+            if got and "^" in "".join(inputs):  # (one C call rules out control inputs in most nodes)
+                got = sum(1 for text in inputs if text[:1] != "^")
+        else:
+            got = len(data_inputs(name))
+        if got != expected:
+            findings.append(Finding("arity", where, name, op_name, f"has {got} data inputs, the op takes {expected}"))
     return findings
 
 
