@@ -29,7 +29,6 @@ from rewriter.findings import Finding
 from rewriter.savedmodel.graph_model import (NodeDefView, fill_nodes, scope_from_function, scope_from_graph_def,
                                              write_function)
 from rewriter.savedmodel.model import (
-    MetaGraphScopes,
     ProtoModel,
     ProtoScope,
     check_model,
@@ -307,20 +306,6 @@ class InputValidation:
         by_node = self.grouped.by_node
         for finding in found:
             by_node.setdefault((index, where, finding.node), []).append(finding)
-
-
-def _validate_per_node(models: "list[MetaGraphScopes] | list[ProtoModel]", registry: OpRegistry,
-                       libraries: dict[int, dict[str, op_def_pb2.OpDef]],
-                       malformed: MalformedCheck | None = None) -> tuple[list[Finding], InputFindings]:
-    """The validator on the input, and its findings grouped by node and by scope (for
-    _validate_output), for scopes at hand (plan() has check_model feed InputValidation instead);
-    `malformed`: validate_scopes' malformed-attr check too."""
-    validation = InputValidation(registry, {}, malformed)
-    for model in models:
-        for scope in model.scopes:
-            validation.record(model.index, scope.where(),
-                              validate_scopes([scope], registry, libraries, validation.cache, malformed))
-    return validation.findings, validation.grouped
 
 
 def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_pb2.SavedModel,

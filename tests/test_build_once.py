@@ -29,8 +29,13 @@ def _full_pass(proto: saved_model_pb2.SavedModel) -> list:
 def _incremental(original: saved_model_pb2.SavedModel, output: saved_model_pb2.SavedModel) -> list:
     registry = load_registry(R23)
     models = build_scopes(copy.deepcopy(original))
-    _, by_node = pipeline._validate_per_node(models, registry, {id(s): m.signatures() for m in models for s in m.scopes})
-    return pipeline._validate_output(original, output, by_node, registry)
+    # The input's findings by node, as plan() keeps them (InputValidation), from the graph models.
+    validation = pipeline.InputValidation(registry, {})
+    for model in models:
+        for scope in model.scopes:
+            validation.record(model.index, scope.where(),
+                              validate_scopes([scope], registry, {id(scope): model.signatures()}, validation.cache))
+    return pipeline._validate_output(original, output, validation.grouped, registry)
 
 
 def _lines(findings: list) -> list[str]:

@@ -351,28 +351,19 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
         arg_key = (ARG, arg)
         succ[arg_key], pred[arg_key], attrs[arg_key] = {}, {}, {}
     names: set[str] = set()
-    ordered: list[tuple[str, NodeDef]] = []
     for position, node in enumerate(nodes):
         node_name = node.name
         if node_name in names:
             raise GraphModelError(f"{scope.where()}: two nodes are named {node_name!r}")
         names.add(node_name)
-        ordered.append((node_name, node))
         succ[node_name], pred[node_name] = {}, {}
         attrs[node_name] = {"order": (position,), "def": node}  # shared with IN: Scope._owned
-    args = set(arg_names) if scope.is_function else set()  # (outside a function no name is an arg)
-    # resolve_input, written out: a call per input was a sixth of the build.
-    for dst, node in ordered:
+    args, is_function = set(arg_names), scope.is_function
+    for node in nodes:
+        dst = node.name
         for index, text in enumerate(node.input):
-            if text[:1] == "^":
-                src, port = text[1:], None
-            else:
-                src, sep, rest = text.partition(":")
-                port = sep + rest
-            producer: object = src
-            if not port and src in args:
-                producer = (ARG, src)
-            elif src not in names:
+            producer, port = resolve_input(text, args, is_function)
+            if isinstance(producer, str) and producer not in names:
                 raise GraphModelError(
                     f"{scope.where()}: node {dst!r} ({node.op}) has input {text!r} that names no node"
                 )

@@ -126,7 +126,7 @@ class _AttrCheck:
         elif attr_type == "string" and len(allowed.s):
             self.allowed = frozenset(allowed.s)
         self.is_func = attr_type == "func"
-        # Only the kind of value is checked (most attrs): validate_scopes tests it inline.
+        # Only the kind of value is checked (most attrs): validate_readings tests it inline.
         self.kind_only = (self.field is not None and self.minimum is None and self.allowed is None
                           and not self.is_func)
 
