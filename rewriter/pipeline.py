@@ -281,6 +281,9 @@ class InputFindings:
 
     by_node: dict[NodeKey, list[Finding]] = field(default_factory=dict)
     by_scope: dict[ScopeKey, list[Finding]] = field(default_factory=dict)
+    # Per MetaGraphDef index, every op name its nodes use (so the functions some node calls as an
+    # op); an index missing here: not known.
+    ops: dict[int, set[str]] = field(default_factory=dict)
 
 
 class InputValidation:
@@ -296,6 +299,7 @@ class InputValidation:
         self.grouped = InputFindings()
 
     def add(self, index: int, where: str, readings: list[NodeReading]) -> None:
+        self.grouped.ops.setdefault(index, set()).update({reading[2] for reading in readings})
         self.record(index, where, validate_readings(where, readings, self.libraries.get(index, {}), self.registry,
                                                     self.cache, self.malformed))
 
@@ -317,9 +321,11 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
     function's signature. So a node equal to the same node in the input,
     in a MetaGraphDef whose library has the same function names, and whose op is not a function
     whose signature changed, gets its findings from the pass over the input; every other node
-    (what the rules, the normalization or anything else changed or added) is validated again.
-    A function equal to the input's as a whole (no signature having changed) takes its findings
-    from the input at once, without a look at its nodes.
+    (what the rules, the normalization or anything else changed or added) is validated again. A
+    scope whose node list equals the input's takes its findings from the input at once, one
+    comparison in C, if no function that the input's nodes call as an op changed its signature
+    (every signature changes once an object-graph rule drops ArgDef.handle_data, but functions are
+    called through func attrs, which read only the names).
     The whole model is compared, not only what the rules report they touched, so no change can
     slip through unvalidated. Comparing nodes is done by protobuf in C; the validator runs in
     Python on the changed nodes only. tests/test_build_once.py compares it with a full pass.
@@ -342,18 +348,22 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
         same_names = old_library.keys() == signatures.keys()
         # Compared as messages, in C (equal messages give the validator the same OpDef to read).
         resigned = {name for name, signature in signatures.items() if old_library.get(name) != signature}
+        ops_used = before.ops.get(index)
+        resigned_ops_used = bool(resigned) if ops_used is None else not resigned.isdisjoint(ops_used)
         scopes: list[tuple[str, graph_pb2.GraphDef | function_pb2.FunctionDef]] = [
             (f"graph {meta_graph_label(meta_graph, index)}", graph_def)]
         scopes += [(f"function {function.signature.name}", function) for function in library]
         for where, scope in scopes:
             old = old_scopes.get((index, where))
-            if same_names and not resigned and isinstance(scope, function_pb2.FunctionDef) and old == scope:
+            nodes = scope.node if isinstance(scope, graph_pb2.GraphDef) else scope.node_def
+            old_list = None if old is None else old.node if isinstance(old, graph_pb2.GraphDef) else old.node_def
+            if same_names and not resigned_ops_used and old_list is not None and old_list == nodes:
                 findings.extend(before.by_scope.get((index, where), ()))
                 continue
-            node_defs = list(scope.node if isinstance(scope, graph_pb2.GraphDef) else scope.node_def)
+            node_defs = list(nodes)
             old_nodes: dict[str, NodeDef] = {}
-            if old is not None and same_names:
-                old_nodes = {node.name: node for node in (old.node if isinstance(old, graph_pb2.GraphDef) else old.node_def)}
+            if old_list is not None and same_names:
+                old_nodes = {node.name: node for node in old_list}
             old_node = old_nodes.get
             if not same_names:
                 unchanged = [False] * len(node_defs)

@@ -35,6 +35,8 @@ def _incremental(original: saved_model_pb2.SavedModel, output: saved_model_pb2.S
         for scope in model.scopes:
             validation.record(model.index, scope.where(),
                               validate_scopes([scope], registry, {id(scope): model.signatures()}, validation.cache))
+            # The op names, as InputValidation.add keeps them: which changed signatures matter.
+            validation.grouped.ops.setdefault(model.index, set()).update(node.op for _, node in scope.nodes())
     return pipeline._validate_output(original, output, validation.grouped, registry)
 
 
