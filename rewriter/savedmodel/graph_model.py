@@ -17,6 +17,7 @@ and `to_proto` rebuilds it.
 from __future__ import annotations
 
 import copy
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
@@ -479,15 +480,23 @@ def function_from_scope(scope: Scope) -> function_pb2.FunctionDef:
 def write_function(function: function_pb2.FunctionDef, scope: Scope) -> None:
     """Make `function` (a new message, or one in place in the output) the scope's FunctionDef: each
     node copied once, where it stays."""
-    if has_unknown_fields(scope.proto):  # (a field-by-field copy would lose them)
+    if not scope._added:
+        # No node was added, so the nodes kept are IN's in IN's order: the whole FunctionDef is
+        # copied in one C call (about a third of the cost of copying node by node), then edited.
+        function.CopyFrom(scope.proto)
+        edit_nodes_in_place(function.node_def, scope)
+        function.ret.clear()
+        function.control_ret.clear()
+    elif has_unknown_fields(scope.proto):  # (a field-by-field copy would lose them)
         function.CopyFrom(scope.proto)
         del function.node_def[:]
         function.ret.clear()
         function.control_ret.clear()
+        fill_nodes(function.node_def, scope)
     else:  # every field but the nodes and returns, which come from the scope (no copy of each node to delete)
         function.Clear()
         copy_except(scope.proto, function, ("node_def", "ret", "control_ret"))
-    fill_nodes(function.node_def, scope)
+        fill_nodes(function.node_def, scope)
     control_outputs: list[str] = []
     for key in scope.graph.nodes:
         if isinstance(key, tuple) and key[0] == RET:
@@ -501,6 +510,29 @@ def write_function(function: function_pb2.FunctionDef, scope: Scope) -> None:
     kept = [name for name in scope.proto.signature.control_output if name in control_outputs]
     del function.signature.control_output[:]
     function.signature.control_output.extend(kept)
+
+
+def edit_nodes_in_place(nodes: Any, scope: Scope) -> None:
+    """Make a repeated NodeDef field that holds a copy of the scope's input nodes, in their order,
+    the scope's nodes, when no rewrite added one (Scope._added is 0): the removed nodes are
+    deleted, and the nodes whose NodeDef or inputs changed are written again where they are."""
+    assert not scope._added, "nodes were added: fill_nodes puts them in their place"
+    node_data = scope.graph._node
+    kept = sorted(data["order"][0] for key, data in node_data.items() if isinstance(key, str))
+    if len(kept) != len(nodes):
+        kept_positions = set(kept)
+        for position in range(len(nodes) - 1, -1, -1):  # (each delete moves only the pointers after it)
+            if position not in kept_positions:
+                del nodes[position]
+    for name in scope._owned | scope._rewired:
+        data = node_data.get(name)
+        if data is None or not isinstance(name, str):
+            continue  # removed, or a return value (its text is written with the returns)
+        node = nodes[bisect_left(kept, data["order"][0])]
+        if name in scope._owned:
+            node.CopyFrom(data["def"])
+        del node.input[:]
+        node.input.extend(_input_text(src, edge["port"]) for src, edge in scope._in_records(name))
 
 
 def fill_nodes(nodes: Any, scope: Scope) -> None:
