@@ -7,7 +7,7 @@ from rewriter.protos import saved_model_pb2
 
 from conftest import FIXTURES, fixture_dir
 from rewriter.savedmodel.graph_model import (
-    ARG, CONTROL_RET, RET, GraphModelError, function_from_scope, graph_def_from_scope,
+    ARG, CONTROL_RET, RET, GraphModelError, fill_nodes, function_from_scope, graph_def_from_scope,
     scope_from_function, scope_from_graph_def,
 )
 from rewriter.savedmodel.model import build_scopes, write_back
@@ -64,6 +64,26 @@ def test_function_ports_args_and_control_edges() -> None:
     assert scope.in_edges((CONTROL_RET, "side"))[0].src == "side"
     assert scope.control_inputs("side") == ["b", (ARG, "x")]  # a control input on an arg is valid
     assert function_from_scope(scope) == _function()
+
+
+def test_edits_without_added_nodes_are_written_in_place_as_a_rebuild_writes_them() -> None:
+    """write_function edits a whole copy of the FunctionDef when no node was added
+    (edit_nodes_in_place); what it writes is what filling the nodes one by one writes."""
+    scope = scope_from_function(_function())
+    scope.editable_node_def("a").attr["num_split"].i = 2  # owned: its NodeDef is written again
+    scope.remove_node("dim")  # b loses ^dim, a its data input (rewired)
+    scope.add_edge("a", "side", None, scope.next_input_index("side"))
+    scope.remove_node((CONTROL_RET, "side"))
+    in_place = function_from_scope(scope)
+    assert [n.name for n in in_place.node_def] == ["a", "b", "side"]
+    assert list(in_place.node_def[1].input) == ["a:output:1", "x"]
+    assert list(in_place.node_def[2].input) == ["^b", "^x", "^a"]
+    assert list(in_place.signature.control_output) == [] and not in_place.control_ret
+    rebuilt = function_pb2.FunctionDef()
+    rebuilt.CopyFrom(in_place)
+    del rebuilt.node_def[:]
+    fill_nodes(rebuilt.node_def, scope)
+    assert rebuilt == in_place
 
 
 def test_graph_ports_keep_their_text() -> None:
