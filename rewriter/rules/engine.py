@@ -491,6 +491,8 @@ class Rewriter:
 
     def _add_nodes(self, rule: Rule, binding: dict[str, str], app: Application) -> dict[str, str]:
         assert rule.rewrite is not None
+        if not rule.rewrite.nodes:
+            return {}  # (what the removed nodes waited on is read only for new nodes to inherit)
         scope = self.scope
         anchor = binding[rule.root.name]
         root = scope.node_def(anchor)
