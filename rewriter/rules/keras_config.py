@@ -47,6 +47,7 @@ one is written back with `json.dumps` (the format Keras writes and json.loads re
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -282,7 +283,9 @@ def apply_rewrite(rewrite: KerasRewrite, obj: dict[str, Any]) -> tuple[Any, list
     for path, value in rewrite.set:
         found = _parent(obj, path, create=True)
         if found is not None and (found[1] not in found[0] or not _same(found[0][found[1]], value)):
-            found[0][found[1]] = value
+            # A copy: the rule's value is shared by every object it is set on, and by every
+            # conversion in the process (the rules are parsed once); a later rule may edit it here.
+            found[0][found[1]] = copy.deepcopy(value)
             changes.append(f"set {path} = {json.dumps(value)}")
     if rewrite.set_class_name is not None and obj.get("class_name") != rewrite.set_class_name:
         changes.append(f"class_name {obj.get('class_name')} -> {rewrite.set_class_name}")

@@ -610,13 +610,25 @@ def load_rules(directory: Path | None = None) -> list[Rule]:
     directory = directory or builtin_rules_dir()
     if not directory.is_dir():
         raise RuleFileError(f"{directory}: the rules folder is missing")
-    paths = sorted(directory.glob("*.yaml"))
-    stamp = tuple((path.name, path.stat().st_mtime_ns, path.stat().st_size) for path in paths)
-    return list(_load_rules_cached(directory.resolve(), directory.name, stamp))
+    return list(_load_rules_cached(directory.resolve(), directory.name, yaml_files_stamp(directory)))
+
+
+# (name, mtime in ns, size) of each rule file of a folder, by name
+FilesStamp = tuple[tuple[str, int, int], ...]
+
+
+def yaml_files_stamp(directory: Path) -> FilesStamp:
+    """The *.yaml files of `directory` as a cache key: a parse cached under it is read again
+    when a file is added, removed or changed (size or mtime). Object-graph rules use it too."""
+    stamp = []
+    for path in sorted(directory.glob("*.yaml")):
+        stat = path.stat()
+        stamp.append((path.name, stat.st_mtime_ns, stat.st_size))
+    return tuple(stamp)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_rules_cached(directory: Path, shown_dir: str, stamp: tuple[tuple[str, int, int], ...]) -> tuple[Rule, ...]:
+def _load_rules_cached(directory: Path, shown_dir: str, stamp: FilesStamp) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     for name, _, _ in stamp:
