@@ -8,9 +8,11 @@ rewriter/savedmodel/checkpoint.py, the Keras metadata through rewriter/savedmode
 """
 from __future__ import annotations
 
+import collections
 import functools
 import re
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -19,7 +21,7 @@ from google.protobuf import message
 from rewriter.findings import Finding
 from rewriter.protos import meta_graph_pb2, saved_model_pb2, saved_object_graph_pb2, trackable_object_graph_pb2
 from rewriter.rules import combined_saveables, keras_config, restored_captures
-from rewriter.rules.message_conditions import all_predicates, all_tests
+from rewriter.rules.message_conditions import MessageCondition, all_predicates, all_tests
 from rewriter.rules.object_graph_loader import KERAS_CONFIG, ObjectGraphRule
 from rewriter.savedmodel import checkpoint as checkpoint_io
 from rewriter.savedmodel import keras_metadata
@@ -87,6 +89,11 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
                         len(mine) - 1)
             found.update(find_messages(root, {r.message for r in mine[position:last + 1] if r.message not in found}))
         later = [r for r in mine[position + 1:] if r.message == rule.message]
+        if _plain_drop(rule):
+            for name in _drop_fields(rule, file, _screen(rule, found[rule.message], screened, later)[0],
+                                     outcome.applications):
+                found = _without_stale(found, rule.message, found[rule.message].descriptor, name)
+            continue
         for entry, meta_index, node_id in _matching(rule, found[rule.message], contexts, screened, later):
             msg = entry[0]
             path = path_of(entry)
@@ -97,10 +104,7 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
             for name in rule.drop_fields:
                 if drop_field(msg, name):
                     outcome.applications.append(ObjectGraphApplication(rule.id, file, path, f"dropped {name}"))
-                    gone = _types_a_field_holds(msg.DESCRIPTOR, name)
-                    stale = (found.keys() if gone is None else found.keys() & gone) - {rule.message}
-                    if stale:
-                        found = {t: entries for t, entries in found.items() if t not in stale}
+                    found = _without_stale(found, rule.message, msg.DESCRIPTOR, name)
             if rule.drop_object and meta_index is not None and node_id is not None:
                 drops.append((rule, meta_index, path))
             if (rule.wire_captures or rule.combine_saveables) and isinstance(msg, meta_graph_pb2.MetaGraphDef):
@@ -130,22 +134,57 @@ def _apply_to(rules: list[ObjectGraphRule], file: str, root: message.Message, ou
 _Screened = dict[tuple[str, str], tuple[FoundMessages, list[Found]]]
 
 
-def _matching(rule: ObjectGraphRule, found: FoundMessages, contexts: dict[int, _GraphContext],
-              screened: _Screened | None = None, later: list[ObjectGraphRule] | None = None
-              ) -> Iterator[tuple[Found, int | None, int | None]]:
-    """The messages `found` (all of the rule's type) where the rule's conditions hold, with
-    their object position (meta graph index and node id; known only where the rule reads it).
+def _plain_drop(rule: ObjectGraphRule) -> bool:
+    """Does the rule only clear fields of the message itself, whatever its object position?
+    (Such a rule, arg-def-handle-data, clears 10k fields of gen-30k: it takes _drop_fields.)"""
+    return (rule.refuse is None and bool(rule.drop_fields) and not rule.drop_object and not rule.wire_captures
+            and not rule.combine_saveables and not any(c.reads_object() for c in rule.where)
+            and not any("." in name for name in rule.drop_fields))
 
-    The conditions are compiled for the type (MessageCondition.holds_on / predicate: the
-    verdicts of failure(), without its reasons). Those before the first that reads the object
-    context screen every message first; the object position is worked out only for the
-    messages they let through. Each message's conditions are still tried in order. Screening
-    ahead of the rule's changes to earlier messages is safe: a condition reads only its own
-    message, and no message of the list holds another (the walk stops at the outermost)."""
-    first = next(iter(found), None)
-    if first is None:
-        return
-    desc = first[0].DESCRIPTOR
+
+def _drop_fields(rule: ObjectGraphRule, file: str, entries: Iterable[Found],
+                 applications: list[ObjectGraphApplication]) -> list[str]:
+    """Clear the fields of a _plain_drop rule in each of `entries` (as drop_field does: only
+    where set), one application each; return the names cleared at least once.
+
+    The presence test of each name is looked up once, and skipped for the first name when a
+    condition requires that field set (all held a moment ago, on this message, and nothing the
+    rule cleared since)."""
+    clears: list[tuple[str, Callable[[message.Message], bool] | None, str]] | None = None
+    cleared: set[str] = set()
+    rule_id, add = rule.id, applications.append
+    for msg, field_path, key in entries:
+        if clears is None:  # on the first message: its type's presence tests (a bad name raises here, as before)
+            desc = msg.DESCRIPTOR
+            required = {c.required_field(desc) for c in rule.where}
+            clears = [(name, None if i == 0 and name in required else presence_test(desc, name), f"dropped {name}")
+                      for i, name in enumerate(rule.drop_fields)]
+        path = field_path if key is None else f"{field_path}[{key!r}]"  # path_of, inline
+        for name, present, action in clears:
+            if present is None or present(msg):
+                msg.ClearField(name)
+                add(ObjectGraphApplication(rule_id, file, path, action))
+                cleared.add(name)
+    return [name for name in rule.drop_fields if name in cleared]
+
+
+def _without_stale(found: dict[str, FoundMessages], type_name: str, desc: Any, name: str) -> dict[str, FoundMessages]:
+    """`found` without the types that clearing field `name` of its `type_name` messages (of
+    descriptor `desc`) may have taken away: they are walked again if a later rule asks for them."""
+    gone = _types_a_field_holds(desc, name)
+    stale = (found.keys() if gone is None else found.keys() & gone) - {type_name}
+    if not stale:
+        return found
+    return {t: entries for t, entries in found.items() if t not in stale}
+
+
+def _screen(rule: ObjectGraphRule, found: FoundMessages, screened: _Screened | None = None,
+            later: list[ObjectGraphRule] | None = None) -> tuple[Iterable[Found], list[MessageCondition]]:
+    """The messages of `found` that the rule's conditions before the first that reads the
+    object context let through (lazily, in walk order), and the conditions left to try."""
+    desc = found.descriptor
+    if desc is None:
+        return (), []
     conditions = list(rule.where)
     first_reading = next((i for i, c in enumerate(conditions) if c.reads_object()), len(conditions))
     entries: Iterable[Found] = found
@@ -168,11 +207,27 @@ def _matching(rule: ObjectGraphRule, found: FoundMessages, contexts: dict[int, _
                 if asked_again:
                     screened[key] = kept
                 entries = (entry for entry in kept[1] if holds(entry[0]))
-    rest = conditions[first_reading:]
+    return entries, conditions[first_reading:]
+
+
+def _matching(rule: ObjectGraphRule, found: FoundMessages, contexts: dict[int, _GraphContext],
+              screened: _Screened | None = None, later: list[ObjectGraphRule] | None = None
+              ) -> Iterator[tuple[Found, int | None, int | None]]:
+    """The messages `found` (all of the rule's type) where the rule's conditions hold, with
+    their object position (meta graph index and node id; known only where the rule reads it).
+
+    The conditions are compiled for the type (MessageCondition.holds_on / predicate: the
+    verdicts of failure(), without its reasons). Those before the first that reads the object
+    context screen every message first (_screen); the object position is worked out only for
+    the messages they let through. Each message's conditions are still tried in order. Screening
+    ahead of the rule's changes to earlier messages is safe: a condition reads only its own
+    message, and no message of the list holds another (the walk stops at the outermost)."""
+    entries, rest = _screen(rule, found, screened, later)
     if not rest and not rule.drop_object:
         for entry in entries:
             yield entry, None, None
         return
+    desc = found.descriptor
     then = all_predicates([c.predicate(desc) for c in rest]) if rest else None
     for entry in entries:
         meta_index, node_id = _object_position(path_of(entry))
@@ -283,13 +338,14 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
                 outcome.refusals.append(Finding(
                     "lossy", file, path_of(entry), rule.message,
                     f"rule {rule.id} is not exact; pass --allow-lossy {rule.id} to apply it", rule=rule.id))
-    warned = {a.rule for a in outcome.applications}
+    # (rule, file) of every application, counted in C: gen-30k has 10k of them
+    apps = outcome.applications
+    counts = collections.Counter(zip(map(attrgetter("rule"), apps), map(attrgetter("file"), apps)))
+    warned = {rule_id for rule_id, _ in counts}
+    changed_files = {file for _, file in counts}
     for rule in active:
         if rule.warn and rule.id in warned:
             outcome.notes.append(f"warning [{rule.id}]: {warning_text(rule.warn, target, outcome.keras_classes.get(rule.id, []))}")
-    counts: dict[tuple[str, str], int] = {}
-    for app in outcome.applications:
-        counts[(app.rule, app.file)] = counts.get((app.rule, app.file), 0) + 1
     for (rule_id, file), count in sorted(counts.items()):
         outcome.notes.append(f"object-graph rule {rule_id}: {count} change(s) in {file}")
     # Keras metadata: TF 2.3's Keras reads it from the object graph only.
@@ -304,14 +360,14 @@ def downgrade(proto: saved_model_pb2.SavedModel, files: SavedModelFiles, target:
         if not schema_check.keras_metadata_known(target):
             outcome.replaced[KERAS_METADATA_PB] = None
             outcome.notes.append(f"{KERAS_METADATA_PB} left out: TensorFlow {target}'s Keras does not read it")
-        elif any(a.file == KERAS_METADATA_PB for a in outcome.applications):
+        elif KERAS_METADATA_PB in changed_files:
             outcome.replaced[KERAS_METADATA_PB] = keras.SerializeToString(deterministic=True)
     # What the schema check must see: the metadata file as it will be written, if it is.
     kept = KERAS_METADATA_PB not in outcome.replaced or outcome.replaced[KERAS_METADATA_PB] is not None
     outcome.keras_metadata = keras if kept else None
     if ckpt is not None:
         outcome.checkpoint_graph = ckpt.graph
-        if any(a.file == "checkpoint" for a in outcome.applications):
+        if "checkpoint" in changed_files:
             rewrite = checkpoint_io.plan_rewrite(files, ckpt)
             outcome.replaced[checkpoint_io.INDEX] = rewrite.index
             outcome.replaced[rewrite.shard] = None  # written by finalize: a copy with the new graph appended

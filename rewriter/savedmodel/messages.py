@@ -10,7 +10,7 @@ from itertools import count, repeat
 from operator import methodcaller
 from typing import Any, Callable, Collection, Iterator
 
-from google.protobuf import descriptor, message
+from google.protobuf import descriptor, message, message_factory
 
 
 def reachable_types(desc: Any) -> list[Any]:
@@ -68,6 +68,12 @@ class FoundMessages:
             elif holds(holder):
                 yield holder, field_path, key
 
+    @property
+    def descriptor(self) -> Any:
+        """The type of the messages found (None if there are none)."""
+        first = next(iter(self), None)
+        return None if first is None else first[0].DESCRIPTOR
+
     def __iter__(self) -> Iterator[Found]:
         for holder, field_path, key in self._places:
             if key is _EVERY_ELEMENT:
@@ -81,42 +87,60 @@ def find_messages(root: message.Message, names: Collection[str]) -> dict[str, Fo
     (fields by number, map entries by key). The walk for a type stops at each message of that
     type: one nested in another of its own type is not found (StructuredValue holds itself)."""
     found = {name: FoundMessages() for name in names}
-    _collect(root, "", None, frozenset(names), found, {})
+    _collect(root, "", None, frozenset(names), found)
     return found
 
 
-def _collect(msg: message.Message, field_path: str, key: Any, wanted: frozenset[str], found: dict[str, FoundMessages],
-             entered: dict[tuple[Any, frozenset[str]], tuple[frozenset[str], str]]) -> None:
-    name = msg.DESCRIPTOR.full_name
+def _collect(msg: message.Message, field_path: str, key: Any, wanted: frozenset[str],
+             found: dict[str, FoundMessages]) -> None:
+    desc = msg.DESCRIPTOR
+    name = desc.full_name
     if name in wanted:
         found[name]._places.append((msg, field_path, key))
         wanted = wanted - {name}
         if not wanted:
             return
     path = field_path if key is None else f"{field_path}[{key!r}]"
-    for fd, value in msg.ListFields():
-        if fd.message_type is None:
+    for field_name, many, sub, shape in _fields_to_enter(desc, wanted):
+        # Only the fields that can hold a wanted type are read (ListFields made a value of every
+        # set field: a FunctionDef's attr, ret and arg_attr maps too).
+        if many:
+            value = getattr(msg, field_name)
+            if not value:
+                continue
+        elif msg.HasField(field_name):
+            value = getattr(msg, field_name)
+        else:
             continue
-        how = entered.get((fd, wanted))
-        if how is None:
-            how = entered[(fd, wanted)] = _entering(fd, wanted)
-        sub, shape = how
-        if not sub:
-            continue
-        here = f"{path}.{fd.name}" if path else fd.name
+        here = f"{path}.{field_name}" if path else field_name
         if shape == "map":
             for item_key in sorted(value):
                 item = value[item_key]
                 if isinstance(item, message.Message):
-                    _collect(item, here, item_key, sub, found, entered)
+                    _collect(item, here, item_key, sub, found)
         elif shape == "found":
             # Each element is itself of the one type wanted here: found, and the walk stops there.
-            found[fd.message_type.full_name]._places.append((value, here, _EVERY_ELEMENT))
+            found[next(iter(sub))]._places.append((value, here, _EVERY_ELEMENT))
         elif shape == "repeated":
             for index, item in enumerate(value):
-                _collect(item, here, index, sub, found, entered)
+                _collect(item, here, index, sub, found)
         else:
-            _collect(value, here, None, sub, found, entered)
+            _collect(value, here, None, sub, found)
+
+
+@functools.cache
+def _fields_to_enter(desc: Any, wanted: frozenset[str]) -> tuple[tuple[str, bool, frozenset[str], str], ...]:
+    """The message fields of a `desc` message that can hold a wanted type, by number (as
+    ListFields orders them): (name, repeated or map, the wanted types it can hold, shape; see
+    _entering)."""
+    entering = []
+    for fd in sorted(desc.fields, key=lambda fd: fd.number):
+        if fd.message_type is None:
+            continue
+        sub, shape = _entering(fd, wanted)
+        if sub:
+            entering.append((fd.name, shape != "singular", sub, shape))
+    return tuple(entering)
 
 
 def _entering(fd: Any, wanted: frozenset[str]) -> tuple[frozenset[str], str]:
@@ -181,14 +205,19 @@ def value_reader(desc: Any, name: str) -> Callable[[message.Message], Any]:
 
 @functools.cache
 def presence_test(desc: Any, name: str) -> Callable[[message.Message], bool]:
-    """is_present for field or oneof `name` of a `desc` message (looked up once per type)."""
+    """is_present for field or oneof `name` of a `desc` message (looked up once per type).
+
+    HasField and WhichOneof are taken from the class: looked up on a message (as methodcaller
+    does), a name is tried as a field first (1 ms of the 12 ms screen of gen-30k's NodeDefs)."""
     if name in desc.oneofs_by_name:
-        return lambda holder: holder.WhichOneof(name) is not None
+        which_oneof = message_factory.GetMessageClass(desc).WhichOneof
+        return lambda holder: which_oneof(holder, name) is not None
     fd = desc.fields_by_name[name]
     if is_repeated(fd):
         return lambda holder: len(getattr(holder, name)) > 0
     if fd.message_type is not None:
-        return methodcaller("HasField", name)
+        has_field = message_factory.GetMessageClass(desc).HasField
+        return lambda holder: has_field(holder, name)
     default = fd.default_value
     return lambda holder: bool(getattr(holder, name) != default)
 
