@@ -264,6 +264,21 @@ def test_the_strict_schema_re_encodes_every_piece_to_its_own_length(target: Rele
         assert may_have_problems(lacking, target)
 
 
+def test_a_model_cut_after_every_node_and_function_is_screened_as_a_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screen cuts nodes and functions into pieces of about _BATCH_BYTES (so that each piece's
+    memory is reused, not mapped afresh); wherever the cuts fall, a value the target lacks in the
+    last function is found, and nothing where there is nothing."""
+    from rewriter.verify import schema_check
+
+    monkeypatch.setattr(schema_check, "_BATCH_BYTES", 0)  # a piece per node and per function
+    proto = saved_model_pb2.SavedModel.FromString((fixture_dir("keras3_cnn") / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0].graph_def
+    assert len(list(schema_check._pieces(proto))) == 1 + len(graph.node) + len(graph.library.function)
+    assert not may_have_problems(proto, R221) and check_message(proto, R221, "x") == []
+    graph.library.function[-1].node_def[-2].attr["T"].type = 999  # a DataType no release has
+    assert may_have_problems(proto, R221) and [f.kind for f in check_message(proto, R221, "x")] == ["schema-enum"]
+
+
 def test_a_dtype_the_target_lacks_is_refused_with_what_to_do() -> None:
     from rewriter.pipeline import _schema_refusals
 
