@@ -243,13 +243,13 @@ class NodeDefView(_ScopePlace):
     are IN's own (their `input` field is the truth here, as the edges are in a Scope)."""
 
     def __init__(self, kind: str, name: str, proto: graph_pb2.GraphDef | function_pb2.FunctionDef,
-                 nodes: Any, arg_names: list[str], ops: "OpSignatures | None") -> None:
+                 nodes: Any, ops: "OpSignatures | None") -> None:
         self.kind, self.name, self.proto, self.ops = kind, name, proto, ops
         self.external_names: frozenset[str] = frozenset()
         self.node_defs = nodes  # in order; the lookups below are built on first use
         self._by_name: dict[str, NodeDef] | None = None
         self._positions: dict[str, int] | None = None
-        self._args = set(arg_names)
+        self._arg_names: set[str] | None = None  # a function's args, read on first use (most views only screen ops)
         self._readers: dict[object, list[Edge]] | None = None
 
     @property
@@ -258,15 +258,21 @@ class NodeDefView(_ScopePlace):
             self._by_name = {node.name: node for node in self.node_defs}
         return self._by_name
 
+    @property
+    def _args(self) -> set[str]:
+        if self._arg_names is None:
+            proto = self.proto
+            self._arg_names = ({arg.name for arg in proto.signature.input_arg}
+                               if isinstance(proto, function_pb2.FunctionDef) else set())
+        return self._arg_names
+
     @classmethod
     def of_graph_def(cls, name: str, graph_def: graph_pb2.GraphDef, ops: "OpSignatures | None") -> "NodeDefView":
-        return cls("graph", name, graph_def, graph_def.node, [], ops)
+        return cls("graph", name, graph_def, graph_def.node, ops)
 
     @classmethod
     def of_function(cls, function: function_pb2.FunctionDef, ops: "OpSignatures | None") -> "NodeDefView":
-        signature = function.signature
-        return cls("function", signature.name, function, function.node_def,
-                   [arg.name for arg in signature.input_arg], ops)
+        return cls("function", function.signature.name, function, function.node_def, ops)
 
     def nodes(self) -> Iterator[tuple[str, NodeDef]]:
         return iter(self._nodes.items())
@@ -477,13 +483,15 @@ def function_from_scope(scope: Scope) -> function_pb2.FunctionDef:
     return function
 
 
-def write_function(function: function_pb2.FunctionDef, scope: Scope) -> None:
+def write_function(function: function_pb2.FunctionDef, scope: Scope, holds_input: bool = False) -> None:
     """Make `function` (a new message, or one in place in the output) the scope's FunctionDef: each
-    node copied once, where it stays."""
+    node copied once, where it stays. `holds_input`: `function` is a copy of the scope's input
+    FunctionDef already (the output's library was copied whole)."""
     if not scope._added:
         # No node was added, so the nodes kept are IN's in IN's order: the whole FunctionDef is
         # copied in one C call (about a third of the cost of copying node by node), then edited.
-        function.CopyFrom(scope.proto)
+        if not holds_input:
+            function.CopyFrom(scope.proto)
         edit_nodes_in_place(function.node_def, scope)
         function.ret.clear()
         function.control_ret.clear()
