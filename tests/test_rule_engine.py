@@ -984,6 +984,47 @@ def test_a_screened_scope_is_one_no_rule_matches(target: Release) -> None:
     assert screened > 100
 
 
+def test_the_screen_verdict_is_shared_only_by_nodes_with_the_same_screened_values() -> None:
+    """may_match works a screen's verdict out once per op and values of the attrs the screen
+    reads (Condition.attr_refs): a node with other values, or leaving the attr at its OpDef
+    default, gets its own verdict, in the same run and in later scopes."""
+    from rewriter.rules.engine import RuleRun
+    from rewriter.savedmodel.graph_model import NodeDefView
+
+    screened = rules("""
+id: slow-pool
+description: test
+since: "2.10"
+match:
+  nodes: {node: {op: MaxPool}}
+  where:
+    - any: [{attr: node.data_format, equals: NCHW}, {compare: ["node.ksize[1]", ">", 2]}]
+rewrite: {set_attrs: {node.data_format: NHWC}}
+""")
+    ops = OpSignatures(newest_registry(), load_registry(T23), {})
+
+    def pool(name: str, data_format: str | None, ksize: list[int]) -> node_def_pb2.NodeDef:
+        made = node(name, "MaxPool", ["x"], T="DT_FLOAT", padding="VALID")
+        if data_format is not None:
+            made.attr["data_format"].s = data_format.encode()
+        made.attr["ksize"].list.i.extend(ksize)
+        made.attr["strides"].list.i.extend([1, 1, 1, 1])
+        return made
+
+    def view(*pools: node_def_pb2.NodeDef) -> NodeDefView:
+        return NodeDefView.of_graph_def("serve", graph_pb2.GraphDef(node=[node("x", "Placeholder"), *pools]), ops)
+
+    run_ = RuleRun(screened, T23)
+    nhwc, nchw = pool("a", "NHWC", [1, 2, 2, 1]), pool("b", "NCHW", [1, 2, 2, 1])
+    default, wide = pool("c", None, [1, 2, 2, 1]), pool("d", "NHWC", [1, 3, 3, 1])
+    assert not run_.may_match(view(nhwc))
+    assert run_.may_match(view(nhwc, nchw))  # the first node's verdict is not the second's
+    assert not run_.may_match(view(nhwc, default))  # left out: its default, NHWC
+    assert run_.may_match(view(wide))  # an element of a list attr read by compare
+    assert not run_.may_match(view(pool("e", "NHWC", [1, 2, 2, 1])))  # a known verdict, for another node
+    assert RuleRun(screened, T23).may_match(view(nchw)) and run_.may_match(view(nchw))
+
+
 def test_holds_is_failure_is_none_on_every_candidate() -> None:
     """Matching asks Condition.holds (no failure worded); `rules explain` asks failure(). On every
     golden model, for every rule and every node of its root ops that binds, each condition's

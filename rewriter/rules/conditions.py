@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol
 
 from rewriter.savedmodel import attr_values
 
@@ -251,8 +251,24 @@ class Condition:
         judged on that NodeDef alone, before any graph model is built: RuleRun.may_match)."""
         return False
 
+    def attr_refs(self) -> tuple[AttrRef, ...] | None:
+        """Every attr the condition may read, if it reads nothing else (None: it reads more, or
+        its kind does not say). Its verdict then depends on those attrs' values alone."""
+        return None
+
     def describe(self) -> str:
         return f"a {self.key} condition"
+
+
+def _refs_of(conditions: Iterable[Condition]) -> tuple[AttrRef, ...] | None:
+    """The attr_refs of every one of `conditions` (None if one of them reads more)."""
+    refs: list[AttrRef] = []
+    for condition in conditions:
+        found = condition.attr_refs()
+        if found is None:
+            return None
+        refs += found
+    return tuple(refs)
 
 
 @dataclass(frozen=True)
@@ -263,6 +279,9 @@ class AnyOf(Condition):
 
     def reads_only_attrs_of(self, node: str) -> bool:
         return all(cond.reads_only_attrs_of(node) for cond in self.conditions)
+
+    def attr_refs(self) -> tuple[AttrRef, ...] | None:
+        return _refs_of(self.conditions)
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
@@ -292,6 +311,9 @@ class AllOf(Condition):
     def reads_only_attrs_of(self, node: str) -> bool:
         return all(cond.reads_only_attrs_of(node) for cond in self.conditions)
 
+    def attr_refs(self) -> tuple[AttrRef, ...] | None:
+        return _refs_of(self.conditions)
+
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
         if not isinstance(spec[cls.key], list):
@@ -318,6 +340,9 @@ class Not(Condition):
     def reads_only_attrs_of(self, node: str) -> bool:
         return self.condition.reads_only_attrs_of(node)
 
+    def attr_refs(self) -> tuple[AttrRef, ...] | None:
+        return self.condition.attr_refs()
+
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
         return cls(parse_condition(checker, spec["not"], names))
@@ -341,6 +366,9 @@ class Same(Condition):
 
     def reads_only_attrs_of(self, node: str) -> bool:
         return all(ref.node == node for ref in self.refs)
+
+    def attr_refs(self) -> tuple[AttrRef, ...] | None:
+        return self.refs
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
@@ -368,6 +396,9 @@ class Compare(Condition):
 
     def reads_only_attrs_of(self, node: str) -> bool:
         return all(not isinstance(t, AttrRef) or t.node == node for t in (self.left, self.right))
+
+    def attr_refs(self) -> tuple[AttrRef, ...] | None:
+        return tuple(t for t in (self.left, self.right) if isinstance(t, AttrRef))
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
@@ -401,6 +432,9 @@ class Attr(Condition):
 
     def reads_only_attrs_of(self, node: str) -> bool:
         return self.ref.node == node
+
+    def attr_refs(self) -> tuple[AttrRef, ...] | None:
+        return (self.ref,)
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:

@@ -673,6 +673,17 @@ class RuleRun:
             screen = tuple(c for c in rule.where if c.reads_only_attrs_of(rule.root.name))
             for op in rule.root.ops:
                 self._screens.setdefault(op, []).append((rule, screen))
+        # Per root op, the attrs its screens read (None: not known). A screen's verdict on a node
+        # depends on nothing else, so nodes of the same op with the same values of those attrs
+        # (most nodes of an op in a model) share one verdict (_screened).
+        self._screened_attrs: dict[str, tuple[str, ...] | None] = {}
+        for op, candidates in self._screens.items():
+            refs = [c.attr_refs() for _, screen in candidates for c in screen]
+            self._screened_attrs[op] = (None if any(r is None for r in refs)
+                                        else tuple(sorted({ref.attr for found in refs for ref in found or ()})))
+        # Per OpSignatures (attr defaults come from it; held, so its id is not reused): verdicts
+        # by (op, the screened attrs' serialized values).
+        self._verdicts: dict[int, tuple[OpSignatures | None, dict[tuple[str, tuple[bytes | None, ...]], list[Rule]]]] = {}
 
     def may_match(self, view: NodeDefView) -> bool:
         """Whether any rule matches in a scope, judged on its NodeDefs as they are (a
@@ -681,21 +692,52 @@ class RuleRun:
         first on the bare NodeDef (most candidates fail there); the rest is the Matcher's own
         bind and conditions, on the view."""
         screens, ops = self._screens, view.ops
+        found = self._verdicts.get(id(ops))
+        if found is None or found[0] is not ops:
+            found = self._verdicts[id(ops)] = (ops, {})
+        verdicts = found[1]
         matcher: Matcher | None = None
         for node in view.node_defs:
-            candidates = screens.get(node.op)
+            op = node.op
+            candidates = screens.get(op)
             if candidates is None:
                 continue
-            name = node.name
-            # Only attr conditions are in a screen: attr_value is all they read of a MatchContext.
-            context = cast(MatchContext, _NodeAttrs(node, ops))
-            for rule, screen in candidates:
-                if all(c.holds(context, _NodeAttrs.BINDING) for c in screen):
-                    matcher = matcher or Matcher(view)
-                    binding = matcher.bind(rule, name)
-                    if binding is not None and matcher.conditions_hold(rule, binding):
-                        return True
+            for rule in self._screened(node, op, candidates, ops, verdicts):
+                matcher = matcher or Matcher(view)
+                binding = matcher.bind(rule, node.name)
+                if binding is not None and matcher.conditions_hold(rule, binding):
+                    return True
         return False
+
+    def _screened(self, node: NodeDef, op: str, candidates: list[tuple[Rule, tuple[Condition, ...]]],
+                  ops: OpSignatures | None, verdicts: dict[tuple[str, tuple[bytes | None, ...]], list[Rule]]) -> list[Rule]:
+        """The candidate rules whose screen holds on the node, worked out once per op and values
+        of the attrs the screens read (a tensor-valued one is read anew each time: it may be large)."""
+        names = self._screened_attrs[op]
+        key: tuple[str, tuple[bytes | None, ...]] | None = None
+        if names is not None:
+            attrs = node.attr
+            values: list[bytes | None] = []
+            for name in names:
+                if name not in attrs:
+                    values.append(None)  # its OpDef default, the same for every node of the op
+                    continue
+                value = attrs[name]
+                kind = value.WhichOneof("value")
+                if kind == "tensor" or (kind == "list" and len(value.list.tensor)):
+                    break
+                values.append(value.SerializeToString(deterministic=True))
+            else:
+                key = (op, tuple(values))
+                passing = verdicts.get(key)
+                if passing is not None:
+                    return passing
+        # Only attr conditions are in a screen: attr_value is all they read of a MatchContext.
+        context = cast(MatchContext, _NodeAttrs(node, ops))
+        passing = [rule for rule, screen in candidates if all(c.holds(context, _NodeAttrs.BINDING) for c in screen)]
+        if key is not None:
+            verdicts[key] = passing
+        return passing
 
     def _find(self, key: tuple[str, str, str], tag: _Tag, finding: Finding) -> None:
         # A dict keeps a key where it was first inserted, with the value last set.
