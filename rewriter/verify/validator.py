@@ -361,17 +361,17 @@ def validate_readings(where: str, readings: list[NodeReading], functions: dict[s
         if by_attr:
             by_attr.sort(key=lambda item: item[0])
             findings.extend(finding for _, finding in by_attr)
+        expected = check.fixed_arity
         if check.required or check.counted_args:
             attrs = node.attr
             for required in check.required:
                 if required not in attrs:
                     findings.append(Finding("bad-attr", where, name, op_name, f"required attr {required!r} is missing"))
-            try:
-                expected = check.arity(attrs)
-            except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
-                continue
-        else:
-            expected = check.fixed_arity
+            if check.counted_args:
+                try:
+                    expected = check.arity(attrs)
+                except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
+                    continue
         if data_inputs is None:  # len(scope.data_inputs(name)), without making the list
             got = len(inputs)
             if got and "^" in "".join(inputs):  # (one C call rules out control inputs in most nodes)
