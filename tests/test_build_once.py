@@ -114,27 +114,32 @@ def test_changed_nodes_and_signatures_are_validated_again() -> None:
 
 def test_plan_leaves_the_collector_as_it_found_it() -> None:
     """plan() freezes what it keeps (gc.freeze) so full collections stop rescanning it, and
-    unfreezes at the end, also when it fails; a caller's own freeze is left alone."""
+    unfreezes at the end, also when it fails; a caller's own freeze is left alone. It collects
+    the young generation less often, and puts the thresholds back."""
     import gc
 
     from rewriter.errors import BadInput
 
     assert gc.get_freeze_count() == 0
+    thresholds = gc.get_threshold()
     seen: list[int] = []
+    young: list[int] = []
     original = pipeline._validate_output
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(gc.get_freeze_count())
+        young.append(gc.get_threshold()[0])
         return original(*args, **kwargs)
 
     pipeline._validate_output = spy  # type: ignore[assignment]
     try:
         pipeline.plan(fixture_dir("keras3_cnn"), pipeline.Options(target=R23))
         assert seen and seen[0] > 0  # what the plan keeps was frozen while it ran
-        assert gc.get_freeze_count() == 0
+        assert young[0] > thresholds[0]  # the young generation collected less often meanwhile
+        assert gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
         with pytest.raises(BadInput):
             pipeline.plan(Path("/nonexistent/model"), pipeline.Options(target=R23))
-        assert gc.get_freeze_count() == 0
+        assert gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
         keep = [object() for _ in range(10)]
         gc.freeze()
         frozen = gc.get_freeze_count()
