@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
+from typing import Any, Iterator
 
 from rewriter.protos import node_def_pb2, op_def_pb2
 from rewriter.protos.attr_value_pb2 import AttrValue
@@ -134,6 +134,11 @@ def _stripped_op_def(op: OpDef) -> OpDef:
     return stripped
 
 
+def _args_colocated(arg_attr: Any) -> bool:
+    """Whether an arg of a function carries a `_class` (colocation) attr."""
+    return any("_class" in arg_attr[index].attr for index in arg_attr)
+
+
 def for_target(
     proto: saved_model_pb2.SavedModel,
     source: OpRegistry,
@@ -171,7 +176,8 @@ def for_target(
                 changed += _reconcile_defaults(node, source, target, functions, prepared, new_stripped)
                 if not any(prepared[op]):
                     settled.add(op)
-            if function is not None and (colocated or any("_class" in arg.attr for arg in function.arg_attr.values())):
+            # (the map read by key: its values() is a Python-level view, a generator step per arg)
+            if function is not None and (colocated or _args_colocated(function.arg_attr)):
                 dangling += _drop_dangling_colocation(function)
         if dangling:
             notes.append(f"meta graph {index}: {dangling} colocation entr(ies) naming no node of their function removed")
