@@ -182,7 +182,8 @@ def _collector_spared() -> Iterator[Callable[[], None]]:
     edges, one scope's graph model), and 250 collections with their 22 older-generation ones took
     18 ms of gen-30k's 700; 2 took 5 ms."""
     thresholds = gc.get_threshold()
-    gc.set_threshold(max(thresholds[0], _YOUNG_COLLECTION), *thresholds[1:])
+    if thresholds[0]:  # (0: the caller turned automatic collection off; it stays off)
+        gc.set_threshold(max(thresholds[0], _YOUNG_COLLECTION), *thresholds[1:])
     try:
         if gc.get_freeze_count():
             yield lambda: None
