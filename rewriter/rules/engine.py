@@ -78,6 +78,11 @@ class OpIndex:
         self.scope = scope
         self.by_op: dict[str, set[str]] = {}
         self.additions = 0  # how many times add() ran: a rule's candidates may have changed
+        if isinstance(scope, Scope) and scope.names_by_op:
+            # Made while the scope was built, and not read since: taken over (names() skips what
+            # edits removed or retyped; add() records what they added).
+            self.by_op, scope.names_by_op = scope.names_by_op, {}
+            return
         by_op = self.by_op
         for name, node in scope.nodes():
             names = by_op.get(node.op)
@@ -313,8 +318,9 @@ class Rewriter:
                 replacements.setdefault(binding[node_key], []).append(src)
         for key in spec.remove:
             name = binding[key]
+            # (resolved before the node goes: a ref may read its inputs)
             forwards = [self._resolve_ref(ref, binding, new_names)
-                        for _, ref in sorted((i, r) for k, i, r in spec.outputs if k == key)]
+                        for _, ref in sorted((i, r) for k, i, r in spec.outputs if k == key)] if name in named_types else []
             self._remove(name, replacements.get(name, []), rule)
             app.removed.append(name)
             if name in named_types:
@@ -564,11 +570,10 @@ class Rewriter:
         what it waited on itself, so no ordering is lost."""
         scope = self.scope
         anchors: list[object] = list(dict.fromkeys(replacements)) or _anchors(scope, name)
-        for edge in scope.out_edges(name):
-            dst = edge.dst
-            if not edge.is_control:
+        for dst, port in scope.out_ports(name):
+            if port is not None:
                 raise RuleApplicationError(
-                    f"rule {rule.id} removes {name!r} in {scope.where()}, but {dst} still reads its output {edge.port or ':0'}"
+                    f"rule {rule.id} removes {name!r} in {scope.where()}, but {dst} still reads its output {port or ':0'}"
                 )
             if isinstance(dst, tuple) and dst[0] == CONTROL_RET:
                 self._repoint_control_ret(dst, name, anchors)
@@ -600,9 +605,9 @@ class Rewriter:
 def _anchors(scope: Scope, name: str) -> list[object]:
     """What a node waited on: its control inputs and the nodes (not args) its data came from."""
     found: list[object] = []
-    for edge in scope.in_edges(name):
-        if isinstance(edge.src, str) and edge.src not in found:
-            found.append(edge.src)
+    for src in scope.input_sources(name):
+        if isinstance(src, str) and src not in found:
+            found.append(src)
     return found
 
 

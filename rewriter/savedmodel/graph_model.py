@@ -97,6 +97,9 @@ class Scope(_ScopePlace):
     # Nodes whose inputs an edit changed (an edge into them added or removed). A node neither here
     # nor owned still has IN's `input` list as the truth, so fill_nodes copies it as it is.
     _rewired: set[object] = field(default_factory=set, repr=False)
+    # The names of the nodes of each op as built, while no node was added or edited (the rule
+    # engine's OpIndex takes it over and keeps it current; an edit here empties it).
+    names_by_op: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     # --- ports: naming a producer's outputs (needs `ops`) --------------------------------
     def output_port(self, node: NodeDef, flat: int, added: bool = False) -> str:
@@ -126,6 +129,7 @@ class Scope(_ScopePlace):
     def editable_node_def(self, name: str) -> NodeDef:
         """The node's NodeDef, to change: the scope's own copy (the input proto stays as it was)."""
         data = self.graph.nodes[name]
+        self.names_by_op = {}  # an edit may change an op: the index is made afresh
         if name not in self._owned:
             owned = NodeDef()
             owned.CopyFrom(data["def"])
@@ -140,6 +144,14 @@ class Scope(_ScopePlace):
         edges = [(src, data) for src, keyed in self.graph._pred[name].items() for data in keyed.values()]
         edges.sort(key=lambda item: item[1]["index"])
         return edges
+
+    def input_sources(self, name: object) -> list[object]:
+        """What feeds a node's inputs, data and control, in input order (in_edges' sources)."""
+        return [src for src, _ in self._in_records(name)]
+
+    def out_ports(self, name: object) -> list[tuple[object, str | None]]:
+        """(reader, port) of every edge out of a node, as out_edges gives them (no Edge made)."""
+        return [(dst, data["port"]) for dst, keyed in self.graph._succ[name].items() for data in keyed.values()]
 
     def in_edges(self, name: object) -> list[Edge]:
         """A node's inputs, data and control, in input order."""
@@ -166,6 +178,7 @@ class Scope(_ScopePlace):
         if node.name in self.graph:
             raise GraphModelError(f"{self.where()}: node {node.name!r} exists already")
         self._added += 1
+        self.names_by_op = {}
         order = self.graph.nodes[after]["order"] + (self._added,)
         stored = NodeDef()
         stored.CopyFrom(node)
@@ -197,7 +210,7 @@ class Scope(_ScopePlace):
 
     def order_key(self, name: str) -> tuple:
         """Where a node sits in the scope's node order (nodes() visits them by this key)."""
-        return (self.graph.nodes[name]["order"], name)
+        return (self.graph._node[name]["order"], name)
 
     def has_edge(self, src: object, dst: object) -> bool:
         """Any edge (data or control) from src to dst; O(1)."""
@@ -358,6 +371,7 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
         arg_key = (ARG, arg)
         succ[arg_key], pred[arg_key], attrs[arg_key] = {}, {}, {}
     names: set[str] = set()
+    by_op = scope.names_by_op
     for position, node in enumerate(nodes):
         node_name = node.name
         if node_name in names:
@@ -365,6 +379,11 @@ def _scope_from_nodes(kind: str, name: str, proto, nodes, arg_names: list[str]) 
         names.add(node_name)
         succ[node_name], pred[node_name] = {}, {}
         attrs[node_name] = {"order": (position,), "def": node}  # shared with IN: Scope._owned
+        op = node.op
+        found = by_op.get(op)
+        if found is None:
+            found = by_op[op] = set()
+        found.add(node_name)
     args, is_function = set(arg_names), scope.is_function
     for node in nodes:
         dst = node.name
