@@ -237,8 +237,18 @@ class Scope(_ScopePlace):
     def remove_node(self, name: object) -> None:
         """Remove a node (or a return / control-return endpoint) with its edges. (nodes() skips
         removed names, so its cached order stays valid.)"""
-        self._rewired.update(self.graph._succ[name])  # its readers lose an input
-        self.graph.remove_node(name)
+        graph = self.graph
+        succ, pred = graph._succ, graph._pred
+        readers = succ[name]
+        self._rewired.update(readers)  # its readers lose an input
+        # networkx's DiGraph.remove_node on its dicts directly, as _insert_edge adds (without its
+        # cache clearing: nothing reads networkx's cached conversions)
+        del graph._node[name]
+        for reader in readers:
+            del pred[reader][name]
+        for source in pred[name]:
+            del succ[source][name]
+        del succ[name], pred[name]
 
     def unique_name(self, base: str) -> str:
         name, n = base, 0
