@@ -262,12 +262,12 @@ def _fill(spec: Any, counts: dict[str, int], index: int | None, fail: Callable[[
 
 def for_counts(rule: Rule, counts: dict[str, int] | None) -> Rule:
     """The rule with its rewrite expanded for these counts (the rule itself if it repeats nothing)."""
+    if not counts or "rewrite_template" not in rule.extra:
+        return rule  # (before the imports: this runs once per rewrite)
     import dataclasses
 
     from rewriter.rules.loader import parse_expanded_rewrite
 
-    if not counts or "rewrite_template" not in rule.extra:
-        return rule
     # Rules hold dicts, so they are not hashable: each rule keeps its own expansions.
     cache: dict[tuple[tuple[str, int], ...], Rewrite] = rule.extra.setdefault("expanded", {})
     key = tuple(sorted(counts.items()))
