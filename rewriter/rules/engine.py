@@ -707,9 +707,13 @@ class RuleRun:
             candidates = screens.get(op)
             if candidates is None:
                 continue
-            for rule in self._screened(node, op, candidates, ops, verdicts):
+            passing = self._screened(node, op, candidates, ops, verdicts)
+            if passing:
+                name = node.name
+                view.note(node, name)
+            for rule in passing:
                 matcher = matcher or Matcher(view)
-                binding = matcher.bind(rule, node.name)
+                binding = matcher.bind(rule, name)
                 if binding is not None and matcher.conditions_hold(rule, binding):
                     return True
         return False

@@ -271,6 +271,7 @@ class NodeDefView(_ScopePlace):
         self.external_names: frozenset[str] = frozenset()
         self.node_defs = nodes  # in order; the lookups below are built on first use
         self._by_name: dict[str, NodeDef] | None = None
+        self._noted: dict[object, NodeDef] = {}  # (a name is unique: check_model has seen to it)
         self._positions: dict[str, int] | None = None
         self._arg_names: set[str] | None = None  # a function's args, read on first use (most views only screen ops)
         self._readers: dict[object, list[Edge]] | None = None
@@ -300,11 +301,17 @@ class NodeDefView(_ScopePlace):
     def nodes(self) -> Iterator[tuple[str, NodeDef]]:
         return iter(self._nodes.items())
 
+    def note(self, node: NodeDef, name: str) -> None:
+        """Tell the view of a node already read (a rule's root while screening): a match on it
+        alone reads it without building the name lookup of every node."""
+        self._noted[name] = node
+
     def node_def(self, name: str) -> NodeDef:
-        return self._nodes[name]
+        noted = self._noted.get(name)
+        return noted if noted is not None else self._nodes[name]
 
     def has_node(self, name: object) -> bool:
-        return name in self._nodes
+        return name in self._noted or name in self._nodes
 
     def order_key(self, name: str) -> tuple:
         if self._positions is None:
