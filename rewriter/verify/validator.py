@@ -13,7 +13,7 @@ from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2
 from rewriter.protos.op_def_pb2 import OpDef
 
 from rewriter.savedmodel.attr_values import type_name
-from rewriter.savedmodel.node_reading import NodeReading, read_nodes
+from rewriter.savedmodel.node_reading import AttrReading, NodeReading, read_attrs, read_nodes
 from rewriter.findings import Finding
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.targets.registry import OpRegistry, first_release_with_attr, first_release_with_op, load_registry
@@ -234,9 +234,9 @@ class ValidationCache:
         return found[2]
 
 
-def _malformed_problem(value: attr_value_pb2.AttrValue, attr_check: _AttrCheck) -> str | None:
-    """What malformed_attrs says of one value of an attr its OpDef declares (None: nothing)."""
-    kind = value.WhichOneof("value")
+def _malformed_problem(value: attr_value_pb2.AttrValue, attr_check: _AttrCheck, kind: str | None) -> str | None:
+    """What malformed_attrs says of one value of an attr its OpDef declares (None: nothing);
+    `kind`: the value's WhichOneof("value")."""
     if kind is None:
         return None  # holding nothing is left to the validator, against the target
     if attr_check.field is not None and kind == attr_check.field and (
@@ -247,17 +247,25 @@ def _malformed_problem(value: attr_value_pb2.AttrValue, attr_check: _AttrCheck) 
 
 def _malformed_in_node(node: NodeDef, check: _OpCheck, where: str, only: Sequence[str] | None = None) -> list[Finding]:
     """malformed_attrs' findings on one node, in attr-name order (`only`: just these attrs)."""
-    declared, attrs = check.declared, node.attr
+    attrs = node.attr
+    readings = read_attrs(node) if only is None else [(name, attrs[name], attrs[name].WhichOneof("value")) for name in only]
+    return _malformed_in_reading(node.name, node.op, readings, check, where)
+
+
+def _malformed_in_reading(name: str, op: str, attr_readings: Sequence[AttrReading], check: _OpCheck,
+                          where: str) -> list[Finding]:
+    """_malformed_in_node on a node read already (node_reading: its name, op and attrs)."""
+    declared = check.declared
     by_attr: list[tuple[str, Finding]] = []
-    for attr_name in (attrs if only is None else only):
+    for attr_name, value, kind in attr_readings:
         if attr_name[:1] == "_":
             continue
         attr_check = declared.get(attr_name)
         if attr_check is None:
             continue
-        problem = _malformed_problem(attrs[attr_name], attr_check)
+        problem = _malformed_problem(value, attr_check, kind)
         if problem:
-            by_attr.append((attr_name, Finding("malformed-attr", where, node.name, node.op, f"attr {attr_name!r} {problem}")))
+            by_attr.append((attr_name, Finding("malformed-attr", where, name, op, f"attr {attr_name!r} {problem}")))
     by_attr.sort(key=lambda item: item[0])
     return [finding for _, finding in by_attr]
 
@@ -318,7 +326,7 @@ def validate_readings(where: str, readings: list[NodeReading], functions: dict[s
         if check is None:
             if source_check is not None:
                 assert malformed is not None
-                malformed.found.extend(_malformed_in_node(node, source_check, where))
+                malformed.found.extend(_malformed_in_reading(name, op_name, attr_readings, source_check, where))
             findings.append(Finding(
                 "unknown-op", where, name, op_name,
                 f"op {op_name!r} is not registered in TensorFlow {registry.release}",
