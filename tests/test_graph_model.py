@@ -6,6 +6,7 @@ from rewriter.protos import function_pb2, graph_pb2
 from rewriter.protos import saved_model_pb2
 
 from conftest import FIXTURES, fixture_dir
+from rewriter.savedmodel import graph_model
 from rewriter.savedmodel.graph_model import (
     ARG, CONTROL_RET, RET, GraphModelError, fill_nodes, function_from_scope, graph_def_from_scope,
     scope_from_function, scope_from_graph_def,
@@ -66,9 +67,10 @@ def test_function_ports_args_and_control_edges() -> None:
     assert function_from_scope(scope) == _function()
 
 
-def test_edits_without_added_nodes_are_written_in_place_as_a_rebuild_writes_them() -> None:
+def test_edits_without_added_nodes_are_written_in_place_as_a_rebuild_writes_them(monkeypatch: pytest.MonkeyPatch) -> None:
     """write_function edits a whole copy of the FunctionDef when no node was added
-    (edit_nodes_in_place); what it writes is what filling the nodes one by one writes."""
+    (edit_nodes_in_place); what it writes is what filling the nodes one by one writes, which it
+    falls back to where the deletes would cost too much."""
     scope = scope_from_function(_function())
     scope.editable_node_def("a").attr["num_split"].i = 2  # owned: its NodeDef is written again
     scope.remove_node("dim")  # b loses ^dim, a its data input (rewired)
@@ -84,6 +86,12 @@ def test_edits_without_added_nodes_are_written_in_place_as_a_rebuild_writes_them
     del rebuilt.node_def[:]
     fill_nodes(rebuilt.node_def, scope)
     assert rebuilt == in_place
+    monkeypatch.setattr(graph_model, "IN_PLACE_POINTER_MOVES", 0)
+    untouched = function_pb2.FunctionDef()
+    untouched.node_def.extend(_function().node_def)
+    assert not graph_model.edit_nodes_in_place(untouched.node_def, scope)
+    assert untouched.node_def == _function().node_def  # declined before any delete
+    assert function_from_scope(scope) == in_place
 
 
 def test_graph_ports_keep_their_text() -> None:

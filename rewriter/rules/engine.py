@@ -685,7 +685,7 @@ class RuleRun:
         for op, candidates in self._screens.items():
             refs = [c.attr_refs() for _, screen in candidates for c in screen]
             self._screened_attrs[op] = (None if any(r is None for r in refs)
-                                        else tuple(sorted({ref.attr for found in refs for ref in found or ()})))
+                                        else tuple(sorted({ref.attr for found in refs if found is not None for ref in found})))
         # Per OpSignatures (attr defaults come from it; held, so its id is not reused): verdicts
         # by (op, the screened attrs' serialized values).
         self._verdicts: dict[int, tuple[OpSignatures | None, dict[tuple[str, tuple[bytes | None, ...]], list[Rule]]]] = {}

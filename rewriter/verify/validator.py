@@ -245,16 +245,15 @@ def _malformed_problem(value: attr_value_pb2.AttrValue, attr_check: _AttrCheck, 
     return _kind_problem(value, attr_check.attr_def.type)
 
 
-def _malformed_in_node(node: NodeDef, check: _OpCheck, where: str, only: Sequence[str] | None = None) -> list[Finding]:
-    """malformed_attrs' findings on one node, in attr-name order (`only`: just these attrs)."""
-    attrs = node.attr
-    readings = read_attrs(node) if only is None else [(name, attrs[name], attrs[name].WhichOneof("value")) for name in only]
-    return _malformed_in_reading(node.name, node.op, readings, check, where)
+def _malformed_in_node(node: NodeDef, check: _OpCheck, where: str) -> list[Finding]:
+    """malformed_attrs' findings on one node, in attr-name order."""
+    return _malformed_in_reading(node.name, node.op, read_attrs(node), check, where)
 
 
 def _malformed_in_reading(name: str, op: str, attr_readings: Sequence[AttrReading], check: _OpCheck,
                           where: str) -> list[Finding]:
-    """_malformed_in_node on a node read already (node_reading: its name, op and attrs)."""
+    """_malformed_in_node on a node read already (node_reading: its name, op and attrs, or just
+    the attrs to check)."""
     declared = check.declared
     by_attr: list[tuple[str, Finding]] = []
     for attr_name, value, kind in attr_readings:
@@ -334,7 +333,7 @@ def validate_readings(where: str, readings: list[NodeReading], functions: dict[s
             ))
             continue
         declared = check.declared
-        unvouched: list[str] = []
+        unvouched: list[AttrReading] = []  # the attrs the source's OpDef may see holding another kind
         # The attrs in the map's own order; their findings in attr-name order (sorting every
         # node's keys cost more than the checks of most nodes).
         by_attr: list[tuple[str, Finding]] = []
@@ -349,7 +348,7 @@ def validate_readings(where: str, readings: list[NodeReading], functions: dict[s
                     since=_since(first_release_with_attr(op_name, attr_name)), attr=attr_name,
                 )))
                 if vouched is not None:
-                    unvouched.append(attr_name)
+                    unvouched.append((attr_name, value, kind))
                 continue
             if attr_check.kind_only:  # passes(), inline: the value holds the declared kind
                 passed = kind == attr_check.field or kind == "placeholder"
@@ -357,15 +356,15 @@ def validate_readings(where: str, readings: list[NodeReading], functions: dict[s
                 passed = attr_check.passes(value, names)
             if not passed:
                 if vouched is not None:
-                    unvouched.append(attr_name)
+                    unvouched.append((attr_name, value, kind))
                 problem = _value_problem(value, attr_check.attr_def, names)
                 if problem:
                     by_attr.append((attr_name, Finding("bad-attr", where, name, op_name, f"attr {attr_name!r}: {problem}")))
             elif vouched is not None and attr_name not in vouched:
-                unvouched.append(attr_name)
+                unvouched.append((attr_name, value, kind))
         if unvouched and source_check is not None:
             assert malformed is not None
-            malformed.found.extend(_malformed_in_node(node, source_check, where, unvouched))
+            malformed.found.extend(_malformed_in_reading(name, op_name, unvouched, source_check, where))
         if by_attr:
             by_attr.sort(key=lambda item: item[0])
             findings.extend(finding for _, finding in by_attr)
