@@ -11,8 +11,11 @@ Every ratio is measured side by side in one run, on this machine, as it is loade
 Times are CPU seconds (user + system, of this process or of the child) and the ratios are taken
 on them: on a shared machine wall time measures the neighbours (the wall times are printed too).
 
-  time   `plan` + `write` (no parity) in this process, best of --repeat, against the physical
-         limit: parse saved_model.pb, serialize it again and copy variables/ (best of --repeat);
+  time   `plan` + `write` (no parity), in a fresh process, against the physical limit: parse
+         saved_model.pb, serialize it again and copy variables/. The two are measured in turn in
+         that process, --repeat times: the ratio is the median of the --repeat paired ratios, each
+         taken a second apart (a shared machine's speed drifts by 2x over tens of seconds here), and
+         the times shown are the best of each;
   RSS    peak RSS of `tfdowngrade IN OUT --to T --no-verify` in a fresh process (os.wait4),
          against 300 MB + 15 x the size of saved_model.pb (the budget of issue 14);
   start  `tfdowngrade check` on the bundled example, in a fresh process, against
@@ -40,6 +43,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,61 +151,98 @@ class Clock:
         return Seconds(self._cpu() - self.cpu, time.perf_counter() - self.wall)
 
 
-def physical_limit(model: Path, scratch: Path, repeat: int) -> Seconds:
-    """Best time to parse saved_model.pb, serialize it again and copy variables/."""
-    from rewriter.protos import saved_model_pb2
-
-    best = Seconds()
-    for attempt in range(repeat):
-        target = scratch / f"limit{attempt}"
-        clock = Clock()
-        proto = saved_model_pb2.SavedModel.FromString((model / "saved_model.pb").read_bytes())
-        target.mkdir()
-        (target / "saved_model.pb").write_bytes(proto.SerializeToString(deterministic=True))
-        if (model / "variables").is_dir():
-            shutil.copytree(model / "variables", target / "variables")
-        best = best.min(clock.stop())
-        del proto
-        shutil.rmtree(target)
-    return best
-
-
-# plan + write of one model in a fresh interpreter whose `rewriter` is the one under ROOT (this
-# checkout or a baseline's), best of REPEAT; prints "cpu wall ok". The module paths moved in the
-# layout change: parse_release is taken from the module the pipeline's Release comes from.
+# The physical limit, and plan + write of one model, measured in turn REPEAT times in a fresh
+# interpreter whose `rewriter` is the one under ROOT (this checkout or a baseline's); prints one
+# line "limit_cpu limit_wall convert_cpu convert_wall" per attempt, then "ok" or "refused". The
+# module paths moved in the layout change: parse_release is taken from the module the pipeline's
+# Release comes from.
 CONVERT_TIME = """
 import os, resource, shutil, sys, time
 root, model, out, target, repeat = sys.argv[1:6]
 sys.path.insert(0, root)
 from pathlib import Path
 from rewriter.pipeline import Options, Release, plan, write
+from rewriter.protos import saved_model_pb2
 parse_release = sys.modules[Release.__module__].parse_release  # wherever that checkout keeps it
-best_cpu = best_wall = float("inf")
+model, out = Path(model), Path(out)
+
+def clock():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, time.perf_counter()
+
+def since(start):
+    cpu, wall = clock()
+    return cpu - start[0], wall - start[1]
+
 ok = True
 for attempt in range(int(repeat)):
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu, wall = usage.ru_utime + usage.ru_stime, time.perf_counter()
-    planned = plan(Path(model), Options(target=parse_release(target)))
+    start = clock()  # the physical limit: parse, serialize, copy variables/
+    proto = saved_model_pb2.SavedModel.FromString((model / "saved_model.pb").read_bytes())
+    out.mkdir()
+    (out / "saved_model.pb").write_bytes(proto.SerializeToString(deterministic=True))
+    if (model / "variables").is_dir():
+        shutil.copytree(model / "variables", out / "variables")
+    limit = since(start)
+    del proto
+    shutil.rmtree(out)
+    start = clock()
+    planned = plan(model, Options(target=parse_release(target)))
     ok = planned.ok
     if ok:
-        write(planned, Path(out), force=True)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    best_cpu = min(best_cpu, usage.ru_utime + usage.ru_stime - cpu)
-    best_wall = min(best_wall, time.perf_counter() - wall)
+        write(planned, out, force=True)
+    convert = since(start)
     del planned
     shutil.rmtree(out, ignore_errors=True)
-print(best_cpu, best_wall, ok)
+    print(*limit, *convert)
+print("ok" if ok else "refused")
 """
 
 
-def conversion(root: Path, model: Path, scratch: Path, target: str, repeat: int) -> tuple[Seconds, bool]:
-    """Best time of plan + write with the code under `root`, in a fresh process; whether it converts."""
+@dataclass
+class Timing:
+    """The attempts of one model's measurement: the limit's and the conversion's times, in turn."""
+
+    limits: list[Seconds]
+    converts: list[Seconds]
+
+    @property
+    def limit(self) -> Seconds:
+        return _best(self.limits)
+
+    @property
+    def convert(self) -> Seconds:
+        return _best(self.converts)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Each attempt's conversion CPU time over the limit's just before it, in order."""
+        return [c.cpu / max(l.cpu, 1e-3) for l, c in zip(self.limits, self.converts)]  # (getrusage ticks: 1-4 ms)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def _best(times: list[Seconds]) -> Seconds:
+    best = Seconds()
+    for seconds in times:
+        best = best.min(seconds)
+    return best
+
+
+def conversion(root: Path, model: Path, scratch: Path, target: str, repeat: int) -> tuple[Timing, bool]:
+    """The limit and plan + write with the code under `root`, in turn, in a fresh process; whether it converts."""
     proc = subprocess.run([sys.executable, "-c", CONVERT_TIME, str(root), str(model), str(scratch / "out"), target,
                            str(repeat)], capture_output=True, text=True, cwd=root)
     if proc.returncode != 0:
         raise SystemExit(f"plan + write failed under {root}:\n{proc.stderr[-2000:]}")
-    cpu, wall, ok = proc.stdout.split()[-3:]
-    return Seconds(float(cpu), float(wall)), ok == "True"
+    *attempts, verdict = proc.stdout.split("\n")[-repeat - 2:-1]
+    timing = Timing([], [])
+    for line in attempts:
+        limit_cpu, limit_wall, convert_cpu, convert_wall = map(float, line.split())
+        timing.limits.append(Seconds(limit_cpu, limit_wall))
+        timing.converts.append(Seconds(convert_cpu, convert_wall))
+    return timing, verdict == "ok"
 
 
 def peak_rss(args: list[str], root: Path = REPO) -> tuple[int, int]:
@@ -231,16 +272,28 @@ class Row:
     model: str
     pb_mib: float
     nodes: int
-    limit: Seconds
-    convert: Seconds
+    timing: Timing
     rss_mib: float
     ok: bool
     before: "Row | None" = None  # the same model with --baseline's code
 
+    @property
+    def limit(self) -> Seconds:
+        return self.timing.limit
+
+    @property
+    def convert(self) -> Seconds:
+        return self.timing.convert
 
     @property
     def ratio(self) -> float:
-        return self.convert.cpu / max(self.limit.cpu, 1e-3)  # getrusage ticks are ~1-4 ms
+        return self.timing.ratio
+
+    @property
+    def spread(self) -> str:
+        """The lowest and highest of the paired ratios."""
+        ratios = self.timing.ratios
+        return f"{min(ratios):.1f}x-{max(ratios):.1f}x"
 
     @property
     def rss_budget_mib(self) -> float:
@@ -288,23 +341,22 @@ def main() -> int:
                 nodes = count_nodes(model)
             scratch = root / f"{name}-scratch"
             scratch.mkdir()
-            limit = physical_limit(model, scratch, args.repeat)
             pb_mib = (model / "saved_model.pb").stat().st_size / MIB
             cli_args = [str(model), str(scratch / "cli-out"), "--to", args.to, "--no-verify", "-q", "--force"]
             before = None
             if baseline is not None:
-                convert, ok = conversion(baseline, model, scratch, args.to, args.repeat)
+                timing, ok = conversion(baseline, model, scratch, args.to, args.repeat)
                 code, rss = peak_rss(cli_args, baseline)
-                before = Row(name, pb_mib, nodes, limit, convert, rss / MIB, ok and code == 0)
-            convert, ok = conversion(REPO, model, scratch, args.to, args.repeat)
+                before = Row(name, pb_mib, nodes, timing, rss / MIB, ok and code == 0)
+            timing, ok = conversion(REPO, model, scratch, args.to, args.repeat)
             code, rss = peak_rss(cli_args)
-            row = Row(name, pb_mib, nodes, limit, convert, rss / MIB, ok and code == 0, before)
+            row = Row(name, pb_mib, nodes, timing, rss / MIB, ok and code == 0, before)
             rows.append(row)
-            print(f"{name}: {row.nodes} nodes, {row.pb_mib:.1f} MiB: limit {limit.cpu:.3f} s cpu, plan+write "
-                  f"{convert.cpu:.3f} s cpu ({row.ratio:.1f}x), peak RSS {row.rss_mib:.0f} MiB "
-                  f"(budget {row.rss_budget_mib:.0f})" + ("" if row.ok else " NOT CONVERTED")
-                  + (f"; baseline {before.convert.cpu:.3f} s cpu ({before.ratio:.1f}x), {before.rss_mib:.0f} MiB"
-                     if before is not None else ""), file=sys.stderr, flush=True)
+            print(f"{name}: {row.nodes} nodes, {row.pb_mib:.1f} MiB: limit {row.limit.cpu:.3f} s cpu, plan+write "
+                  f"{row.convert.cpu:.3f} s cpu (paired ratios: median {row.ratio:.1f}x, {row.spread}), peak RSS "
+                  f"{row.rss_mib:.0f} MiB (budget {row.rss_budget_mib:.0f})" + ("" if row.ok else " NOT CONVERTED")
+                  + (f"; baseline {before.convert.cpu:.3f} s cpu ({before.ratio:.1f}x, {before.spread}), "
+                     f"{before.rss_mib:.0f} MiB" if before is not None else ""), file=sys.stderr, flush=True)
             shutil.rmtree(scratch)
             shutil.rmtree(model)
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
@@ -316,14 +368,14 @@ def main() -> int:
               if "gen-30k" in by_name and "gen-300k" in by_name else None)
     if args.markdown and args.baseline:
         print(f"| model | saved_model.pb | nodes | parse + serialize + copy (CPU) | plan + write, {args.baseline} (CPU) | "
-              "plan + write, now (CPU) | ratio before / now | peak RSS before / now | RSS budget |")
+              "plan + write, now (CPU) | ratio before / now (median of paired) | peak RSS before / now | RSS budget |")
         print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             b = r.before
             assert b is not None
             flag = "" if r.ok and b.ok else " (refused)"
             print(f"| {r.model}{flag} | {r.pb_mib:.2f} MiB | {r.nodes:,} | {r.limit.cpu:.3f} s | {b.convert.cpu:.3f} s | "
-                  f"{r.convert.cpu:.3f} s | {b.ratio:.1f}x / **{r.ratio:.1f}x** | {b.rss_mib:.0f} / **{r.rss_mib:.0f}** MiB | "
+                  f"{r.convert.cpu:.3f} s | {b.ratio:.1f}x / **{r.ratio:.1f}x** ({r.spread}) | {b.rss_mib:.0f} / **{r.rss_mib:.0f}** MiB | "
                   f"{r.rss_budget_mib:.0f} MiB |")
         by_before = {r.model: r.before for r in rows if r.before is not None}
         if "gen-30k" in by_before and "gen-300k" in by_before:
@@ -333,13 +385,13 @@ def main() -> int:
               f"`python -c \"import google.protobuf\"`: {import_protobuf.cpu:.2f} s CPU ({import_protobuf.wall:.2f} s wall): "
               f"{check.cpu / max(import_protobuf.cpu, 1e-3):.1f}x.")
     elif args.markdown:
-        print("| model | saved_model.pb | nodes | parse + serialize + copy (CPU) | plan + write (CPU) | ratio | "
+        print("| model | saved_model.pb | nodes | parse + serialize + copy (CPU) | plan + write (CPU) | ratio (median of paired; range) | "
               "wall: limit / plan + write | peak RSS | RSS budget |")
         print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             flag = "" if r.ok else " (refused)"
             print(f"| {r.model}{flag} | {r.pb_mib:.2f} MiB | {r.nodes:,} | {r.limit.cpu:.3f} s | {r.convert.cpu:.3f} s | "
-                  f"**{r.ratio:.1f}x** | {r.limit.wall:.3f} s / {r.convert.wall:.3f} s | {r.rss_mib:.0f} MiB | "
+                  f"**{r.ratio:.1f}x** ({r.spread}) | {r.limit.wall:.3f} s / {r.convert.wall:.3f} s | {r.rss_mib:.0f} MiB | "
                   f"{r.rss_budget_mib:.0f} MiB |")
         if growth is not None:
             print(f"\ngen-300k takes {growth:.1f}x the CPU time of gen-30k (10x the nodes).")
@@ -349,7 +401,7 @@ def main() -> int:
     else:
         for r in rows:
             print(f"{r.model:14} {r.pb_mib:8.2f} MiB {r.nodes:8} nodes  limit {r.limit.cpu:7.3f} s  plan+write "
-                  f"{r.convert.cpu:7.3f} s  {r.ratio:6.1f}x  (wall {r.limit.wall:.3f} / {r.convert.wall:.3f} s)  "
+                  f"{r.convert.cpu:7.3f} s  {r.ratio:6.1f}x ({r.spread})  (wall {r.limit.wall:.3f} / {r.convert.wall:.3f} s)  "
                   f"RSS {r.rss_mib:5.0f} MiB / budget {r.rss_budget_mib:5.0f}" + ("" if r.ok else "  (refused)"))
         if growth is not None:
             print(f"gen-300k / gen-30k: {growth:.1f}x")
