@@ -14,7 +14,7 @@ from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 
 from rewriter.errors import BadInput
 from rewriter.savedmodel.messages import copy_except, has_unknown_fields
-from rewriter.savedmodel.node_reading import AttrReading, NodeReading, read_attrs, read_nodes
+from rewriter.savedmodel.node_reading import AttrReading, NodeKind, NodeKinds, NodeReading, read_attrs
 from rewriter.savedmodel.graph_model import (
     node_of,
     resolve_return,
@@ -80,6 +80,7 @@ def check_model(proto: saved_model_pb2.SavedModel, on_scope: ScopeReader | None 
     check_nodes would pass it and which functions it calls; only a scope that would not pass goes
     through check_nodes / check_function, which raise the error building it would raise (the first
     scope in order that has one). `on_scope` gets the readings of each scope that passes."""
+    kinds = NodeKinds()  # (alike nodes of every scope share their attrs' reading)
     for index, meta_graph in enumerate(proto.meta_graphs):
         label = meta_graph_label(meta_graph, index)
         graph_def = meta_graph.graph_def
@@ -87,7 +88,7 @@ def check_model(proto: saved_model_pb2.SavedModel, on_scope: ScopeReader | None 
         library = {function.signature.name for function in library_protos}
         calls: dict[str, set[str]] = {}
         try:
-            readings = read_nodes(graph_def.node)
+            readings = kinds.read_nodes(graph_def.node)
             graph_ok, graph_calls, _ = _scan_nodes(readings, set(), False, library)
             if not graph_ok:
                 check_nodes("graph", label, graph_def.node, [])
@@ -96,7 +97,7 @@ def check_model(proto: saved_model_pb2.SavedModel, on_scope: ScopeReader | None 
             for function in library_protos:
                 signature = function.signature
                 args = {arg.name for arg in signature.input_arg}
-                readings = read_nodes(function.node_def)
+                readings = kinds.read_nodes(function.node_def)
                 ok, calls[signature.name], names = _scan_nodes(readings, args, True, library)
                 if not ok or not _returns_resolve(function, args, names):
                     check_function(function)
@@ -121,12 +122,18 @@ def _scan_nodes(readings: list[NodeReading], args: set[str], is_function: bool,
     unique = True
     texts: list[str] = []  # every input text, resolved below in bulk
     called: set[str] = set()
-    for _, name, op, inputs, attrs in readings:
+    kinds_seen: set[NodeKind] = set()  # (alike nodes call the same functions through their attrs)
+    for _, name, op, inputs, kind in readings:
         if name in names:
             unique = False
         names.add(name)
         texts.extend(inputs)
-        _add_read_calls(op, attrs, library, called)
+        if op in library:
+            called.add(op)
+        if kind not in kinds_seen:
+            _add_attr_calls(kind.attrs, called)
+            if kind.shared:
+                kinds_seen.add(kind)
     return unique and names.issuperset(_node_sources(texts, args, is_function)), called, names
 
 
@@ -194,6 +201,11 @@ def _add_read_calls(op: str, attrs: list[AttrReading], library: set[str], called
     """_add_calls of a node read already: its op, its attrs as node_reading reads them."""
     if op in library:
         called.add(op)
+    _add_attr_calls(attrs, called)
+
+
+def _add_attr_calls(attrs: list[AttrReading], called: set[str]) -> None:
+    """Add the functions that attrs (as node_reading reads them) name to `called`."""
     for _, value, kind in attrs:
         if kind == "func":
             called.add(value.func.name)

@@ -13,7 +13,7 @@ from rewriter.protos import attr_value_pb2, node_def_pb2, op_def_pb2
 from rewriter.protos.op_def_pb2 import OpDef
 
 from rewriter.savedmodel.attr_values import type_name
-from rewriter.savedmodel.node_reading import AttrReading, NodeReading, read_attrs, read_nodes
+from rewriter.savedmodel.node_reading import AttrReading, NodeKind, NodeKinds, NodeReading, read_attrs
 from rewriter.findings import Finding
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.targets.registry import OpRegistry, first_release_with_attr, first_release_with_op, load_registry
@@ -203,6 +203,7 @@ class ValidationCache:
         self._checks: dict[int, _OpCheck] = {}
         self._resolved: dict[tuple[int, int], tuple[dict, OpRegistry, set[str], dict[str, _OpCheck | None]]] = {}
         self._vouched: dict[tuple[int, int], tuple[_OpCheck, _OpCheck, frozenset[str]]] = {}
+        self._verdicts: dict[tuple[int, int, int], tuple[dict, OpRegistry, OpRegistry | None, dict[NodeKind, _Verdict]]] = {}
 
     def check_of(self, op: OpDef) -> _OpCheck:
         found = self._checks.get(id(op))
@@ -218,6 +219,16 @@ class ValidationCache:
             found = self._resolved[key] = (functions, registry, set(functions), {})
         return found[2], found[3]
 
+
+    def verdicts(self, functions: dict[str, OpDef], registry: OpRegistry,
+                 source: OpRegistry | None) -> dict[NodeKind, _Verdict]:
+        """The verdicts on shared NodeKinds against this library and registry (and the source's
+        registry, for the malformed-attr check, if asked)."""
+        key = (id(functions), id(registry), id(source))
+        found = self._verdicts.get(key)
+        if found is None or found[0] is not functions or found[1] is not registry or found[2] is not source:
+            found = self._verdicts[key] = (functions, registry, source, {})
+        return found[3]
 
     def vouched(self, source: _OpCheck, target: _OpCheck) -> frozenset[str]:
         """The attrs whose value, once `target`'s prepared check passes it, holds the kind
@@ -288,8 +299,9 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
 
     findings: list[Finding] = []
     cache = ValidationCache() if cache is None else cache
+    kinds = NodeKinds()
     for scope in scopes:
-        readings = read_nodes(node for _, node in scope.nodes())
+        readings = kinds.read_nodes(node for _, node in scope.nodes())
         # A ProtoScope's NodeDef `input` lists are the truth (a graph model's are its edges).
         data_inputs = None if isinstance(scope, ProtoScope) else scope.data_inputs
         findings += validate_readings(scope.where(), readings, library.get(id(scope), {}), registry, cache,
@@ -297,88 +309,63 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
     return findings
 
 
+class _Verdict:
+    """What validate_readings finds on every node of one NodeKind, but for the count of its data
+    inputs: its findings and malformed_attrs' (made with no scope and node: each node's are
+    copies naming its own), and the data inputs the op takes (None: they are not counted, as
+    for an op the registry lacks)."""
+
+    __slots__ = ("findings", "malformed", "expected")
+
+    def __init__(self, findings: list[Finding], malformed: list[Finding], expected: int | None) -> None:
+        self.findings, self.malformed, self.expected = findings, malformed, expected
+
+
+def _placed(found: list[Finding], where: str, node: str) -> Iterator[Finding]:
+    """A verdict's findings, made out for one node of one scope."""
+    for finding in found:
+        yield Finding(finding.kind, where, node, finding.op, finding.message, finding.rule, finding.since, finding.attr)
+
+
 def validate_readings(where: str, readings: list[NodeReading], functions: dict[str, OpDef], registry: OpRegistry,
                       cache: ValidationCache, malformed: "MalformedCheck | None" = None,
                       data_inputs: Callable[[str], Sequence[object]] | None = None) -> list[Finding]:
     """validate_scopes on one scope's nodes as node_reading reads them (`functions`: the signatures
     visible to it). Their input texts are counted for the arity unless `data_inputs` is given (a
-    graph model's edges, where a NodeDef's inputs are not the truth)."""
+    graph model's edges, where a NodeDef's inputs are not the truth). Alike nodes (a shared
+    NodeKind) are judged once, in `cache`: the verdict depends on nothing else of a node."""
     findings: list[Finding] = []
     names, memo = cache.resolver(functions, registry)
     source_memo = cache.resolver(functions, malformed.registry)[1] if malformed is not None else {}
+    verdicts = cache.verdicts(functions, registry, malformed.registry if malformed is not None else None)
     # Per op name, what a node of it is checked with: (its _OpCheck here, its _OpCheck in the
     # source, the attrs a passing check vouches for), worked out once per scope.
     per_op: dict[str, tuple[_OpCheck | None, _OpCheck | None, frozenset[str] | None]] = {}
-    for node, name, op_name, inputs, attr_readings in readings:
-        prepared = per_op.get(op_name)
-        if prepared is None:
-            check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
-            found_source: _OpCheck | None = None
-            if malformed is not None:
-                found_source = (source_memo[op_name] if op_name in source_memo
-                                else _resolve(op_name, functions, malformed.registry, source_memo, cache))
-            # Attrs the source's OpDef may see holding another kind: those a passing check here
-            # does not vouch for (every attr, if no source check is asked for or the op is not in it).
-            prepared = per_op[op_name] = (check, found_source, cache.vouched(found_source, check)
-                                          if found_source is not None and check is not None else None)
-        check, source_check, vouched = prepared
-        if check is None:
-            if source_check is not None:
-                assert malformed is not None
-                malformed.found.extend(_malformed_in_reading(name, op_name, attr_readings, source_check, where))
-            findings.append(Finding(
-                "unknown-op", where, name, op_name,
-                f"op {op_name!r} is not registered in TensorFlow {registry.release}",
-                since=_since(first_release_with_op(op_name)),
-            ))
-            continue
-        declared = check.declared
-        unvouched: list[AttrReading] = []  # the attrs the source's OpDef may see holding another kind
-        # The attrs in the map's own order; their findings in attr-name order (sorting every
-        # node's keys cost more than the checks of most nodes).
-        by_attr: list[tuple[str, Finding]] = []
-        for attr_name, value, kind in attr_readings:
-            if attr_name[:1] == "_":
-                continue  # internal attrs are not checked by the importer (and must not be stripped blindly)
-            attr_check = declared.get(attr_name)
-            if attr_check is None:
-                by_attr.append((attr_name, Finding(
-                    "unknown-attr", where, name, op_name,
-                    f"attr {attr_name!r} is not in this release's {op_name}",
-                    since=_since(first_release_with_attr(op_name, attr_name)), attr=attr_name,
-                )))
-                if vouched is not None:
-                    unvouched.append((attr_name, value, kind))
-                continue
-            if attr_check.kind_only:  # passes(), inline: the value holds the declared kind
-                passed = kind == attr_check.field or kind == "placeholder"
-            else:
-                passed = attr_check.passes(value, names)
-            if not passed:
-                if vouched is not None:
-                    unvouched.append((attr_name, value, kind))
-                problem = _value_problem(value, attr_check.attr_def, names)
-                if problem:
-                    by_attr.append((attr_name, Finding("bad-attr", where, name, op_name, f"attr {attr_name!r}: {problem}")))
-            elif vouched is not None and attr_name not in vouched:
-                unvouched.append((attr_name, value, kind))
-        if unvouched and source_check is not None:
+    for node, name, op_name, inputs, kind in readings:
+        verdict = verdicts.get(kind)
+        if verdict is None:
+            prepared = per_op.get(op_name)
+            if prepared is None:
+                check = memo[op_name] if op_name in memo else _resolve(op_name, functions, registry, memo, cache)
+                found_source: _OpCheck | None = None
+                if malformed is not None:
+                    found_source = (source_memo[op_name] if op_name in source_memo
+                                    else _resolve(op_name, functions, malformed.registry, source_memo, cache))
+                # Attrs the source's OpDef may see holding another kind: those a passing check here
+                # does not vouch for (every attr, if no source check is asked for or the op is not in it).
+                prepared = per_op[op_name] = (check, found_source, cache.vouched(found_source, check)
+                                              if found_source is not None and check is not None else None)
+            verdict = _judge(op_name, kind.attrs, prepared, names, registry)
+            if kind.shared:
+                verdicts[kind] = verdict
+        if verdict.findings:
+            findings.extend(_placed(verdict.findings, where, name))
+        if verdict.malformed:
             assert malformed is not None
-            malformed.found.extend(_malformed_in_reading(name, op_name, unvouched, source_check, where))
-        if by_attr:
-            by_attr.sort(key=lambda item: item[0])
-            findings.extend(finding for _, finding in by_attr)
-        expected = check.fixed_arity
-        if check.required or check.counted_args:
-            attrs = node.attr
-            for required in check.required:
-                if required not in attrs:
-                    findings.append(Finding("bad-attr", where, name, op_name, f"required attr {required!r} is missing"))
-            if check.counted_args:
-                try:
-                    expected = check.arity(attrs)
-                except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
-                    continue
+            malformed.found.extend(_placed(verdict.malformed, where, name))
+        expected = verdict.expected
+        if expected is None:
+            continue
         if data_inputs is None:  # len(scope.data_inputs(name)), without making the list
             got = len(inputs)
             if got and "^" in "".join(inputs):  # (one C call rules out control inputs in most nodes)
@@ -388,6 +375,67 @@ def validate_readings(where: str, readings: list[NodeReading], functions: dict[s
         if got != expected:
             findings.append(Finding("arity", where, name, op_name, f"has {got} data inputs, the op takes {expected}"))
     return findings
+
+
+def _judge(op_name: str, attr_readings: list[AttrReading],
+           prepared: tuple[_OpCheck | None, _OpCheck | None, frozenset[str] | None], names: set[str],
+           registry: OpRegistry) -> _Verdict:
+    """The verdict on nodes of an op with these attrs (`prepared`: validate_readings' per_op entry;
+    `names`: the library's function names). Its findings name no scope and no node."""
+    check, source_check, vouched = prepared
+    if check is None:
+        return _Verdict([Finding(
+            "unknown-op", "", "", op_name,
+            f"op {op_name!r} is not registered in TensorFlow {registry.release}",
+            since=_since(first_release_with_op(op_name)),
+        )], _malformed_in_reading("", op_name, attr_readings, source_check, "") if source_check is not None else [], None)
+    declared = check.declared
+    unvouched: list[AttrReading] = []  # the attrs the source's OpDef may see holding another kind
+    # The attrs in the map's own order; their findings in attr-name order (sorting every
+    # node's keys cost more than the checks of most nodes).
+    by_attr: list[tuple[str, Finding]] = []
+    for attr_name, value, kind in attr_readings:
+        if attr_name[:1] == "_":
+            continue  # internal attrs are not checked by the importer (and must not be stripped blindly)
+        attr_check = declared.get(attr_name)
+        if attr_check is None:
+            by_attr.append((attr_name, Finding(
+                "unknown-attr", "", "", op_name,
+                f"attr {attr_name!r} is not in this release's {op_name}",
+                since=_since(first_release_with_attr(op_name, attr_name)), attr=attr_name,
+            )))
+            if vouched is not None:
+                unvouched.append((attr_name, value, kind))
+            continue
+        if attr_check.kind_only:  # passes(), inline: the value holds the declared kind
+            passed = kind == attr_check.field or kind == "placeholder"
+        else:
+            passed = attr_check.passes(value, names)
+        if not passed:
+            if vouched is not None:
+                unvouched.append((attr_name, value, kind))
+            problem = _value_problem(value, attr_check.attr_def, names)
+            if problem:
+                by_attr.append((attr_name, Finding("bad-attr", "", "", op_name, f"attr {attr_name!r}: {problem}")))
+        elif vouched is not None and attr_name not in vouched:
+            unvouched.append((attr_name, value, kind))
+    malformed_found: list[Finding] = []
+    if unvouched and source_check is not None:
+        malformed_found = _malformed_in_reading("", op_name, unvouched, source_check, "")
+    by_attr.sort(key=lambda item: item[0])
+    found = [finding for _, finding in by_attr]
+    expected: int | None = check.fixed_arity
+    if check.required or check.counted_args:
+        attrs = {attr_name: value for attr_name, value, _ in attr_readings}
+        for required in check.required:
+            if required not in attrs:
+                found.append(Finding("bad-attr", "", "", op_name, f"required attr {required!r} is missing"))
+        if check.counted_args:
+            try:
+                expected = check.arity(attrs)
+            except Exception:  # as _arity_problem: a malformed attr the count depends on is reported as bad-attr
+                expected = None
+    return _Verdict(found, malformed_found, expected)
 
 
 @dataclass
