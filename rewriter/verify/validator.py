@@ -196,14 +196,16 @@ def _default_of(op: OpDef, name: str) -> attr_value_pb2.AttrValue | None:
 
 class ValidationCache:
     """What validate_scopes prepares once and can share between calls: an _OpCheck per OpDef, and
-    per (library, registry) each op name's _OpCheck and the library's function names. Entries hold
-    the objects their ids come from, so no id is reused while cached."""
+    per (library, registry) each op name's _OpCheck, the library's function names and the
+    verdicts on shared NodeKinds, and the NodeKinds the nodes are read with. Entries hold the
+    objects their ids come from, so no id is reused while cached."""
 
     def __init__(self) -> None:
         self._checks: dict[int, _OpCheck] = {}
         self._resolved: dict[tuple[int, int], tuple[dict, OpRegistry, set[str], dict[str, _OpCheck | None]]] = {}
         self._vouched: dict[tuple[int, int], tuple[_OpCheck, _OpCheck, frozenset[str]]] = {}
         self._verdicts: dict[tuple[int, int, int], tuple[dict, OpRegistry, OpRegistry | None, dict[NodeKind, _Verdict]]] = {}
+        self.kinds = NodeKinds()  # alike nodes of every scope validated with this cache share one reading
 
     def check_of(self, op: OpDef) -> _OpCheck:
         found = self._checks.get(id(op))
@@ -299,9 +301,8 @@ def validate_scopes(scopes: Sequence[NodeScope], registry: OpRegistry, library: 
 
     findings: list[Finding] = []
     cache = ValidationCache() if cache is None else cache
-    kinds = NodeKinds()
     for scope in scopes:
-        readings = kinds.read_nodes(node for _, node in scope.nodes())
+        readings = cache.kinds.read_nodes(node for _, node in scope.nodes())
         # A ProtoScope's NodeDef `input` lists are the truth (a graph model's are its edges).
         data_inputs = None if isinstance(scope, ProtoScope) else scope.data_inputs
         findings += validate_readings(scope.where(), readings, library.get(id(scope), {}), registry, cache,
