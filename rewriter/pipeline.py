@@ -372,10 +372,10 @@ def _validate_output(original: saved_model_pb2.SavedModel, output: saved_model_p
             if same_names and not resigned_ops_used and old_list is not None and old_list == nodes:
                 findings.extend(before.by_scope.get((index, where), ()))
                 continue
-            node_defs = list(nodes)
+            node_defs = nodes[:]  # (a slice: iterating a upb repeated field ends in an IndexError upb formats)
             old_nodes: dict[str, NodeDef] = {}
             if old_list is not None and same_names:
-                old_nodes = {node.name: node for node in old_list}
+                old_nodes = {node.name: node for node in old_list[:]}
             old_node = old_nodes.get
             if not same_names:
                 unchanged = [False] * len(node_defs)

@@ -88,7 +88,7 @@ def check_model(proto: saved_model_pb2.SavedModel, on_scope: ScopeReader | None 
         library = {function.signature.name for function in library_protos}
         calls: dict[str, set[str]] = {}
         try:
-            readings = kinds.read_nodes(graph_def.node)
+            readings = kinds.read_nodes(graph_def.node[:])
             graph_ok, graph_calls, _ = _scan_nodes(readings, set(), False, library)
             if not graph_ok:
                 check_nodes("graph", label, graph_def.node, [])
@@ -97,7 +97,7 @@ def check_model(proto: saved_model_pb2.SavedModel, on_scope: ScopeReader | None 
             for function in library_protos:
                 signature = function.signature
                 args = {arg.name for arg in signature.input_arg}
-                readings = kinds.read_nodes(function.node_def)
+                readings = kinds.read_nodes(function.node_def[:])
                 ok, calls[signature.name], names = _scan_nodes(readings, args, True, library)
                 if not ok or not _returns_resolve(function, args, names):
                     check_function(function)
