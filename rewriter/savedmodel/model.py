@@ -14,7 +14,7 @@ from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 
 from rewriter.errors import BadInput
 from rewriter.savedmodel.messages import copy_except, has_unknown_fields
-from rewriter.savedmodel.node_reading import AttrReading, NodeKind, NodeKinds, NodeReading, read_attrs
+from rewriter.savedmodel.node_reading import AttrReading, NodeKinds, NodeReading, attr_functions, read_attrs
 from rewriter.savedmodel.graph_model import (
     node_of,
     resolve_return,
@@ -122,7 +122,6 @@ def _scan_nodes(readings: list[NodeReading], args: set[str], is_function: bool,
     unique = True
     texts: list[str] = []  # every input text, resolved below in bulk
     called: set[str] = set()
-    kinds_seen: set[NodeKind] = set()  # (alike nodes call the same functions through their attrs)
     for _, name, op, inputs, kind in readings:
         if name in names:
             unique = False
@@ -130,10 +129,8 @@ def _scan_nodes(readings: list[NodeReading], args: set[str], is_function: bool,
         texts.extend(inputs)
         if op in library:
             called.add(op)
-        if kind not in kinds_seen:
-            _add_attr_calls(kind.attrs, called)
-            if kind.shared:
-                kinds_seen.add(kind)
+        if kind.functions:
+            called.update(kind.functions)
     return unique and names.issuperset(_node_sources(texts, args, is_function)), called, names
 
 
@@ -201,16 +198,7 @@ def _add_read_calls(op: str, attrs: list[AttrReading], library: set[str], called
     """_add_calls of a node read already: its op, its attrs as node_reading reads them."""
     if op in library:
         called.add(op)
-    _add_attr_calls(attrs, called)
-
-
-def _add_attr_calls(attrs: list[AttrReading], called: set[str]) -> None:
-    """Add the functions that attrs (as node_reading reads them) name to `called`."""
-    for _, value, kind in attrs:
-        if kind == "func":
-            called.add(value.func.name)
-        elif kind == "list" and value.list.func:
-            called.update(f.name for f in value.list.func)
+    called.update(attr_functions(attrs))
 
 
 def _called_functions(scope: "Scope | ProtoScope", library: set[str]) -> set[str]:

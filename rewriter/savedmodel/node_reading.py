@@ -23,15 +23,28 @@ from rewriter.protos.node_def_pb2 import NodeDef
 AttrReading = tuple[str, AttrValue, "str | None"]
 
 
-class NodeKind:
-    """The attrs of a node as (name, value, kind), in the map's order. `shared`: NodeKinds gives
-    this object to every node equal to the one read except for its name and inputs (so anything
-    worked out from the op and the attrs holds for all of them); else it is this node's own."""
+def attr_functions(attrs: list[AttrReading]) -> list[str]:
+    """The functions that attrs name (a func, or a list of them), in order."""
+    names: list[str] = []
+    for _, value, kind in attrs:
+        if kind == "func":
+            names.append(value.func.name)
+        elif kind == "list" and value.list.func:
+            names.extend(f.name for f in value.list.func)
+    return names
 
-    __slots__ = ("attrs", "shared")
+
+class NodeKind:
+    """The attrs of a node as (name, value, kind), in the map's order, and the functions they
+    name. `shared`: NodeKinds gives this object to every node equal to the one read except for
+    its name and inputs (so anything worked out from the op and the attrs holds for all of
+    them); else it is this node's own."""
+
+    __slots__ = ("attrs", "shared", "functions")
 
     def __init__(self, attrs: list[AttrReading], shared: bool) -> None:
         self.attrs, self.shared = attrs, shared
+        self.functions = attr_functions(attrs)
 
 
 # (the NodeDef, its name, its op, its input texts, its attrs as a NodeKind)
