@@ -565,19 +565,30 @@ def write_function(function: function_pb2.FunctionDef, scope: Scope, holds_input
         function.Clear()
         copy_except(scope.proto, function, ("node_def", "ret", "control_ret"))
         fill_nodes(function.node_def, scope)
-    control_outputs: list[str] = []
-    for key in scope.graph.nodes:
-        if isinstance(key, tuple) and key[0] == RET:
-            (src, data), = scope._in_records(key)
-            function.ret[key[1]] = _input_text(src, data["port"])
-        elif isinstance(key, tuple) and key[0] == CONTROL_RET:
-            (src, _), = scope._in_records(key)
-            function.control_ret[key[1]] = str(src)
-            control_outputs.append(key[1])
-    # Keep the signature's control_output order, minus entries a rewrite removed.
-    kept = [name for name in scope.proto.signature.control_output if name in control_outputs]
-    del function.signature.control_output[:]
-    function.signature.control_output.extend(kept)
+    # The return values and control returns, in the graph's order (networkx's dicts read directly;
+    # each has exactly one input edge: the unpacking says so).
+    returns, control_returns = function.ret, function.control_ret
+    pred = scope.graph._pred
+    control_outputs: set[str] = set()
+    for key in scope.graph._node:
+        if isinstance(key, tuple):
+            kind = key[0]
+            if kind == RET:
+                (src, keyed), = pred[key].items()
+                (edge,) = keyed.values()
+                returns[key[1]] = _input_text(src, edge["port"])
+            elif kind == CONTROL_RET:
+                (src, keyed), = pred[key].items()
+                (_,) = keyed
+                control_returns[key[1]] = str(src)
+                control_outputs.add(key[1])
+    # Keep the signature's control_output order, minus entries a rewrite removed (the field holds
+    # the input's list already: it is written again only if one went).
+    listed = scope.proto.signature.control_output[:]
+    kept = [name for name in listed if name in control_outputs]
+    if len(kept) != len(listed):
+        del function.signature.control_output[:]
+        function.signature.control_output.extend(kept)
 
 
 def edit_nodes_in_place(nodes: Any, scope: Scope) -> bool:
