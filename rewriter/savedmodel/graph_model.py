@@ -142,7 +142,8 @@ class Scope(_ScopePlace):
         """(producer, networkx edge data) of a node's inputs, in input order (this module only)."""
         # networkx's raw adjacency dict (its documented fast path): views cost ~10x more on wide nodes.
         edges = [(src, data) for src, keyed in self.graph._pred[name].items() for data in keyed.values()]
-        edges.sort(key=lambda item: item[1]["index"])
+        if len(edges) > 1:  # (sort calls its key even on one item)
+            edges.sort(key=lambda item: item[1]["index"])
         return edges
 
     def input_sources(self, name: object) -> list[object]:
