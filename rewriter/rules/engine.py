@@ -98,6 +98,13 @@ class OpIndex:
         """Nodes of these ops that are still in the scope, in the scope's node order (the order
         a full scan visits them in, so rewrites happen in the same order as before)."""
         scope = self.scope
+        if isinstance(scope, Scope):
+            # networkx's node dict read directly, and sorted by Scope.order_key's (order, name)
+            # as tuples (a key call per name was most of this)
+            node_data = scope.graph._node
+            live = {(data["order"], name) for op in ops for name in self.by_op.get(op, ())
+                    if (data := node_data.get(name)) is not None and data["def"].op == op}
+            return [name for _, name in sorted(live)]
         found = [name for op in ops for name in self.by_op.get(op, ())
                  if scope.has_node(name) and scope.node_def(name).op == op]
         return sorted(set(found), key=scope.order_key)
@@ -130,8 +137,15 @@ class Matcher:
         if not self.scope.has_node(root_name):
             return None, f"{root_name} is no longer in the graph"
         patterns = rule.pattern_by_name
-        binding = {rule.root.name: root_name}
-        frontier = [rule.root.name]
+        root_key = rule.root.name
+        root = patterns[root_key]
+        if not root.inputs:  # a one-node pattern (most): the root's op is all there is to read
+            op = self.scope.node_def(root_name).op
+            if op not in root.ops:
+                return None, f"pattern node {root_key}: {root_name} is a {op}, wants {' or '.join(root.ops)}"
+            return {root_key: root_name}, ""
+        binding = {root_key: root_name}
+        frontier = [root_key]
         while frontier:
             pattern = patterns[frontier.pop()]
             node_name = binding[pattern.name]
@@ -222,7 +236,10 @@ class Matcher:
     def conditions_hold(self, rule: Rule, binding: dict[str, str]) -> bool:
         if "counts" in rule.extra and self.counts(rule, binding) is None:
             return False
-        return all(cond.holds(self, binding) for cond in rule.where)
+        for cond in rule.where:  # (as all() would, without a generator per match)
+            if not cond.holds(self, binding):
+                return False
+        return True
 
     def explain(self, rule: Rule, root_name: str) -> str | None:
         """Why the rule does not apply at this node (None: it does): the first pattern part or
@@ -287,17 +304,18 @@ class Rewriter:
         # Names the MetaGraphDef refers to from outside the graph (signatures, saver): such a
         # node cannot be removed without breaking the reference.
         self.external_names = scope.external_names
+        self.where = scope.where()  # (a scope keeps its name and kind)
 
     def apply(self, rule: Rule, binding: dict[str, str]) -> Application | None:
         scope, spec = self.scope, rule.rewrite
         assert spec is not None
-        app = Application(rule.id, scope.where(), dict(binding), {n: scope.node_def(n).op for n in binding.values()})
+        app = Application(rule.id, self.where, dict(binding), {n: scope.node_def(n).op for n in binding.values()})
         if self.pictures:
             app.graph_before = snapshot(scope, binding.values())
         # A node a signature (or the saver) names by its tensor names cannot simply go: it is
         # replaced by an IdentityN of the same name that forwards what replaced each output.
         named_types = {binding[key]: self._forwardable(rule, binding, key) for key in spec.remove
-                       if binding[key] in self.external_names}
+                       if binding[key] in self.external_names} if self.external_names else {}
         changed = False
         for node_key, op_name in spec.retype:  # first: set_attrs may name the new op's attrs
             changed |= self._retype(rule, binding[node_key], op_name, app)
@@ -724,7 +742,12 @@ class RuleRun:
         of the attrs the screens read (a tensor-valued one is read anew each time: it may be large)."""
         names = self._screened_attrs[op]
         key: tuple[str, tuple[bytes | None, ...]] | None = None
-        if names is not None:
+        if names == ():  # screens that read no attr: one verdict per op, and no read of the attr map
+            key = (op, ())
+            passing = verdicts.get(key)
+            if passing is not None:
+                return passing
+        elif names is not None:
             attrs = node.attr
             values: list[bytes | None] = []
             for name in names:
@@ -778,12 +801,13 @@ class RuleRun:
                 matcher = Matcher(scope, index)
                 rewriter = Rewriter(scope, index, self.pictures)
                 events = 0
+                root_key, counted = rule.root.name, "counts" in rule.extra
                 for binding in list(matcher.matches(rule)):
                     # An earlier application may have changed the graph: match again before rewriting.
-                    fresh = matcher.bind(rule, binding[rule.root.name])
+                    fresh = matcher.bind(rule, binding[root_key])
                     if fresh != binding or not matcher.conditions_hold(rule, binding):
                         continue
-                    root = scope.node_def(binding[rule.root.name])
+                    root = scope.node_def(binding[root_key])
                     tag = (pass_number, rule_position, position, events)
                     events += 1
                     if rule.exactness == "narrowing" and strict:
@@ -803,7 +827,9 @@ class RuleRun:
                         ))
                         continue
                     try:
-                        application = rewriter.apply(rule_repeat.for_counts(rule, matcher.counts(rule, binding)), binding)
+                        # (a rule without match.counts is its own expansion: for_counts(rule, {}))
+                        expanded = rule_repeat.for_counts(rule, matcher.counts(rule, binding)) if counted else rule
+                        application = rewriter.apply(expanded, binding)
                     except RuleApplicationError as error:
                         self._find((rule.id, where, root.name), tag, Finding(
                             "rule-error", where, root.name, root.op, str(error), rule=rule.id
