@@ -194,3 +194,42 @@ def test_objects_no_signature_needs_are_dropped_and_needed_ones_refused(tmp_path
         next(r for r in load_object_graph_rules() if r.id == "saved-object-captured-tensor"), read_saved_model(model))
     assert [(path, reason) for _, path, reason in verdicts if not (reason or "").startswith("kind is")] == [
         (f"{where}[11]", "the signatures need this object"), (f"{where}[12]", None)]
+
+
+def test_presence_screens_in_c_let_through_what_the_tests_do() -> None:
+    """FoundMessages.where runs a presence test over a repeated field in C (messages._TESTS_IN_C),
+    or per element once most elements passed: both give the test's own verdicts, in order, for
+    every kind of field (message, repeated, scalar, oneof)."""
+    from rewriter.protos import function_pb2, op_def_pb2
+
+    library = function_pb2.FunctionDefLibrary()
+    for f in range(6):
+        function = library.function.add()
+        function.signature.name = f"f{f}"
+        for a in range(5):
+            arg = function.signature.input_arg.add(name=f"a{a}")
+            if (a + f) % 3 == 0 or f >= 3:  # sparse in the first functions, dense after
+                arg.handle_data.add().dtype = 1
+            if a % 2:
+                arg.type = 1
+            if a == f:
+                arg.experimental_full_type.type_id = 1
+                arg.is_ref = True
+        for n in range(4):
+            node = function.node_def.add(name=f"n{n}", op="Identity" if n % 2 else "")
+            if (n + f) % 5 == 0:
+                node.experimental_type.type_id = 2
+    attr_value = library.function[0].attr["a"]
+    found = find_messages(library, ["tensorflow.OpDef.ArgDef", "tensorflow.NodeDef", "tensorflow.AttrValue"])
+    for type_name, names in [("tensorflow.OpDef.ArgDef", ["handle_data", "experimental_full_type", "type", "is_ref", "name",
+                                                          "type_attr"]),
+                             ("tensorflow.NodeDef", ["experimental_type", "op", "name", "input", "attr"]),
+                             ("tensorflow.AttrValue", ["value", "s"])]:
+        desc = (op_def_pb2.OpDef.ArgDef if type_name.endswith("ArgDef") else
+                node_def_pb2.NodeDef if type_name.endswith("NodeDef") else type(attr_value)).DESCRIPTOR
+        for name in names:
+            test = presence_test(desc, name)
+            expected = [path_of(f) for f in found[type_name] if test(f[0])]
+            assert [path_of(f) for f in found[type_name].where(test)] == expected, (type_name, name)
+            assert all(f[0] == g[0] for f, g in zip(found[type_name].where(test),
+                                                     (f for f in found[type_name] if test(f[0]))))

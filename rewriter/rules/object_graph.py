@@ -151,6 +151,7 @@ def _drop_fields(rule: ObjectGraphRule, file: str, entries: Iterable[Found],
     condition requires that field set (all held a moment ago, on this message, and nothing the
     rule cleared since)."""
     clears: list[tuple[str, Callable[[message.Message], bool] | None, str]] | None = None
+    clear: Callable[[message.Message, str], None] = message.Message.ClearField
     cleared: set[str] = set()
     rule_id, add = rule.id, applications.append
     for msg, field_path, key in entries:
@@ -159,10 +160,12 @@ def _drop_fields(rule: ObjectGraphRule, file: str, entries: Iterable[Found],
             required = {c.required_field(desc) for c in rule.where}
             clears = [(name, None if i == 0 and name in required else presence_test(desc, name), f"dropped {name}")
                       for i, name in enumerate(rule.drop_fields)]
+            # (from the class: looked up on a message, a method's name is tried as a field first)
+            clear = type(msg).ClearField
         path = field_path if key is None else f"{field_path}[{key!r}]"  # path_of, inline
         for name, present, action in clears:
             if present is None or present(msg):
-                msg.ClearField(name)
+                clear(msg, name)
                 add(ObjectGraphApplication(rule_id, file, path, action))
                 cleared.add(name)
     return [name for name in rule.drop_fields if name in cleared]

@@ -70,14 +70,19 @@ def _reconcile_defaults(node: NodeDef, source: OpRegistry, target: OpRegistry, f
     """Returns how many attrs were written out or stripped; counts the stripped attrs the target's
     op lacks into `new_stripped` ("Op.attr"). `prepared`: each op's _reconciliation, made on first
     use (one table for every node of a model)."""
-    if node.op in functions:
+    op = node.op
+    if op in functions:
         return 0
     prepared = {} if prepared is None else prepared
-    found = prepared.get(node.op)
+    found = prepared.get(op)
     if found is None:
-        found = prepared[node.op] = _reconciliation(node.op, source, target)
-    write_out, strip, new_at_default = found
-    attrs = node.attr
+        found = prepared[op] = _reconciliation(op, source, target)
+    return _reconcile(op, node.attr, found, new_stripped)
+
+
+def _reconcile(op: str, attrs: Any, reconciliation: Reconciliation, new_stripped: Counter[str] | None) -> int:
+    """_reconcile_defaults on the attr map of a node of `op`, with that op's _reconciliation."""
+    write_out, strip, new_at_default = reconciliation
     changed = 0
     for name, source_default in write_out:
         if name not in attrs:
@@ -92,7 +97,7 @@ def _reconcile_defaults(node: NodeDef, source: OpRegistry, target: OpRegistry, f
             del attrs[name]
             changed += 1
             if new_stripped is not None:
-                new_stripped[f"{node.op}.{name}"] += 1
+                new_stripped[f"{op}.{name}"] += 1
     return changed
 
 
@@ -165,17 +170,25 @@ def for_target(
         settled = set(functions)  # ops with nothing to reconcile (and calls): their nodes are not read further
         # One walk over the nodes for both edits (they touch different attrs: defaults, `_class`).
         for function in [None, *graph_def.library.function]:
-            colocated = False
+            colocated = function is None  # (a graph's nodes are not looked at for `_class`)
             for node in graph_def.node if function is None else function.node_def:
                 op = node.op
                 ops.add(op)
-                if function is not None and not colocated:
-                    colocated = "_class" in node.attr
                 if op in settled:
+                    if not colocated:
+                        colocated = "_class" in node.attr
                     continue
-                changed += _reconcile_defaults(node, source, target, functions, prepared, new_stripped)
-                if not any(prepared[op]):
-                    settled.add(op)
+                # The attr map read once for both (reading it makes a Python object each time).
+                attrs = node.attr
+                if not colocated:
+                    colocated = "_class" in attrs
+                found = prepared.get(op)
+                if found is None:
+                    found = prepared[op] = _reconciliation(op, source, target)
+                    if not any(found):
+                        settled.add(op)
+                        continue
+                changed += _reconcile(op, attrs, found, new_stripped)
             # (the map read by key: its values() is a Python-level view, a generator step per arg)
             if function is not None and (colocated or _args_colocated(function.arg_attr)):
                 dangling += _drop_dangling_colocation(function)
