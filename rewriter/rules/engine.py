@@ -137,15 +137,8 @@ class Matcher:
         if not self.scope.has_node(root_name):
             return None, f"{root_name} is no longer in the graph"
         patterns = rule.pattern_by_name
-        root_key = rule.root.name
-        root = patterns[root_key]
-        if not root.inputs:  # a one-node pattern (most): the root's op is all there is to read
-            op = self.scope.node_def(root_name).op
-            if op not in root.ops:
-                return None, f"pattern node {root_key}: {root_name} is a {op}, wants {' or '.join(root.ops)}"
-            return {root_key: root_name}, ""
-        binding = {root_key: root_name}
-        frontier = [root_key]
+        binding = {rule.root.name: root_name}
+        frontier = [rule.root.name]
         while frontier:
             pattern = patterns[frontier.pop()]
             node_name = binding[pattern.name]

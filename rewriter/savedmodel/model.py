@@ -14,7 +14,7 @@ from rewriter.protos.saved_object_graph_pb2 import SavedObjectGraph
 
 from rewriter.errors import BadInput
 from rewriter.savedmodel.messages import copy_except, has_unknown_fields
-from rewriter.savedmodel.node_reading import AttrReading, NodeKinds, NodeReading, attr_functions, read_attrs
+from rewriter.savedmodel.node_reading import NodeKinds, NodeReading, attr_functions, read_attrs
 from rewriter.savedmodel.graph_model import (
     node_of,
     resolve_return,
@@ -191,14 +191,9 @@ def functions_reached(functions: dict[str, function_pb2.FunctionDef], start: Ite
 
 def _add_calls(node: NodeDef, library: set[str], called: set[str]) -> None:
     """Add the functions one node calls to `called` (functions_called_by, node by node)."""
-    _add_read_calls(node.op, read_attrs(node), library, called)
-
-
-def _add_read_calls(op: str, attrs: list[AttrReading], library: set[str], called: set[str]) -> None:
-    """_add_calls of a node read already: its op, its attrs as node_reading reads them."""
-    if op in library:
-        called.add(op)
-    called.update(attr_functions(attrs))
+    if node.op in library:
+        called.add(node.op)
+    called.update(attr_functions(read_attrs(node)))
 
 
 def _called_functions(scope: "Scope | ProtoScope", library: set[str]) -> set[str]:

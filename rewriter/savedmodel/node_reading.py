@@ -144,8 +144,3 @@ def _string_field_bytes(text: str, repeated: bool = False) -> int:
         length_bytes += 1
     return 1 + length_bytes + size
 
-
-def read_nodes(nodes: Iterable[NodeDef], kinds: NodeKinds | None = None) -> list[NodeReading]:
-    """A NodeReading of each node, in order (`kinds`: shared with other scopes' readings, so their
-    alike nodes share NodeKinds too)."""
-    return (kinds or NodeKinds()).read_nodes(nodes)
