@@ -83,21 +83,37 @@ class WireCapturesToRestored:
 
     def plan(self, meta_graph: meta_graph_pb2.MetaGraphDef,
              checkpoint: trackable_object_graph_pb2.TrackableObjectGraph | None) -> list[Rewiring]:
+        return self._plan(meta_graph, checkpoint)[0]
+
+    def apply(self, meta_graph: meta_graph_pb2.MetaGraphDef,
+              checkpoint: trackable_object_graph_pb2.TrackableObjectGraph | None) -> list[Rewiring]:
+        rewirings, nodes = self._plan(meta_graph, checkpoint)
+        for r in rewirings:
+            node = nodes[r.node]
+            port = node.input[r.position][len(r.old):]  # ":0" or ""
+            node.input[r.position] = r.new + port
+        return rewirings
+
+    def _plan(self, meta_graph: meta_graph_pb2.MetaGraphDef,
+              checkpoint: trackable_object_graph_pb2.TrackableObjectGraph | None
+              ) -> tuple[list[Rewiring], dict[str, node_def_pb2.NodeDef]]:
+        """The rewirings, and the graph's nodes by name (read once for both plan and apply)."""
         if checkpoint is None or not meta_graph.HasField("object_graph_def"):
-            return []
-        restored = restored_handles(meta_graph)
-        if not restored:
-            return []
+            return [], {}
         graph = meta_graph.graph_def
-        nodes = {n.name: n for n in graph.node}
+        nodes = {n.name: n for n in graph.node[:]}
+        restored = restored_handles(meta_graph, nodes)
+        if not restored:
+            return [], nodes
         filled = set(restored.values())
         functions = {f.signature.name: f for f in graph.library.function}
         objects = meta_graph.object_graph_def
         keys = _checkpoint_keys(checkpoint)
-        init_reach = _init_op_reach(meta_graph, nodes)
-        unsafe = _handles_used_otherwise(graph, objects, init_reach)
+        # Worked out on the first capture the restore op does not fill (a model without the fault
+        # has none): what else uses each handle needs every top-level node's inputs.
+        unsafe: set[str] | None = None
         found: list[Rewiring] = []
-        for node in graph.node:
+        for node in nodes.values():
             if node.op not in CALL_OPS or "f" not in node.attr:
                 continue
             name = node.attr["f"].func.name
@@ -114,7 +130,11 @@ class WireCapturesToRestored:
             for j, object_id in enumerate(concrete.bound_inputs):
                 position, tensor = data[first_capture + j]
                 old = node_of(tensor)
-                if old in filled or old in unsafe:
+                if old in filled:
+                    continue
+                if unsafe is None:
+                    unsafe = _handles_used_otherwise(graph, objects, _init_op_reach(meta_graph, nodes))
+                if old in unsafe:
                     continue
                 if object_id >= len(objects.nodes) or objects.nodes[object_id].WhichOneof("kind") != "variable":
                     continue
@@ -123,27 +143,20 @@ class WireCapturesToRestored:
                 if key is None or new is None or not _same_variable(nodes.get(old), nodes.get(new)):
                     continue
                 found.append(Rewiring(node.name, position, old, new, object_id, key))
-        return found
-
-    def apply(self, meta_graph: meta_graph_pb2.MetaGraphDef,
-              checkpoint: trackable_object_graph_pb2.TrackableObjectGraph | None) -> list[Rewiring]:
-        rewirings = self.plan(meta_graph, checkpoint)
-        nodes = {n.name: n for n in meta_graph.graph_def.node}
-        for r in rewirings:
-            node = nodes[r.node]
-            port = node.input[r.position][len(r.old):]  # ":0" or ""
-            node.input[r.position] = r.new + port
-        return rewirings
+        return found, nodes
 
 
-def restored_handles(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
-    """checkpoint key -> the top-level VarHandleOp the restore op assigns it to.
+def restored_handles(meta_graph: meta_graph_pb2.MetaGraphDef,
+                     nodes: dict[str, node_def_pb2.NodeDef] | None = None) -> dict[str, str]:
+    """checkpoint key -> the top-level VarHandleOp the restore op assigns it to (`nodes`: the
+    graph's nodes by name, if read already).
 
     Only what the restore function proves: AssignVariableOp(arg, Identity*(RestoreV2:tensors:t))
     with tensor_names[t] a Const. A key assigned into two different handles is left out."""
     graph = meta_graph.graph_def
     restore = node_of(meta_graph.saver_def.restore_op_name) if meta_graph.saver_def.restore_op_name else ""
-    nodes = {n.name: n for n in graph.node}
+    if nodes is None:
+        nodes = {n.name: n for n in graph.node[:]}
     call = nodes.get(restore)
     if call is None or call.op not in CALL_OPS or "f" not in call.attr:
         return {}
@@ -154,16 +167,21 @@ def restored_handles(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
     args = {a.name: i for i, a in enumerate(function.signature.input_arg)}
     if len(call_inputs) != len(args):
         return {}
-    body = {n.name: n for n in function.node_def}
+    body_nodes = function.node_def[:]
+    body = {n.name: n for n in body_nodes}
+    key_lists: dict[str, list[bytes] | None] = {}  # (each RestoreV2's tensor_names, read once)
     found: dict[str, str] = {}
     ambiguous: set[str] = set()
-    for assign in function.node_def:
-        if assign.op != "AssignVariableOp" or len(_data_inputs(assign.input)) < 2:
+    for assign in body_nodes:
+        if assign.op != "AssignVariableOp":
             continue
-        resource, value = _data_inputs(assign.input)[:2]
+        data = _data_inputs(assign.input)
+        if len(data) < 2:
+            continue
+        resource, value = data[:2]
         if resource not in args:
             continue
-        key = _restored_key(value, body)
+        key = _restored_key(value, body, key_lists)
         if key is None:
             continue
         handle = node_of(call_inputs[args[resource]])
@@ -175,8 +193,11 @@ def restored_handles(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
     return {k: v for k, v in found.items() if k not in ambiguous}
 
 
-def _restored_key(tensor: str, body: dict[str, node_def_pb2.NodeDef]) -> str | None:
-    """The checkpoint key a function-body tensor holds, if it is RestoreV2's output through Identity nodes."""
+def _restored_key(tensor: str, body: dict[str, node_def_pb2.NodeDef],
+                  key_lists: dict[str, list[bytes] | None] | None = None) -> str | None:
+    """The checkpoint key a function-body tensor holds, if it is RestoreV2's output through Identity
+    nodes. `key_lists`: each RestoreV2 node's tensor_names (None: not a Const), as read so far."""
+    key_lists = {} if key_lists is None else key_lists
     for _ in range(len(body) + 1):
         parts = tensor.split(":")
         node = body.get(parts[0])
@@ -188,10 +209,14 @@ def _restored_key(tensor: str, body: dict[str, node_def_pb2.NodeDef]) -> str | N
         if node.op != "RestoreV2" or len(parts) != 3 or parts[1] != "tensors":
             return None
         index = int(parts[2])
-        names = body.get(node_of(_data_inputs(node.input)[1]))
-        if names is None or names.op != "Const" or "value" not in names.attr:
+        if parts[0] in key_lists:
+            values = key_lists[parts[0]]
+        else:
+            names = body.get(node_of(_data_inputs(node.input)[1]))
+            values = key_lists[parts[0]] = (None if names is None or names.op != "Const" or "value" not in names.attr
+                                            else names.attr["value"].tensor.string_val[:])
+        if values is None:
             return None
-        values = names.attr["value"].tensor.string_val
         return values[index].decode("utf-8", "replace") if index < len(values) else None
     return None
 
