@@ -1025,6 +1025,48 @@ rewrite: {set_attrs: {node.data_format: NHWC}}
     assert RuleRun(screened, T23).may_match(view(nchw)) and run_.may_match(view(nchw))
 
 
+def test_an_attr_only_tested_for_presence_keys_the_screen_verdict_by_presence() -> None:
+    """An attr the op's screens only test for presence (`present: true`) goes into the verdict's
+    key as set or not (VarHandleOp.debug_name differs on every node, so keying by value would
+    judge each node anew); once another screen on the op reads its value, its value keys it."""
+    from rewriter.rules.engine import RuleRun
+    from rewriter.savedmodel.graph_model import NodeDefView
+
+    absent = """
+id: no-debug-name
+description: test
+since: "2.10"
+match:
+  nodes: {node: {op: VarHandleOp}}
+  where: [{attr: node.debug_name, present: false}]
+rewrite: {set_attrs: {node.shared_name: x}}
+"""
+    named_b = """
+id: debug-name-b
+description: test
+since: "2.10"
+match:
+  nodes: {node: {op: VarHandleOp}}
+  where: [{attr: node.debug_name, equals: b}]
+rewrite: {drop_attrs: [node.debug_name]}
+"""
+    ops = OpSignatures(newest_registry(), load_registry(T23), {})
+
+    def view(debug_name: str) -> NodeDefView:
+        handle = node(f"v_{debug_name}", "VarHandleOp", dtype="DT_FLOAT", debug_name=debug_name)
+        handle.attr["shape"].shape.SetInParent()
+        return NodeDefView.of_graph_def("serve", graph_pb2.GraphDef(node=[handle]), ops)
+
+    only_presence = RuleRun(rules(absent), T23)
+    assert not only_presence.may_match(view("a")) and not only_presence.may_match(view("b"))
+    (verdicts,) = [found for _, found in only_presence._verdicts.values()]
+    assert len(verdicts) == 1  # one verdict for every node that has a debug_name
+
+    value_read = RuleRun(rules(absent + "---" + named_b), T23)
+    assert not value_read.may_match(view("a"))
+    assert value_read.may_match(view("b"))  # not the verdict of "a": the value keys it
+
+
 def test_holds_is_failure_is_none_on_every_candidate() -> None:
     """Matching asks Condition.holds (no failure worded); `rules explain` asks failure(). On every
     golden model, for every rule and every node of its root ops that binds, each condition's

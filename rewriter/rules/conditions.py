@@ -45,6 +45,10 @@ class MatchContext(Protocol):
 
     def attr_value(self, binding: dict[str, str], ref: AttrRef) -> tuple[bool, Any]: ...
 
+    def attr_present(self, binding: dict[str, str], ref: AttrRef) -> bool:
+        """attr_value(...)[0] without reading the value: whether the node's attr map holds the attr."""
+        ...
+
     def producer_of(self, binding: dict[str, str], ref: InputRef) -> tuple[NodeDef, int | None] | None: ...
 
     def const_value(self, binding: dict[str, str], ref: InputRef) -> Any: ...
@@ -256,6 +260,11 @@ class Condition:
         its kind does not say). Its verdict then depends on those attrs' values alone."""
         return None
 
+    def presence_refs(self) -> tuple[AttrRef, ...]:
+        """The refs of attr_refs() that the condition reads only for whether they are set (its
+        verdict depends on their presence, not their values)."""
+        return ()
+
     def describe(self) -> str:
         return f"a {self.key} condition"
 
@@ -282,6 +291,9 @@ class AnyOf(Condition):
 
     def attr_refs(self) -> tuple[AttrRef, ...] | None:
         return _refs_of(self.conditions)
+
+    def presence_refs(self) -> tuple[AttrRef, ...]:
+        return tuple(ref for cond in self.conditions for ref in cond.presence_refs())
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
@@ -314,6 +326,9 @@ class AllOf(Condition):
     def attr_refs(self) -> tuple[AttrRef, ...] | None:
         return _refs_of(self.conditions)
 
+    def presence_refs(self) -> tuple[AttrRef, ...]:
+        return tuple(ref for cond in self.conditions for ref in cond.presence_refs())
+
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
         if not isinstance(spec[cls.key], list):
@@ -342,6 +357,9 @@ class Not(Condition):
 
     def attr_refs(self) -> tuple[AttrRef, ...] | None:
         return self.condition.attr_refs()
+
+    def presence_refs(self) -> tuple[AttrRef, ...]:
+        return self.condition.presence_refs()
 
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
@@ -436,6 +454,9 @@ class Attr(Condition):
     def attr_refs(self) -> tuple[AttrRef, ...] | None:
         return (self.ref,)
 
+    def presence_refs(self) -> tuple[AttrRef, ...]:
+        return (self.ref,) if self.test is None else ()
+
     @classmethod
     def parse(cls, checker: Fail, spec: Any, names: set[str]) -> Condition:
         ref = attr_ref(checker, spec, spec["attr"], names)
@@ -445,14 +466,15 @@ class Attr(Condition):
         return cls(ref, spec.get("present") if test is None else None, test)
 
     def holds(self, ctx: MatchContext, binding: dict[str, str]) -> bool:
-        present, value = ctx.attr_value(binding, self.ref)
-        return present == self.present if self.test is None else self.test.holds(value)
+        if self.test is None:  # (a presence test reads no value: most attr rules ask only this)
+            return ctx.attr_present(binding, self.ref) == self.present
+        return self.test.holds(ctx.attr_value(binding, self.ref)[1])
 
     def failure(self, ctx: MatchContext, binding: dict[str, str]) -> str | None:
-        present, value = ctx.attr_value(binding, self.ref)
         if self.test is None:
+            present = ctx.attr_present(binding, self.ref)
             return None if present == self.present else f"attr {self.ref} is {'set' if present else 'not set'}"
-        return self.test.failure(f"attr {self.ref}", value)
+        return self.test.failure(f"attr {self.ref}", ctx.attr_value(binding, self.ref)[1])
 
     def describe(self) -> str:
         return f"attr {self.ref} " + (f"present={self.present}" if self.test is None else f"{self.test.kind} {_show(_thawed(self.test.operand))}")

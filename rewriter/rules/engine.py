@@ -4,6 +4,7 @@ The engine knows nothing about particular ops. Everything op-specific is in rule
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, cast
 
@@ -172,6 +173,9 @@ class Matcher:
     def attr_value(self, binding: dict[str, str], ref: AttrRef) -> tuple[bool, Any]:
         """(present, plain value) of n.attr or n.attr[i]; an absent attr takes its OpDef default."""
         return attr_plain(self.scope, binding, str(ref))
+
+    def attr_present(self, binding: dict[str, str], ref: AttrRef) -> bool:
+        return ref.attr in self.scope.node_def(binding[ref.node]).attr
 
     def producer_of(self, binding: dict[str, str], ref: InputRef) -> tuple[NodeDef, int | None] | None:
         """The node an input reference (n.input[i]) reads, and which flat output; None for a
@@ -693,10 +697,16 @@ class RuleRun:
         # depends on nothing else, so nodes of the same op with the same values of those attrs
         # (most nodes of an op in a model) share one verdict (_screened).
         self._screened_attrs: dict[str, tuple[str, ...] | None] = {}
+        # Per root op, the screened attrs no screen reads the value of (`present: true`): their
+        # presence alone goes into the key (VarHandleOp.debug_name differs on every node).
+        self._presence_only: dict[str, frozenset[str]] = {}
         for op, candidates in self._screens.items():
             refs = [c.attr_refs() for _, screen in candidates for c in screen]
             self._screened_attrs[op] = (None if any(r is None for r in refs)
                                         else tuple(sorted({ref.attr for found in refs if found is not None for ref in found})))
+            value_read = {ref.attr for _, screen in candidates for c in screen
+                          for ref in (Counter(c.attr_refs() or ()) - Counter(c.presence_refs())).elements()}
+            self._presence_only[op] = frozenset(self._screened_attrs[op] or ()) - value_read
         # Per OpSignatures (attr defaults come from it; held, so its id is not reused): verdicts
         # by (op, the screened attrs' serialized values).
         self._verdicts: dict[int, tuple[OpSignatures | None, dict[tuple[str, tuple[bytes | None, ...]], list[Rule]]]] = {}
@@ -742,10 +752,14 @@ class RuleRun:
                 return passing
         elif names is not None:
             attrs = node.attr
+            presence_only = self._presence_only[op]
             values: list[bytes | None] = []
             for name in names:
                 if name not in attrs:
                     values.append(None)  # its OpDef default, the same for every node of the op
+                    continue
+                if name in presence_only:
+                    values.append(b"")  # set (what its value is, no screen reads)
                     continue
                 value = attrs[name]
                 kind = value.WhichOneof("value")
@@ -926,6 +940,9 @@ class _NodeAttrs:
             found = self._read[key] = node_attr_plain(
                 self.node, self.ops, ref.attr if ref.element is None else f"{ref.attr}[{ref.element}]")
         return found
+
+    def attr_present(self, binding: dict[str, str], ref: AttrRef) -> bool:
+        return ref.attr in self.node.attr
 
 
 def _permuted(rule: Rule, value: Any, order: list[int]) -> Any:
