@@ -1120,3 +1120,29 @@ def test_permute_moves_a_list_of_pairs_pair_by_pair() -> None:
     assert list(_permuted(rule, ints([]), order).list.i) == []
     with pytest.raises(RuleApplicationError):
         _permuted(rule, ints([1, 2, 3]), order)
+
+
+def test_a_match_is_tried_again_once_an_earlier_application_changed_one_of_its_nodes() -> None:
+    """RuleRun.apply lists a rule's matches, then rewrites them in turn. A match whose nodes no
+    application changed since is rewritten as listed (its conditions read only their attrs);
+    one whose node an earlier application edited is matched again first. Here two Identity nodes
+    read one Cast; the rule drops the Cast's Truncate and the reader's `_marked`, but only while
+    the Cast has Truncate, so the second match, listed while it had, must not apply."""
+    unmark_once = rules("""
+id: unmark-once
+description: test
+since: "2.10"
+match:
+  nodes:
+    node: {op: Identity, inputs: {0: "cast:0"}}
+    cast: {op: Cast}
+  where: [{attr: cast.Truncate, present: true}]
+rewrite: {drop_attrs: [cast.Truncate, node._marked]}
+""")
+    scope = graph(node("x", "Placeholder", dtype="DT_FLOAT"),
+                  node("cast", "Cast", ["x"], SrcT="DT_FLOAT", DstT="DT_INT32", Truncate=True),
+                  node("a", "Identity", ["cast"], T="DT_INT32", _marked=True),
+                  node("b", "Identity", ["cast"], T="DT_INT32", _marked=True))
+    outcome = run([scope], unmark_once)
+    assert [app.matched["node"] for app in outcome.applications] == ["a"]
+    assert "_marked" in scope.node_def("b").attr and "Truncate" not in scope.node_def("cast").attr

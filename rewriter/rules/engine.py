@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator, cast
+from typing import Any, Iterable, Iterator, cast
 
 import numpy as np
 
@@ -685,6 +685,7 @@ class RuleRun:
         self._rewrites_by_op = _by_root_op(self.rewrites)
         self._refusals_by_op = _by_root_op(self.refusals)
         self._applications: list[tuple[_Tag, Application]] = []
+        self._attrs_only: dict[str, bool] = {}  # rule id -> _reads_only_matched_attrs
         self._findings: dict[tuple[str, str, str], tuple[_Tag, Finding]] = {}
         # Per root op, the conditions of each rule on it that read only the root node's attrs:
         # judged on the bare NodeDef, they tell whether any rule can match in a scope at all.
@@ -698,15 +699,13 @@ class RuleRun:
         # (most nodes of an op in a model) share one verdict (_screened).
         self._screened_attrs: dict[str, tuple[str, ...] | None] = {}
         # Per root op, the screened attrs no screen reads the value of (`present: true`): their
-        # presence alone goes into the key (VarHandleOp.debug_name differs on every node).
+        # presence alone goes into the key (VarHandleOp.debug_name differs on every node). Worked
+        # out for an op when a node of it is first screened (most ops never are).
         self._presence_only: dict[str, frozenset[str]] = {}
         for op, candidates in self._screens.items():
             refs = [c.attr_refs() for _, screen in candidates for c in screen]
             self._screened_attrs[op] = (None if any(r is None for r in refs)
                                         else tuple(sorted({ref.attr for found in refs if found is not None for ref in found})))
-            value_read = {ref.attr for _, screen in candidates for c in screen
-                          for ref in (Counter(c.attr_refs() or ()) - Counter(c.presence_refs())).elements()}
-            self._presence_only[op] = frozenset(self._screened_attrs[op] or ()) - value_read
         # Per OpSignatures (attr defaults come from it; held, so its id is not reused): verdicts
         # by (op, the screened attrs' serialized values).
         self._verdicts: dict[int, tuple[OpSignatures | None, dict[tuple[str, tuple[bytes | None, ...]], list[Rule]]]] = {}
@@ -752,7 +751,10 @@ class RuleRun:
                 return passing
         elif names is not None:
             attrs = node.attr
-            presence_only = self._presence_only[op]
+            presence_only = self._presence_only.get(op)
+            if presence_only is None:
+                presence_only = self._presence_only[op] = frozenset(names) - _value_read(
+                    c for _, screen in candidates for c in screen)
             values: list[bytes | None] = []
             for name in names:
                 if name not in attrs:
@@ -809,11 +811,16 @@ class RuleRun:
                 rewriter = Rewriter(scope, index, self.pictures)
                 events = 0
                 root_key, counted = rule.root.name, "counts" in rule.extra
+                attrs_only = self._reads_only_matched_attrs(rule)
+                matched_at = scope.edits
                 for binding in list(matcher.matches(rule)):
-                    # An earlier application may have changed the graph: match again before rewriting.
-                    fresh = matcher.bind(rule, binding[root_key])
-                    if fresh != binding or not matcher.conditions_hold(rule, binding):
-                        continue
+                    # An earlier application may have changed the graph: match again before
+                    # rewriting, unless the match and its conditions read nothing but the matched
+                    # nodes (their ops, inputs and attrs) and none of them changed since.
+                    if not (attrs_only and scope.unchanged_since(binding.values(), matched_at)):
+                        fresh = matcher.bind(rule, binding[root_key])
+                        if fresh != binding or not matcher.conditions_hold(rule, binding):
+                            continue
                     root = scope.node_def(binding[root_key])
                     tag = (pass_number, rule_position, position, events)
                     events += 1
@@ -871,6 +878,13 @@ class RuleRun:
                 ))
         return (len(self._applications), len(self._findings)) != before
 
+    def _reads_only_matched_attrs(self, rule: Rule) -> bool:
+        """Whether every condition of the rule reads only attrs of matched nodes (attr_refs)."""
+        found = self._attrs_only.get(rule.id)
+        if found is None:
+            found = self._attrs_only[rule.id] = all(c.attr_refs() is not None for c in rule.where)
+        return found
+
     def _lacks_message(self, rule: Rule, missing: tuple[str, ...]) -> str:
         firsts = [first_release_with_op(op) for op in missing]
         known = [release for release in firsts if release is not None]
@@ -922,6 +936,15 @@ def _candidates(by_op: dict[str, list[tuple[int, Rule]]], index: OpIndex) -> Ite
                 break
         else:
             return
+
+
+def _value_read(conditions: Iterable[Condition]) -> set[str]:
+    """The attrs whose values any of `conditions` reads: their attr_refs but those tested for presence only."""
+    found: set[str] = set()
+    for condition in conditions:
+        refs, presence = condition.attr_refs() or (), condition.presence_refs()
+        found.update(ref.attr for ref in ((Counter(refs) - Counter(presence)).elements() if presence else refs))
+    return found
 
 
 class _NodeAttrs:
