@@ -1,14 +1,19 @@
 """The rule loader: the shipped rules load, and every malformed rule fails with file:line."""
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
+import yaml
 
 from rewriter.errors import RuleFileError
 from rewriter.rules.conditions import AttrRef, Compare
 from rewriter.rules.loader import load_rules, parse_rule_text
+
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
 GOOD = """\
 id: sample
@@ -284,3 +289,65 @@ def test_targets_from_bounds_the_targets_a_rule_applies_to() -> None:
     assert not rule.applies_to(Release(1, 15)) and not rule.applies_to(Release(2, 12))
     with pytest.raises(RuleFileError, match="r.yaml:1: targets_from 2.12 must be older than since 2.12"):
         parse_rule_text(text.replace("'2.3'", "'2.12'"), "r.yaml")
+
+
+# --- a value of the wrong YAML kind anywhere: one clear error, never a crash ----------------
+# The documents whose parsers read the most kinds of value (nodes, consts, repeat/each/count,
+# outputs, retype, rewrite.inputs, returned, mentions, Keras-config types, drop_fields).
+_KINDS_OF_VALUE_FILES = ["approx-top-k.yaml", "grouped-conv-split.yaml", "tf1-parse-example.yaml", "hash-tables.yaml",
+                         "control-flow.yaml", "batch-norm-nchw.yaml", "object-graph/full-type.yaml",
+                         "object-graph/keras-config.yaml", "object-graph/checkpoint.yaml"]
+_OTHER_KINDS: list[Any] = [["x"], {"x": 1}, 3, None]
+
+
+def _value_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        yield from _value_paths(inner, (*path, key))
+
+
+def _replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    copied = copy.deepcopy(document)
+    holder = copied
+    for key in path[:-1]:
+        holder = holder[key]
+    holder[path[-1]] = value
+    return copied
+
+
+def _mutants(names: list[str], documents_per_file: int | None) -> Iterator[tuple[str, str]]:
+    for name in names:
+        for document in list(yaml.safe_load_all((RULES_DIR / name).read_text()))[:documents_per_file]:
+            for path in _value_paths(document):
+                for value in _OTHER_KINDS:
+                    yield name, yaml.safe_dump(_replaced(document, path, value), sort_keys=False)
+
+
+def _parses_or_says_why(name: str, text: str) -> None:
+    from rewriter.rules.object_graph_loader import parse_object_graph_rules_text
+
+    parse = parse_object_graph_rules_text if name.startswith("object-graph/") else parse_rule_text
+    try:
+        parse(text, f"rules/{name}")
+    except RuleFileError as error:
+        assert str(error).startswith(f"rules/{name}:")
+
+
+def test_a_value_of_another_kind_anywhere_in_a_rule_is_a_rule_file_error() -> None:
+    """Every value of the richest rule documents replaced by a list, a mapping, a number and
+    nothing, one at a time: the loaders accept the document or raise RuleFileError (file:line and
+    why), which `tfdowngrade rules check` and --rules print as one line; never TypeError or
+    AttributeError (a traceback and exit 5)."""
+    for name, text in _mutants(_KINDS_OF_VALUE_FILES, 1):
+        _parses_or_says_why(name, text)
+
+
+@pytest.mark.slow
+def test_a_value_of_another_kind_in_any_rule_document_is_a_rule_file_error() -> None:
+    """The same over every document of every rule file (about 35k documents: minutes)."""
+    names = [str(path.relative_to(RULES_DIR)) for path in sorted(RULES_DIR.rglob("*.yaml"))]
+    for name, text in _mutants(names, None):
+        _parses_or_says_why(name, text)

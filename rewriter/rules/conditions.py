@@ -112,7 +112,7 @@ def attr_ref(checker: Fail, where: Any, ref: Any, names: set[str], elements: boo
 
 
 def matched_node(checker: Fail, where: Any, key: str, value: Any, names: set[str]) -> str:
-    if value not in names:
+    if not isinstance(value, str) or value not in names:
         raise checker.fail(where, f"{key}: {value!r} is not a matched node")
     return str(value)
 

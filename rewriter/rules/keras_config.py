@@ -113,7 +113,7 @@ def parse_condition(cond: Any) -> Any:
         raise KerasRuleError(f"{test} takes a list")
     if test == "present" and not isinstance(cond[test], bool):
         raise KerasRuleError("present takes true or false")
-    if test == "type" and cond[test] not in JSON_TYPES:
+    if test == "type" and (not isinstance(cond[test], str) or cond[test] not in JSON_TYPES):
         raise KerasRuleError(f"type takes one of {sorted(JSON_TYPES)}")
     return dict(cond)
 

@@ -238,6 +238,15 @@ class _Checker:
             raise self.fail(mapping, f"{what}: missing key(s) {sorted(missing)}")
 
 
+def _mapping(checker: _Checker, parent: Any, value: Any, what: str, shape: str) -> dict[Any, Any]:
+    """A mapping of the rule (None: empty); anything else fails naming its `shape`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise checker.fail(parent, f"{what} must map {shape}")
+    return value
+
+
 def _str_list(checker: _Checker, parent: Any, value: Any, what: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -269,7 +278,8 @@ def _parse_patterns(checker: _Checker, match: Any) -> tuple[NodePattern, ...]:
         checker.keys(spec, {"op", "inputs"}, {"op"}, f"match.nodes.{name}")
         ops = _str_list(checker, spec, spec["op"], f"match.nodes.{name}.op")
         inputs = []
-        for index, ref in (spec.get("inputs") or {}).items():
+        for index, ref in _mapping(checker, spec, spec.get("inputs"), f"match.nodes.{name}.inputs",
+                                   "input indexes to other nodes' outputs, like {0: other_node:0}").items():
             out = OUTPUT_REF_RE.match(str(ref))
             if not isinstance(index, int) or not out or out.group("node") not in names or out.group("node") == name:
                 raise checker.fail(spec, f"match.nodes.{name}.inputs: write INDEX: other_node:OUTPUT, got {index}: {ref}")
@@ -313,7 +323,7 @@ def _parse_rewrite(checker: _Checker, spec: Any, names: set[str]) -> Rewrite:
         raise checker.fail(spec, f"rewrite.nodes reuse matched names {sorted(clash)}")
     drop = tuple(_attr_ref(checker, spec, ref, names) for ref in _str_list(checker, spec, spec.get("drop_attrs"), "drop_attrs"))
     set_attrs = []
-    for ref, value in (spec.get("set_attrs") or {}).items():
+    for ref, value in _mapping(checker, spec, spec.get("set_attrs"), "set_attrs", "matched_node.attr to values").items():
         node, attr = _attr_ref(checker, spec, ref, names)
         _check_format(checker, spec, value, f"set_attrs {ref}")
         set_attrs.append((node, attr, value))
@@ -326,7 +336,10 @@ def _parse_rewrite(checker: _Checker, spec: Any, names: set[str]) -> Rewrite:
             new_nodes.append(_parse_const_node(checker, str(key), node_spec["const"], names))
             continue
         checker.keys(node_spec, {"op", "inputs", "attrs"}, {"op"}, f"rewrite.nodes.{key}")
-        inputs = tuple(_check_ref(checker, node_spec, ref, names, new_names) for ref in node_spec.get("inputs") or [])
+        input_refs = node_spec.get("inputs") or []
+        if not isinstance(input_refs, list):
+            raise checker.fail(node_spec, f"rewrite.nodes.{key}.inputs must be a list of n.input[I] or n:O")
+        inputs = tuple(_check_ref(checker, node_spec, ref, names, new_names) for ref in input_refs)
         attrs = node_spec.get("attrs") or {}
         if not isinstance(attrs, dict):
             raise checker.fail(node_spec, f"rewrite.nodes.{key}.attrs must be a mapping")
@@ -341,7 +354,8 @@ def _parse_rewrite(checker: _Checker, spec: Any, names: set[str]) -> Rewrite:
             _check_format(checker, node_spec, value, f"rewrite.nodes.{key}.attrs.{attr_name}")
         new_nodes.append(NewNode(str(key), str(node_spec["op"]), inputs, tuple(attrs.items())))
     outputs = []
-    for source, target in (spec.get("outputs") or {}).items():
+    for source, target in _mapping(checker, spec, spec.get("outputs"), "rewrite.outputs",
+                                   "matched_node:OUTPUT to what replaces it").items():
         out = OUTPUT_REF_RE.match(str(source))
         if not out or out.group("node") not in names:
             raise checker.fail(spec, f"rewrite.outputs key {source!r} must be matched_node:OUTPUT")
@@ -352,14 +366,15 @@ def _parse_rewrite(checker: _Checker, spec: Any, names: set[str]) -> Rewrite:
         if name not in names:
             raise checker.fail(spec, f"remove: {name!r} is not a matched node")
     retype = []
-    for name, op in (spec.get("retype") or {}).items():
+    for name, op in _mapping(checker, spec, spec.get("retype"), "retype", "matched_node: NewOp").items():
         if name not in names or not isinstance(op, str) or not NAME_RE.match(op):
             raise checker.fail(spec, f"retype: write matched_node: NewOp, got {name}: {op}")
         if name in remove:
             raise checker.fail(spec, f"retype: {name!r} is also removed")
         retype.append((str(name), op))
     rewired = []
-    for source, target in (spec.get("inputs") or {}).items():
+    for source, target in _mapping(checker, spec, spec.get("inputs"), "rewrite.inputs",
+                                   "matched_node.input[I] to what it reads instead").items():
         match = INPUT_REF_RE.match(str(source))
         if not match or match.group("node") not in names:
             raise checker.fail(spec, f"rewrite.inputs key {source!r} must be matched_node.input[I]")
@@ -402,7 +417,7 @@ def _parse_const_node(checker: _Checker, key: str, value: Any, names: set[str]) 
         return NewNode(key, "Const", (), (("dtype", dtype), ("value", spec)))
     try:
         tensor = tensor_from_plain(dict(value))
-    except AttrConversionError as error:
+    except (AttrConversionError, TypeError, ValueError) as error:  # (numpy's, for a value of another shape or type)
         raise checker.fail(value, f"{what}: {error}") from None
     return NewNode(key, "Const", (), (("dtype", str(dtype)), ("value", _TensorAttr(tensor))))
 

@@ -228,6 +228,8 @@ class Field(MessageCondition):
         if test in ("in", "not_in", "mentions"):
             if not isinstance(value, list):
                 raise checker.fail(spec, f"{test} takes a list")
+            if test == "mentions" and not all(isinstance(name, str) for name in value):
+                raise checker.fail(spec, "mentions takes a list of names")
             value = frozenset(value) if test == "mentions" else tuple(value)
         if test == "present" and not isinstance(value, bool):
             raise checker.fail(spec, "present takes true or false")

@@ -160,7 +160,10 @@ def parse_object_graph_rule(data: Any, path: str) -> ObjectGraphRule:
     if "rewrite" in data:
         rewrite = data["rewrite"]
         _keys(path, rewrite, {"drop_fields", "drop_object", "warn", *META_GRAPH_ACTIONS}, set(), "rewrite")
-        drop_fields = tuple(rewrite.get("drop_fields", []))
+        listed = rewrite.get("drop_fields", [])
+        if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+            raise _fail(path, rewrite, "drop_fields is a list of field names")
+        drop_fields = tuple(listed)
         drop_object = bool(rewrite.get("drop_object", False))
         wire_captures = rewrite.get("wire_captures_to_restored", False) is True
         combine_saveables = rewrite.get("combine_saveables", False) is True

@@ -176,7 +176,8 @@ def uses_repetition(rewrite: Any) -> bool:
             continue
         if "repeat" in spec:
             return True
-        if any(isinstance(ref, dict) and "each" in ref for ref in spec.get("inputs") or []):
+        inputs = spec.get("inputs")
+        if isinstance(inputs, list) and any(isinstance(ref, dict) and "each" in ref for ref in inputs):
             return True
         attrs = spec.get("attrs")
         if isinstance(attrs, dict) and any(isinstance(v, dict) and set(v) == {"count"} for v in attrs.values()):
@@ -198,7 +199,7 @@ def expand(rewrite: Any, counts: dict[str, int], fail: Callable[[Any, str], Rule
             if not isinstance(target, dict):
                 listed_outputs[source] = target
                 continue
-            if set(target) != {"each", "ref"} or target["each"] not in counts or not _has_index(target["ref"]) \
+            if set(target) != {"each", "ref"} or not _is_count(target["each"], counts) or not _has_index(target["ref"]) \
                     or not _has_index(str(source)):
                 raise fail(outputs, f"outputs: write {{\"node:{INDEX_FIELD}\": {{each: COUNT, ref: \"new:{INDEX_FIELD}\"}}}} "
                                     f"with COUNT one of {sorted(counts)}")
@@ -215,7 +216,7 @@ def expand(rewrite: Any, counts: dict[str, int], fail: Callable[[Any, str], Rule
             new_nodes[key] = _fill(spec, counts, None, fail)
             continue
         name = spec["repeat"]
-        if name not in counts:
+        if not _is_count(name, counts):
             raise fail(spec, f"rewrite.nodes.{key}.repeat: {name!r} is not one of match.counts {sorted(counts)}")
         for index in range(counts[name]):
             copied = copy.copy(spec)
@@ -223,6 +224,11 @@ def expand(rewrite: Any, counts: dict[str, int], fail: Callable[[Any, str], Rule
             new_nodes[f"{key}_{index}"] = _fill(copied, counts, index, fail)
     expanded["nodes"] = new_nodes
     return expanded
+
+
+def _is_count(name: Any, counts: dict[str, int]) -> bool:
+    """Whether a rule's YAML value names one of match.counts (a list or mapping names none)."""
+    return isinstance(name, str) and name in counts
 
 
 def _fill(spec: Any, counts: dict[str, int], index: int | None, fail: Callable[[Any, str], RuleFileError]) -> Any:
@@ -234,7 +240,7 @@ def _fill(spec: Any, counts: dict[str, int], index: int | None, fail: Callable[[
         listed: list[Any] = []
         for ref in inputs:
             if isinstance(ref, dict) and "each" in ref:
-                if set(ref) != {"each", "ref"} or ref["each"] not in counts or not isinstance(ref["ref"], str):
+                if set(ref) != {"each", "ref"} or not _is_count(ref["each"], counts) or not isinstance(ref["ref"], str):
                     raise fail(spec, f"inputs: write {{each: COUNT, ref: \"node_{INDEX_FIELD}:0\"}} with COUNT one of {sorted(counts)}")
                 listed.extend(_at(ref["ref"], i, counts, fail, spec) for i in range(counts[ref["each"]]))
             elif _has_index(ref):
@@ -253,7 +259,7 @@ def _fill(spec: Any, counts: dict[str, int], index: int | None, fail: Callable[[
                     raise fail(attrs, f"attrs.{attr}: {INDEX_FIELD} is only known in a node with `repeat:`")
                 new_attrs[attr] = {**value, "copy": _at(value["copy"], index, counts, fail, attrs)}
             elif isinstance(value, dict) and "count" in value:
-                if set(value) != {"count"} or value["count"] not in counts:
+                if set(value) != {"count"} or not _is_count(value["count"], counts):
                     raise fail(attrs, f"attrs.{attr}: write {{count: COUNT}} with COUNT one of {sorted(counts)}")
                 new_attrs[attr] = counts[value["count"]]
         filled["attrs"] = new_attrs
