@@ -94,6 +94,13 @@ def test_strings_compare_by_value_whatever_numpy_dtype_holds_them() -> None:
     assert scalar.status == "match"
     wrong = _compare("s", "o", as_bytes, np.array([b"cafe", b"x"], dtype=object), TOL)
     assert wrong.status == "mismatch" and wrong.worst_index == [0]
+    # The message shows the first differing element both ways (what a kernel did to a string).
+    assert wrong.message == ("values differ (exact comparison): 1 of 2 element(s), the first at [0]: "
+                             "expected b'caf\\xc3\\xa9', got b'cafe'")
+    long = _compare("s", "o", np.array(b"a" * 100, dtype=object), np.array(b"b" * 100, dtype=object), TOL)
+    assert "expected b'aaaa" in long.message and "...," in long.message and len(long.message) < 220
+    ints = _compare("s", "o", np.array([[1, 2], [3, 4]], np.int64), np.array([[1, 2], [3, 5]], np.int64), {})
+    assert ints.message.endswith("1 of 4 element(s), the first at [1, 1]: expected 4, got 5")
     assert _compare("s", "o", as_bytes, np.array([b"x"], dtype=object), TOL).status == "mismatch"
 
 

@@ -1030,13 +1030,23 @@ def _compare_exact(result: OutputResult, expected: np.ndarray, actual: np.ndarra
             differ &= ~(np.isnan(expected) & np.isnan(actual))
     if differ.any():
         result.status, result.grade = "mismatch", "mismatch"
-        result.message = "values differ (exact comparison)"
-        result.worst_index = [int(i) for i in np.argwhere(differ)[0]]
+        first = tuple(int(i) for i in np.argwhere(differ)[0])
+        count = int(np.count_nonzero(differ))
+        # (the first differing element, shown: a string output's bytes tell what the kernel did)
+        result.message = (f"values differ (exact comparison): {count} of {differ.size} element(s), the first at "
+                          f"{list(first)}: expected {_shown(expected[first])}, got {_shown(actual[first])}")
+        result.worst_index = list(first)
         if expected.dtype.kind in "iu" or (noise.is_float(expected.dtype) and expected.dtype.kind != "c"):
             result.max_abs_error = float(np.max(np.abs(expected.astype(np.float64) - actual.astype(np.float64))[differ]))
     else:
         result.grade = "bit-identical"
     return result
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """One element of an output for a message: its repr (a numpy scalar as its Python value), cut to `limit`."""
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @dataclass(frozen=True)
