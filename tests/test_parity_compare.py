@@ -208,3 +208,21 @@ def test_a_constant_output_that_did_not_move_is_a_match_that_says_it_shows_littl
     assert moving.message == ""  # it moved with its inputs: it depends on them
     varied = np.linspace(0, 1, 20, dtype=np.float32).reshape(2, 10)
     assert _compare("s", "o", varied, varied.copy(), None, _bound(varied, movement=0.0)).message == ""
+
+
+def test_the_console_line_shows_the_error_and_its_bound_alike() -> None:
+    """A within-noise line gives the absolute error beside the absolute bound, then both as parts
+    of the output's range: a relative bound printed beside an absolute error read as a pass above
+    the bound (max abs err 9.5e-07 ... noise bound 4.77e-07)."""
+    import io
+
+    from rewriter.report.conversion import Report, print_summary
+    from rewriter.verify.parity import OutputResult, ParityReport
+
+    output = OutputResult("serve", "pool", "match", "float32", [1, 4], max_abs_error=9.5e-07, grade="within-noise",
+                          precision="float32", scale=9.76, error_of_range=9.73e-08, bound=4.66e-06,
+                          bound_of_range=4.77e-07)
+    stream = io.StringIO()
+    print_summary(Report("verify", None, None, parity=ParityReport("2.3.4", "", 0, {}, [output])), stream)
+    assert ("serve/pool float32[1, 4] max abs err 9.5e-07, noise bound 4.66e-06 (9.73e-08 and 4.77e-07 of the range, "
+            "float32)") in stream.getvalue()

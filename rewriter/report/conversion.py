@@ -277,7 +277,10 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
         color = green if o.status == "match" else red
         detail = f" max abs err {o.max_abs_error:.2g}" if o.max_abs_error is not None else ""
         if o.bound is not None and o.grade != "bit-identical":
-            detail += f" ({_num(o.error_of_range)} of range; noise bound {_num(o.bound_of_range)}, {o.precision})"
+            # (both absolute first, then both as parts of the range: a relative bound beside an
+            # absolute error read as a pass above the bound)
+            detail += (f", noise bound {_num(o.bound)} ({_num(o.error_of_range)} and {_num(o.bound_of_range)} "
+                       f"of the range, {o.precision})")
         elif o.rtol is not None:
             detail += f" (--rtol {o.rtol:g} / --atol {o.atol:g})"
         extra = f" ({o.message})" if o.message else ""
