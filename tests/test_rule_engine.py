@@ -1032,24 +1032,12 @@ def test_an_attr_only_tested_for_presence_keys_the_screen_verdict_by_presence() 
     from rewriter.rules.engine import RuleRun
     from rewriter.savedmodel.graph_model import NodeDefView
 
-    absent = """
-id: no-debug-name
-description: test
-since: "2.10"
-match:
-  nodes: {node: {op: VarHandleOp}}
-  where: [{attr: node.debug_name, present: false}]
-rewrite: {set_attrs: {node.shared_name: x}}
-"""
-    named_b = """
-id: debug-name-b
-description: test
-since: "2.10"
-match:
-  nodes: {node: {op: VarHandleOp}}
-  where: [{attr: node.debug_name, equals: b}]
-rewrite: {drop_attrs: [node.debug_name]}
-"""
+    def on_var_handle(rule_id: str, condition: str, rewrite: str) -> str:
+        return (f"id: {rule_id}\ndescription: test\nsince: \"2.10\"\nmatch:\n  nodes: {{node: {{op: VarHandleOp}}}}\n"
+                f"  where: [{condition}]\nrewrite: {rewrite}\n")
+
+    absent = on_var_handle("no-debug-name", "{attr: node.debug_name, present: false}", "{set_attrs: {node.shared_name: x}}")
+    named_b = on_var_handle("debug-name-b", "{attr: node.debug_name, equals: b}", "{drop_attrs: [node.debug_name]}")
     ops = OpSignatures(newest_registry(), load_registry(T23), {})
 
     def view(debug_name: str) -> NodeDefView:
@@ -1062,7 +1050,7 @@ rewrite: {drop_attrs: [node.debug_name]}
     (verdicts,) = [found for _, found in only_presence._verdicts.values()]
     assert len(verdicts) == 1  # one verdict for every node that has a debug_name
 
-    value_read = RuleRun(rules(absent + "---" + named_b), T23)
+    value_read = RuleRun(rules(absent + "---\n" + named_b), T23)
     assert not value_read.may_match(view("a"))
     assert value_read.may_match(view("b"))  # not the verdict of "a": the value keys it
 
