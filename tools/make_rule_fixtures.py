@@ -1625,6 +1625,64 @@ def build_type_widening() -> Built:
                  "ArgMax) that TF 2.3's kernels do not take, one signature per op")
 
 
+def build_narrow_arithmetic() -> Built:
+    """Integer arithmetic on types an op's T accepts only since 2.4-2.8 (rules/type-widening.yaml's
+    widen-*-t-to-* rules): tf.math.maximum, minimum, floormod, add (AddV2), sign and square on int8 /
+    int16 / uint8 / uint16 / uint32, one signature per op and type, on the edges: 0, 1, -1, the type's
+    min and max, sums that wrap (65535 + 1, 4294967295 + 1), squares that wrap, negative dividends and
+    divisors. No zero divisor: FloorMod fails on it (Integer division by zero) in both forms."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    ints = {  # the dividends / left operands and divisors / right operands of each type
+        "int8": ([0, 1, -1, -128, 127, -128, 127, -128, 5, -5, 5, -5, 100, -100],
+                 [1, -1, 1, -1, -1, 127, -128, 1, 3, 3, -3, -3, -7, 7]),
+        "int16": ([0, 1, -1, -32768, 32767, -32768, 32767, -32768, 5, -5, 5, -5, 30000, -30000],
+                  [1, -1, 1, -1, -1, 32767, -32768, 1, 3, 3, -3, -3, -7, 7]),
+        "uint8": ([0, 1, 255, 255, 254, 7, 200, 128], [1, 255, 1, 255, 255, 3, 7, 128]),
+        "uint16": ([0, 1, 65535, 65535, 65534, 7, 40000, 32768], [1, 65535, 1, 65535, 65535, 3, 30000, 32768]),
+        "uint32": ([0, 1, 4294967295, 4294967295, 4294967294, 7, 3000000000, 2147483648],
+                   [1, 4294967295, 1, 4294967295, 4294967295, 3, 2999999999, 2147483648]),
+    }
+    unary = {"int8": [0, 1, -1, -128, 127, -127, 5], "int16": [0, 1, -1, -32768, 32767, -32767, 5],
+             "uint8": [0, 1, 15, 16, 128, 255, 200], "uint16": [0, 1, 255, 256, 32768, 65535, 40000]}
+    binary_ops = {"maximum": (tf.math.maximum, ["int8", "uint16", "uint32"]),
+                  "minimum": (tf.math.minimum, ["int8", "uint16", "uint32"]),
+                  "floormod": (tf.math.floormod, ["int8", "int16", "uint8", "uint16", "uint32"]),
+                  "add": (tf.math.add, ["uint16", "uint32"])}  # AddV2
+    unary_ops = {"sign": (tf.math.sign, ["int8", "int16"]), "square": (tf.math.square, ["uint8", "uint16"])}
+    signatures: dict[str, Any] = {}
+    inputs: Inputs = {}
+
+    def add(key: str, specs: list[Any], body: Callable[..., Any], values: dict[str, np.ndarray]) -> None:
+        function = tf.function(body, input_signature=specs)
+        setattr(module, key, function)
+        signatures[key] = function
+        inputs[key] = values
+
+    def binary(op: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda a, b: {"z": op(a, b)}
+
+    def unary_body(op: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda a: {"z": op(a)}
+
+    for op_name, (op, types) in binary_ops.items():
+        for type_name in types:
+            dtype = tf.as_dtype(type_name)
+            x, y = (np.array(v, type_name) for v in ints[type_name])
+            add(f"{op_name}_{type_name}", [_spec([len(x)], dtype, "x"), _spec([len(y)], dtype, "y")],
+                binary(op), {"x": x, "y": y})
+    for op_name, (op, types) in unary_ops.items():
+        for type_name in types:
+            x = np.array(unary[type_name], type_name)
+            add(f"{op_name}_{type_name}", [_spec([len(x)], tf.as_dtype(type_name), "x")],
+                unary_body(op), {"x": x})
+    return Built(module, signatures, inputs,
+                 "Maximum, Minimum, FloorMod, AddV2, Sign and Square on int8 / int16 / uint8 / uint16 / uint32 "
+                 "(types TF 2.3 has no kernel for), one signature per op and type, on edge values: the type's "
+                 "min and max, 0, 1, -1, wrapping sums and squares, negative dividends and divisors")
+
+
 # --- TF 1.15 rules (rules/tf1-*.yaml): ops added in 2.0-2.3 -------------------------------- #
 def build_tf1_bincount() -> Built:
     """DenseBincount as tf.math.bincount and Keras 3's CategoryEncoding write it: 1-D and 2-D,
@@ -2005,6 +2063,7 @@ FIXTURES: dict[str, Callable[[], Built]] = {
     "decode_image": build_decode_image,
     "ctc": build_ctc,
     "type_widening": build_type_widening,
+    "narrow_arithmetic": build_narrow_arithmetic,
     "batch_norm_nchw": build_batch_norm_nchw,
     "pool_nchw": build_pool_nchw,
     "conv_nchw": build_conv_nchw,
