@@ -1111,9 +1111,8 @@ def test_permute_moves_a_list_of_pairs_pair_by_pair() -> None:
 
 
 def test_a_match_is_tried_again_once_an_earlier_application_changed_one_of_its_nodes() -> None:
-    """RuleRun.apply lists a rule's matches, then rewrites them in turn. A match whose nodes no
-    application changed since is rewritten as listed (its conditions read only their attrs);
-    one whose node an earlier application edited is matched again first. Here two Identity nodes
+    """RuleRun.apply lists a rule's matches, then rewrites them in turn, each matched again first:
+    an earlier application may have edited one of its nodes. Here two Identity nodes
     read one Cast; the rule drops the Cast's Truncate and the reader's `_marked`, but only while
     the Cast has Truncate, so the second match, listed while it had, must not apply."""
     unmark_once = rules("""

@@ -685,7 +685,6 @@ class RuleRun:
         self._rewrites_by_op = _by_root_op(self.rewrites)
         self._refusals_by_op = _by_root_op(self.refusals)
         self._applications: list[tuple[_Tag, Application]] = []
-        self._attrs_only: dict[str, bool] = {}  # rule id -> _reads_only_matched_attrs
         self._findings: dict[tuple[str, str, str], tuple[_Tag, Finding]] = {}
         # Per root op, the conditions of each rule on it that read only the root node's attrs:
         # judged on the bare NodeDef, they tell whether any rule can match in a scope at all.
@@ -811,16 +810,11 @@ class RuleRun:
                 rewriter = Rewriter(scope, index, self.pictures)
                 events = 0
                 root_key, counted = rule.root.name, "counts" in rule.extra
-                attrs_only = self._reads_only_matched_attrs(rule)
-                matched_at = scope.edits
                 for binding in list(matcher.matches(rule)):
-                    # An earlier application may have changed the graph: match again before
-                    # rewriting, unless the match and its conditions read nothing but the matched
-                    # nodes (their ops, inputs and attrs) and none of them changed since.
-                    if not (attrs_only and scope.unchanged_since(binding.values(), matched_at)):
-                        fresh = matcher.bind(rule, binding[root_key])
-                        if fresh != binding or not matcher.conditions_hold(rule, binding):
-                            continue
+                    # An earlier application may have changed the graph: match again before rewriting.
+                    fresh = matcher.bind(rule, binding[root_key])
+                    if fresh != binding or not matcher.conditions_hold(rule, binding):
+                        continue
                     root = scope.node_def(binding[root_key])
                     tag = (pass_number, rule_position, position, events)
                     events += 1
@@ -877,13 +871,6 @@ class RuleRun:
                     "refused", where, root.name, root.op, rule.refuse, rule=rule.id, since=str(rule.since)
                 ))
         return (len(self._applications), len(self._findings)) != before
-
-    def _reads_only_matched_attrs(self, rule: Rule) -> bool:
-        """Whether every condition of the rule reads only attrs of matched nodes (attr_refs)."""
-        found = self._attrs_only.get(rule.id)
-        if found is None:
-            found = self._attrs_only[rule.id] = all(c.attr_refs() is not None for c in rule.where)
-        return found
 
     def _lacks_message(self, rule: Rule, missing: tuple[str, ...]) -> str:
         firsts = [first_release_with_op(op) for op in missing]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 import networkx as nx
 from rewriter.protos import function_pb2, graph_pb2, node_def_pb2
@@ -100,20 +100,6 @@ class Scope(_ScopePlace):
     # The names of the nodes of each op as built, while no node was added or edited (the rule
     # engine's OpIndex takes it over and keeps it current; an edit here empties it).
     names_by_op: dict[str, set[str]] = field(default_factory=dict, repr=False)
-    # How many edits the scope has had, and per node the count when it last changed (its NodeDef,
-    # its inputs, or its removal): a match on nodes unchanged since it was found still holds
-    # (RuleRun.apply need not match it again).
-    edits: int = field(default=0, repr=False)
-    _edited_at: dict[object, int] = field(default_factory=dict, repr=False)
-
-    def _touch(self, name: object) -> None:
-        self.edits += 1
-        self._edited_at[name] = self.edits
-
-    def unchanged_since(self, names: Iterable[object], edits: int) -> bool:
-        """Whether none of these nodes changed after the scope's `edits`-th edit."""
-        edited_at = self._edited_at
-        return all(edited_at.get(name, 0) <= edits for name in names)
 
     # --- ports: naming a producer's outputs (needs `ops`) --------------------------------
     def output_port(self, node: NodeDef, flat: int, added: bool = False) -> str:
@@ -144,7 +130,6 @@ class Scope(_ScopePlace):
         """The node's NodeDef, to change: the scope's own copy (the input proto stays as it was)."""
         data = self.graph.nodes[name]
         self.names_by_op = {}  # an edit may change an op: the index is made afresh
-        self._touch(name)
         if name not in self._owned:
             owned = NodeDef()
             owned.CopyFrom(data["def"])
@@ -202,7 +187,6 @@ class Scope(_ScopePlace):
         self.graph.add_node(node.name, order=order)
         self.graph.nodes[node.name]["def"] = stored
         self._owned.add(node.name)
-        self._touch(node.name)
         self._order = None
 
     def add_edge(self, src: object, dst: object, port: str | None, index: float) -> None:
@@ -210,7 +194,6 @@ class Scope(_ScopePlace):
         _add_endpoints(graph, src, dst)  # (a control return a rewrite points elsewhere is added again)
         _insert_edge(graph._succ, graph._pred, src, dst, port, index)
         self._rewired.add(dst)
-        self._touch(dst)
         data = self.graph.nodes[dst]
         if "next_index" in data:
             data["next_index"] = max(data["next_index"], index + 1)
@@ -244,7 +227,6 @@ class Scope(_ScopePlace):
             if data["index"] == edge.position and data["port"] == edge.port:
                 self.graph.remove_edge(edge.src, edge.dst, key)
                 self._rewired.add(edge.dst)
-                self._touch(edge.dst)
                 return
         raise GraphModelError(f"{self.where()}: no edge {edge.src} -> {edge.dst} at input {edge.position}")
 
@@ -260,9 +242,6 @@ class Scope(_ScopePlace):
         succ, pred = graph._succ, graph._pred
         readers = succ[name]
         self._rewired.update(readers)  # its readers lose an input
-        self._touch(name)
-        for reader in readers:
-            self._touch(reader)
         # networkx's DiGraph.remove_node on its dicts directly, as _insert_edge adds (without its
         # cache clearing: nothing reads networkx's cached conversions)
         del graph._node[name]
