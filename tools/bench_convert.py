@@ -6,6 +6,7 @@
     .venv/bin/python tools/bench_convert.py --markdown         # the table of docs/performance.md
     .venv/bin/python tools/bench_convert.py --baseline 7103432 --markdown   # before / after, side by side
     .venv/bin/python tools/bench_convert.py --models path/to/saved_model_dir  # your own model
+    .venv/bin/python tools/bench_convert.py --models gen-30k --floor   # what this design spends at least
 
 Every ratio is measured side by side in one run, on this machine, as it is loaded right now.
 Times are CPU seconds (user + system, of this process or of the child) and the ratios are taken
@@ -198,6 +199,51 @@ print("ok" if ok else "refused")
 """
 
 
+# What the design's own per-node passes cost at least, against the limit, in turn with it
+# (--floor, this checkout only): one read of every node of every scope (savedmodel.node_reading,
+# which the structure checks and the validator share), and the networkx graph models of the scopes
+# the rules rewrite (the design card's model of every rewritten graph), without any check or rule.
+# Prints "limit_cpu read_cpu models_cpu" per attempt.
+FLOOR_TIME = """
+import resource, sys
+from pathlib import Path
+from rewriter.pipeline import Options, Release, plan
+from rewriter.protos import saved_model_pb2
+from rewriter.savedmodel.node_reading import NodeKinds
+from rewriter.savedmodel.graph_model import scope_from_function, scope_from_graph_def
+parse_release = sys.modules[Release.__module__].parse_release
+model, target, repeat = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+rewritten = {app.where for app in plan(model, Options(target=parse_release(target))).applications}
+data = (model / "saved_model.pb").read_bytes()
+proto = saved_model_pb2.SavedModel.FromString(data)
+for attempt in range(repeat):
+    start = cpu()
+    saved_model_pb2.SavedModel.FromString(data).SerializeToString(deterministic=True)
+    limit = cpu() - start
+    start = cpu()
+    kinds = NodeKinds()
+    for meta_graph in proto.meta_graphs:
+        kinds.read_nodes(meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            kinds.read_nodes(function.node_def)
+    read = cpu() - start
+    start = cpu()
+    for index, meta_graph in enumerate(proto.meta_graphs):
+        if any(where.startswith("graph ") for where in rewritten):
+            scope_from_graph_def(f"meta_graph_{index}", meta_graph.graph_def)
+        for function in meta_graph.graph_def.library.function:
+            if "function " + function.signature.name in rewritten:
+                scope_from_function(function)
+    models = cpu() - start
+    print(limit, read, models)
+"""
+
+
 @dataclass
 class Timing:
     """The attempts of one model's measurement: the limit's and the conversion's times, in turn."""
@@ -243,6 +289,18 @@ def conversion(root: Path, model: Path, scratch: Path, target: str, repeat: int)
         timing.limits.append(Seconds(limit_cpu, limit_wall))
         timing.converts.append(Seconds(convert_cpu, convert_wall))
     return timing, verdict == "ok"
+
+
+def floor(model: Path, target: str, repeat: int) -> tuple[float, float]:
+    """The median paired ratios to the limit (parse + serialize only) of one read of every node and
+    of the graph models of the rewritten scopes (FLOOR_TIME), with this checkout's code."""
+    proc = subprocess.run([sys.executable, "-c", FLOOR_TIME, str(model), target, str(repeat)],
+                          capture_output=True, text=True, cwd=REPO)
+    if proc.returncode != 0:
+        raise SystemExit(f"--floor failed:\n{proc.stderr[-2000:]}")
+    rows = [tuple(map(float, line.split())) for line in proc.stdout.strip().splitlines()[-repeat:]]
+    return (statistics.median(read / max(limit, 1e-3) for limit, read, _ in rows),
+            statistics.median(models / max(limit, 1e-3) for limit, _, models in rows))
 
 
 def peak_rss(args: list[str], root: Path = REPO) -> tuple[int, int]:
@@ -309,6 +367,9 @@ def main() -> int:
     parser.add_argument("--to", default="2.3")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--baseline", metavar="REF", help="also measure the code of git commit REF, side by side")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure what one read of every node and the graph models of the rewritten scopes "
+                             "cost against parse + serialize (what any conversion of this design spends at least)")
     args = parser.parse_args()
     for name in args.models:
         if name not in choices and not (Path(name) / "saved_model.pb").is_file():
@@ -357,6 +418,10 @@ def main() -> int:
                   f"{row.rss_mib:.0f} MiB (budget {row.rss_budget_mib:.0f})" + ("" if row.ok else " NOT CONVERTED")
                   + (f"; baseline {before.convert.cpu:.3f} s cpu ({before.ratio:.1f}x, {before.spread}), "
                      f"{before.rss_mib:.0f} MiB" if before is not None else ""), file=sys.stderr, flush=True)
+            if args.floor:
+                read, models = floor(model, args.to, args.repeat)
+                print(f"{name}: floor (median of paired ratios to parse + serialize): one read of every node {read:.1f}x, "
+                      f"graph models of the rewritten scopes {models:.1f}x", file=sys.stderr, flush=True)
             shutil.rmtree(scratch)
             shutil.rmtree(model)
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
