@@ -1630,7 +1630,9 @@ def build_narrow_arithmetic() -> Built:
     widen-*-t-to-* rules): tf.math.maximum, minimum, floormod, add (AddV2), sign and square on int8 /
     int16 / uint8 / uint16 / uint32, one signature per op and type, on the edges: 0, 1, -1, the type's
     min and max, sums that wrap (65535 + 1, 4294967295 + 1), squares that wrap, negative dividends and
-    divisors. No zero divisor: FloorMod fails on it (Integer division by zero) in both forms."""
+    divisors. No zero divisor: FloorMod fails on it (Integer division by zero) in both forms. Then the
+    types TF 1.15 rejects (the widen-*-tf1 rows): maximum, minimum, subtract, equal, not_equal, square
+    and negative, with differences and negations that wrap (0 - 1 in uint32, -(-128) in int8)."""
     import tensorflow as tf
 
     module = tf.Module()
@@ -1651,6 +1653,15 @@ def build_narrow_arithmetic() -> Built:
                   "floormod": (tf.math.floormod, ["int8", "int16", "uint8", "uint16", "uint32"]),
                   "add": (tf.math.add, ["uint16", "uint32"])}  # AddV2
     unary_ops = {"sign": (tf.math.sign, ["int8", "int16"]), "square": (tf.math.square, ["uint8", "uint16"])}
+    # The types TF 1.15's OpDef rejects and 2.3's accepts (the widen-*-tf1 rows), traced after the
+    # ones above so their functions keep their names.
+    tf1_binary_ops = {"maximum": (tf.math.maximum, ["int16", "uint8"]),
+                      "minimum": (tf.math.minimum, ["int16", "uint8"]),
+                      "subtract": (tf.math.subtract, ["uint32"]),
+                      "equal": (tf.math.equal, ["uint16", "uint32"]),
+                      "not_equal": (tf.math.not_equal, ["uint16", "uint32"])}
+    # (Round on int8 / int16, which 2.3's OpDef takes too, has no CPU kernel in TF 2.21: nothing to rewrite)
+    tf1_unary_ops = {"square": (tf.math.square, ["int8", "int16"]), "negative": (tf.math.negative, ["int8", "int16"])}
     signatures: dict[str, Any] = {}
     inputs: Inputs = {}
 
@@ -1666,21 +1677,24 @@ def build_narrow_arithmetic() -> Built:
     def unary_body(op: Callable[..., Any]) -> Callable[..., Any]:
         return lambda a: {"z": op(a)}
 
-    for op_name, (op, types) in binary_ops.items():
-        for type_name in types:
-            dtype = tf.as_dtype(type_name)
-            x, y = (np.array(v, type_name) for v in ints[type_name])
-            add(f"{op_name}_{type_name}", [_spec([len(x)], dtype, "x"), _spec([len(y)], dtype, "y")],
-                binary(op), {"x": x, "y": y})
-    for op_name, (op, types) in unary_ops.items():
-        for type_name in types:
-            x = np.array(unary[type_name], type_name)
-            add(f"{op_name}_{type_name}", [_spec([len(x)], tf.as_dtype(type_name), "x")],
-                unary_body(op), {"x": x})
+    for binaries, unaries in ((binary_ops, unary_ops), (tf1_binary_ops, tf1_unary_ops)):
+        for op_name, (op, types) in binaries.items():
+            for type_name in types:
+                dtype = tf.as_dtype(type_name)
+                x, y = (np.array(v, type_name) for v in ints[type_name])
+                add(f"{op_name}_{type_name}", [_spec([len(x)], dtype, "x"), _spec([len(y)], dtype, "y")],
+                    binary(op), {"x": x, "y": y})
+        for op_name, (op, types) in unaries.items():
+            for type_name in types:
+                x = np.array(unary[type_name], type_name)
+                add(f"{op_name}_{type_name}", [_spec([len(x)], tf.as_dtype(type_name), "x")],
+                    unary_body(op), {"x": x})
     return Built(module, signatures, inputs,
                  "Maximum, Minimum, FloorMod, AddV2, Sign and Square on int8 / int16 / uint8 / uint16 / uint32 "
-                 "(types TF 2.3 has no kernel for), one signature per op and type, on edge values: the type's "
-                 "min and max, 0, 1, -1, wrapping sums and squares, negative dividends and divisors")
+                 "(types TF 2.3 has no kernel for), and Maximum, Minimum, Sub, Equal, NotEqual, Square and Neg "
+                 "on the narrow types TF 1.15 rejects, one signature per op and type, on edge values: the "
+                 "type's min and max, 0, 1, -1, wrapping sums, differences, squares and negations, negative "
+                 "dividends and divisors")
 
 
 # --- TF 1.15 rules (rules/tf1-*.yaml): ops added in 2.0-2.3 -------------------------------- #
