@@ -226,3 +226,32 @@ def test_the_console_line_shows_the_error_and_its_bound_alike() -> None:
     print_summary(Report("verify", None, None, parity=ParityReport("2.3.4", "", 0, {}, [output])), stream)
     assert ("serve/pool float32[1, 4] max abs err 9.5e-07, noise bound 4.66e-06 (9.73e-08 and 4.77e-07 of the range, "
             "float32)") in stream.getvalue()
+
+
+def test_a_noise_bound_that_spans_the_range_proves_nothing() -> None:
+    """sweep-II B: an eigvals output moved by 0.2 of its range under one-ulp input moves, a bound
+    of 3.4 times its range: an output of zeros would have been within noise. Unprovable, not a match;
+    a bit-identical output is still proven, and a bound under the range still judges."""
+    expected = np.array([5.0, -1.0, 2.0], np.float32)
+    chaotic = _bound(expected, movement=1.1)  # 16 x 1.1 > 5
+    zeros = _compare("s", "o", expected, np.zeros(3, np.float32), None, chaotic)
+    assert zeros.status == "mismatch" and zeros.grade == "unprovable"
+    assert "spans this output's range" in zeros.message and "--inputs" in zeros.message
+    assert zeros.bound == chaotic.bound  # type: ignore[attr-defined]  # the report still states the bound
+    same = _compare("s", "o", expected, expected.copy(), None, chaotic)
+    assert same.status == "match" and same.grade == "bit-identical"
+    wide = _bound(expected, movement=0.25)  # 16 x 0.25 = 4 < 5: it still sees an error of 5
+    assert _compare("s", "o", expected, np.zeros(3, np.float32), None, wide).grade == "mismatch"
+    assert _compare("s", "o", expected, expected + np.float32(1.0), None, wide).grade == "within-noise"
+
+
+def test_a_magnitude_class_whose_bound_spans_its_range_is_unprovable() -> None:
+    expected = _masked_scores()
+    real = expected > -1e8
+    bound = _bound(expected, movement=np.where(real, 10.0, 0.0))  # the real scores' class: 160 > its range
+    shifted = np.where(real, expected + np.float32(0.5), expected).astype(np.float32)
+    result = _compare("s", "o", expected, shifted, None, bound)
+    assert result.status == "mismatch" and result.grade == "unprovable"
+    # Only the masked class differs, and its bound is under its range: judged as before.
+    masked_moved = np.where(real, expected, np.nextafter(expected, np.float32(0))).astype(np.float32)
+    assert _compare("s", "o", expected, masked_moved, None, bound).grade == "within-noise"

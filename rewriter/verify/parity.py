@@ -55,7 +55,14 @@ _NUMPY_OF = {
 }
 
 
-GRADES = ("bit-identical", "within-noise", "within-tolerance", "mismatch")
+GRADES = ("bit-identical", "within-noise", "within-tolerance", "mismatch", "unprovable")
+# An output whose measured noise bound reaches its whole range: an output of zeros would pass, so
+# a match there would prove nothing (an ill-conditioned eigenproblem, or randomness that the
+# same-input runs did not show). Not a match: OUT is written only when proven.
+UNPROVABLE = ("the model's own noise spans this output's range: the noise bound {bound:.3g} is {of_range:.2g} of its "
+              "range {scale:.3g}, so any output of that size would pass, and no comparison on these inputs can tell a "
+              "right output from a wrong one. Pass --inputs on which the model is well-conditioned, or accept a "
+              "tolerance you choose with --rtol/--atol")
 # The message of an output with no elements: its dtype and shape matched, and no value was compared.
 EMPTY_OUTPUT = "no elements: only its dtype and shape were compared"
 NAN_OUTPUT = "every value is NaN: only its dtype, shape and NaN positions were compared"
@@ -368,12 +375,19 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
     results. Each round calls every signature still unfed with its next strategy, all reference
     calls first (a stateful model's first outputs are what the target's first runs see), then,
     with `precisions` (signature -> compute precision), once more on the same inputs (is it
-    deterministic?) and PERTURBED_RUNS times with every float input moved by one ulp of that
-    precision; a signature with no float input is measured by `run_moved_weights` instead, where
-    the runtime can move the model's float variables. `finer` (signature -> output -> precision)
-    names the outputs computed in a finer precision than their signature's (a float64 output beside
-    float32 ones): PERTURBED_RUNS more runs per such precision measure them, since a move of the
-    coarser size would measure the coarser noise. `inputs` is updated to the values that ran."""
+    deterministic?), PERTURBED_RUNS times with every float input moved by one ulp of that
+    precision, and once more on the same inputs after them (randomness whose state only moves
+    from the second call on: a Keras SeedGenerator's dropout); a signature with no float input is
+    measured by `run_moved_weights` instead, where the runtime can move the model's float
+    variables. `finer` (signature -> output -> precision) names the outputs computed in a finer
+    precision than their signature's (a float64 output beside float32 ones): PERTURBED_RUNS more
+    runs per such precision measure them, since a move of the coarser size would measure the
+    coarser noise. `inputs` is updated to the values that ran.
+
+    A reference call that fails may have changed the model's state before failing (a variable
+    assigned before an assertion), which the target, running only the successful calls, never
+    sees: the calls after it in its batch are run again in the next round (on a fresh load with the
+    successful calls replayed), with the same strategy."""
     run = SourceRun({})
     rng = np.random.default_rng(seed + 1)
     options = {key: (alternatives or {}).get(key) or [Candidate("random", arrays)] for key, arrays in inputs.items()}
@@ -387,7 +401,8 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
     while pending:
         chosen = {key: options[key][attempt[key]] for key in pending}
         batch: Batch = [(key, chosen[key].values) for key in pending]
-        # key -> (first index in batch, count) of its noise calls, and the finer precisions measured after them
+        # key -> (first index in batch, count) of its noise calls, and the finer precisions measured
+        # after them; the same-input call after all of them is the last of the key's calls
         extra: dict[str, tuple[int, int, list[str]]] = {}
         for key in pending:
             if precisions is None or key not in precisions:
@@ -400,11 +415,16 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
             moved_finer = [{name: noise.perturb(value, level, rng) for name, value in values.items()}
                            for level in levels for _ in range(noise.PERTURBED_RUNS)]
             extra[key] = (len(batch), 1 + len(moved), levels)
-            batch += [(key, values)] + [(key, m) for m in moved + moved_finer]
+            batch += [(key, values)] + [(key, m) for m in moved + moved_finer] + [(key, values)]
         results = run_batch(replay, batch)
         still = []
+        failed_before = False  # a reference call of this batch before this one failed
         for index, key in enumerate(pending):
             result = results[index]
+            if failed_before and not isinstance(result, str):
+                still.append(key)  # ran on whatever the failed call left: run again, same strategy
+                continue
+            failed_before = failed_before or isinstance(result, str)
             if isinstance(result, str):
                 tried[key].append(f"{chosen[key].strategy}: {_first_line(result)}")
                 attempt[key] += 1
@@ -443,11 +463,12 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                 values = chosen[key].values
                 noise_runs = results[first:first + count]
                 finer_runs = results[first + count:first + count + len(levels) * noise.PERTURBED_RUNS]
+                last_again = results[first + count + len(levels) * noise.PERTURBED_RUNS]
                 if run_moved_weights is not None and precisions is not None and not _has_float(values):
                     by_weights = run_moved_weights(key, values, precisions[key], rng)
                     noise_runs = noise_runs[:1] + ([by_weights] if isinstance(by_weights, str) else by_weights)
                     run.moved[key] = "weights"
-                _measure(run, key, values, result, noise_runs, precisions[key] if precisions else None)
+                _measure(run, key, values, result, noise_runs, precisions[key] if precisions else None, last_again)
                 if levels and key in run.movements:
                     _measure_finer(run, key, values, result, levels, finer_runs, (finer or {})[key])
                 if run_moved_weights is not None and precisions is not None and _absorbed(run, key, result):
@@ -469,11 +490,19 @@ def _vacuous(outputs: dict[str, np.ndarray]) -> str | None:
 
 
 def _measure(run: SourceRun, key: str, values: dict[str, np.ndarray], reference: dict[str, np.ndarray],
-             extra: list["dict[str, np.ndarray] | str"], precision: str | None = None) -> None:
+             extra: list["dict[str, np.ndarray] | str"], precision: str | None = None,
+             last_again: "dict[str, np.ndarray] | str | None" = None) -> None:
+    """The movements of one signature's outputs from its noise runs: `extra` is the same-input
+    run, then the moved runs; `last_again` the same-input run after all of them. If either
+    same-input run differs from the reference, the moved runs measured state or randomness, not
+    rounding, and nothing is measured."""
     again, moved = extra[0], extra[1:]
-    if isinstance(again, str) or any(not _same(reference[name], again.get(name)) for name in reference):
-        run.notes[key] = "the source gives other outputs when run again on the same inputs (state or randomness)"
-        return
+    for repeat in (again, last_again):
+        if repeat is None:
+            continue
+        if isinstance(repeat, str) or any(not _same(reference[name], repeat.get(name)) for name in reference):
+            run.notes[key] = "the source gives other outputs when run again on the same inputs (state or randomness)"
+            return
     by_weights = run.moved.get(key) == "weights"
     if not by_weights and not _has_float(values):
         run.notes[key] = "the signature has no float input to move by one ulp"
@@ -731,17 +760,18 @@ def run_source_as_session(model_dir: Path, tags: list[str], meta_graph: meta_gra
                           inputs: dict[str, dict[str, np.ndarray]], precisions: dict[str, str] | None = None,
                           seed: int = 0, alternatives: dict[str, list[Candidate]] | None = None,
                           finer: dict[str, dict[str, str]] | None = None) -> SourceRun:
-    """run_source through the installed TF's TF1 loader and a session, signature by signature."""
+    """run_source through the installed TF's TF1 loader and a session, signature by signature: a
+    fresh session for each round after the first, with the successful calls replayed (as run_source
+    does: the earlier rounds' noise runs and failed calls changed the state of a stateful model)."""
     import tensorflow as tf
     from tensorflow.python.util import deprecation
 
-    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
-        with deprecation.silence():  # TF's notice that the TF1 loader is deprecated is not ours to print
-            tf.compat.v1.saved_model.loader.load(session, tags, str(model_dir))
-
-        def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+    def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+        with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+            with deprecation.silence():  # TF's notice that the TF1 loader is deprecated is not ours to print
+                tf.compat.v1.saved_model.loader.load(session, tags, str(model_dir))
             results: list[dict[str, np.ndarray] | str] = []
-            for key, arrays in batch:  # one session throughout: nothing to replay
+            for key, arrays in replay + batch:
                 signature = meta_graph.signature_def[key]
                 feeds = {signature.inputs[name].name: value for name, value in arrays.items()}
                 fetches = {name: signature.outputs[name].name for name in signature.outputs}
@@ -750,9 +780,9 @@ def run_source_as_session(model_dir: Path, tags: list[str], meta_graph: meta_gra
                     results.append({name: np.asarray(value) for name, value in values.items()})
                 except Exception as error:  # as in run_source: the source fails on these inputs
                     results.append(_first_line(error))
-            return results
+            return results[len(replay):]
 
-        return run_rounds(run_batch, inputs, alternatives, precisions, seed, finer=finer)
+    return run_rounds(run_batch, inputs, alternatives, precisions, seed, finer=finer)
 
 
 def signature_calls(meta_graph: meta_graph_pb2.MetaGraphDef, inputs: dict[str, dict[str, np.ndarray]],
@@ -947,6 +977,10 @@ def _grade(signature: str, output: str, expected: np.ndarray, actual: np.ndarray
     if bound.labels is not None:
         return _compare_by_class(result, diff, bound)
     _state_bound(result, bound)
+    if bound.scale and bound.bound >= bound.scale:
+        result.status, result.grade = "mismatch", "unprovable"
+        result.message = UNPROVABLE.format(bound=bound.bound, of_range=bound.bound / bound.scale, scale=bound.scale)
+        return result
     if result.max_abs_error is not None and result.max_abs_error <= bound.bound:
         result.grade = "within-noise"
     else:
@@ -969,7 +1003,14 @@ def _compare_by_class(result: OutputResult, diff: np.ndarray, bound: NoiseBound)
     result.error_of_range = _ratio(float(diff[at]), judged.scale)
     result.bound, result.bound_of_range = judged.bound, _ratio(judged.bound, judged.scale)
     result.bound_origin = bound.origin
-    if used[at] <= 1.0:
+    differing = set(np.unique(bound.labels[diff > 0]).tolist())
+    spanning = [label for label, judged_class in enumerate(bound.classes)
+                if label in differing and judged_class.scale and judged_class.bound >= judged_class.scale]
+    if used[at] <= 1.0 and spanning:  # a class whose differing elements no bound can judge
+        wide = bound.classes[spanning[0]]
+        result.status, result.grade = "mismatch", "unprovable"
+        result.message = UNPROVABLE.format(bound=wide.bound, of_range=wide.bound / wide.scale, scale=wide.scale)
+    elif used[at] <= 1.0:
         result.grade = "within-noise"
     else:
         result.status, result.grade = "mismatch", "mismatch"
