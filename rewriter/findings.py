@@ -19,7 +19,7 @@ class Finding:
     op: str
     message: str
     rule: str | None = None
-    since: str | None = None  # first release that has the op/attr, when known
+    since: str | None = None  # first release that has the op/attr (bad-attr: that takes the value), when known
     attr: str | None = None  # the attr a release lacks (unknown-attr), else None
 
     def lacking(self) -> str:

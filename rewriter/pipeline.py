@@ -40,7 +40,7 @@ from rewriter.savedmodel.model import (
 )
 from rewriter.verify.python_loader_caveats import python_loader_caveats
 from rewriter.targets.registry import OpRegistry, load_registry, newest_registry
-from rewriter.targets.releases import Release, known_releases, release_of_producer
+from rewriter.targets.releases import Release, known_releases, parse_release, release_of_producer
 from rewriter.rules.engine import Application, RuleOutcome, RuleRun
 from rewriter.savedmodel.node_reading import NodeReading
 from rewriter.savedmodel.op_signatures import OpSignatures
@@ -471,13 +471,28 @@ def _refusals(rule_findings: list[Finding], after: list[Finding], rules: list[Ru
         if readers and _only_feeds_refused((finding.where, finding.node), refused, readers, memo):
             continue
         what = "op" if finding.kind == "unknown-op" else "attr"
-        since = f" (added in TensorFlow {finding.since})" if finding.since else ""
+        since = _since_words(finding) if finding.since else ""
         message = f"{finding.message}{since}; no rule brings it to {target}"
+        if finding.since:
+            message += f": target TensorFlow {finding.since} or newer"
         if finding.kind in ("unknown-op", "unknown-attr"):
             message += f". Rules handle {what}s by name: see `tfdowngrade rules list`"
         refusals.append(Finding("no-rule", finding.where, finding.node, finding.op, message, since=finding.since,
                                 attr=finding.attr))
     return refusals
+
+
+def _since_words(finding: Finding) -> str:
+    """' (added in TensorFlow 2.10)', or for a value an older OpDef rejected ' (allowed from
+    TensorFlow 2.6)'; where the shipped registries skip releases before it (1.15, then 2.3), what
+    is known: ' (added after TensorFlow 1.15, by 2.3)'."""
+    assert finding.since is not None
+    verb = "allowed" if finding.kind == "bad-attr" else "added"
+    release = parse_release(finding.since)
+    older = [known for known in known_releases() if known < release]
+    if older and (older[-1].major, older[-1].minor + 1) != (release.major, release.minor):
+        return f" ({verb} after TensorFlow {older[-1]}, by {release})"
+    return f" ({verb} {'from' if verb == 'allowed' else 'in'} TensorFlow {release})"
 
 
 def _schema_refusals(findings: list[Finding], target: Release) -> list[Finding]:

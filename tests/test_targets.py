@@ -187,4 +187,25 @@ def test_check_to_1_15_names_the_op_the_node_and_the_release_that_added_it(tmp_p
     assert result.code == 1, result.stderr
     text = result.stdout + result.stderr
     assert "node 'Erfinv'" in text or "'Erfinv'" in text
-    assert "op 'Erfinv' is not registered in TensorFlow 1.15 (added in TensorFlow 2.3)" in text
+    # (this tool has no registry between 1.15 and 2.3: 'added in 2.3' would claim more than it knows)
+    assert "op 'Erfinv' is not registered in TensorFlow 1.15 (added after TensorFlow 1.15, by 2.3)" in text
+    assert "target TensorFlow 2.3 or later" in text
+
+
+def test_a_type_the_target_rejects_names_the_release_that_takes_it(tmp_path: Path) -> None:
+    """A dtype an older OpDef rejects gets the same remedy as an op the target lacks (a sweep saw
+    'DT_INT8 is not allowed here ...; no rule brings it to 1.15' with nothing to do about it)."""
+    import tensorflow as tf
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int8)])
+        def f(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.raw_ops.Reciprocal(x=x)}  # 1.15's Reciprocal takes no int8, 2.3's does
+
+    model = Model()
+    tf.saved_model.save(model, str(tmp_path / "in"), signatures={"serving_default": model.f})
+    result = run_cli("check", tmp_path / "in", "--to", "1.15")
+    assert result.code == 1, result.stderr
+    assert ("attr 'T': DT_INT8 is not allowed here (allowed: " in result.stdout
+            and "(allowed after TensorFlow 1.15, by 2.3); no rule brings it to 1.15: target TensorFlow 2.3 or newer"
+            in result.stdout), result.stdout

@@ -17,7 +17,7 @@ from rewriter.savedmodel.node_reading import AttrReading, NodeKind, NodeKinds, N
 from rewriter.findings import Finding
 from rewriter.protos.node_def_pb2 import NodeDef
 from rewriter.targets.registry import OpRegistry, first_release_with_attr, first_release_with_op, load_registry
-from rewriter.targets.releases import Release
+from rewriter.targets.releases import Release, known_releases
 
 
 class NodeScope(Protocol):
@@ -40,6 +40,17 @@ _FIELD_OF_TYPE = {
 
 def _since(release: Release | None) -> str | None:
     return str(release) if release is not None else None
+
+
+def _first_release_allowing(op_name: str, attr_name: str, value: attr_value_pb2.AttrValue,
+                            names: set[str]) -> Release | None:
+    """The oldest shipped release whose OpDef takes this value of the attr (a dtype an older
+    release's kernels did not have); None if none does. Asked only for a value the target rejects."""
+    for release in known_releases():
+        attr_def = load_registry(release).attr_def(op_name, attr_name)
+        if attr_def is not None and _value_problem(value, attr_def, names) is None:
+            return release
+    return None
 
 
 def _kind_problem(value: attr_value_pb2.AttrValue, attr_type: str) -> str | None:
@@ -417,7 +428,9 @@ def _judge(op_name: str, attr_readings: list[AttrReading],
                 unvouched.append((attr_name, value, kind))
             problem = _value_problem(value, attr_check.attr_def, names)
             if problem:
-                by_attr.append((attr_name, Finding("bad-attr", "", "", op_name, f"attr {attr_name!r}: {problem}")))
+                by_attr.append((attr_name, Finding(
+                    "bad-attr", "", "", op_name, f"attr {attr_name!r}: {problem}",
+                    since=_since(_first_release_allowing(op_name, attr_name, value, names)))))
         elif vouched is not None and attr_name not in vouched:
             unvouched.append((attr_name, value, kind))
     malformed_found: list[Finding] = []
