@@ -255,3 +255,21 @@ def test_a_magnitude_class_whose_bound_spans_its_range_is_unprovable() -> None:
     # Only the masked class differs, and its bound is under its range: judged as before.
     masked_moved = np.where(real, expected, np.nextafter(expected, np.float32(0))).astype(np.float32)
     assert _compare("s", "o", expected, masked_moved, None, bound).grade == "within-noise"
+
+
+def test_a_signature_that_fails_is_printed_once_with_its_error() -> None:
+    """sweep-II C: a kernel the target lacks failed the signature, and its 12-line error was
+    printed for each of its 12 outputs."""
+    import io
+
+    from rewriter.report.conversion import Report, print_summary
+    from rewriter.verify.parity import OutputResult, ParityReport
+
+    error = "No OpKernel was registered to support Op 'SobolSample'\nRegistered kernels:\n  <no registered kernels>"
+    outputs = [OutputResult("serve", name, "error", message=error) for name in ("a", "b", "c")]
+    outputs.append(OutputResult("other", "d", "error", message=error))
+    stream = io.StringIO()
+    print_summary(Report("verify", None, None, parity=ParityReport("2.3.4", "", 0, {}, outputs)), stream)
+    text = stream.getvalue()
+    assert text.count("<no registered kernels>") == 2  # once for serve, once for other
+    assert "serve/b [] (the same error as serve/a)" in text and "serve/c [] (the same error as serve/a)" in text

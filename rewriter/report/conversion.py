@@ -273,8 +273,15 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
     for key, fed in sorted(parity.input_strategies.items()):
         if fed.get("strategy") not in ("random", "--inputs", None):
             print(f"parity: inputs of {key}: {_strategy_words(fed)}", file=stream)
+    said: dict[tuple[str, str], str] = {}  # (signature, error message) -> the first output it was printed for
     for o in parity.outputs:
         color = green if o.status == "match" else red
+        if o.status == "error" and o.message:
+            first = said.setdefault((o.signature, o.message), o.output)
+            if first != o.output:  # a signature that fails fails every output alike: say it once
+                print(f"  {color}{o.status:16}{reset} {o.signature}/{o.output} {o.dtype}{list(o.shape)} "
+                      f"(the same error as {o.signature}/{first})", file=stream)
+                continue
         detail = f" max abs err {o.max_abs_error:.2g}" if o.max_abs_error is not None else ""
         if o.bound is not None and o.grade != "bit-identical":
             # (both absolute first, then both as parts of the range: a relative bound beside an

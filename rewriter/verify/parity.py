@@ -843,11 +843,13 @@ def run_source_in_session(model_dir: Path, tags: list[str], calls: list[Any]) ->
     """Load the source as a C++ loader does (restore op, then a session: what TF Serving runs, here
     through the installed TF's TF1 loader) and run each call; signature -> its error, if any."""
     import tensorflow as tf
+    from tensorflow.python.util import deprecation
 
     errors: dict[str, str] = {}
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         try:
-            tf.compat.v1.saved_model.loader.load(session, tags, str(model_dir))
+            with deprecation.silence():  # TF's notice that the TF1 loader is deprecated is not ours to print
+                tf.compat.v1.saved_model.loader.load(session, tags, str(model_dir))
         except Exception as error:  # the source does not load this way at all
             return {call.key: f"does not load: {str(error).splitlines()[0]}" for call in calls}
         for call in calls:
