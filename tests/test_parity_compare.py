@@ -273,3 +273,13 @@ def test_a_signature_that_fails_is_printed_once_with_its_error() -> None:
     text = stream.getvalue()
     assert text.count("<no registered kernels>") == 2  # once for serve, once for other
     assert "serve/b [] (the same error as serve/a)" in text and "serve/c [] (the same error as serve/a)" in text
+
+
+def test_a_mismatch_that_only_reorders_the_values_says_so() -> None:
+    """sweep-II: TF 2.3's eigvals returned the same eigenvalues as TF 2.21's in another order."""
+    expected = np.array([[3.546, 0.2, 1.0], [2.0, 1.0, 0.5]], np.float32)
+    bound = _bound(expected, movement=1e-6)
+    reordered = _compare("s", "o", expected, expected[:, [1, 0, 2]].copy(), None, bound)
+    assert reordered.grade == "mismatch" and "the expected values in another order" in reordered.message
+    wrong = _compare("s", "o", expected, expected[:, [1, 0, 2]] * np.float32(1.01), None, bound)
+    assert wrong.grade == "mismatch" and "another order" not in wrong.message
