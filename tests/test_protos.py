@@ -71,3 +71,41 @@ def test_any_keeps_tensorflows_type_urls() -> None:
     assert packed.type_url == "type.googleapis.com/tensorflow.SavedUserObject"
     back = saved_object_graph_pb2.SavedUserObject()
     assert packed.Unpack(back) and back.identifier == "x"
+
+
+def test_packed_is_worked_out_alike_without_is_packed() -> None:
+    """protobuf before 5.28 (what TF 2.12-2.17 environments hold) has no FieldDescriptor.is_packed:
+    messages.is_packed works it out from the field's options and its file's syntax, and agrees with
+    is_packed on every repeated number field of every shipped message (the source schema it serves)."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    from rewriter.protos import saved_model_pb2
+    from rewriter.savedmodel.messages import is_packed, is_repeated
+
+    class WithoutIsPacked:  # a field descriptor as protobuf 4.x has it
+        def __init__(self, field: object) -> None:
+            self._field = field
+
+        def __getattr__(self, name: str) -> object:
+            if name == "is_packed":
+                raise AttributeError(name)
+            return getattr(self._field, name)
+
+    def fields(message: object, seen: set[str]) -> list[object]:
+        if message.full_name in seen:  # type: ignore[attr-defined]
+            return []
+        seen.add(message.full_name)  # type: ignore[attr-defined]
+        found = []
+        for field in message.fields:  # type: ignore[attr-defined]
+            found.append(field)
+            if field.message_type is not None:
+                found += fields(field.message_type, seen)
+        return found
+
+    seen: set[str] = set()
+    every = fields(saved_model_pb2.SavedModel.DESCRIPTOR, seen)
+    unpackable = {FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP}
+    repeated = [f for f in every if is_repeated(f) and f.type not in unpackable]  # type: ignore[attr-defined]  # (packable ones)
+    assert len(repeated) > 10  # (tensor_shape dims, TensorProto's *_val, int lists of attrs, ...)
+    for field in repeated:
+        assert is_packed(WithoutIsPacked(field)) == field.is_packed, field.full_name  # type: ignore[attr-defined]

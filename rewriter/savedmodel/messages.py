@@ -10,7 +10,7 @@ from itertools import compress, count, repeat
 from operator import attrgetter, methodcaller, ne
 from typing import Any, Callable, Collection, Iterable, Iterator
 
-from google.protobuf import descriptor, message, message_factory
+from google.protobuf import descriptor, descriptor_pb2, message, message_factory
 
 
 def reachable_types(desc: Any) -> list[Any]:
@@ -167,10 +167,28 @@ def _entering(fd: Any, wanted: frozenset[str]) -> tuple[frozenset[str], str]:
 
 
 def is_repeated(fd: Any) -> bool:
+    """Whether a field is repeated, on every protobuf the package allows (>= 4.21): protobuf 6
+    has `is_repeated` and no `label`; older releases only `label`."""
     flag = getattr(fd, "is_repeated", None)
     if flag is not None:
         return bool(flag)
     return bool(fd.label == descriptor.FieldDescriptor.LABEL_REPEATED)
+
+
+def is_packed(fd: Any) -> bool:
+    """Whether a repeated scalar field is written packed: `is_packed` from protobuf 5.28 on;
+    before it (TF 2.12-2.17 pin protobuf 4.x), its `packed` option if set, else whether its file
+    is proto3 (which packs repeated numbers by default; proto2 does not)."""
+    flag = getattr(fd, "is_packed", None)
+    if flag is not None:
+        return bool(flag)
+    options = fd.GetOptions()
+    if options.HasField("packed"):
+        return bool(options.packed)
+    syntax = getattr(fd.file, "syntax", None)  # (protobuf 4.x has it; read from the file's bytes where not)
+    if syntax is None:
+        syntax = descriptor_pb2.FileDescriptorProto.FromString(fd.file.serialized_pb).syntax or "proto2"
+    return bool(syntax == "proto3")
 
 
 MISSING = object()

@@ -43,6 +43,7 @@ from google.protobuf import any_pb2, descriptor, descriptor_pb2, descriptor_pool
 
 from rewriter.findings import Finding
 from rewriter.runtimes.protowire import read_varint, write_varint
+from rewriter.savedmodel.messages import is_packed, is_repeated
 from rewriter.targets.releases import Release, parse_release
 
 FORMAT = 1
@@ -251,19 +252,11 @@ def _items(source_field: Any, value: Any, path: str) -> Iterator[tuple[str, Any]
     if _is_map(source_field):
         for key in sorted(value):
             yield f"{path}[{key!r}]", value[key]
-    elif _is_repeated(source_field):
+    elif is_repeated(source_field):
         for index, item in enumerate(value):
             yield f"{path}[{index}]", item
     else:
         yield path, value
-
-
-def _is_repeated(source_field: Any) -> bool:
-    # protobuf 6 has `is_repeated` and no `label`; older releases only `label`.
-    flag = getattr(source_field, "is_repeated", None)
-    if flag is not None:
-        return bool(flag)
-    return bool(source_field.label == FieldDescriptor.LABEL_REPEATED)
 
 
 def _unknown_field_numbers(msg: message.Message) -> list[int]:
@@ -377,7 +370,7 @@ def _strict_message(proto: descriptor_pb2.DescriptorProto, prefix: str, schema: 
         # so known fields re-encode to the very bytes they were parsed from (may_have_problems).
         if field_proto.label == field_proto.LABEL_REPEATED and field_proto.type in _PACKABLE:
             source_field = source.fields_by_number.get(field_proto.number) if source is not None else None
-            field_proto.options.packed = bool(source_field.is_packed) if source_field is not None else True
+            field_proto.options.packed = is_packed(source_field) if source_field is not None else True
         if field_proto.proto3_optional:  # proto2 has explicit presence: no synthetic oneof
             field_proto.ClearField("proto3_optional")
             field_proto.ClearField("oneof_index")
