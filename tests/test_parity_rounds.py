@@ -83,3 +83,23 @@ def test_a_deterministic_model_is_measured() -> None:
     x = np.array([1.0, 2.0, 3.0], np.float32)
     run = run_rounds(run_batch, {"f": {"x": x}}, None, {"f": "float32"})
     assert run.notes == {} and run.movements["f"]["y"] is not None
+
+
+def test_a_source_that_reads_unrestored_variables_is_not_told_to_pass_inputs() -> None:
+    """sweep-III P2: a Keras 3 model held by a tf.Module fails in a C++ loader on every strategy
+    ('Could not find variable ...'), and the advice was --inputs, which cannot help."""
+    def run_batch(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+        return ["Could not find variable sequential/dense/kernel. This could mean that the variable has been deleted."
+                for _ in batch]
+
+    x = np.array([1.0], np.float32)
+    run = run_rounds(run_batch, {"f": {"x": x}}, {"f": [Candidate("graph", {"x": x}), Candidate("random", {"x": x})]},
+                     None, where="TensorFlow 2.17.1's C++ loader")
+    error = run.outputs["f"]["__error__"]
+    assert "--source-runtime installed" in error and "--inputs" not in error
+
+    def failing(replay: Batch, batch: Batch) -> list[dict[str, np.ndarray] | str]:
+        return ["assertion failed: x > 0" for _ in batch]
+
+    assert run_rounds(failing, {"f": {"x": x}}, None, None).outputs["f"]["__error__"].endswith(
+        "pass valid inputs with --inputs")

@@ -437,7 +437,7 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                         continue
                     run.strategies[key] = {"strategy": None, "failed": tried[key]}
                     run.outputs[key] = {"__error__": f"the source fails{' in ' + where if where else ''} on every input "
-                                                     f"strategy tried ({'; '.join(tried[key])}); pass valid inputs with --inputs"}
+                                                     f"strategy tried ({'; '.join(tried[key])}); {_advice(tried[key])}"}
                 continue
             empty = _vacuous(result)
             if empty and fallback.get(key) != -1:
@@ -475,6 +475,20 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
                     _measure_weights_too(run, key, values, result, run_moved_weights(key, values, precisions[key], rng))
         pending = still
     return run
+
+
+# The errors of a source that no input changes: a variable its restore does not fill (a Keras 3
+# model held by a tf.Module, saved by tf.saved_model.save: only TF's Python loader serves it).
+_UNRESTORED = ("Could not find variable", "uninitialized value")
+
+
+def _advice(failures: list[str]) -> str:
+    """What the user can do when every input strategy failed in the source."""
+    if failures and all(any(mark in failure for mark in _UNRESTORED) for failure in failures):
+        return ("every call read a variable the source's restore does not fill, which no input changes: run the "
+                "source where it is served (--source-runtime installed, TF's Python loader) or give its outputs "
+                "with --expected")
+    return "pass valid inputs with --inputs"
 
 
 def _vacuous(outputs: dict[str, np.ndarray]) -> str | None:
