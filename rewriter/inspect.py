@@ -10,7 +10,7 @@ from rewriter.savedmodel.attr_values import type_name
 from rewriter.savedmodel.model import build_scopes
 from rewriter.pipeline import source_release_of
 from rewriter.targets.registry import load_registry
-from rewriter.targets.releases import parse_release
+from rewriter.targets.releases import Release, parse_release
 from rewriter.savedmodel.files import read_saved_model
 from rewriter.verify.validator import validate_scopes
 
@@ -19,6 +19,26 @@ def _shape(info: Any) -> str:
     if info.tensor_shape.unknown_rank:
         return "unknown rank"
     return "(" + ", ".join(str(d.size) if d.size >= 0 else "?" for d in info.tensor_shape.dim) + ")"
+
+
+def _schema_lines(proto: Any, target: Release) -> list[str]:
+    """The fields, enum values and messages of saved_model.pb that the target's protobuf schema
+    lacks (what the object-graph rules handle; `check` says what no rule does), each with the rules
+    that handle it for the target."""
+    from rewriter.rules.object_graph_loader import load_object_graph_rules
+    from rewriter.savedmodel.files import SAVED_MODEL_PB
+    from rewriter.verify.schema_check import check_message
+
+    findings = check_message(proto, target, SAVED_MODEL_PB)
+    if not findings:
+        return [f"\nschema: TensorFlow {target}'s protobuf schema knows every field saved_model.pb holds"]
+    rules = [rule for rule in load_object_graph_rules() if rule.applies_to(target)]
+    lines = [f"\nschema: saved_model.pb holds {len({f.op for f in findings})} field(s) or value(s) TensorFlow "
+             f"{target}'s protobuf schema lacks (object-graph rules; `tfdowngrade check` says what no rule handles)"]
+    for name in sorted({f.op for f in findings}):
+        handled = [rule.id for rule in rules if name in rule.handles_fields]
+        lines.append(f"    {name}: " + (", ".join(f"rule {rule}" for rule in handled) if handled else "no rule"))
+    return lines
 
 
 def describe(input_dir: Path, to: str | None) -> str:
@@ -46,6 +66,8 @@ def describe(input_dir: Path, to: str | None) -> str:
             lines.append(f"  against TensorFlow {target}: {len(findings)} problem(s)")
             for (kind, op, what), n in sorted(missing.items()):
                 lines.append(f"    {kind}: {op}: {what} (×{n})")
+    if to:
+        lines += _schema_lines(files.proto, parse_release(to))
     files_list = ", ".join(files.other_files) or "none"
     lines.append(f"\nfiles: {files.pb_name}, {files_list}")
     return "\n".join(lines) + "\n"

@@ -65,6 +65,12 @@ def test_inspect_shows_signatures_and_missing_ops() -> None:
     assert "signature 'serving_default'" in result.stdout
     assert "unknown-op: DisableCopyOnRead" in result.stdout
     assert "unknown-attr: VarHandleOp" in result.stdout
+    # the object graph too: fields TF 2.3's schema lacks, each with the rule that handles it (a
+    # helper's sweep: inspect showed two problems, then check refused on a field it never named)
+    assert "TensorFlow 2.3's protobuf schema lacks" in result.stdout
+    assert "tensorflow.SavedBareConcreteFunction.function_spec: rule bare-concrete-function-function-spec" in result.stdout
+    newest = run_cli("inspect", fixture_dir("tf_module"), "--to", "2.20")
+    assert "TensorFlow 2.20's protobuf schema knows every field saved_model.pb holds" in newest.stdout
 
 
 def test_rules_list_and_show() -> None:
