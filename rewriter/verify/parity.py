@@ -421,11 +421,11 @@ def run_rounds(run_batch: BatchRunner, inputs: dict[str, dict[str, np.ndarray]],
         failed_before = False  # a reference call of this batch before this one failed
         for index, key in enumerate(pending):
             result = results[index]
-            if failed_before and not isinstance(result, str):
-                still.append(key)  # ran on whatever the failed call left: run again, same strategy
+            if failed_before:
+                still.append(key)  # ran on whatever the failed call left (passed or not): again, same strategy
                 continue
-            failed_before = failed_before or isinstance(result, str)
             if isinstance(result, str):
+                failed_before = True
                 tried[key].append(f"{chosen[key].strategy}: {_first_line(result)}")
                 attempt[key] += 1
                 if attempt[key] < len(options[key]):
