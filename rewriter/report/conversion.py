@@ -181,6 +181,10 @@ def _pinned_words(pinned: list[str]) -> str:
             "since they draw other numbers on every run; OUT keeps them unseeded")
 
 
+# A match whose bound is at least this part of the output's range says so on its line.
+LOOSE_BOUND_OF_RANGE = 0.01
+
+
 def _strategy_words(fed: dict[str, Any]) -> str:
     """Which input strategy fed a signature (rewriter/verify/input_synthesis.py), in words."""
     strategy = fed.get("strategy")
@@ -288,6 +292,9 @@ def print_summary(report: Report, stream: TextIO = sys.stdout) -> None:
             # absolute error read as a pass above the bound)
             detail += (f", noise bound {_num(o.bound)} ({_num(o.error_of_range)} and {_num(o.bound_of_range)} "
                        f"of the range, {o.precision})")
+            if o.status == "match" and o.bound_of_range is not None and o.bound_of_range >= LOOSE_BOUND_OF_RANGE:
+                # (said in the line, not only in the report's bound_origin: the match is this weak)
+                detail += f"; errors under {_num(o.bound_of_range)} of the range cannot be seen here"
         elif o.rtol is not None:
             detail += f" (--rtol {o.rtol:g} / --atol {o.atol:g})"
         extra = f" ({o.message})" if o.message else ""

@@ -56,12 +56,13 @@ _NUMPY_OF = {
 
 
 GRADES = ("bit-identical", "within-noise", "within-tolerance", "mismatch", "unprovable")
-# An output whose measured noise bound reaches its whole range: an output of zeros would pass, so
-# a match there would prove nothing (an ill-conditioned eigenproblem, or randomness that the
-# same-input runs did not show). Not a match: OUT is written only when proven.
-UNPROVABLE = ("the model's own noise spans this output's range: the noise bound {bound:.3g} is {of_range:.2g} of its "
-              "range {scale:.3g}, so any output of that size would pass, and no comparison on these inputs can tell a "
-              "right output from a wrong one. Pass --inputs on which the model is well-conditioned, or accept a "
+# An output whose measured noise bound reaches noise.UNPROVABLE_OF_RANGE of its range: a wrong output
+# that close would pass (an ill-conditioned eigenproblem, float16 logits on inputs the model never
+# sees, randomness the same-input runs did not show). Not a match: OUT is written only when proven.
+UNPROVABLE = ("the model's own noise on these inputs is {of_range:.2g} of this output's range (noise bound {bound:.3g}, "
+              "range {scale:.3g}), at or over the {limit:g} a comparison needs to see real errors: a wrong output that "
+              "close would pass, so a match here proves nothing. Pass --inputs like the model's real inputs (images in "
+              "0-255 rather than generated standard-normal values), where it is better conditioned, or accept a "
               "tolerance you choose with --rtol/--atol")
 # The message of an output with no elements: its dtype and shape matched, and no value was compared.
 EMPTY_OUTPUT = "no elements: only its dtype and shape were compared"
@@ -993,9 +994,10 @@ def _grade(signature: str, output: str, expected: np.ndarray, actual: np.ndarray
     if bound.labels is not None:
         return _compare_by_class(result, diff, bound)
     _state_bound(result, bound)
-    if bound.scale and bound.bound >= bound.scale:
+    if bound.scale and bound.bound >= noise.UNPROVABLE_OF_RANGE * bound.scale:
         result.status, result.grade = "mismatch", "unprovable"
-        result.message = UNPROVABLE.format(bound=bound.bound, of_range=bound.bound / bound.scale, scale=bound.scale)
+        result.message = UNPROVABLE.format(bound=bound.bound, of_range=bound.bound / bound.scale, scale=bound.scale,
+                                           limit=noise.UNPROVABLE_OF_RANGE)
         return result
     if result.max_abs_error is not None and result.max_abs_error <= bound.bound:
         result.grade = "within-noise"
@@ -1037,11 +1039,13 @@ def _compare_by_class(result: OutputResult, diff: np.ndarray, bound: NoiseBound)
     result.bound_origin = bound.origin
     differing = set(np.unique(bound.labels[diff > 0]).tolist())
     spanning = [label for label, judged_class in enumerate(bound.classes)
-                if label in differing and judged_class.scale and judged_class.bound >= judged_class.scale]
+                if label in differing and judged_class.scale
+                and judged_class.bound >= noise.UNPROVABLE_OF_RANGE * judged_class.scale]
     if used[at] <= 1.0 and spanning:  # a class whose differing elements no bound can judge
         wide = bound.classes[spanning[0]]
         result.status, result.grade = "mismatch", "unprovable"
-        result.message = UNPROVABLE.format(bound=wide.bound, of_range=wide.bound / wide.scale, scale=wide.scale)
+        result.message = UNPROVABLE.format(bound=wide.bound, of_range=wide.bound / wide.scale, scale=wide.scale,
+                                           limit=noise.UNPROVABLE_OF_RANGE)
     elif used[at] <= 1.0:
         result.grade = "within-noise"
     else:
