@@ -197,6 +197,10 @@ class Constraint:
     lookups: list[str] = field(default_factory=list)  # the table lookups (LookupTableFindV2) it is the keys of
     positive_definite: bool = False  # matrices (the last two axes) a Cholesky factorizes
     text: bool = False  # strings nothing else constrains: words and phrases, from the model's vocabulary too
+    # Floats the model first scales by about 1 / pixels (a Rescaling: x / 255, x / 127.5 - 1): an
+    # image's whole numbers 0..pixels. Standard-normal values there are nearly one grey image, which
+    # pushed a MobileNetV3's logits to 1650 (7 on images) and hid weight changes (a helper's sweep).
+    pixels: int | None = None
     reasons: list[str] = field(default_factory=list)
 
     def fix(self, axis: int, size: int, reason: str) -> None:
@@ -391,6 +395,12 @@ _RESOURCE_SCATTER = {"ResourceScatterUpdate", "ResourceScatterAdd", "ResourceSca
                      "ResourceScatterDiv", "ResourceScatterMin", "ResourceScatterMax"}
 
 
+# Ops that scale a float input by a constant, and the largest scale read as a Rescaling of pixels
+# (1/16: Keras' x / 255 and x / 127.5 - 1, not a model's ordinary constant factors).
+_SCALES = ("Mul", "RealDiv", "Div")
+_PIXEL_SCALE = 1.0 / 16
+
+
 def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: Constraint,
                names: dict[str, str]) -> None:
     op = node.op
@@ -423,6 +433,20 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
             constraint.reasons.append(f"indexes a tensor of shape {dims} in {where}")
         else:
             constraint.bound(1, f"indexes a tensor of unrecorded shape in {where}")
+    elif op in _SCALES and (op == "Mul" or index == 0) and index in (0, 1) and len(node.input) == 2:
+        factor = _const_value(graph, scope, node.input[1 - index])
+        cast = scope.nodes.get(node_of(node.input[1 - index]))
+        if factor is None and cast is not None and cast.op == "Cast" and cast.input:
+            factor = _const_value(graph, scope, cast.input[0])  # a mixed-precision Rescaling casts its scale
+        if factor is not None and factor.size == 1 and factor.dtype.kind == "f" and float(factor.ravel()[0]):
+            scale = abs(float(factor.ravel()[0]))
+            scale = scale if op == "Mul" else 1.0 / scale
+            if scale <= _PIXEL_SCALE:
+                # 8-bit pixels for the usual scales (1 / 255, and 1 / 127.5 with an offset of -1),
+                # else as many levels as the scale says (1 / 65535: 16-bit images)
+                top = 255 if 1.0 / scale <= 256 else int(round(1.0 / scale))
+                constraint.pixels = top if constraint.pixels is None else min(constraint.pixels, top)
+                constraint.reasons.append(f"scaled by {scale:.4g} in {where}: pixel values 0..{top}, as a Rescaling reads")
     elif op == "Cholesky" and index == 0:
         constraint.positive_definite = True
         constraint.reasons.append(f"symmetric positive definite matrices for {where}")
@@ -1138,6 +1162,8 @@ def graph_values(signature: Any, found: dict[str, Constraint], base: dict[str, n
             values[key] = _strings(shape, lambda: _wav(rng.integers(-3000, 3000, (samples, channels)).astype("<i2")))
         elif c.numeric and dtype == object:
             values[key] = _number_strings(shape, rng)
+        elif c.pixels is not None and dtype.kind == "f":
+            values[key] = rng.integers(0, c.pixels + 1, shape).astype(dtype)
         elif c.positive_definite and dtype.kind == "f" and len(shape) >= 2 and shape[-1] == shape[-2]:
             # a a^T / n + I: symmetric, its eigenvalues at least 1 (a random matrix is not positive
             # definite: TF 2.4 on fills a failed factorization with NaN where TF 2.3 raises).
