@@ -167,7 +167,7 @@ def _entering(fd: Any, wanted: frozenset[str]) -> tuple[frozenset[str], str]:
 
 
 def is_repeated(fd: Any) -> bool:
-    """Whether a field is repeated, on every protobuf the package allows (>= 4.21): protobuf 6
+    """Whether a field is repeated, on every protobuf the package allows (>= 4.22): protobuf 6
     has `is_repeated` and no `label`; older releases only `label`."""
     flag = getattr(fd, "is_repeated", None)
     if flag is not None:

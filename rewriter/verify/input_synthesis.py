@@ -336,6 +336,10 @@ def _const_value(graph: _Graph, scope: _Scope, ref: str) -> np.ndarray | None:
     node = scope.nodes.get(name)
     if node is not None and node.op == "Identity" and node.input:
         return _const_value(graph, scope, node.input[0])
+    if node is not None and node.op == "Cast" and node.input:  # a constant cast (mixed precision's scales)
+        value = _const_value(graph, scope, node.input[0])
+        dtype = tensors.numpy_dtype(node.attr["DstT"].type)
+        return value.astype(dtype) if value is not None and dtype is not None else None
     return _const_array(node)
 
 
@@ -435,9 +439,6 @@ def _constrain(graph: _Graph, scope: _Scope, node: Any, index: int, constraint: 
             constraint.bound(1, f"indexes a tensor of unrecorded shape in {where}")
     elif op in _SCALES and (op == "Mul" or index == 0) and index in (0, 1) and len(node.input) == 2:
         factor = _const_value(graph, scope, node.input[1 - index])
-        cast = scope.nodes.get(node_of(node.input[1 - index]))
-        if factor is None and cast is not None and cast.op == "Cast" and cast.input:
-            factor = _const_value(graph, scope, cast.input[0])  # a mixed-precision Rescaling casts its scale
         if factor is not None and factor.size == 1 and factor.dtype.kind == "f" and float(factor.ravel()[0]):
             scale = abs(float(factor.ravel()[0]))
             scale = scale if op == "Mul" else 1.0 / scale
